@@ -1,0 +1,50 @@
+/**
+ * jobhead's command line. `main.ts start [options]` runs the head (`deno task start`).
+ * @module
+ */
+import { ConfigError, parseConfig, startUsage } from "./modules/host/config.ts";
+import { startHead } from "./modules/host/head.ts";
+
+const USAGE = `Usage: main.ts <command>
+  start [options]   run the head (see: main.ts start --help)`;
+
+/** Runs the head until SIGTERM or SIGINT. */
+async function runHead(args: string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(startUsage());
+    return 0;
+  }
+  let config;
+  try {
+    config = parseConfig(args, Deno.env.toObject());
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`jobhead: ${err.message}`);
+    return 2;
+  }
+  // A stray rejection is a bug to log, never a reason to take the head and its API down.
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    console.error("jobhead: unhandled rejection:", event.reason);
+  });
+  const head = await startHead(config);
+  console.log(`jobhead listening on ${head.info.address}`);
+  const stop = () => head.shutdown();
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
+  await head.finished;
+  await head.shutdown();
+  return 0;
+}
+
+if (import.meta.main) {
+  const [command, ...rest] = Deno.args;
+  let code: number;
+  if (command === "start") {
+    code = await runHead(rest);
+  } else {
+    console.error(USAGE);
+    code = command === undefined || command === "--help" ? 0 : 2;
+  }
+  Deno.exit(code);
+}

@@ -1,0 +1,327 @@
+/**
+ * Supervised processes (actors): a shell command run under a small `sh` supervisor in
+ * its own session and process group, its output appended straight to a log file, its
+ * exit recorded in a file the head reads, and the whole group fate-shared with the
+ * supervisor through a watchdog. The head may die and come back: the processes do not
+ * notice, and `adopt()` picks them up again.
+ */
+import { setTimeout as delay } from "node:timers/promises";
+import { join } from "node:path";
+import { findProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
+
+/**
+ * The supervisor, run by `sh` (dash) as the leader of a new session.
+ * $1 exit file, $2 fifo, $3 log file, $4 the command.
+ *
+ * The watchdog is a subshell blocked reading a fifo whose only writer is the
+ * supervisor (fd 9, closed for the command). When the supervisor ends, however it
+ * ends, the read returns: the watchdog notes a death the supervisor could not
+ * report, then kills the whole group, which also cleans up stragglers after a normal
+ * exit. The supervisor traps TERM so that a stop (TERM to the group) still lets it
+ * record the command's status; the trap is reset for the command itself.
+ */
+const SUPERVISOR_SCRIPT = `
+exec >>"$3" 2>&1 </dev/null
+mkfifo "$2" || { echo "jobhead: cannot create the supervisor fifo $2"; exit 125; }
+(
+  trap '' TERM INT HUP
+  read _ <"$2"
+  [ -s "$1" ] || echo died >"$1"
+  kill -KILL 0
+) &
+exec 9>"$2"
+trap : TERM INT HUP
+sh -c "$4" 9>&-
+echo "exit $?" >"$1"
+`;
+
+/** The environment variable every process of an actor carries; stops sweep by it. */
+export const ACTOR_ENV = "JOBHEAD_ACTOR_ID";
+
+/**
+ * Fifos live apart from the watched exit files: the file watcher must never open a
+ * fifo, which blocks until a writer appears.
+ */
+const FIFO_DIR = "fifo";
+
+/** How often adopted supervisors are checked for a death no watchdog could report. */
+const SAFETY_CHECK_MS = 5_000;
+
+/** The largest signal number: shells report a death by signal N as status 128 + N. */
+const MAX_SIGNAL = 64;
+
+/** How a supervised command ended. */
+export type ExitReason =
+  /** The command exited; `code` is its status, or -N for a death by signal N. */
+  | { kind: "exited"; code: number; endTime: number }
+  /** The supervisor died (killed, crashed) before the command ended; the group died with it. */
+  | { kind: "died"; endTime: number };
+
+/** What to run under a supervisor. */
+export interface SpawnOptions {
+  /** Actor id: unique among live actors, safe as a file name. */
+  id: string;
+  /** Shell command, run with `/bin/sh -c`. */
+  command: string;
+  /** File the command's stdout and stderr are appended to. */
+  logPath: string;
+  cwd?: string;
+  /** Added to the head's environment. */
+  env?: Record<string, string>;
+}
+
+/** Identity of a supervisor process, stored so a later head can adopt it. */
+export interface SupervisorIdentity {
+  pid: number;
+  startTicks: number;
+}
+
+/** A supervised process group, spawned or adopted by this head. */
+export class SupervisedProcess {
+  /** Actor id. */
+  readonly id: string;
+  /** Pid of the supervisor: also the process group and session id. */
+  readonly pid: number;
+  readonly startTicks: number;
+  /** Settles once, with how the command ended. */
+  readonly exited: Promise<ExitReason>;
+  #resolve!: (reason: ExitReason) => void;
+  #settled = false;
+
+  constructor(id: string, identity: SupervisorIdentity) {
+    this.id = id;
+    this.pid = identity.pid;
+    this.startTicks = identity.startTicks;
+    this.exited = new Promise((resolve) => this.#resolve = resolve);
+  }
+
+  /** Whether `exited` has settled. */
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  /** Settles `exited`; later calls are ignored. */
+  settle(reason: ExitReason): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#resolve(reason);
+  }
+}
+
+/**
+ * Spawns, watches, stops and re-adopts supervised process groups. One instance per
+ * head; `start()` before use, `close()` at shutdown (supervised processes keep running).
+ */
+export class Supervisor {
+  #runDir: string;
+  #live = new Map<string, SupervisedProcess>();
+  #abort = new AbortController();
+  #watcher?: Deno.FsWatcher;
+
+  /** `runDir` holds each actor's exit file and fifo until `release()`. */
+  constructor(runDir: string) {
+    this.#runDir = runDir;
+  }
+
+  /** Starts watching exit files; call once before spawning or adopting. */
+  async start(): Promise<void> {
+    await Deno.mkdir(join(this.#runDir, FIFO_DIR), { recursive: true });
+    this.#watcher = Deno.watchFs(this.#runDir, { recursive: false });
+    this.#watchExitFiles(this.#watcher);
+    this.#safetyCheck();
+  }
+
+  /** Stops watching; supervised processes keep running. Safe to call twice. */
+  close(): void {
+    this.#abort.abort();
+    try {
+      this.#watcher?.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  /**
+   * Runs `options.command` under a new supervisor. Throws if the supervisor cannot be
+   * launched (the command's own failures show in its exit code and log).
+   */
+  spawn(options: SpawnOptions): SupervisedProcess {
+    const exitPath = this.#exitPath(options.id);
+    // A stale exit file from an earlier actor of the same id would end this one at once.
+    try {
+      Deno.removeSync(exitPath);
+    } catch {
+      // none
+    }
+    const child = new Deno.Command("setsid", {
+      args: [
+        "sh",
+        "-c",
+        SUPERVISOR_SCRIPT,
+        "jobhead-supervisor",
+        exitPath,
+        this.#fifoPath(options.id),
+        options.logPath,
+        options.command,
+      ],
+      cwd: options.cwd,
+      env: { ...options.env, [ACTOR_ENV]: options.id },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const startTicks = readStat(child.pid)?.startTicks ?? 0;
+    const process = new SupervisedProcess(options.id, { pid: child.pid, startTicks });
+    this.#live.set(options.id, process);
+    // Our own child: its status is the fastest word of its end; the file says how.
+    child.status.then(() => this.#settleFromFile(process, { final: true }));
+    return process;
+  }
+
+  /**
+   * Takes over a supervisor a previous head started. Resolves to a process whose
+   * `exited` is already settled if it ended meanwhile (with its real exit code and end
+   * time when it could record them).
+   */
+  async adopt(id: string, identity: SupervisorIdentity): Promise<SupervisedProcess> {
+    const process = new SupervisedProcess(id, identity);
+    // Register first, so an exit file written from now on is seen by the watcher.
+    this.#live.set(id, process);
+    await this.#settleFromFile(process, { final: false });
+    if (!process.settled && !isSameLiveProcess(identity.pid, identity.startTicks)) {
+      await this.#settleFromFile(process, { final: true });
+    }
+    return process;
+  }
+
+  /**
+   * Stops a supervised group: SIGTERM to the group (and to escaped processes), SIGKILL
+   * after `graceMs`, and a last sweep for escapees. Resolves once the command has
+   * ended. Safe to repeat.
+   */
+  async stop(process: SupervisedProcess, graceMs: number): Promise<ExitReason> {
+    const timer = new AbortController();
+    if (!process.settled) {
+      sendSignal(-process.pid, "SIGTERM");
+      this.#signalEscapees(process.id, "SIGTERM").catch((err) => {
+        console.error(`jobhead: sweeping the processes of "${process.id}" failed:`, err);
+      });
+      delay(graceMs, undefined, { signal: timer.signal }).then(
+        () => this.#killGroup(process),
+        () => {}, // cancelled: the command ended in time
+      );
+    }
+    const reason = await process.exited;
+    timer.abort();
+    await this.#signalEscapees(process.id, "SIGKILL");
+    return reason;
+  }
+
+  /**
+   * Kills the supervisor itself, as an actor kill does: at once with `force`, else with
+   * SIGTERM to the group and SIGKILL after `graceMs`. The watchdog takes the group down.
+   */
+  async kill(
+    process: SupervisedProcess,
+    options: { force: boolean; graceMs: number },
+  ): Promise<ExitReason> {
+    if (options.force) this.#killGroup(process);
+    else await this.stop(process, options.graceMs);
+    return process.exited;
+  }
+
+  /** Forgets a settled process and removes its files; call after its end is recorded. */
+  async release(process: SupervisedProcess): Promise<void> {
+    if (this.#live.get(process.id) === process) this.#live.delete(process.id);
+    for (const path of [this.#exitPath(process.id), this.#fifoPath(process.id)]) {
+      await Deno.remove(path).catch(() => {});
+    }
+  }
+
+  #exitPath(id: string): string {
+    return join(this.#runDir, `${id}.exit`);
+  }
+
+  #fifoPath(id: string): string {
+    return join(this.#runDir, FIFO_DIR, `${id}.fifo`);
+  }
+
+  #killGroup(process: SupervisedProcess): void {
+    sendSignal(-process.pid, "SIGKILL");
+    // SIGKILL cannot be caught: the group is gone, even when no one is left to record it.
+    this.#settleFromFile(process, { final: true });
+  }
+
+  /** SIGKILLs every process still carrying the actor's marker (those that left its group). */
+  killEscapees(id: string): Promise<void> {
+    return this.#signalEscapees(id, "SIGKILL");
+  }
+
+  async #signalEscapees(id: string, signal: Deno.Signal): Promise<void> {
+    for (const pid of await findProcessesByEnv(ACTOR_ENV, id)) sendSignal(pid, signal);
+  }
+
+  /**
+   * Settles `process` from its exit file. Without `final`, a missing or incomplete file
+   * means "not yet"; with it (the supervisor is known to be gone), it means it died.
+   */
+  async #settleFromFile(process: SupervisedProcess, options: { final: boolean }) {
+    if (process.settled) return;
+    const path = this.#exitPath(process.id);
+    let text = "";
+    let endTime = Date.now();
+    try {
+      text = await Deno.readTextFile(path);
+      endTime = (await Deno.stat(path)).mtime?.getTime() ?? endTime;
+    } catch {
+      // no file yet
+    }
+    const reason = parseExitFile(text, endTime);
+    if (reason) process.settle(reason);
+    else if (options.final) process.settle({ kind: "died", endTime });
+  }
+
+  async #watchExitFiles(watcher: Deno.FsWatcher): Promise<void> {
+    try {
+      for await (const event of watcher) {
+        for (const path of event.paths) {
+          if (!path.endsWith(".exit")) continue;
+          const id = path.slice(this.#runDir.length + 1, -".exit".length);
+          const process = this.#live.get(id);
+          if (process) this.#settleFromFile(process, { final: false });
+        }
+      }
+    } catch {
+      // closed
+    }
+  }
+
+  /** A missed file event, or a group killed from outside, must not leave a job running forever. */
+  async #safetyCheck(): Promise<void> {
+    const signal = this.#abort.signal;
+    while (!signal.aborted) {
+      try {
+        await delay(SAFETY_CHECK_MS, undefined, { signal });
+      } catch {
+        return;
+      }
+      for (const process of this.#live.values()) {
+        if (process.settled) continue;
+        const alive = isSameLiveProcess(process.pid, process.startTicks);
+        await this.#settleFromFile(process, { final: !alive });
+      }
+    }
+  }
+}
+
+/** Reads an exit file: "exit N" or "died"; undefined while it is missing or incomplete. */
+function parseExitFile(text: string, endTime: number): ExitReason | undefined {
+  if (!text.endsWith("\n")) return undefined;
+  const line = text.trim();
+  if (line === "died") return { kind: "died", endTime };
+  const match = /^exit (\d+)$/.exec(line);
+  if (!match) return undefined;
+  const status = Number(match[1]);
+  const code = status > 128 && status <= 128 + MAX_SIGNAL ? -(status - 128) : status;
+  return { kind: "exited", code, endTime };
+}

@@ -1,0 +1,133 @@
+/** The head's Hono app: authentication, body limits, and the one place errors become statuses. */
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
+import { ConflictError, InvalidStateError, NotFoundError } from "../../storage/errors.ts";
+import { TooLargeError, UnauthorizedError, ValidationError } from "./errors.ts";
+
+/** Options of `createApp()`. */
+export interface AppOptions {
+  /** When set, every `/api/*` request must carry it as a bearer token. */
+  token?: string;
+  /** Largest accepted request body, except for routes under `rawBodyPrefixes`. */
+  maxBodyBytes: number;
+  /** Path prefixes whose routes take bodies of their own size (uploads). */
+  rawBodyPrefixes?: string[];
+}
+
+/** The one place where an error becomes an HTTP status. */
+export function statusOf(err: unknown): ContentfulStatusCode {
+  if (err instanceof ValidationError) return 400;
+  if (err instanceof UnauthorizedError) return 401;
+  if (err instanceof NotFoundError) return 404;
+  if (err instanceof ConflictError) return 409;
+  if (err instanceof InvalidStateError) return 409;
+  if (err instanceof TooLargeError) return 413;
+  if (err instanceof HTTPException) return err.status as ContentfulStatusCode;
+  return 500;
+}
+
+const CODES: Record<number, string> = {
+  400: "BAD_REQUEST",
+  401: "UNAUTHORIZED",
+  404: "NOT_FOUND",
+  405: "METHOD_NOT_ALLOWED",
+  409: "CONFLICT",
+  413: "TOO_LARGE",
+  500: "INTERNAL",
+};
+
+/** The JSON body of an error response with `status`. */
+export function errorBody(status: number, message: string) {
+  return { error: { code: CODES[status] ?? `HTTP_${status}`, message } };
+}
+
+/** A Hono app with the head's middleware; modules' apps are mounted on it. */
+export function createApp(options: AppOptions): Hono {
+  const app = new Hono();
+  app.onError((err, c) => {
+    const status = statusOf(err);
+    if (status >= 500) console.error("jobhead: internal error:", err);
+    const message = status >= 500 ? "Internal server error" : err.message;
+    return c.json(errorBody(status, message), status);
+  });
+  app.notFound((c) => {
+    return c.json(errorBody(404, `No route for ${c.req.method} ${c.req.path}`), 404);
+  });
+  if (options.token) {
+    const token = options.token;
+    app.use("/api/*", async (c, next) => {
+      if (!hasToken(c, token)) {
+        throw new UnauthorizedError(
+          "A valid token is required: send the header 'Authorization: Bearer <token>'",
+        );
+      }
+      await next();
+    });
+  }
+  const limit = bodyLimit({
+    maxSize: options.maxBodyBytes,
+    onError: () => {
+      throw new TooLargeError(`Request body is over the limit of ${options.maxBodyBytes} bytes`);
+    },
+  });
+  const rawPrefixes = options.rawBodyPrefixes ?? [];
+  app.use("*", async (c, next) => {
+    if (rawPrefixes.some((prefix) => c.req.path.startsWith(prefix))) return await next();
+    return await limit(c, next);
+  });
+  return app;
+}
+
+function hasToken(c: Context, token: string): boolean {
+  const expected = `Bearer ${token}`;
+  for (const header of ["Authorization", "X-Ray-Authorization"]) {
+    const value = c.req.header(header);
+    if (value !== undefined && timingSafeEqual(value, expected)) return true;
+  }
+  return false;
+}
+
+function timingSafeEqual(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+/**
+ * Parses the JSON body with `schema`. Throws ValidationError naming the field for
+ * malformed JSON, wrong types and unknown fields.
+ */
+export async function readJson<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
+  let body: unknown;
+  try {
+    body = JSON.parse(await c.req.text());
+  } catch (err) {
+    if (err instanceof TooLargeError) throw err;
+    throw new ValidationError(`Request body is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseInput(schema, body, "body");
+}
+
+/** Parses `value` with `schema`; throws ValidationError naming the offending field. */
+export function parseInput<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+  what: string,
+): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const messages = result.error.issues.map((issue) => {
+    const path = issue.path.map(String).join(".");
+    if (issue.code === "unrecognized_keys") {
+      const fields = issue.keys.map((key) => `"${path ? `${path}.` : ""}${key}"`).join(", ");
+      return `unknown field ${fields}`;
+    }
+    return `${path || what}: ${issue.message}`;
+  });
+  throw new ValidationError(`Invalid request: ${messages.join("; ")}`);
+}

@@ -1,0 +1,142 @@
+/** The head's configuration: command-line flags, each with an environment twin (DESIGN.md). */
+import { parseArgs } from "node:util";
+
+/** Everything the head is configured with. */
+export interface HeadConfig {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Holds the KV file, the logs and the supervisors' run files. */
+  dataDir: string;
+  /** Bearer token; required when listening on a non-loopback address. */
+  token?: string;
+  /** Load only the modules marked minimal. */
+  minimal: boolean;
+  /** Operators' modules: paths or import specifiers. */
+  modules: string[];
+  /** Default grace between SIGTERM and SIGKILL when stopping a job. */
+  stopGraceMs: number;
+  /** Largest accepted JSON request body. */
+  maxBodyBytes: number;
+}
+
+/** A configuration problem, reported to the operator as is. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Default grace between SIGTERM and SIGKILL on stop (API.md: 3 s). */
+export const DEFAULT_STOP_GRACE_MS = 3_000;
+/** Default limit on JSON request bodies. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+const USAGE = `Usage: main.ts start [options]
+  --host HOST           address to listen on (JOBHEAD_HOST, default 127.0.0.1)
+  --port PORT           port, 0 for a free one (JOBHEAD_PORT, default 8265)
+  --data-dir DIR        KV file, logs and run files (JOBHEAD_DATA_DIR, default ./.jobhead)
+  --token TOKEN         bearer token required on every API call (JOBHEAD_AUTH_TOKEN)
+  --token-file FILE     read the token from FILE
+  --minimal             load only the minimal modules (JOBHEAD_MINIMAL=1)
+  --module SPEC         load an operator's module by path or specifier; repeatable
+                        (JOBHEAD_MODULES, comma-separated)
+  --stop-wait-s SECONDS grace between SIGTERM and SIGKILL on stop (JOBHEAD_STOP_WAIT_S, default 3)
+  --max-body-bytes N    largest JSON request body (JOBHEAD_MAX_BODY_BYTES, default 1048576)`;
+
+/** The usage text of `main.ts start`. */
+export function startUsage(): string {
+  return USAGE;
+}
+
+/**
+ * Builds the configuration from `args` (flags win) and `env`.
+ * Throws ConfigError with a message for the operator.
+ */
+export function parseConfig(args: string[], env: Record<string, string | undefined>): HeadConfig {
+  let flags;
+  try {
+    flags = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        host: { type: "string" },
+        port: { type: "string" },
+        "data-dir": { type: "string" },
+        token: { type: "string" },
+        "token-file": { type: "string" },
+        minimal: { type: "boolean" },
+        module: { type: "string", multiple: true },
+        "stop-wait-s": { type: "string" },
+        "max-body-bytes": { type: "string" },
+      },
+    }).values;
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}\n${USAGE}`);
+  }
+  const host = flags.host ?? env.JOBHEAD_HOST ?? "127.0.0.1";
+  const port = parseNumber("port", flags.port ?? env.JOBHEAD_PORT ?? "8265", { max: 65535 });
+  const token = readToken(flags.token, flags["token-file"], env.JOBHEAD_AUTH_TOKEN);
+  if (!token && !isLoopback(host)) {
+    throw new ConfigError(
+      `Refusing to listen on ${host} without a token: anyone who can reach it could run ` +
+        `commands on this machine. Set one with --token, --token-file or JOBHEAD_AUTH_TOKEN, ` +
+        `or listen on 127.0.0.1.`,
+    );
+  }
+  const envModules = (env.JOBHEAD_MODULES ?? "").split(",").map((m) => m.trim()).filter(Boolean);
+  return {
+    host,
+    port,
+    dataDir: flags["data-dir"] ?? env.JOBHEAD_DATA_DIR ?? "./.jobhead",
+    token,
+    minimal: flags.minimal ?? ["1", "true"].includes(env.JOBHEAD_MINIMAL ?? ""),
+    modules: [...envModules, ...(flags.module ?? [])],
+    stopGraceMs: 1000 *
+      parseNumber("stop-wait-s", flags["stop-wait-s"] ?? env.JOBHEAD_STOP_WAIT_S ?? "3", {
+        fractional: true,
+      }),
+    maxBodyBytes: parseNumber(
+      "max-body-bytes",
+      flags["max-body-bytes"] ?? env.JOBHEAD_MAX_BODY_BYTES ?? String(DEFAULT_MAX_BODY_BYTES),
+    ),
+  };
+}
+
+/** Whether `host` is a loopback address, where no token is needed. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\./.test(host);
+}
+
+function readToken(
+  flag: string | undefined,
+  file: string | undefined,
+  env: string | undefined,
+): string | undefined {
+  if (flag !== undefined) return nonEmptyToken(flag, "--token");
+  if (file !== undefined) {
+    try {
+      return nonEmptyToken(Deno.readTextFileSync(file).trim(), `--token-file ${file}`);
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      throw new ConfigError(`Cannot read the token file ${file}: ${(err as Error).message}`);
+    }
+  }
+  return env ? env : undefined;
+}
+
+function nonEmptyToken(token: string, source: string): string {
+  if (token === "") throw new ConfigError(`The token given by ${source} is empty`);
+  return token;
+}
+
+function parseNumber(
+  name: string,
+  text: string,
+  options: { max?: number; fractional?: boolean } = {},
+): number {
+  const value = Number(text);
+  const valid = text.trim() !== "" && Number.isFinite(value) && value >= 0 &&
+    (options.fractional || Number.isInteger(value)) && value <= (options.max ?? Infinity);
+  if (!valid) throw new ConfigError(`Invalid --${name}: ${JSON.stringify(text)}`);
+  return value;
+}

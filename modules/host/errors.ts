@@ -1,0 +1,16 @@
+/** Errors about requests; the host turns each into one HTTP status (see app.ts). */
+
+/** The request is malformed: bad JSON, wrong types, unknown fields, bad id characters. */
+export class ValidationError extends Error {
+  override name = "ValidationError";
+}
+
+/** A token is required and the request has none, or the wrong one. */
+export class UnauthorizedError extends Error {
+  override name = "UnauthorizedError";
+}
+
+/** The request body is over the configured limit. */
+export class TooLargeError extends Error {
+  override name = "TooLargeError";
+}

@@ -1,0 +1,32 @@
+/** The head's event bus: job and actor state changes, for modules and live views. */
+import type { Job } from "../../storage/jobs.ts";
+
+/** A state change announced on the bus. */
+export type HeadEvent =
+  | { type: "job"; job: Job }
+  | { type: "actor"; actor: Record<string, unknown> };
+
+/** A listener; it must not throw (an error is logged and ignored). */
+export type HeadEventListener = (event: HeadEvent) => void;
+
+/** Synchronous publish/subscribe of HeadEvents. */
+export class EventBus {
+  #listeners = new Set<HeadEventListener>();
+
+  /** Subscribes; the returned function unsubscribes (safe to call twice). */
+  on(listener: HeadEventListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Delivers `event` to every listener now. */
+  emit(event: HeadEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        console.error("jobhead: event listener failed:", err);
+      }
+    }
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The head: opens the data directory and KV store, loads the modules, serves their
+ * routes, starts them, and shuts everything down cleanly (running jobs keep running).
+ */
+import { join, resolve } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { KvJobStore } from "../../storage/jobs.ts";
+import { FileLogStore } from "../../storage/logs.ts";
+import { Supervisor } from "../actors/supervisor.ts";
+import { createApp } from "./app.ts";
+import type { HeadConfig } from "./config.ts";
+import { EventBus } from "./events.ts";
+import { loadModules } from "./loader.ts";
+import { createLogger, type HeadInfo, type HeadModule, type ModuleContext } from "./module.ts";
+import denoJson from "../../deno.json" with { type: "json" };
+
+/** A running head. */
+export interface Head {
+  info: HeadInfo;
+  modules: HeadModule[];
+  /** Stops serving and stops the modules; supervised jobs keep running. Safe to call twice. */
+  shutdown(): Promise<void>;
+  /** Settles when the head has shut down. */
+  finished: Promise<void>;
+}
+
+/** How long shutdown waits for open connections before it closes them. */
+const SHUTDOWN_GRACE_MS = 2_000;
+
+/** Starts a head with `config`; resolves once it serves and its modules have started. */
+export async function startHead(config: HeadConfig): Promise<Head> {
+  const logger = createLogger("head");
+  const dataDir = resolve(config.dataDir);
+  const logsDir = join(dataDir, "logs");
+  await Deno.mkdir(logsDir, { recursive: true });
+  const kv = await Deno.openKv(join(dataDir, "jobhead.kv"));
+  const session = await loadSession(kv);
+  const info: HeadInfo = {
+    address: "",
+    sessionName: session.name,
+    nodeId: session.nodeId,
+    version: denoJson.version,
+  };
+  const supervisor = new Supervisor(join(dataDir, "run"));
+  await supervisor.start();
+  const stores = { jobs: new KvJobStore(kv), logs: new FileLogStore(logsDir) };
+  const events = new EventBus();
+  const shutdownController = new AbortController();
+  const headConfig = { ...config, dataDir };
+
+  const modules = await loadModules(headConfig, logger);
+  const contexts = new Map<HeadModule, ModuleContext>();
+  const app = createApp({ token: config.token, maxBodyBytes: config.maxBodyBytes });
+  app.get("/-/healthz", (c) => c.text("ok"));
+  app.get("/api/snapshot", async (c) => {
+    const snapshot: Record<string, unknown> = {};
+    for (const module of modules) {
+      if (module.snapshot) snapshot[module.name] = await module.snapshot();
+    }
+    return c.json({
+      result: true,
+      msg: "",
+      data: {
+        snapshot: {
+          ...snapshot,
+          session_name: info.sessionName,
+          version: info.version,
+          commit: "",
+        },
+      },
+    });
+  });
+  for (const module of [...modules]) {
+    const ctx: ModuleContext = {
+      kv,
+      kvPrefix: ["mod", module.name],
+      stores,
+      config: headConfig,
+      info,
+      logger: createLogger(module.name),
+      events,
+      supervisor,
+      signal: shutdownController.signal,
+    };
+    contexts.set(module, ctx);
+    try {
+      if (module.routes) app.route("/", module.routes(ctx));
+    } catch (err) {
+      logger.error(`module "${module.name}" skipped: its routes failed:`, err);
+      modules.splice(modules.indexOf(module), 1);
+    }
+  }
+
+  const listening = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve({
+    hostname: config.host,
+    port: config.port,
+    onListen: (addr) => listening.resolve(addr),
+  }, app.fetch);
+  const addr = await listening.promise;
+  info.address = `http://${formatHost(addr.hostname)}:${addr.port}`;
+
+  for (const module of [...modules]) {
+    try {
+      await module.start?.(contexts.get(module)!);
+    } catch (err) {
+      logger.error(`module "${module.name}" skipped: it failed to start:`, err);
+      modules.splice(modules.indexOf(module), 1);
+      await Promise.resolve(module.stop?.()).catch(() => {});
+    }
+  }
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = () => {
+    shuttingDown ??= (async () => {
+      shutdownController.abort();
+      for (const module of modules) {
+        try {
+          await module.stop?.();
+        } catch (err) {
+          logger.error(`module "${module.name}" failed to stop:`, err);
+        }
+      }
+      supervisor.close();
+      const timer = new AbortController();
+      await Promise.race([
+        server.shutdown(),
+        delay(SHUTDOWN_GRACE_MS, undefined, { signal: timer.signal }).catch(() => {}),
+      ]);
+      timer.abort();
+      kv.close();
+    })();
+    return shuttingDown;
+  };
+  return { info, modules, shutdown, finished: server.finished };
+}
+
+/** The session name and node id: made once per data directory, then kept in KV. */
+async function loadSession(kv: Deno.Kv): Promise<{ name: string; nodeId: string }> {
+  const key = ["session"];
+  const existing = await kv.get<{ name: string; nodeId: string }>(key);
+  if (existing.value) return existing.value;
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "_").slice(0, 15);
+  const hex = (n: number) =>
+    Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => b.toString(16).padStart(2, "0"))
+      .join("");
+  const session = { name: `session_${stamp}_${hex(4)}`, nodeId: hex(28) };
+  const result = await kv.atomic().check(existing).set(key, session).commit();
+  return result.ok ? session : (await kv.get<{ name: string; nodeId: string }>(key)).value!;
+}
+
+function formatHost(hostname: string): string {
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
+}

@@ -1,0 +1,53 @@
+/** Loads the head's modules: the built-ins, then operators' modules by path or specifier. */
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import * as jobs from "../jobs/mod.ts";
+import type { HeadConfig } from "./config.ts";
+import type { HeadModule, Logger } from "./module.ts";
+
+/** Built-in modules, in load order. */
+const BUILT_INS = [jobs];
+
+/**
+ * The modules to run under `config`: built-ins (only minimal ones under `--minimal`),
+ * then each `--module`. A module that fails to load, or reuses a name, is reported
+ * and skipped; the rest still load.
+ */
+export async function loadModules(config: HeadConfig, logger: Logger): Promise<HeadModule[]> {
+  const loaded: HeadModule[] = [];
+  const add = (module: HeadModule, source: string) => {
+    const clash = loaded.find((m) => m.name === module.name);
+    if (clash) {
+      logger.error(`module from ${source} skipped: the name "${module.name}" is already taken`);
+    } else if (config.minimal && !module.minimal) {
+      logger.info(`module "${module.name}" not loaded: --minimal`);
+    } else {
+      loaded.push(module);
+    }
+  };
+  for (const builtIn of BUILT_INS) add(builtIn.createModule(), "the built-ins");
+  for (const spec of config.modules) {
+    try {
+      add(await importModule(spec), spec);
+    } catch (err) {
+      logger.error(`module ${spec} skipped: ${(err as Error).message ?? err}`);
+    }
+  }
+  return loaded;
+}
+
+async function importModule(spec: string): Promise<HeadModule> {
+  const url = /^[a-z][a-z0-9+.-]*:/i.test(spec) && !isAbsolute(spec)
+    ? spec
+    : pathToFileURL(resolve(spec)).href;
+  const exports = await import(url);
+  if (typeof exports.createModule !== "function") {
+    throw new Error("it does not export a createModule() function");
+  }
+  const module = await exports.createModule();
+  if (typeof module?.name !== "string" || !/^[a-z0-9_-]{1,64}$/i.test(module.name)) {
+    throw new Error("createModule() must return an object with a name (letters, digits, _ and -)");
+  }
+  if (typeof module.minimal !== "boolean") module.minimal = false;
+  return module;
+}

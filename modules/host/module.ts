@@ -1,0 +1,78 @@
+/** The contract between the head and its plugin modules (DESIGN.md, "The head and its modules"). */
+import type { Hono } from "hono";
+import type { JobStore } from "../../storage/jobs.ts";
+import type { LogStore } from "../../storage/logs.ts";
+import type { Supervisor } from "../actors/supervisor.ts";
+import type { HeadConfig } from "./config.ts";
+import type { EventBus } from "./events.ts";
+
+/** A plugin module: built-in or an operator's, loaded by the host. */
+export interface HeadModule {
+  /** Unique; names the module's snapshot section and KV prefix. */
+  name: string;
+  /** Loaded under `--minimal` too. */
+  minimal: boolean;
+  /** Registers the module's routes: returns a Hono app the host mounts at `/`. */
+  routes?(ctx: ModuleContext): Hono;
+  /** Starts long-lived work; it watches `ctx.signal`. */
+  start?(ctx: ModuleContext): Promise<void> | void;
+  /** Stops the module; safe to call twice. Supervised processes keep running. */
+  stop?(): Promise<void> | void;
+  /** Contributes `data.snapshot.<name>` to `GET /api/snapshot`. */
+  snapshot?(): Promise<unknown> | unknown;
+}
+
+/** A module file's export: `createModule()`. */
+export type ModuleFactory = () => HeadModule | Promise<HeadModule>;
+
+/** Facts about the running head, filled in once it listens. */
+export interface HeadInfo {
+  /** URL clients and jobs reach the head at, e.g. `http://127.0.0.1:8265`. */
+  address: string;
+  /** Stable for the life of a data directory. */
+  sessionName: string;
+  /** This head's node id (hex). */
+  nodeId: string;
+  /** jobhead's own version. */
+  version: string;
+}
+
+/** Minimal structured logging to stderr. */
+export interface Logger {
+  info(message: string, ...details: unknown[]): void;
+  warn(message: string, ...details: unknown[]): void;
+  error(message: string, ...details: unknown[]): void;
+}
+
+/** The stores modules share. */
+export interface Stores {
+  jobs: JobStore;
+  logs: LogStore;
+}
+
+/** What the host gives each module. */
+export interface ModuleContext {
+  /** The shared KV store; a module keeps its own data under `kvPrefix`. */
+  kv: Deno.Kv;
+  /** `["mod", <name>]`. */
+  kvPrefix: Deno.KvKey;
+  stores: Stores;
+  config: HeadConfig;
+  info: HeadInfo;
+  logger: Logger;
+  events: EventBus;
+  /** Spawns, stops and re-adopts supervised process groups (the actors' machinery). */
+  supervisor: Supervisor;
+  /** Aborted when the head shuts down. */
+  signal: AbortSignal;
+}
+
+/** A logger whose lines start with `[name]`. */
+export function createLogger(name: string): Logger {
+  const prefix = `[${name}]`;
+  return {
+    info: (message, ...details) => console.error(prefix, message, ...details),
+    warn: (message, ...details) => console.error(prefix, "warning:", message, ...details),
+    error: (message, ...details) => console.error(prefix, "error:", message, ...details),
+  };
+}

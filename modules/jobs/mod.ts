@@ -1,0 +1,36 @@
+/** The jobs module: submits, stops and tails shell-command jobs. */
+import type { HeadModule } from "../host/module.ts";
+import { LogWatcher } from "./log_follower.ts";
+import { jobRoutes, toDetails } from "./routes.ts";
+import { JobService } from "./service.ts";
+
+/** Creates the jobs module. */
+export function createModule(): HeadModule {
+  let service: JobService | undefined;
+  let logWatcher: LogWatcher | undefined;
+  let snapshotJobs: (() => Promise<unknown>) | undefined;
+  return {
+    name: "jobs",
+    minimal: true,
+    routes(ctx) {
+      service = new JobService(ctx);
+      logWatcher = new LogWatcher();
+      const jobs = service;
+      snapshotJobs = async () => {
+        const page = await jobs.list({ limit: 1000 });
+        return Object.fromEntries(page.jobs.map((job) => [job.id, toDetails(job, ctx.info)]));
+      };
+      return jobRoutes(service, { info: ctx.info, logWatcher, signal: ctx.signal });
+    },
+    async start() {
+      await service?.adoptRunningJobs(); // jobs the previous head left running
+    },
+    stop() {
+      service?.close(); // running jobs keep running
+      logWatcher?.close();
+    },
+    snapshot() {
+      return snapshotJobs?.() ?? {};
+    },
+  };
+}

@@ -1,0 +1,184 @@
+/** HTTP and WebSocket routes of the jobs API (API.md, "Jobs"): parse, call the service, respond. */
+import { type Context, Hono } from "hono";
+import { upgradeWebSocket } from "hono/deno";
+import { z } from "zod";
+import { parseInput, readJson } from "../host/app.ts";
+import { ValidationError } from "../host/errors.ts";
+import type { HeadInfo } from "../host/module.ts";
+import { decodeCursor, type Job } from "../../storage/jobs.ts";
+import { followLog, type LogWatcher } from "./log_follower.ts";
+import {
+  type DeleteJobResponse,
+  type JobDetails,
+  JobId,
+  type JobLogsResponse,
+  JobStatus,
+  type StopJobResponse,
+  SubmitJobRequest,
+  type SubmitJobResponse,
+  type VersionResponse,
+} from "./schemas.ts";
+import { actorIdOf, type JobService } from "./service.ts";
+
+/** Ray's job API level, and the Ray version whose clients we answer as. */
+const RAY_API_VERSION = "4";
+const RAY_VERSION = "2.50.0";
+
+/** What the routes need besides the service. */
+export interface JobRoutesOptions {
+  info: HeadInfo;
+  logWatcher: LogWatcher;
+  /** Aborted at shutdown: live tails close with 1001. */
+  signal: AbortSignal;
+}
+
+const Integer = z.coerce.number().int();
+const ListQuery = z.object({
+  status: z.string().optional(),
+  limit: Integer.min(1).max(100_000).optional(),
+  cursor: z.string().optional(),
+});
+const LogsQuery = z.object({
+  offset: Integer.optional(),
+  limit: Integer.min(0).optional(),
+});
+
+/** The jobs API as a Hono app. */
+export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
+  const { info } = options;
+  const app = new Hono();
+
+  app.get("/api/version", (c) => {
+    return c.json(
+      {
+        version: RAY_API_VERSION,
+        ray_version: RAY_VERSION,
+        ray_commit: "jobhead",
+        session_name: info.sessionName,
+        jobhead_version: info.version,
+      } satisfies VersionResponse,
+    );
+  });
+
+  const submit = async (c: Context) => {
+    const request = await readJson(c, SubmitJobRequest);
+    const job = await jobs.submit(request);
+    return c.json({ job_id: job.id, submission_id: job.id } satisfies SubmitJobResponse);
+  };
+  app.post("/api/jobs/", submit);
+  app.post("/api/jobs", submit);
+
+  const list = async (c: Context) => {
+    const query = parseInput(ListQuery, c.req.query(), "query");
+    const statuses = query.status
+      ? query.status.split(",").map((s) => parseInput(JobStatus, s.trim().toUpperCase(), "status"))
+      : undefined;
+    if (query.cursor !== undefined) {
+      try {
+        decodeCursor(query.cursor);
+      } catch {
+        throw new ValidationError("Invalid request: cursor: not a cursor this server issued");
+      }
+    }
+    const page = await jobs.list({ statuses, limit: query.limit, cursor: query.cursor });
+    if (page.cursor) c.header("X-Next-Cursor", page.cursor);
+    return c.json(page.jobs.map((job) => toDetails(job, info)));
+  };
+  app.get("/api/jobs/", list);
+  app.get("/api/jobs", list);
+
+  app.get("/api/jobs/:id", async (c) => {
+    const job = await jobs.get(jobIdParam(c));
+    return c.json(toDetails(job, info));
+  });
+
+  app.post("/api/jobs/:id/stop", async (c) => {
+    const stopped = await jobs.stop(jobIdParam(c));
+    return c.json({ stopped } satisfies StopJobResponse);
+  });
+
+  app.delete("/api/jobs/:id", async (c) => {
+    await jobs.delete(jobIdParam(c));
+    return c.json({ deleted: true } satisfies DeleteJobResponse);
+  });
+
+  app.get("/api/jobs/:id/logs", async (c) => {
+    const query = parseInput(LogsQuery, c.req.query(), "query");
+    const range = await jobs.readLogs(jobIdParam(c), query);
+    return c.json(range satisfies JobLogsResponse);
+  });
+
+  app.get(
+    "/api/jobs/:id/logs/tail",
+    async (c, next) => {
+      parseInput(LogsQuery, c.req.query(), "query");
+      await jobs.get(jobIdParam(c)); // 404 before the upgrade
+      await next();
+    },
+    upgradeWebSocket((c) => {
+      const id = c.req.param("id") as string;
+      const fromByte = Number(c.req.query("offset") ?? 0);
+      const closed = new AbortController();
+      const signal = AbortSignal.any([closed.signal, options.signal]);
+      return {
+        onOpen(_event, ws) {
+          (async () => {
+            const frames = followLog(jobs.logPath(id), {
+              fromByte,
+              signal,
+              isFinished: () => jobs.isFinished(id),
+              onChange: (listener) => options.logWatcher.subscribe(jobs.logPath(id), listener),
+            });
+            for await (const frame of frames) ws.send(frame);
+            if (closed.signal.aborted) return;
+            if (options.signal.aborted) ws.close(1001, "jobhead is shutting down");
+            else ws.close(1000, "job finished");
+          })().catch((err) => {
+            console.error(`jobhead: log tail of job "${id}" failed:`, err);
+            ws.close(1011, "log tail failed");
+          });
+        },
+        onClose() {
+          closed.abort();
+        },
+      };
+    }),
+  );
+
+  return app;
+}
+
+function jobIdParam(c: Context): string {
+  return parseInput(JobId, c.req.param("id"), "job id");
+}
+
+/** A stored job as API.md's JobDetails. */
+export function toDetails(job: Job, info: HeadInfo): JobDetails {
+  return {
+    type: "SUBMISSION",
+    job_id: job.id,
+    submission_id: job.id,
+    status: job.status,
+    entrypoint: job.entrypoint,
+    message: job.message,
+    error_type: job.error_type,
+    start_time: job.start_time,
+    end_time: job.end_time,
+    metadata: job.metadata,
+    runtime_env: job.runtime_env,
+    driver_info: job.supervisor
+      ? {
+        id: actorIdOf(job.id),
+        node_ip_address: new URL(info.address).hostname,
+        pid: String(job.supervisor.pid),
+      }
+      : null,
+    driver_node_id: info.nodeId,
+    driver_agent_http_address: info.address,
+    driver_exit_code: job.driver_exit_code,
+    entrypoint_num_cpus: job.entrypoint_num_cpus,
+    entrypoint_num_gpus: job.entrypoint_num_gpus,
+    entrypoint_memory: job.entrypoint_memory,
+    entrypoint_resources: job.entrypoint_resources,
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * Request and response schemas of the jobs API (API.md, "Jobs"). The server parses
+ * requests with them, and clients parse responses with the same schemas.
+ */
+import { z } from "zod";
+import {
+  isTerminal,
+  JobErrorType,
+  JobId,
+  JobStatus,
+  RuntimeEnv,
+  TERMINAL_STATUSES,
+} from "../../storage/jobs.ts";
+
+export { isTerminal, JobErrorType, JobId, JobStatus, RuntimeEnv, TERMINAL_STATUSES };
+
+const StringMap = z.record(z.string(), z.string());
+const NonNegative = z.number().finite().nonnegative();
+
+/**
+ * Body of `POST /api/jobs/`. Ray's SDK sends every field, absent ones as `null`,
+ * so `null` is accepted wherever a field is optional.
+ */
+export const SubmitJobRequest = z.strictObject({
+  entrypoint: z.string().min(1, "must not be empty"),
+  submission_id: JobId.nullish(),
+  job_id: JobId.nullish(),
+  runtime_env: RuntimeEnv.nullish(),
+  metadata: StringMap.nullish(),
+  entrypoint_num_cpus: NonNegative.nullish(),
+  entrypoint_num_gpus: NonNegative.nullish(),
+  entrypoint_memory: z.number().int().nonnegative().nullish(),
+  entrypoint_resources: z.record(z.string(), NonNegative).nullish(),
+  // Sent (as null) by recent Ray SDKs; scheduling labels mean nothing on one head.
+  entrypoint_label_selector: StringMap.nullish(),
+});
+export type SubmitJobRequest = z.infer<typeof SubmitJobRequest>;
+
+/** Response of `POST /api/jobs/`. */
+export const SubmitJobResponse = z.object({ job_id: JobId, submission_id: JobId });
+export type SubmitJobResponse = z.infer<typeof SubmitJobResponse>;
+
+/** Where the job's driver (its entrypoint) runs. */
+export const DriverInfo = z.object({
+  id: z.string(),
+  node_ip_address: z.string(),
+  pid: z.string(),
+});
+
+/** One job as `GET /api/jobs/{id}` returns it. */
+export const JobDetails = z.object({
+  type: z.literal("SUBMISSION"),
+  job_id: JobId,
+  submission_id: JobId,
+  status: JobStatus,
+  entrypoint: z.string(),
+  message: z.string(),
+  error_type: JobErrorType.nullable(),
+  start_time: z.number().nullable(),
+  end_time: z.number().nullable(),
+  metadata: StringMap,
+  runtime_env: RuntimeEnv,
+  driver_info: DriverInfo.nullable(),
+  driver_node_id: z.string(),
+  driver_agent_http_address: z.string(),
+  driver_exit_code: z.number().int().nullable(),
+  entrypoint_num_cpus: z.number(),
+  entrypoint_num_gpus: z.number(),
+  entrypoint_memory: z.number(),
+  entrypoint_resources: z.record(z.string(), z.number()),
+});
+export type JobDetails = z.infer<typeof JobDetails>;
+
+/** Response of `POST /api/jobs/{id}/stop`. */
+export const StopJobResponse = z.object({ stopped: z.boolean() });
+export type StopJobResponse = z.infer<typeof StopJobResponse>;
+
+/** Response of `DELETE /api/jobs/{id}`. */
+export const DeleteJobResponse = z.object({ deleted: z.boolean() });
+export type DeleteJobResponse = z.infer<typeof DeleteJobResponse>;
+
+/** Response of `GET /api/jobs/{id}/logs`; range fields only when a range was asked or cut. */
+export const JobLogsResponse = z.object({
+  logs: z.string(),
+  offset: z.number().int().optional(),
+  size: z.number().int().optional(),
+  truncated: z.boolean().optional(),
+});
+export type JobLogsResponse = z.infer<typeof JobLogsResponse>;
+
+/** Response of `GET /api/version`. */
+export const VersionResponse = z.object({
+  version: z.string(),
+  ray_version: z.string(),
+  ray_commit: z.string(),
+  session_name: z.string(),
+  jobhead_version: z.string(),
+});
+export type VersionResponse = z.infer<typeof VersionResponse>;
+
+/** The JSON body of every error response (API.md, "Errors"). */
+export const ErrorResponse = z.object({
+  error: z.object({ code: z.string(), message: z.string() }),
+});
+export type ErrorResponse = z.infer<typeof ErrorResponse>;

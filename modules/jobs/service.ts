@@ -1,0 +1,458 @@
+/**
+ * The job service: submits jobs, runs each under a supervisor, records every status
+ * change in the job store, stops jobs, and re-adopts the jobs a previous head left.
+ */
+import { isAbsolute, resolve } from "node:path";
+import type { ExitReason, SupervisedProcess } from "../actors/supervisor.ts";
+import { ACTOR_ENV } from "../actors/supervisor.ts";
+import { findProcessesByEnv, readStat } from "../actors/procfs.ts";
+import { ValidationError } from "../host/errors.ts";
+import type { ModuleContext } from "../host/module.ts";
+import { ConflictError, NotFoundError } from "../../storage/errors.ts";
+import type { Job, JobErrorType, JobPage, JobStatus } from "../../storage/jobs.ts";
+import { isTerminal } from "../../storage/jobs.ts";
+import type { SubmitJobRequest } from "./schemas.ts";
+
+/** Messages by status, as Ray words them. */
+export const STATUS_MESSAGES = {
+  PENDING: "Job has not started yet.",
+  RUNNING: "Job is currently running.",
+  SUCCEEDED: "Job finished successfully.",
+  STOPPED: "Job was intentionally stopped.",
+} as const;
+
+/** Characters of log tail in a failed job's message (API.md). */
+export const FAILURE_TAIL_CHARS = 20_000;
+/** Bytes of log tail kept in a stored message, so a record stays within KV's 64 KiB. */
+const FAILURE_TAIL_MAX_BYTES = 32 * 1024;
+/** Largest entrypoint + runtime_env + metadata + resources, serialized. */
+export const MAX_JOB_SPEC_BYTES = 24 * 1024;
+/** Largest log range one `GET …/logs` returns (API.md: 16 MiB). */
+export const MAX_LOG_READ_BYTES = 16 * 1024 * 1024;
+/** Per-job grace override, read from `runtime_env.env_vars`. */
+export const STOP_WAIT_ENV = "JOBHEAD_STOP_WAIT_S";
+
+/** The supervisor actor id of a job: names its run files, marks its processes. */
+export function actorIdOf(jobId: string): string {
+  return `jobsup_${jobId}`;
+}
+
+/** A range of a job's log, decoded. */
+export interface LogRange {
+  logs: string;
+  offset?: number;
+  size?: number;
+  truncated?: boolean;
+}
+
+/** Submits, tracks, stops and deletes jobs. */
+export class JobService {
+  #ctx: ModuleContext;
+  /** Supervised processes of the jobs this head runs or adopted. */
+  #running = new Map<string, SupervisedProcess>();
+  /** Jobs asked to stop; checked synchronously right before a spawn. */
+  #stopRequested = new Set<string>();
+  #closed = false;
+
+  constructor(ctx: ModuleContext) {
+    this.#ctx = ctx;
+  }
+
+  /** Stores a new PENDING job and starts it asynchronously. Throws ConflictError on a duplicate id. */
+  async submit(request: SubmitJobRequest): Promise<Job> {
+    const job = this.#newJob(request);
+    await this.#ctx.stores.jobs.create(job);
+    this.#announce(job);
+    setTimeout(() => this.#start(job), 0);
+    return job;
+  }
+
+  /** The job; throws NotFoundError. */
+  async get(id: string): Promise<Job> {
+    const job = await this.#ctx.stores.jobs.get(id);
+    if (!job) throw new NotFoundError(`Job ${id} does not exist`);
+    return job;
+  }
+
+  /** A page of jobs, newest first. */
+  list(options: { statuses?: JobStatus[]; limit?: number; cursor?: string }): Promise<JobPage> {
+    return this.#ctx.stores.jobs.list(options);
+  }
+
+  /**
+   * Stops a job: true if it was PENDING (it never starts) or RUNNING (it ends STOPPED
+   * after SIGTERM, then SIGKILL past its grace), false if it had already ended.
+   */
+  async stop(id: string): Promise<boolean> {
+    const job = await this.get(id);
+    if (isTerminal(job.status)) return false;
+    this.#stopRequested.add(id);
+    const process = this.#running.get(id);
+    if (!process) {
+      // Not spawned, and #start checks #stopRequested before spawning: it never will be.
+      try {
+        await this.#finish(id, "PENDING", {
+          status: "STOPPED",
+          message: STATUS_MESSAGES.STOPPED,
+          end_time: Date.now(),
+        });
+        return true;
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+        // It left PENDING meanwhile: a previous head's job, or one that just ended.
+        const now = await this.get(id);
+        if (isTerminal(now.status)) return false;
+      }
+    }
+    await this.#ctx.stores.jobs.update(id, "RUNNING", { stop_requested_at: Date.now() })
+      .then((updated) => this.#announce(updated))
+      .catch((err) => {
+        if (!(err instanceof ConflictError)) throw err;
+      });
+    const running = this.#running.get(id);
+    if (running) {
+      this.#ctx.supervisor.stop(running, graceMsOf(job, this.#ctx.config.stopGraceMs))
+        .catch((err) => this.#ctx.logger.error(`stopping job "${id}" failed:`, err));
+    }
+    return true;
+  }
+
+  /** Deletes a terminal job and its log; throws InvalidStateError-like ConflictError otherwise. */
+  async delete(id: string): Promise<void> {
+    const job = await this.get(id);
+    if (!isTerminal(job.status)) {
+      throw new ConflictError(
+        `Cannot delete job "${id}": job is ${job.status}; stop it first and wait until it ends`,
+      );
+    }
+    await this.#ctx.stores.jobs.delete(id);
+    await this.#ctx.stores.logs.remove(id);
+  }
+
+  /**
+   * Reads a job's log: all of it when small, a byte range when asked (a negative
+   * `offset` counts from the end), and the last 16 MiB of a larger log otherwise.
+   */
+  async readLogs(id: string, range: { offset?: number; limit?: number }): Promise<LogRange> {
+    await this.get(id);
+    const logs = this.#ctx.stores.logs;
+    const limit = Math.min(range.limit ?? MAX_LOG_READ_BYTES, MAX_LOG_READ_BYTES);
+    if (range.offset === undefined && range.limit === undefined) {
+      const chunk = await logs.read(id, -MAX_LOG_READ_BYTES, MAX_LOG_READ_BYTES);
+      const text = new TextDecoder().decode(chunk.bytes);
+      if (chunk.offset === 0) return { logs: text };
+      return { logs: text, offset: chunk.offset, size: chunk.size, truncated: true };
+    }
+    const chunk = await logs.read(id, range.offset ?? 0, limit);
+    return { logs: new TextDecoder().decode(chunk.bytes), offset: chunk.offset, size: chunk.size };
+  }
+
+  /** Path of a job's log file. */
+  logPath(id: string): string {
+    return this.#ctx.stores.logs.pathOf(id);
+  }
+
+  /** Whether a job has ended for good (or no longer exists). */
+  async isFinished(id: string): Promise<boolean> {
+    const job = await this.#ctx.stores.jobs.get(id);
+    return !job || isTerminal(job.status);
+  }
+
+  /** Takes over the jobs a previous head left unfinished; call once at start. */
+  async adoptRunningJobs(): Promise<void> {
+    for (const job of await this.#ctx.stores.jobs.listActive()) {
+      try {
+        await this.#adopt(job);
+      } catch (err) {
+        this.#ctx.logger.error(`cannot adopt job "${job.id}":`, err);
+      }
+    }
+  }
+
+  /** Stops tracking jobs; they keep running for the next head. Safe to call twice. */
+  close(): void {
+    this.#closed = true;
+  }
+
+  #newJob(request: SubmitJobRequest): Job {
+    const id = request.submission_id ?? request.job_id ?? generateJobId();
+    if (request.submission_id && request.job_id && request.submission_id !== request.job_id) {
+      throw new ValidationError(
+        "Invalid request: submission_id and job_id (its deprecated alias) differ",
+      );
+    }
+    const runtimeEnv = request.runtime_env ?? {};
+    const grace = runtimeEnv.env_vars?.[STOP_WAIT_ENV];
+    if (grace !== undefined && !(Number(grace) >= 0 && grace.trim() !== "")) {
+      throw new ValidationError(
+        `Invalid request: runtime_env.env_vars.${STOP_WAIT_ENV}: must be a number of seconds >= 0`,
+      );
+    }
+    const spec = {
+      entrypoint: request.entrypoint,
+      runtime_env: runtimeEnv,
+      metadata: { job_name: id, ...request.metadata, job_submission_id: id },
+      entrypoint_num_cpus: request.entrypoint_num_cpus ?? 0,
+      entrypoint_num_gpus: request.entrypoint_num_gpus ?? 0,
+      entrypoint_memory: request.entrypoint_memory ?? 0,
+      entrypoint_resources: request.entrypoint_resources ?? {},
+    };
+    const specBytes = new TextEncoder().encode(JSON.stringify(spec)).length;
+    if (specBytes > MAX_JOB_SPEC_BYTES) {
+      throw new ValidationError(
+        `Invalid request: entrypoint, runtime_env and metadata take ${specBytes} bytes: ` +
+          `the limit is ${MAX_JOB_SPEC_BYTES}`,
+      );
+    }
+    return {
+      id,
+      status: "PENDING",
+      ...spec,
+      message: STATUS_MESSAGES.PENDING,
+      error_type: null,
+      start_time: Date.now(),
+      end_time: null,
+      driver_exit_code: null,
+      supervisor: null,
+      stop_requested_at: null,
+    };
+  }
+
+  async #start(job: Job): Promise<void> {
+    try {
+      await this.#launch(job);
+    } catch (err) {
+      this.#ctx.logger.error(`starting job "${job.id}" failed:`, err);
+    }
+  }
+
+  async #launch(job: Job): Promise<void> {
+    if (this.#stopRequested.has(job.id) || this.#closed) return;
+    const { stores, supervisor, info } = this.#ctx;
+    let cwd: string | undefined;
+    try {
+      cwd = await resolveWorkingDir(job.runtime_env.working_dir);
+      await stores.logs.create(job.id);
+    } catch (err) {
+      await this.#fail(
+        job,
+        "RUNTIME_ENV_SETUP_FAILURE",
+        `runtime_env setup failed: ${message(err)}`,
+      );
+      return;
+    }
+    // Checked again after the awaits, with no await until the spawn: a stop that
+    // arrived before this point is seen, and one after it finds the process.
+    if (this.#stopRequested.has(job.id) || this.#closed) return;
+    let process: SupervisedProcess;
+    try {
+      process = supervisor.spawn({
+        id: actorIdOf(job.id),
+        command: job.entrypoint,
+        logPath: stores.logs.pathOf(job.id),
+        cwd,
+        env: {
+          ...job.runtime_env.env_vars,
+          JOBHEAD_ADDRESS: info.address,
+          JOBHEAD_SUBMISSION_ID: job.id,
+          JOBHEAD_JOB_CONFIG_JSON: JSON.stringify({
+            runtime_env: job.runtime_env,
+            metadata: job.metadata,
+          }),
+        },
+      });
+    } catch (err) {
+      await this.#fail(
+        job,
+        "JOB_ENTRYPOINT_COMMAND_START_ERROR",
+        `Job entrypoint command failed to start: ${message(err)}`,
+      );
+      return;
+    }
+    this.#running.set(job.id, process);
+    try {
+      await this.#finish(job.id, "PENDING", {
+        status: "RUNNING",
+        message: STATUS_MESSAGES.RUNNING,
+        supervisor: { pid: process.pid, start_ticks: process.startTicks },
+      });
+    } catch (err) {
+      // Only a stop can move a PENDING job we are starting; #stop() found the process.
+      if (!(err instanceof ConflictError)) throw err;
+    }
+    await this.#watch(job.id, process);
+  }
+
+  async #adopt(job: Job): Promise<void> {
+    const supervisor = this.#ctx.supervisor;
+    let ref = job.supervisor;
+    if (job.status === "PENDING") {
+      if (job.stop_requested_at !== null) {
+        await this.#finish(job.id, "PENDING", {
+          status: "STOPPED",
+          message: STATUS_MESSAGES.STOPPED,
+          end_time: Date.now(),
+        });
+        return;
+      }
+      // The previous head may have died between spawning and recording the spawn.
+      ref = (await findSupervisor(actorIdOf(job.id))) ?? null;
+      if (!ref) {
+        setTimeout(() => this.#start(job), 0);
+        return;
+      }
+      await this.#finish(job.id, "PENDING", {
+        status: "RUNNING",
+        message: STATUS_MESSAGES.RUNNING,
+        supervisor: ref,
+      });
+    }
+    if (!ref) {
+      await this.#fail(
+        job,
+        "JOB_SUPERVISOR_ACTOR_DIED",
+        "Job supervisor actor died: it was never recorded",
+      );
+      return;
+    }
+    const process = await supervisor.adopt(actorIdOf(job.id), {
+      pid: ref.pid,
+      startTicks: ref.start_ticks,
+    });
+    this.#running.set(job.id, process);
+    this.#watch(job.id, process);
+  }
+
+  /** Waits for a job's process to end, records how, then lets the supervisor forget it. */
+  async #watch(id: string, process: SupervisedProcess): Promise<void> {
+    const reason = await process.exited;
+    try {
+      await this.#recordExit(id, reason, process.pid);
+      await this.#ctx.supervisor.release(process);
+    } catch (err) {
+      this.#ctx.logger.error(`recording the end of job "${id}" failed:`, err);
+    } finally {
+      this.#running.delete(id);
+      this.#stopRequested.delete(id);
+    }
+  }
+
+  async #recordExit(id: string, reason: ExitReason, pid: number): Promise<void> {
+    const job = await this.#ctx.stores.jobs.get(id);
+    if (!job || isTerminal(job.status)) return;
+    const exitCode = reason.kind === "exited" ? reason.code : null;
+    const common = { end_time: reason.endTime, driver_exit_code: exitCode };
+    if (this.#stopRequested.has(id) || job.stop_requested_at !== null) {
+      await this.#finish(id, job.status, {
+        ...common,
+        status: "STOPPED",
+        message: STATUS_MESSAGES.STOPPED,
+      });
+    } else if (reason.kind === "exited" && reason.code === 0) {
+      await this.#finish(id, job.status, {
+        ...common,
+        status: "SUCCEEDED",
+        message: STATUS_MESSAGES.SUCCEEDED,
+      });
+    } else if (reason.kind === "exited") {
+      const tail = await this.#logTail(id);
+      const message = tail
+        ? `Job entrypoint command failed with exit code ${reason.code}, last available logs ` +
+          `(truncated to 20,000 chars):\n${tail}`
+        : `Job entrypoint command failed with exit code ${reason.code}. No logs available.`;
+      await this.#fail(job, "JOB_ENTRYPOINT_COMMAND_ERROR", message, common);
+    } else {
+      // The watchdog killed the group; processes that left it still carry the marker.
+      await this.#ctx.supervisor.killEscapees(actorIdOf(id));
+      const tail = await this.#logTail(id);
+      await this.#fail(
+        job,
+        "JOB_SUPERVISOR_ACTOR_DIED",
+        `Job supervisor actor died: its supervisor process (pid ${pid}) ended before the ` +
+          `entrypoint did, and the job's process group was killed with it` +
+          (tail ? `. Last available logs (truncated to 20,000 chars):\n${tail}` : ""),
+        common,
+      );
+    }
+  }
+
+  async #logTail(id: string): Promise<string> {
+    let tail = await this.#ctx.stores.logs.tail(id, FAILURE_TAIL_CHARS);
+    const encoder = new TextEncoder();
+    while (encoder.encode(tail).length > FAILURE_TAIL_MAX_BYTES) {
+      tail = tail.slice(Math.ceil(tail.length / 8));
+    }
+    return tail;
+  }
+
+  async #fail(
+    job: Job,
+    errorType: JobErrorType,
+    message: string,
+    extra: Partial<Job> = {},
+  ): Promise<void> {
+    const current = await this.#ctx.stores.jobs.get(job.id);
+    if (!current || isTerminal(current.status)) return;
+    await this.#finish(job.id, current.status, {
+      end_time: Date.now(),
+      ...extra,
+      status: "FAILED",
+      error_type: errorType,
+      message,
+    }).catch((err) => {
+      if (!(err instanceof ConflictError)) throw err;
+    });
+  }
+
+  /** One checked status change, announced on the bus. */
+  async #finish(id: string, from: JobStatus, changes: Partial<Job>): Promise<Job> {
+    const job = await this.#ctx.stores.jobs.update(id, from, changes);
+    this.#announce(job);
+    return job;
+  }
+
+  #announce(job: Job): void {
+    this.#ctx.events.emit({ type: "job", job });
+  }
+}
+
+/** The grace between SIGTERM and SIGKILL for a job: its own setting, else the head's. */
+function graceMsOf(job: Job, defaultMs: number): number {
+  const seconds = job.runtime_env.env_vars?.[STOP_WAIT_ENV];
+  return seconds === undefined ? defaultMs : Number(seconds) * 1000;
+}
+
+async function resolveWorkingDir(workingDir: string | undefined): Promise<string | undefined> {
+  if (workingDir === undefined) return undefined;
+  if (/^[a-z]+:\/\//.test(workingDir)) {
+    throw new Error(`working_dir "${workingDir}": packages are not supported yet`);
+  }
+  const path = isAbsolute(workingDir) ? workingDir : resolve(workingDir);
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch {
+    throw new Error(`working_dir "${workingDir}" does not exist`);
+  }
+  if (!info.isDirectory) throw new Error(`working_dir "${workingDir}" is not a directory`);
+  return path;
+}
+
+/** The supervisor of an actor found by its processes' environment: the session leader. */
+async function findSupervisor(actorId: string) {
+  for (const pid of await findProcessesByEnv(ACTOR_ENV, actorId)) {
+    const stat = readStat(pid);
+    if (stat && stat.sid === pid) return { pid, start_ticks: stat.startTicks };
+  }
+  return undefined;
+}
+
+function generateJobId(): string {
+  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return "jobhead_" + Array.from(bytes, (b) => alphabet[b % alphabet.length]).join("");
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

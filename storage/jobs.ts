@@ -1,0 +1,232 @@
+/**
+ * The job store: one record per job, and the only place job statuses change.
+ * Every status change is a versionstamp-checked atomic write, so racing writers
+ * (stop vs exit, monitor vs supervisor) can never produce two terminal statuses.
+ */
+import { z } from "zod";
+import { ConflictError, NotFoundError } from "./errors.ts";
+
+/** A job id: names files, so restricted to a safe character set (API.md). */
+export const JobId = z.string().regex(
+  /^(?!\.)[A-Za-z0-9_.-]{1,128}$/,
+  "must be 1-128 characters of A-Z a-z 0-9 _ . - and not start with '.'",
+);
+export type JobId = z.infer<typeof JobId>;
+
+/** Job statuses; they move only forward: PENDING → RUNNING → one terminal status. */
+export const JobStatus = z.enum(["PENDING", "RUNNING", "STOPPED", "SUCCEEDED", "FAILED"]);
+export type JobStatus = z.infer<typeof JobStatus>;
+
+/** Statuses a job never leaves. */
+export const TERMINAL_STATUSES: readonly JobStatus[] = ["STOPPED", "SUCCEEDED", "FAILED"];
+
+/** Whether a job in `status` has ended for good. */
+export function isTerminal(status: JobStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+/** Why a FAILED job failed (Ray's `JobErrorType`). */
+export const JobErrorType = z.enum([
+  "JOB_ENTRYPOINT_COMMAND_ERROR",
+  "JOB_ENTRYPOINT_COMMAND_START_ERROR",
+  "RUNTIME_ENV_SETUP_FAILURE",
+  "JOB_SUPERVISOR_ACTOR_DIED",
+  "JOB_SUPERVISOR_ACTOR_START_TIMEOUT",
+]);
+export type JobErrorType = z.infer<typeof JobErrorType>;
+
+/** The runtime environment a job runs in; keys other than these are rejected. */
+export const RuntimeEnv = z.strictObject({
+  env_vars: z.record(z.string(), z.string()).optional(),
+  working_dir: z.string().min(1).optional(),
+});
+export type RuntimeEnv = z.infer<typeof RuntimeEnv>;
+
+/** The process that supervises a running job: enough to find it again after a restart. */
+export const SupervisorRef = z.object({
+  pid: z.number().int(),
+  /** Start time in clock ticks since boot (/proc/PID/stat field 22): guards against pid reuse. */
+  start_ticks: z.number().int(),
+});
+export type SupervisorRef = z.infer<typeof SupervisorRef>;
+
+/** A job as stored. Timestamps are epoch milliseconds. */
+export const Job = z.object({
+  id: JobId,
+  status: JobStatus,
+  entrypoint: z.string(),
+  runtime_env: RuntimeEnv,
+  metadata: z.record(z.string(), z.string()),
+  entrypoint_num_cpus: z.number(),
+  entrypoint_num_gpus: z.number(),
+  entrypoint_memory: z.number(),
+  entrypoint_resources: z.record(z.string(), z.number()),
+  message: z.string(),
+  error_type: JobErrorType.nullable(),
+  /** Submission time, as Ray reports `start_time`. */
+  start_time: z.number(),
+  end_time: z.number().nullable(),
+  driver_exit_code: z.number().int().nullable(),
+  supervisor: SupervisorRef.nullable(),
+  stop_requested_at: z.number().nullable(),
+});
+export type Job = z.infer<typeof Job>;
+
+/** One page of jobs, newest first, and the cursor of the next page if there is one. */
+export interface JobPage {
+  jobs: Job[];
+  cursor?: string;
+}
+
+/** Options of `JobStore.list()`. */
+export interface ListJobsOptions {
+  statuses?: readonly JobStatus[];
+  limit?: number;
+  cursor?: string;
+}
+
+/** Durable job records. Implementations must make `create` and `update` atomic. */
+export interface JobStore {
+  /** Stores a new job; throws ConflictError if the id already exists. */
+  create(job: Job): Promise<void>;
+  /** The job, or undefined. */
+  get(id: string): Promise<Job | undefined>;
+  /** Jobs newest first, optionally only those in `statuses`. */
+  list(options?: ListJobsOptions): Promise<JobPage>;
+  /** Jobs that are not terminal, in submission order. */
+  listActive(): Promise<Job[]>;
+  /**
+   * Applies `changes` to a job that is in status `from`; throws ConflictError if it has
+   * left `from` (another writer won), NotFoundError if it does not exist.
+   */
+  update(id: string, from: JobStatus, changes: Partial<Omit<Job, "id">>): Promise<Job>;
+  /** Removes a terminal job; throws NotFoundError if absent. */
+  delete(id: string): Promise<void>;
+}
+
+const JOBS = "jobs";
+const BY_TIME = "jobs_by_time";
+const ACTIVE = "jobs_active";
+const GET_MANY_MAX_KEYS = 10; // Deno KV's limit for getMany()
+
+/** JobStore on Deno KV: `["jobs", id]`, plus time and active-set indexes. */
+export class KvJobStore implements JobStore {
+  #kv: Deno.Kv;
+
+  constructor(kv: Deno.Kv) {
+    this.#kv = kv;
+  }
+
+  async create(job: Job): Promise<void> {
+    const op = this.#kv.atomic()
+      .check({ key: [JOBS, job.id], versionstamp: null })
+      .set([JOBS, job.id], job)
+      .set([BY_TIME, job.start_time, job.id], job.id);
+    if (!isTerminal(job.status)) op.set([ACTIVE, job.id], job.start_time);
+    const result = await op.commit();
+    if (!result.ok) {
+      throw new ConflictError(
+        `Job with submission_id ${job.id} already exists. Please use a different submission_id.`,
+      );
+    }
+  }
+
+  async get(id: string): Promise<Job | undefined> {
+    const entry = await this.#kv.get<Job>([JOBS, id]);
+    return entry.value ?? undefined;
+  }
+
+  async list(options: ListJobsOptions = {}): Promise<JobPage> {
+    const limit = options.limit ?? 1000;
+    const selector = options.cursor
+      ? { start: [BY_TIME], end: [BY_TIME, ...decodeCursor(options.cursor)] }
+      : { prefix: [BY_TIME] };
+    // Collect one job past the page: its presence is what says there is a next page.
+    const jobs: Job[] = [];
+    let ids: string[] = [];
+    const take = async () => {
+      for (const job of await this.#getMany(ids)) {
+        if (!options.statuses || options.statuses.includes(job.status)) jobs.push(job);
+      }
+      ids = [];
+    };
+    for await (const entry of this.#kv.list<string>(selector, { reverse: true, batchSize: 100 })) {
+      ids.push(entry.value);
+      if (ids.length >= GET_MANY_MAX_KEYS) {
+        await take();
+        if (jobs.length > limit) break;
+      }
+    }
+    await take();
+    if (jobs.length <= limit) return { jobs };
+    const page = jobs.slice(0, limit);
+    return { jobs: page, cursor: encodeCursor(page[page.length - 1]) };
+  }
+
+  async listActive(): Promise<Job[]> {
+    const ids: string[] = [];
+    for await (const entry of this.#kv.list({ prefix: [ACTIVE] })) ids.push(entry.key[1] as string);
+    const jobs = await this.#getMany(ids);
+    return jobs.sort((a, b) => a.start_time - b.start_time);
+  }
+
+  async update(id: string, from: JobStatus, changes: Partial<Omit<Job, "id">>): Promise<Job> {
+    // A failed check means someone else wrote in between: re-read and decide again.
+    for (;;) {
+      const entry = await this.#kv.get<Job>([JOBS, id]);
+      if (entry.value === null) throw new NotFoundError(`Job ${id} does not exist`);
+      if (entry.value.status !== from) {
+        throw new ConflictError(
+          `Cannot move job "${id}" from ${from}: job is already ${entry.value.status}`,
+        );
+      }
+      const next: Job = { ...entry.value, ...changes, id };
+      const op = this.#kv.atomic().check(entry).set([JOBS, id], next);
+      if (isTerminal(next.status)) op.delete([ACTIVE, id]);
+      if ((await op.commit()).ok) return next;
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    const entry = await this.#kv.get<Job>([JOBS, id]);
+    if (entry.value === null) throw new NotFoundError(`Job ${id} does not exist`);
+    const result = await this.#kv.atomic().check(entry)
+      .delete([JOBS, id])
+      .delete([BY_TIME, entry.value.start_time, id])
+      .delete([ACTIVE, id])
+      .commit();
+    if (!result.ok) throw new ConflictError(`Cannot delete job "${id}": it changed meanwhile`);
+  }
+
+  async #getMany(ids: string[]): Promise<Job[]> {
+    const jobs: Job[] = [];
+    for (let i = 0; i < ids.length; i += GET_MANY_MAX_KEYS) {
+      const keys = ids.slice(i, i + GET_MANY_MAX_KEYS).map((id) => [JOBS, id]);
+      for (const entry of await this.#kv.getMany<Job[]>(keys)) {
+        if (entry.value) jobs.push(entry.value);
+      }
+    }
+    return jobs;
+  }
+}
+
+/**
+ * Cursors name the last job of the previous page, so they stay valid while jobs are
+ * added or deleted. A cursor that does not decode is reported as a bad request.
+ */
+function encodeCursor(job: Job): string {
+  return btoa(JSON.stringify([job.start_time, job.id])).replaceAll("=", "");
+}
+
+/** Decodes a cursor from `encodeCursor`; throws a TypeError if it is not one. */
+export function decodeCursor(cursor: string): [number, string] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(atob(cursor));
+  } catch {
+    throw new TypeError("cursor is not valid");
+  }
+  const result = z.tuple([z.number(), z.string()]).safeParse(parsed);
+  if (!result.success) throw new TypeError("cursor is not valid");
+  return result.data;
+}
