@@ -1,197 +1,319 @@
 /**
- * Following a job's log as it grows: file events from one shared directory watcher,
- * a safety re-check so a missed event never stalls a follower, and framing into
- * text frames of whole lines that never split a UTF-8 sequence.
+ * Live log following. Each followed job has one hub: one reader of its file, woken
+ * by file events (with a safety re-check), that cuts the new bytes into frames and
+ * hands them to every follower that is caught up. A follower that is behind (it
+ * started from an old offset, or its socket is slow) reads the file on its own until
+ * it catches up: the file is the buffer, so a slow follower costs no memory beyond
+ * its socket's bounded send buffer, and never slows the others.
  */
-import { dirname } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { concat, frameLength, MAX_FRAME_BYTES, utf8Boundary } from "./framing.ts";
+import type { LogWatcher } from "./log_watcher.ts";
 
-/** Largest frame sent to a follower (API.md). */
-export const MAX_FRAME_BYTES = 64 * 1024;
-/** A follower re-reads its file at least this often, even without an event. */
+/** A hub re-reads its file at least this often, even without a file event. */
 const SAFETY_RECHECK_MS = 1_000;
+/** A follower whose socket holds more unsent bytes than this reads on its own. */
+export const MAX_BUFFERED_BYTES = 256 * 1024;
+/** How often a follower over its buffer limit looks whether its socket drained. */
+const DRAIN_CHECK_MS = 10;
+/** Bytes a reader takes from the file at once. */
+const READ_BYTES = 4 * MAX_FRAME_BYTES;
 
-/**
- * Tells followers when their file changed: one `Deno.watchFs` per directory, open
- * only while someone follows a file in it.
- */
-export class LogWatcher {
-  #listeners = new Map<string, Set<() => void>>();
-  #watchers = new Map<string, Deno.FsWatcher>();
+/** Where frames go: a WebSocket, or anything of the same shape. */
+export interface FrameSink {
+  send(frame: string): void;
+  /** Bytes sent but not yet written to the network. */
+  bufferedAmount(): number;
+}
 
-  /** Calls `onChange` whenever the file at `path` changes; returns the unsubscribe. */
-  subscribe(path: string, onChange: () => void): () => void {
-    let set = this.#listeners.get(path);
-    if (!set) this.#listeners.set(path, set = new Set());
-    set.add(onChange);
-    this.#watch(dirname(path));
-    return () => {
-      set.delete(onChange);
-      if (set.size === 0) this.#listeners.delete(path);
-      if (![...this.#listeners.keys()].some((p) => dirname(p) === dirname(path))) {
-        this.#unwatch(dirname(path));
-      }
-    };
+/** How a hub reaches a job's log and learns that the job has ended. */
+export interface LogSource {
+  pathOf(id: string): string;
+  /** True once the job is terminal: its log will not grow any more. */
+  isFinished(id: string): Promise<boolean>;
+  watcher: LogWatcher;
+}
+
+/** What a caught-up follower is told. */
+type LiveEvent =
+  | { kind: "frame"; text: string; bytes: Uint8Array; start: number }
+  | { kind: "end" };
+
+/** One reader of one job's log, shared by all of that job's followers. */
+class LogHub {
+  /** Every byte before this position has been cut into frames and handed out. */
+  framePos = 0;
+  /** The job has ended and its log is drained: framePos is the end. */
+  ended = false;
+  followers = 0;
+  #id: string;
+  #source: LogSource;
+  #live = new Set<(event: LiveEvent) => void>();
+  #stop = new AbortController();
+  #file?: Deno.FsFile;
+  #pending: Uint8Array = new Uint8Array();
+  #changed = true;
+  #wake = () => {};
+  #unsubscribe: () => void;
+  #started: Promise<void>;
+
+  constructor(id: string, source: LogSource) {
+    this.#id = id;
+    this.#source = source;
+    this.#unsubscribe = source.watcher.subscribe(source.pathOf(id), () => {
+      this.#changed = true;
+      this.#wake();
+    });
+    this.#started = this.#open();
+    this.#started.then(() => this.#pump()).catch((err) => {
+      console.error(`jobhead: following the log of job "${id}" failed:`, err);
+      this.#end();
+    });
   }
 
-  /** Stops watching every directory; safe to call twice. */
+  /** Resolves once `framePos` is set: followers measure themselves against it. */
+  ready(): Promise<void> {
+    return this.#started.catch(() => {});
+  }
+
+  /** Receives frames from `framePos` on, until unsubscribed or the end. */
+  subscribe(listener: (event: LiveEvent) => void): () => void {
+    this.#live.add(listener);
+    return () => this.#live.delete(listener);
+  }
+
+  /** Stops reading; safe to call twice. */
   close(): void {
-    for (const dir of [...this.#watchers.keys()]) this.#unwatch(dir);
+    this.#stop.abort();
+    this.#unsubscribe();
+    this.#wake();
+    this.#file?.close();
+    this.#file = undefined;
   }
 
-  #unwatch(dir: string): void {
-    const watcher = this.#watchers.get(dir);
-    this.#watchers.delete(dir);
-    try {
-      watcher?.close();
-    } catch {
-      // already closed
+  async #open(): Promise<void> {
+    this.#file = await openLog(this.#source.pathOf(this.#id));
+    if (!this.#file) return;
+    // Start at the end, backed up to a character boundary so no frame begins mid-character.
+    const size = (await this.#file.stat()).size;
+    const tailLength = Math.min(size, 4);
+    const tail = new Uint8Array(tailLength);
+    await this.#file.seek(size - tailLength, Deno.SeekMode.Start);
+    await readFully(this.#file, tail);
+    this.framePos = size - tailLength + utf8Boundary(tail, tail.length);
+    await this.#file.seek(this.framePos, Deno.SeekMode.Start);
+  }
+
+  async #pump(): Promise<void> {
+    const stop = this.#stop.signal;
+    const buffer = new Uint8Array(READ_BYTES);
+    while (!stop.aborted) {
+      this.#changed = false;
+      // Asked before reading: if the job had ended by now, this read drains the file.
+      const finished = await this.#source.isFinished(this.#id);
+      this.#file ??= await openLog(this.#source.pathOf(this.#id));
+      const n = this.#file ? await this.#file.read(buffer) : null;
+      if (stop.aborted) return;
+      const atEnd = n === null || n === 0;
+      if (!atEnd) this.#pending = concat(this.#pending, buffer.subarray(0, n));
+      this.#emit({ caughtUp: atEnd, final: atEnd && finished });
+      if (atEnd && finished) return this.#end();
+      if (atEnd && !this.#changed) await this.#waitForChange();
     }
   }
 
-  #watch(dir: string): void {
-    if (this.#watchers.has(dir)) return;
-    const watcher = Deno.watchFs(dir, { recursive: false });
-    this.#watchers.set(dir, watcher);
-    (async () => {
-      try {
-        for await (const event of watcher) {
-          for (const path of event.paths) {
-            for (const listener of this.#listeners.get(path) ?? []) listener();
-          }
-        }
-      } catch {
-        // closed
-      }
-    })();
+  #emit(options: { caughtUp: boolean; final: boolean }): void {
+    for (;;) {
+      const cut = frameLength(this.#pending, options);
+      if (cut === 0) return;
+      const bytes = this.#pending.slice(0, cut);
+      this.#pending = this.#pending.slice(cut);
+      const start = this.framePos;
+      this.framePos += cut;
+      const event: LiveEvent = { kind: "frame", text: decode(bytes), bytes, start };
+      for (const listener of [...this.#live]) listener(event);
+    }
+  }
+
+  #end(): void {
+    this.ended = true;
+    for (const listener of [...this.#live]) listener({ kind: "end" });
+  }
+
+  async #waitForChange(): Promise<void> {
+    const timer = new AbortController();
+    await new Promise<void>((resolve) => {
+      this.#wake = resolve;
+      delay(SAFETY_RECHECK_MS, undefined, { signal: timer.signal }).then(resolve, resolve);
+    });
+    timer.abort();
   }
 }
 
-/** Options of `followLog()`. */
+/** Options of `LogFollowers.follow()`. */
 export interface FollowOptions {
   /** Byte offset to start from; negative counts from the end. */
   fromByte?: number;
-  /** Whether the writer has finished: once true and the file is drained, following ends. */
-  isFinished: () => Promise<boolean>;
-  /** Subscribes to changes of the file; returns the unsubscribe. */
-  onChange: (listener: () => void) => () => void;
   signal?: AbortSignal;
 }
 
-/**
- * Yields the log at `path` as text frames, every byte once and in order, until the
- * writer has finished and the file is drained (or `signal` aborts).
- */
-export async function* followLog(path: string, options: FollowOptions): AsyncGenerator<string> {
-  const { signal } = options;
-  let changed = true; // read at once
-  let wake = () => {};
-  const unsubscribe = options.onChange(() => {
-    changed = true;
-    wake();
-  });
-  const decoder = new TextDecoder();
-  let file: Deno.FsFile | undefined;
-  let pending: Uint8Array = new Uint8Array();
-  try {
-    while (!signal?.aborted) {
-      const finished = await options.isFinished();
-      changed = false;
-      file ??= await openAt(path, options.fromByte ?? 0);
-      let atEnd = true;
-      if (file) {
-        const chunk = new Uint8Array(MAX_FRAME_BYTES);
-        const n = await file.read(chunk);
-        if (n !== null && n > 0) {
-          pending = concat(pending, chunk.subarray(0, n));
-          atEnd = false;
-        }
-      }
-      // Mid-burst, send whole lines; once caught up, send what there is, bar a split character.
-      for (;;) {
-        const cut = frameLength(pending, { caughtUp: atEnd, final: atEnd && finished });
-        if (cut === 0) break;
-        yield decoder.decode(pending.subarray(0, cut));
-        pending = pending.slice(cut);
-      }
-      if (atEnd && finished) return;
-      if (atEnd && !changed) {
-        const timer = new AbortController();
-        const timerSignal = signal ? AbortSignal.any([timer.signal, signal]) : timer.signal;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          delay(SAFETY_RECHECK_MS, undefined, { signal: timerSignal }).then(resolve, resolve);
-        });
-        timer.abort();
-      }
+/** Sends jobs' logs to followers, one shared hub per followed job. */
+export class LogFollowers {
+  #source: LogSource;
+  #hubs = new Map<string, LogHub>();
+
+  constructor(source: LogSource) {
+    this.#source = source;
+  }
+
+  /** How many jobs are followed, and by how many followers in all. */
+  get stats(): { jobs: number; followers: number } {
+    let followers = 0;
+    for (const hub of this.#hubs.values()) followers += hub.followers;
+    return { jobs: this.#hubs.size, followers };
+  }
+
+  /**
+   * Sends the log of job `id` to `sink`, every byte once and in order, from `fromByte`
+   * until the job has ended and its log is drained (resolves true), or until `signal`
+   * aborts (resolves false).
+   */
+  async follow(id: string, sink: FrameSink, options: FollowOptions = {}): Promise<boolean> {
+    const hub = this.#acquire(id);
+    try {
+      await hub.ready();
+      return await this.#follow(hub, id, sink, options);
+    } finally {
+      this.#release(id, hub);
     }
-  } finally {
-    unsubscribe();
-    file?.close();
+  }
+
+  async #follow(hub: LogHub, id: string, sink: FrameSink, options: FollowOptions) {
+    const signal = options.signal;
+    let position = await this.#startPosition(id, options.fromByte ?? 0);
+    let file: Deno.FsFile | undefined;
+    let pending: Uint8Array = new Uint8Array();
+    const buffer = new Uint8Array(READ_BYTES);
+    try {
+      while (!signal?.aborted) {
+        const target = hub.framePos;
+        const readPos = position + pending.length;
+        if (readPos < target) {
+          // Behind the hub: read on our own, as fast as the socket takes it.
+          if (sink.bufferedAmount() > MAX_BUFFERED_BYTES) {
+            await delay(DRAIN_CHECK_MS, undefined, { signal }).catch(() => {});
+            continue;
+          }
+          file ??= await openLog(this.#source.pathOf(id));
+          if (!file) throw new Error(`the log of job "${id}" disappeared`);
+          await file.seek(readPos, Deno.SeekMode.Start);
+          const want = Math.min(buffer.length, target - readPos);
+          const n = await file.read(buffer.subarray(0, want));
+          if (n === null || n === 0) throw new Error(`the log of job "${id}" shrank`);
+          pending = concat(pending, buffer.subarray(0, n));
+          // Where the hub has framed, a frame may end: flush all once we reach it.
+          const final = readPos + n === target;
+          for (;;) {
+            const cut = frameLength(pending, { caughtUp: final, final });
+            if (cut === 0) break;
+            sink.send(decode(pending.subarray(0, cut)));
+            position += cut;
+            pending = pending.slice(cut);
+          }
+          continue;
+        }
+        if (hub.ended) return true;
+        const outcome = await this.#followLive(hub, sink, position, signal);
+        if (outcome.kind === "end") return true;
+        if (outcome.kind === "aborted") return false;
+        position = outcome.position;
+      }
+      return false;
+    } finally {
+      file?.close();
+    }
+  }
+
+  /** Takes frames from the hub until the end, an abort, or the socket falls behind. */
+  #followLive(
+    hub: LogHub,
+    sink: FrameSink,
+    from: number,
+    signal: AbortSignal | undefined,
+  ): Promise<{ kind: "end" } | { kind: "aborted" } | { kind: "behind"; position: number }> {
+    let position = from;
+    return new Promise((resolve) => {
+      const finish = (outcome: Parameters<typeof resolve>[0]) => {
+        unsubscribe();
+        signal?.removeEventListener("abort", onAbort);
+        resolve(outcome);
+      };
+      const onAbort = () => finish({ kind: "aborted" });
+      const unsubscribe = hub.subscribe((event) => {
+        if (event.kind === "end") return finish({ kind: "end" });
+        const end = event.start + event.bytes.length;
+        if (end <= position) return; // before our offset
+        if (sink.bufferedAmount() > MAX_BUFFERED_BYTES) {
+          return finish({ kind: "behind", position });
+        }
+        // A resume offset may fall inside a frame: send only what follows it.
+        sink.send(
+          event.start >= position
+            ? event.text
+            : decode(event.bytes.subarray(position - event.start)),
+        );
+        position = end;
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (signal?.aborted) onAbort();
+    });
+  }
+
+  async #startPosition(id: string, fromByte: number): Promise<number> {
+    if (fromByte >= 0) return fromByte;
+    let size = 0;
+    try {
+      size = (await Deno.stat(this.#source.pathOf(id))).size;
+    } catch {
+      // no log yet
+    }
+    return Math.max(0, size + fromByte);
+  }
+
+  #acquire(id: string): LogHub {
+    let hub = this.#hubs.get(id);
+    if (!hub) this.#hubs.set(id, hub = new LogHub(id, this.#source));
+    hub.followers++;
+    return hub;
+  }
+
+  #release(id: string, hub: LogHub): void {
+    if (--hub.followers > 0) return;
+    hub.close();
+    if (this.#hubs.get(id) === hub) this.#hubs.delete(id);
   }
 }
 
-async function openAt(path: string, fromByte: number): Promise<Deno.FsFile | undefined> {
-  let file: Deno.FsFile;
+async function openLog(path: string): Promise<Deno.FsFile | undefined> {
   try {
-    file = await Deno.open(path, { read: true });
+    return await Deno.open(path, { read: true });
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return undefined;
     throw err;
   }
-  const size = (await file.stat()).size;
-  const start = fromByte < 0 ? Math.max(0, size + fromByte) : fromByte;
-  await file.seek(start, Deno.SeekMode.Start);
-  return file;
 }
 
-/**
- * How many bytes of `pending` make the next frame (0: none yet). Frames hold at most
- * MAX_FRAME_BYTES, end after a newline where one is in reach, and never split a UTF-8
- * sequence unless `final` (the end of the log).
- */
-export function frameLength(
-  pending: Uint8Array,
-  options: { caughtUp: boolean; final: boolean },
-): number {
-  if (pending.length === 0) return 0;
-  const window = Math.min(pending.length, MAX_FRAME_BYTES);
-  if (options.final && pending.length <= MAX_FRAME_BYTES) return pending.length;
-  if (!options.caughtUp || pending.length > MAX_FRAME_BYTES) {
-    const newline = pending.lastIndexOf(0x0a, window - 1);
-    if (newline >= 0) return newline + 1;
-    if (pending.length < MAX_FRAME_BYTES) return 0; // wait for the rest of the line
+async function readFully(file: Deno.FsFile, into: Uint8Array): Promise<void> {
+  let filled = 0;
+  while (filled < into.length) {
+    const n = await file.read(into.subarray(filled));
+    if (n === null) return;
+    filled += n;
   }
-  return utf8Boundary(pending, window);
 }
 
-/** The largest length ≤ `limit` that does not end inside a UTF-8 sequence. */
-function utf8Boundary(bytes: Uint8Array, limit: number): number {
-  if (limit >= bytes.length) {
-    // Everything fits: only an incomplete trailing sequence must wait.
-    let lead = bytes.length - 1;
-    while (lead > 0 && lead > bytes.length - 4 && (bytes[lead] & 0xc0) === 0x80) lead--;
-    const need = sequenceLength(bytes[lead]);
-    return lead + need <= bytes.length ? bytes.length : lead;
-  }
-  // Cutting before byte `limit`: back up while that byte continues a sequence.
-  let cut = limit;
-  while (cut > 0 && limit - cut < 3 && (bytes[cut] & 0xc0) === 0x80) cut--;
-  return cut === 0 ? limit : cut;
-}
+const decoder = new TextDecoder();
 
-function sequenceLength(lead: number): number {
-  if (lead < 0x80) return 1;
-  if ((lead & 0xe0) === 0xc0) return 2;
-  if ((lead & 0xf0) === 0xe0) return 3;
-  if ((lead & 0xf8) === 0xf0) return 4;
-  return 1; // not a lead byte: invalid input, pass it through
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b.slice();
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
+function decode(bytes: Uint8Array): string {
+  return decoder.decode(bytes);
 }

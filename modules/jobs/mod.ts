@@ -1,8 +1,12 @@
 /** The jobs module: submits, stops and tails shell-command jobs. */
 import type { HeadModule } from "../host/module.ts";
-import { LogWatcher } from "./log_follower.ts";
+import { LogFollowers } from "./log_follower.ts";
+import { LogWatcher } from "./log_watcher.ts";
 import { jobRoutes, toDetails } from "./routes.ts";
 import { JobService } from "./service.ts";
+
+/** Seconds of silence after which a log tail socket is pinged (and dropped if dead). */
+const TAIL_IDLE_TIMEOUT_S = 30;
 
 /** Creates the jobs module. */
 export function createModule(): HeadModule {
@@ -20,7 +24,17 @@ export function createModule(): HeadModule {
         const page = await jobs.list({ limit: 1000 });
         return Object.fromEntries(page.jobs.map((job) => [job.id, toDetails(job, ctx.info)]));
       };
-      return jobRoutes(service, { info: ctx.info, logWatcher, signal: ctx.signal });
+      const followers = new LogFollowers({
+        pathOf: (id) => jobs.logPath(id),
+        isFinished: (id) => jobs.isFinished(id),
+        watcher: logWatcher,
+      });
+      return jobRoutes(service, {
+        info: ctx.info,
+        followers,
+        idleTimeoutS: TAIL_IDLE_TIMEOUT_S,
+        signal: ctx.signal,
+      });
     },
     async start() {
       await service?.adoptRunningJobs(); // jobs the previous head left running

@@ -1,12 +1,11 @@
 /** HTTP and WebSocket routes of the jobs API (API.md, "Jobs"): parse, call the service, respond. */
 import { type Context, Hono } from "hono";
-import { upgradeWebSocket } from "hono/deno";
 import { z } from "zod";
 import { parseInput, readJson } from "../host/app.ts";
 import { ValidationError } from "../host/errors.ts";
 import type { HeadInfo } from "../host/module.ts";
 import { decodeCursor, type Job } from "../../storage/jobs.ts";
-import { followLog, type LogWatcher } from "./log_follower.ts";
+import type { LogFollowers } from "./log_follower.ts";
 import {
   type DeleteJobResponse,
   type JobDetails,
@@ -27,7 +26,9 @@ const RAY_VERSION = "2.50.0";
 /** What the routes need besides the service. */
 export interface JobRoutesOptions {
   info: HeadInfo;
-  logWatcher: LogWatcher;
+  followers: LogFollowers;
+  /** Seconds of silence after which a tail socket is pinged, and dropped if it does not answer. */
+  idleTimeoutS: number;
   /** Aborted at shutdown: live tails close with 1001. */
   signal: AbortSignal;
 }
@@ -108,42 +109,39 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     return c.json(range satisfies JobLogsResponse);
   });
 
-  app.get(
-    "/api/jobs/:id/logs/tail",
-    async (c, next) => {
-      parseInput(LogsQuery, c.req.query(), "query");
-      await jobs.get(jobIdParam(c)); // 404 before the upgrade
-      await next();
-    },
-    upgradeWebSocket((c) => {
-      const id = c.req.param("id") as string;
-      const fromByte = Number(c.req.query("offset") ?? 0);
-      const closed = new AbortController();
-      const signal = AbortSignal.any([closed.signal, options.signal]);
-      return {
-        onOpen(_event, ws) {
-          (async () => {
-            const frames = followLog(jobs.logPath(id), {
-              fromByte,
-              signal,
-              isFinished: () => jobs.isFinished(id),
-              onChange: (listener) => options.logWatcher.subscribe(jobs.logPath(id), listener),
-            });
-            for await (const frame of frames) ws.send(frame);
-            if (closed.signal.aborted) return;
-            if (options.signal.aborted) ws.close(1001, "jobhead is shutting down");
-            else ws.close(1000, "job finished");
-          })().catch((err) => {
-            console.error(`jobhead: log tail of job "${id}" failed:`, err);
-            ws.close(1011, "log tail failed");
-          });
-        },
-        onClose() {
-          closed.abort();
-        },
-      };
-    }),
-  );
+  app.get("/api/jobs/:id/logs/tail", async (c) => {
+    const { offset } = parseInput(LogsQuery, c.req.query(), "query");
+    const id = jobIdParam(c);
+    await jobs.get(id); // 404 before the upgrade
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      throw new ValidationError("This endpoint is a WebSocket: send an Upgrade: websocket request");
+    }
+    const { socket, response } = Deno.upgradeWebSocket(c.req.raw, {
+      idleTimeout: options.idleTimeoutS,
+    });
+    socket.onopen = () => streamLog(socket, id, offset ?? 0);
+    return response;
+  });
+
+  /** Streams a log into an open socket, then closes it with the code API.md gives. */
+  async function streamLog(socket: WebSocket, id: string, fromByte: number) {
+    const closed = new AbortController();
+    socket.addEventListener("close", () => closed.abort(), { once: true });
+    const signal = AbortSignal.any([closed.signal, options.signal]);
+    const sink = {
+      send: (frame: string) => socket.send(frame),
+      bufferedAmount: () => socket.bufferedAmount,
+    };
+    try {
+      const finished = await options.followers.follow(id, sink, { fromByte, signal });
+      if (closed.signal.aborted) return;
+      if (finished) socket.close(1000, "job finished");
+      else socket.close(1001, "jobhead is shutting down");
+    } catch (err) {
+      console.error(`jobhead: log tail of job "${id}" failed:`, err);
+      if (!closed.signal.aborted) socket.close(1011, "log tail failed");
+    }
+  }
 
   return app;
 }
