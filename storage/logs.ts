@@ -13,6 +13,21 @@ export interface LogChunk {
   size: number;
 }
 
+/**
+ * A byte range of a log whose disk space was given back because the log outgrew its
+ * cap. Offsets around it stay valid; it reads as one marker line (`gapMarker`).
+ */
+export interface LogGap {
+  start: number;
+  end: number;
+}
+
+/** The line a dropped range of a log reads as. */
+export function gapMarker(gap: LogGap): string {
+  return `\n[jobhead: ${gap.end - gap.start} bytes of this log (bytes ${gap.start}-${gap.end}) ` +
+    `were dropped: it outgrew its size cap]\n`;
+}
+
 /** Job log files. */
 export interface LogStore {
   /** Path of the job's log file; jobs append to it directly. */
@@ -30,11 +45,23 @@ export interface LogStore {
   tail(id: string, maxChars: number): Promise<string>;
   /** Removes the log; safe to repeat. */
   remove(id: string): Promise<void>;
+  /** The dropped range of the log, if `trim()` dropped one. */
+  gapOf(id: string): LogGap | undefined;
+  /**
+   * Drops the middle of a log larger than `keepHead + keepTail` bytes, keeping about its
+   * first `keepHead` and last `keepTail` bytes, while its writers keep appending.
+   * Repeated calls widen the one gap. Returns the gap, if any.
+   */
+  trim(id: string, keepHead: number, keepTail: number): Promise<LogGap | undefined>;
 }
+
+/** Disk blocks are freed whole: gap edges fall on this boundary. */
+const BLOCK_BYTES = 4096;
 
 /** LogStore on plain files: `<dir>/<id>.log`. */
 export class FileLogStore implements LogStore {
   #dir: string;
+  #gaps = new Map<string, LogGap | null>();
 
   constructor(dir: string) {
     this.#dir = dir;
@@ -85,7 +112,69 @@ export class FileLogStore implements LogStore {
       if (n === null) break;
       filled += n;
     }
-    return { bytes: bytes.subarray(0, filled), offset: start, size };
+    return { bytes: this.#withGap(id, bytes.subarray(0, filled), start), offset: start, size };
+  }
+
+  gapOf(id: string): LogGap | undefined {
+    if (!this.#gaps.has(id)) {
+      let gap: LogGap | null = null;
+      try {
+        gap = JSON.parse(Deno.readTextFileSync(this.#gapPath(id)));
+      } catch {
+        // no gap
+      }
+      this.#gaps.set(id, gap);
+    }
+    return this.#gaps.get(id) ?? undefined;
+  }
+
+  async trim(id: string, keepHead: number, keepTail: number): Promise<LogGap | undefined> {
+    const current = this.gapOf(id);
+    const size = await this.size(id);
+    const start = current?.start ?? Math.ceil(keepHead / BLOCK_BYTES) * BLOCK_BYTES;
+    const end = Math.floor((size - keepTail) / BLOCK_BYTES) * BLOCK_BYTES;
+    if (end <= start || end <= (current?.end ?? 0)) return current;
+    const gap = { start, end };
+    // Recorded before the space is freed: a reader that then sees zeros also sees the gap.
+    const tmp = `${this.#gapPath(id)}.tmp`;
+    await Deno.writeTextFile(tmp, JSON.stringify(gap));
+    await Deno.rename(tmp, this.#gapPath(id));
+    this.#gaps.set(id, gap);
+    const result = await new Deno.Command("fallocate", {
+      args: [
+        "--punch-hole",
+        "--offset",
+        String(start),
+        "--length",
+        String(end - start),
+        this.pathOf(id),
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!result.success) {
+      throw new Error(`fallocate failed: ${new TextDecoder().decode(result.stderr).trim()}`);
+    }
+    return gap;
+  }
+
+  #gapPath(id: string): string {
+    return join(this.#dir, `${id}.gap`);
+  }
+
+  /** `bytes` read at `offset`, with any part inside the gap replaced by its marker line. */
+  #withGap(id: string, bytes: Uint8Array, offset: number): Uint8Array {
+    const gap = this.gapOf(id);
+    const end = offset + bytes.length;
+    if (!gap || end <= gap.start || offset >= gap.end || bytes.length === 0) return bytes;
+    const before = bytes.subarray(0, Math.max(0, gap.start - offset));
+    const after = bytes.subarray(Math.max(0, Math.min(bytes.length, gap.end - offset)));
+    const marker = new TextEncoder().encode(gapMarker(gap));
+    const out = new Uint8Array(before.length + marker.length + after.length);
+    out.set(before);
+    out.set(marker, before.length);
+    out.set(after, before.length + marker.length);
+    return out;
   }
 
   async tail(id: string, maxChars: number): Promise<string> {
@@ -97,8 +186,11 @@ export class FileLogStore implements LogStore {
   }
 
   async remove(id: string): Promise<void> {
-    await Deno.remove(this.pathOf(id)).catch((err) => {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    });
+    this.#gaps.delete(id);
+    for (const path of [this.pathOf(id), this.#gapPath(id)]) {
+      await Deno.remove(path).catch((err) => {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      });
+    }
   }
 }

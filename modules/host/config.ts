@@ -18,6 +18,10 @@ export interface HeadConfig {
   stopGraceMs: number;
   /** Largest accepted JSON request body. */
   maxBodyBytes: number;
+  /** A job's log past this size loses its middle, keeping its head and tail. */
+  logMaxBytes: number;
+  /** Logs of jobs that ended longer ago than this are deleted; 0 keeps them. */
+  logRetentionDays: number;
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -27,6 +31,8 @@ export class ConfigError extends Error {
 
 /** Default grace between SIGTERM and SIGKILL on stop (API.md: 3 s). */
 export const DEFAULT_STOP_GRACE_MS = 3_000;
+/** Default cap on one job's log (1 GiB). */
+export const DEFAULT_LOG_MAX_BYTES = 1024 ** 3;
 /** Default limit on JSON request bodies. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
@@ -40,7 +46,11 @@ const USAGE = `Usage: main.ts start [options]
   --module SPEC         load an operator's module by path or specifier; repeatable
                         (JOBHEAD_MODULES, comma-separated)
   --stop-wait-s SECONDS grace between SIGTERM and SIGKILL on stop (JOBHEAD_STOP_WAIT_S, default 3)
-  --max-body-bytes N    largest JSON request body (JOBHEAD_MAX_BODY_BYTES, default 1048576)`;
+  --max-body-bytes N    largest JSON request body (JOBHEAD_MAX_BODY_BYTES, default 1048576)
+  --log-max-bytes N     cap on one job's log: past it the middle is dropped, head and tail
+                        kept (JOBHEAD_LOG_MAX_BYTES, default 1073741824)
+  --log-retention-days D  delete the logs of jobs that ended D days ago; 0 keeps them
+                        (JOBHEAD_LOG_RETENTION_DAYS, default 0)`;
 
 /** The usage text of `main.ts start`. */
 export function startUsage(): string {
@@ -68,6 +78,8 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
         module: { type: "string", multiple: true },
         "stop-wait-s": { type: "string" },
         "max-body-bytes": { type: "string" },
+        "log-max-bytes": { type: "string" },
+        "log-retention-days": { type: "string" },
       },
     }).values;
   } catch (err) {
@@ -98,6 +110,15 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     maxBodyBytes: parseNumber(
       "max-body-bytes",
       flags["max-body-bytes"] ?? env.JOBHEAD_MAX_BODY_BYTES ?? String(DEFAULT_MAX_BODY_BYTES),
+    ),
+    logMaxBytes: parseNumber(
+      "log-max-bytes",
+      flags["log-max-bytes"] ?? env.JOBHEAD_LOG_MAX_BYTES ?? String(DEFAULT_LOG_MAX_BYTES),
+    ),
+    logRetentionDays: parseNumber(
+      "log-retention-days",
+      flags["log-retention-days"] ?? env.JOBHEAD_LOG_RETENTION_DAYS ?? "0",
+      { fractional: true },
     ),
   };
 }

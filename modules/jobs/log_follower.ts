@@ -9,6 +9,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { concat, frameLength, MAX_FRAME_BYTES, utf8Boundary } from "./framing.ts";
 import type { LogWatcher } from "./log_watcher.ts";
+import { gapMarker, type LogGap } from "../../storage/logs.ts";
 
 /** A hub re-reads its file at least this often, even without a file event. */
 const SAFETY_RECHECK_MS = 1_000;
@@ -31,12 +32,15 @@ export interface LogSource {
   pathOf(id: string): string;
   /** True once the job is terminal: its log will not grow any more. */
   isFinished(id: string): Promise<boolean>;
+  /** The range of the log dropped under its size cap, if any: it is sent as a marker line. */
+  gapOf(id: string): LogGap | undefined;
   watcher: LogWatcher;
 }
 
 /** What a caught-up follower is told. */
 type LiveEvent =
-  | { kind: "frame"; text: string; bytes: Uint8Array; start: number }
+  /** `bytes` is absent for the marker that stands for a dropped range. */
+  | { kind: "frame"; text: string; start: number; end: number; bytes?: Uint8Array }
   | { kind: "end" };
 
 /** One reader of one job's log, shared by all of that job's followers. */
@@ -115,7 +119,16 @@ class LogHub {
       const n = this.#file ? await this.#file.read(buffer) : null;
       if (stop.aborted) return;
       const atEnd = n === null || n === 0;
-      if (!atEnd) this.#pending = concat(this.#pending, buffer.subarray(0, n));
+      if (!atEnd) {
+        const readPos = this.framePos + this.#pending.length;
+        const clipped = clipAtGap(buffer.subarray(0, n), readPos, this.#source.gapOf(this.#id));
+        this.#pending = concat(this.#pending, clipped.bytes);
+        if (clipped.gap) {
+          this.#emit({ caughtUp: true, final: true });
+          this.#emitGap(clipped.gap);
+          continue;
+        }
+      }
       this.#emit({ caughtUp: atEnd, final: atEnd && finished });
       if (atEnd && finished) return this.#end();
       if (atEnd && !this.#changed) await this.#waitForChange();
@@ -130,14 +143,23 @@ class LogHub {
       this.#pending = this.#pending.slice(cut);
       const start = this.framePos;
       this.framePos += cut;
-      const event: LiveEvent = { kind: "frame", text: decode(bytes), bytes, start };
-      for (const listener of [...this.#live]) listener(event);
+      this.#broadcast({ kind: "frame", text: decode(bytes), bytes, start, end: this.framePos });
     }
+  }
+
+  #emitGap(gap: LogGap): void {
+    this.framePos = gap.end;
+    this.#file?.seek(gap.end, Deno.SeekMode.Start);
+    this.#broadcast({ kind: "frame", text: gapMarker(gap), start: gap.start, end: gap.end });
+  }
+
+  #broadcast(event: LiveEvent): void {
+    for (const listener of [...this.#live]) listener(event);
   }
 
   #end(): void {
     this.ended = true;
-    for (const listener of [...this.#live]) listener({ kind: "end" });
+    this.#broadcast({ kind: "end" });
   }
 
   async #waitForChange(): Promise<void> {
@@ -210,15 +232,20 @@ export class LogFollowers {
           const want = Math.min(buffer.length, target - readPos);
           const n = await file.read(buffer.subarray(0, want));
           if (n === null || n === 0) throw new Error(`the log of job "${id}" shrank`);
-          pending = concat(pending, buffer.subarray(0, n));
+          const clipped = clipAtGap(buffer.subarray(0, n), readPos, this.#source.gapOf(id));
+          pending = concat(pending, clipped.bytes);
           // Where the hub has framed, a frame may end: flush all once we reach it.
-          const final = readPos + n === target;
+          const final = clipped.gap !== undefined || readPos + n === target;
           for (;;) {
             const cut = frameLength(pending, { caughtUp: final, final });
             if (cut === 0) break;
             sink.send(decode(pending.subarray(0, cut)));
             position += cut;
             pending = pending.slice(cut);
+          }
+          if (clipped.gap) {
+            sink.send(gapMarker(clipped.gap));
+            position = clipped.gap.end;
           }
           continue;
         }
@@ -251,18 +278,14 @@ export class LogFollowers {
       const onAbort = () => finish({ kind: "aborted" });
       const unsubscribe = hub.subscribe((event) => {
         if (event.kind === "end") return finish({ kind: "end" });
-        const end = event.start + event.bytes.length;
-        if (end <= position) return; // before our offset
+        if (event.end <= position) return; // before our offset
         if (sink.bufferedAmount() > MAX_BUFFERED_BYTES) {
           return finish({ kind: "behind", position });
         }
         // A resume offset may fall inside a frame: send only what follows it.
-        sink.send(
-          event.start >= position
-            ? event.text
-            : decode(event.bytes.subarray(position - event.start)),
-        );
-        position = end;
+        const inside = event.start < position && event.bytes;
+        sink.send(inside ? decode(event.bytes!.subarray(position - event.start)) : event.text);
+        position = event.end;
       });
       signal?.addEventListener("abort", onAbort, { once: true });
       if (signal?.aborted) onAbort();
@@ -292,6 +315,16 @@ export class LogFollowers {
     hub.close();
     if (this.#hubs.get(id) === hub) this.#hubs.delete(id);
   }
+}
+
+/** Cuts bytes read at `pos` where the log's dropped range begins; returns the gap if reached. */
+function clipAtGap(
+  bytes: Uint8Array,
+  pos: number,
+  gap: LogGap | undefined,
+): { bytes: Uint8Array; gap?: LogGap } {
+  if (!gap || pos + bytes.length <= gap.start || pos >= gap.end) return { bytes };
+  return { bytes: bytes.subarray(0, Math.max(0, gap.start - pos)), gap };
 }
 
 async function openLog(path: string): Promise<Deno.FsFile | undefined> {

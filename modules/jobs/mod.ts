@@ -27,6 +27,7 @@ export function createModule(): HeadModule {
       const followers = new LogFollowers({
         pathOf: (id) => jobs.logPath(id),
         isFinished: (id) => jobs.isFinished(id),
+        gapOf: (id) => ctx.stores.logs.gapOf(id),
         watcher: logWatcher,
       });
       return jobRoutes(service, {
@@ -36,8 +37,9 @@ export function createModule(): HeadModule {
         signal: ctx.signal,
       });
     },
-    async start() {
+    async start(ctx) {
       await service?.adoptRunningJobs(); // jobs the previous head left running
+      service?.maintainLogs(ctx.signal);
     },
     stop() {
       service?.close(); // running jobs keep running

@@ -3,6 +3,7 @@
  * change in the job store, stops jobs, and re-adopts the jobs a previous head left.
  */
 import { isAbsolute, resolve } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import type { ExitReason, SupervisedProcess } from "../actors/supervisor.ts";
 import { ACTOR_ENV } from "../actors/supervisor.ts";
 import { findProcessesByEnv, readStat } from "../actors/procfs.ts";
@@ -10,7 +11,7 @@ import { ValidationError } from "../host/errors.ts";
 import type { ModuleContext } from "../host/module.ts";
 import { ConflictError, NotFoundError } from "../../storage/errors.ts";
 import type { Job, JobErrorType, JobPage, JobStatus } from "../../storage/jobs.ts";
-import { isTerminal } from "../../storage/jobs.ts";
+import { isTerminal, TERMINAL_STATUSES } from "../../storage/jobs.ts";
 import type { SubmitJobRequest } from "./schemas.ts";
 
 /** Messages by status, as Ray words them. */
@@ -29,6 +30,10 @@ const FAILURE_TAIL_MAX_BYTES = 32 * 1024;
 export const MAX_JOB_SPEC_BYTES = 24 * 1024;
 /** Largest log range one `GET …/logs` returns (API.md: 16 MiB). */
 export const MAX_LOG_READ_BYTES = 16 * 1024 * 1024;
+/** How often running jobs' logs are measured against the cap. */
+const LOG_CAP_CHECK_MS = 2_000;
+/** How often logs past their retention are looked for. */
+const LOG_RETENTION_CHECK_MS = 3_600_000;
 /** Per-job grace override, read from `runtime_env.env_vars`. */
 export const STOP_WAIT_ENV = "JOBHEAD_STOP_WAIT_S";
 
@@ -167,6 +172,50 @@ export class JobService {
         this.#ctx.logger.error(`cannot adopt job "${job.id}":`, err);
       }
     }
+  }
+
+  /**
+   * Keeps running jobs' logs under the cap (dropping their middle) and deletes the logs
+   * of jobs that ended past the retention period; runs until `signal` aborts.
+   */
+  async maintainLogs(signal: AbortSignal): Promise<void> {
+    let lastExpiry = 0;
+    while (!signal.aborted) {
+      for (const id of [...this.#running.keys()]) await this.#capLog(id);
+      if (
+        this.#ctx.config.logRetentionDays > 0 && Date.now() - lastExpiry > LOG_RETENTION_CHECK_MS
+      ) {
+        lastExpiry = Date.now();
+        await this.#expireLogs().catch((err) =>
+          this.#ctx.logger.error("log retention failed:", err)
+        );
+      }
+      await delay(LOG_CAP_CHECK_MS, undefined, { signal }).catch(() => {});
+    }
+  }
+
+  async #capLog(id: string): Promise<void> {
+    const { logs } = this.#ctx.stores;
+    const cap = this.#ctx.config.logMaxBytes;
+    try {
+      if (await logs.size(id) > cap) await logs.trim(id, Math.floor(cap / 4), Math.floor(cap / 2));
+    } catch (err) {
+      this.#ctx.logger.error(`capping the log of job "${id}" failed:`, err);
+    }
+  }
+
+  async #expireLogs(): Promise<void> {
+    const cutoff = Date.now() - this.#ctx.config.logRetentionDays * 86_400_000;
+    let cursor: string | undefined;
+    do {
+      const page = await this.list({ statuses: [...TERMINAL_STATUSES], limit: 1000, cursor });
+      for (const job of page.jobs) {
+        if (job.end_time !== null && job.end_time < cutoff) {
+          await this.#ctx.stores.logs.remove(job.id);
+        }
+      }
+      cursor = page.cursor;
+    } while (cursor);
   }
 
   /** Stops tracking jobs; they keep running for the next head. Safe to call twice. */
@@ -328,6 +377,7 @@ export class JobService {
     const reason = await process.exited;
     try {
       await this.#recordExit(id, reason, process.pid);
+      await this.#capLog(id);
       await this.#ctx.supervisor.release(process);
     } catch (err) {
       this.#ctx.logger.error(`recording the end of job "${id}" failed:`, err);
