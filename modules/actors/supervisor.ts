@@ -11,7 +11,7 @@ import { findProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./p
 
 /**
  * The supervisor, run by `sh` (dash) as the leader of a new session.
- * $1 exit file, $2 fifo, $3 log file, $4 the command.
+ * $1 exit file, $2 fifo, $3 log file, $4 the command, $5 ENTRYPOINT_SHELL.
  *
  * The watchdog is a subshell blocked reading a fifo whose only writer is the
  * supervisor (fd 9, closed for the command). When the supervisor ends, however it
@@ -31,8 +31,33 @@ mkfifo "$2" || { echo "jobhead: cannot create the supervisor fifo $2"; exit 125;
 ) &
 exec 9>"$2"
 trap : TERM INT HUP
-sh -c "$4" 9>&-
-echo "exit $?" >"$1"
+sh -c "$5" sh "$2.code" "$4" 9>&-
+status=$?
+if [ -s "$2.code" ]; then
+  read status <"$2.code"
+  echo "exit $status" >"$1"
+elif [ "$status" -gt 128 ]; then
+  echo "signal $((status - 128))" >"$1"
+else
+  echo "exit $status" >"$1"
+fi
+`;
+
+/**
+ * The entrypoint's shell, `sh -c` as API.md says ($$ is its own pid). $1 code file,
+ * $2 the command. Its EXIT trap writes the status when the command exits by itself,
+ * so `exit 137` is told apart from a death by SIGKILL, which runs no trap. Its TERM
+ * trap waits for the running command to use its grace (an untrapped shell would die
+ * at once and its end would take the group down early), then ends as that signal.
+ */
+const ENTRYPOINT_SHELL = `
+__jobhead_code=$1 __jobhead_command=$2
+shift 2
+trap 'echo $? >"$__jobhead_code"' EXIT
+trap 'trap - EXIT; exit 129' HUP
+trap 'trap - EXIT; exit 130' INT
+trap 'trap - EXIT; exit 143' TERM
+eval "$__jobhead_command"
 `;
 
 /** The environment variable every process of an actor carries; stops sweep by it. */
@@ -46,9 +71,6 @@ const FIFO_DIR = "fifo";
 
 /** How often adopted supervisors are checked for a death no watchdog could report. */
 const SAFETY_CHECK_MS = 5_000;
-
-/** The largest signal number: shells report a death by signal N as status 128 + N. */
-const MAX_SIGNAL = 64;
 
 /** How a supervised command ended. */
 export type ExitReason =
@@ -163,6 +185,7 @@ export class Supervisor {
         this.#fifoPath(options.id),
         options.logPath,
         options.command,
+        ENTRYPOINT_SHELL,
       ],
       cwd: options.cwd,
       env: { ...options.env, [ACTOR_ENV]: options.id },
@@ -233,7 +256,8 @@ export class Supervisor {
   /** Forgets a settled process and removes its files; call after its end is recorded. */
   async release(process: SupervisedProcess): Promise<void> {
     if (this.#live.get(process.id) === process) this.#live.delete(process.id);
-    for (const path of [this.#exitPath(process.id), this.#fifoPath(process.id)]) {
+    const fifo = this.#fifoPath(process.id);
+    for (const path of [this.#exitPath(process.id), fifo, `${fifo}.code`]) {
       await Deno.remove(path).catch(() => {});
     }
   }
@@ -314,14 +338,13 @@ export class Supervisor {
   }
 }
 
-/** Reads an exit file: "exit N" or "died"; undefined while it is missing or incomplete. */
+/** Reads an exit file: "exit N", "signal N" or "died"; undefined while missing or incomplete. */
 function parseExitFile(text: string, endTime: number): ExitReason | undefined {
   if (!text.endsWith("\n")) return undefined;
   const line = text.trim();
   if (line === "died") return { kind: "died", endTime };
-  const match = /^exit (\d+)$/.exec(line);
+  const match = /^(exit|signal) (\d+)$/.exec(line);
   if (!match) return undefined;
-  const status = Number(match[1]);
-  const code = status > 128 && status <= 128 + MAX_SIGNAL ? -(status - 128) : status;
+  const code = match[1] === "signal" ? -Number(match[2]) : Number(match[2]);
   return { kind: "exited", code, endTime };
 }
