@@ -108,23 +108,32 @@ const JOBS = "jobs";
 const BY_TIME = "jobs_by_time";
 const ACTIVE = "jobs_active";
 const GET_MANY_MAX_KEYS = 10; // Deno KV's limit for getMany()
+const MAX_BATCHED_WRITES = 50; // well within KV's 100 checks and 1000 mutations per commit
+
+/** A checked write waiting in the commit queue. */
+interface QueuedWrite {
+  checks: Deno.AtomicCheck[];
+  apply(op: Deno.AtomicOperation): void;
+  resolve(ok: boolean): void;
+  reject(err: unknown): void;
+}
 
 /** JobStore on Deno KV: `["jobs", id]`, plus time and active-set indexes. */
 export class KvJobStore implements JobStore {
   #kv: Deno.Kv;
+  #queue: QueuedWrite[] = [];
+  #flushing = false;
 
   constructor(kv: Deno.Kv) {
     this.#kv = kv;
   }
 
   async create(job: Job): Promise<void> {
-    const op = this.#kv.atomic()
-      .check({ key: [JOBS, job.id], versionstamp: null })
-      .set([JOBS, job.id], job)
-      .set([BY_TIME, job.start_time, job.id], job.id);
-    if (!isTerminal(job.status)) op.set([ACTIVE, job.id], job.start_time);
-    const result = await op.commit();
-    if (!result.ok) {
+    const ok = await this.#write([{ key: [JOBS, job.id], versionstamp: null }], (op) => {
+      op.set([JOBS, job.id], job).set([BY_TIME, job.start_time, job.id], job.id);
+      if (!isTerminal(job.status)) op.set([ACTIVE, job.id], job.start_time);
+    });
+    if (!ok) {
       throw new ConflictError(
         `Job with submission_id ${job.id} already exists. Please use a different submission_id.`,
       );
@@ -181,9 +190,11 @@ export class KvJobStore implements JobStore {
         );
       }
       const next: Job = { ...entry.value, ...changes, id };
-      const op = this.#kv.atomic().check(entry).set([JOBS, id], next);
-      if (isTerminal(next.status)) op.delete([ACTIVE, id]);
-      if ((await op.commit()).ok) return next;
+      const ok = await this.#write([entry], (op) => {
+        op.set([JOBS, id], next);
+        if (isTerminal(next.status)) op.delete([ACTIVE, id]);
+      });
+      if (ok) return next;
     }
   }
 
@@ -196,6 +207,68 @@ export class KvJobStore implements JobStore {
       .delete([ACTIVE, id])
       .commit();
     if (!result.ok) throw new ConflictError(`Cannot delete job "${id}": it changed meanwhile`);
+  }
+
+  /**
+   * Commits a checked write; false if a check failed. Writes that arrive while a commit
+   * is under way go together in the next one (group commit: one disk sync for many
+   * jobs). A batch whose checks fail is retried write by write, so one stale write
+   * never fails another; two writes of one job never share a batch.
+   */
+  #write(checks: Deno.AtomicCheck[], apply: (op: Deno.AtomicOperation) => void): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ checks, apply, resolve, reject });
+      this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#takeBatch();
+        try {
+          if (await this.#commit(batch)) {
+            for (const write of batch) write.resolve(true);
+          } else if (batch.length === 1) {
+            batch[0].resolve(false);
+          } else {
+            for (const write of batch) write.resolve(await this.#commit([write]));
+          }
+        } catch (err) {
+          for (const write of batch) write.reject(err);
+        }
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  #takeBatch(): QueuedWrite[] {
+    const batch: QueuedWrite[] = [];
+    const keys = new Set<string>();
+    const rest: QueuedWrite[] = [];
+    for (const write of this.#queue) {
+      const own = write.checks.map((check) => JSON.stringify(check.key));
+      if (batch.length < MAX_BATCHED_WRITES && own.every((key) => !keys.has(key))) {
+        batch.push(write);
+        for (const key of own) keys.add(key);
+      } else {
+        rest.push(write);
+      }
+    }
+    this.#queue = rest;
+    return batch;
+  }
+
+  async #commit(writes: QueuedWrite[]): Promise<boolean> {
+    const op = this.#kv.atomic();
+    for (const write of writes) {
+      op.check(...write.checks);
+      write.apply(op);
+    }
+    return (await op.commit()).ok;
   }
 
   async #getMany(ids: string[]): Promise<Job[]> {

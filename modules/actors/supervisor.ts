@@ -22,7 +22,7 @@ import { findProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./p
  */
 const SUPERVISOR_SCRIPT = `
 exec >>"$3" 2>&1 </dev/null
-mkfifo "$2" || { echo "jobhead: cannot create the supervisor fifo $2"; exit 125; }
+[ -p "$2" ] || mkfifo "$2" || { echo "jobhead: cannot create the supervisor fifo $2"; exit 125; }
 (
   trap '' TERM INT HUP
   read _ <"$2"
@@ -175,6 +175,7 @@ export class Supervisor {
     } catch {
       // none
     }
+    makeFifo(this.#fifoPath(options.id));
     const child = new Deno.Command("setsid", {
       args: [
         "sh",
@@ -347,4 +348,26 @@ function parseExitFile(text: string, endTime: number): ExitReason | undefined {
   if (!match) return undefined;
   const code = match[1] === "signal" ? -Number(match[2]) : Number(match[2]);
   return { kind: "exited", code, endTime };
+}
+
+let libc: { symbols: { mkfifo(path: BufferSource, mode: number): number } } | null | undefined;
+
+/**
+ * Creates the supervisor's fifo through libc, which saves each job a `mkfifo` process.
+ * Where libc cannot be loaded, the supervisor script makes it itself.
+ */
+function makeFifo(path: string): void {
+  if (libc === undefined) {
+    try {
+      libc = Deno.dlopen(
+        "libc.so.6",
+        {
+          mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
+        } as const,
+      );
+    } catch {
+      libc = null;
+    }
+  }
+  libc?.symbols.mkfifo(new TextEncoder().encode(path + "\0"), 0o600);
 }
