@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import {
+  connectionOf,
+  parseCommandArgs,
+  shellQuote,
+  statusesOf,
+  SUBMIT_FLAGS,
+  submitOptionsOf,
+  UsageError,
+} from "./args.ts";
+
+function submitOf(args: string[]) {
+  const { flags, positionals } = parseCommandArgs(args, SUBMIT_FLAGS);
+  return submitOptionsOf(flags, positionals);
+}
+
+Deno.test("submitOptionsOf() takes one word as written and quotes several", () => {
+  assert.equal(submitOf(["--", "echo a && echo b"]).entrypoint, "echo a && echo b");
+  assert.equal(
+    submitOf(["--", "python", "-c", "print('hi there')", "--out=x.txt"]).entrypoint,
+    `python -c 'print('\\''hi there'\\'')' --out=x.txt`,
+  );
+  assert.equal(shellQuote(""), "''");
+  assert.throws(() => submitOf(["--no-wait"]), UsageError);
+});
+
+Deno.test("submitOptionsOf() builds the request from Ray's flags", () => {
+  const options = submitOf([
+    "--submission-id=my-job",
+    "--runtime-env-json",
+    '{"env_vars":{"A":"1"},"excludes":["*.bin"]}',
+    "--working-dir",
+    "./app",
+    "--exclude",
+    "data/",
+    "--metadata-json",
+    '{"owner":"me"}',
+    "--entrypoint-num-cpus",
+    "0.5",
+    "--entrypoint-memory",
+    "1024",
+    "--entrypoint-resources",
+    '{"disk":1}',
+    "--",
+    "sh",
+    "run.sh",
+  ]);
+  assert.deepEqual(options, {
+    entrypoint: "sh run.sh",
+    submission_id: "my-job",
+    runtime_env: { env_vars: { A: "1" } },
+    workingDir: "./app",
+    excludes: ["data/", "*.bin"],
+    metadata: { owner: "me" },
+    entrypoint_num_cpus: 0.5,
+    entrypoint_memory: 1024,
+    entrypoint_resources: { disk: 1 },
+  });
+  // A package URI is not a local directory: it goes to the head as is.
+  assert.deepEqual(submitOf(["--working-dir", "gcs://_ray_pkg_1.zip", "--", "true"]).runtime_env, {
+    working_dir: "gcs://_ray_pkg_1.zip",
+  });
+});
+
+Deno.test("submitOptionsOf() refuses what it cannot send", () => {
+  for (
+    const args of [
+      ["--runtime-env-json", "[1]", "--", "true"],
+      ["--runtime-env-json", "{oops", "--", "true"],
+      ["--entrypoint-num-cpus", "many", "--", "true"],
+      ["--exclude", "*.log", "--", "true"],
+      ["--working-dir", "a", "--runtime-env-json", '{"working_dir":"b"}', "--", "true"],
+      ["--no-such-flag", "--", "true"],
+    ]
+  ) {
+    assert.throws(() => submitOf(args), UsageError, args.join(" "));
+  }
+});
+
+Deno.test("connectionOf() and statusesOf() read flags first, then the environment", () => {
+  const env = { JOBHEAD_ADDRESS: "http://env:1", JOBHEAD_AUTH_TOKEN: "env-token" };
+  assert.deepEqual(connectionOf({}, env), { address: "http://env:1", token: "env-token" });
+  assert.deepEqual(connectionOf({ address: "http://flag:2", token: "t" }, env), {
+    address: "http://flag:2",
+    token: "t",
+  });
+  assert.deepEqual(connectionOf({}, {}), { address: "http://127.0.0.1:8265", token: undefined });
+  assert.deepEqual(statusesOf("running, pending"), ["RUNNING", "PENDING"]);
+  assert.equal(statusesOf(undefined), undefined);
+  assert.throws(() => statusesOf("DONE"), /--status DONE: not one of PENDING, RUNNING/);
+});

@@ -1,0 +1,160 @@
+/** What `job` commands print: human lines and tables, written whole, and a TTY-only spinner. */
+import type { JobDetails } from "../modules/jobs/schemas.ts";
+
+/** Writes all of `text` to stdout. */
+export async function writeOut(text: string): Promise<void> {
+  await writeAll(Deno.stdout, text);
+}
+
+/** Writes all of `text` to stderr. */
+export async function writeErr(text: string): Promise<void> {
+  await writeAll(Deno.stderr, text);
+}
+
+async function writeAll(stream: { write(p: Uint8Array): Promise<number> }, text: string) {
+  const bytes = new TextEncoder().encode(text);
+  for (let done = 0; done < bytes.length;) done += await stream.write(bytes.subarray(done));
+}
+
+/**
+ * Writes text in order, one write at a time; while held (a prompt is up), text waits
+ * and follows once released.
+ */
+export class OrderedOutput {
+  #write: (text: string) => Promise<void>;
+  #chain: Promise<void> = Promise.resolve();
+  #held: string[] | undefined;
+
+  constructor(write: (text: string) => Promise<void>) {
+    this.#write = write;
+  }
+
+  /** Queues `text`; resolves once it is written (at once while held). */
+  write(text: string): Promise<void> {
+    if (this.#held) {
+      this.#held.push(text);
+      return Promise.resolve();
+    }
+    this.#chain = this.#chain.then(() => this.#write(text));
+    return this.#chain;
+  }
+
+  /** Holds back further text until `release()`. */
+  hold(): void {
+    this.#held ??= [];
+  }
+
+  /** Writes what was held back, then writes as it comes again. */
+  release(): Promise<void> {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const text of held) this.write(text);
+    return this.#chain;
+  }
+}
+
+const SPINNER_FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏";
+const SPINNER_INTERVAL_MS = 100;
+
+/** A one-line spinner on stderr, drawn only when stderr is a terminal. */
+export class Spinner {
+  #text = "";
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #frame = 0;
+
+  /** Shows `text` with a spinner (replacing what was shown). */
+  start(text: string): void {
+    this.#text = text;
+    if (this.#timer !== undefined || !Deno.stderr.isTerminal()) return;
+    this.#draw();
+    this.#timer = setInterval(() => this.#draw(), SPINNER_INTERVAL_MS);
+  }
+
+  /** Clears the line; safe to call twice. */
+  stop(): void {
+    if (this.#timer === undefined) return;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[K"));
+  }
+
+  #draw(): void {
+    const frame = SPINNER_FRAMES[this.#frame++ % SPINNER_FRAMES.length];
+    Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[K${frame} ${this.#text}`));
+  }
+}
+
+/** `1.5 KiB`, `3.2 MiB`: bytes for people. */
+export function formatBytes(bytes: number): string {
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** `850ms`, `12.3s`, `4m05s`, `2h03m`: a duration for people. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const minutes = Math.floor(ms / 60_000);
+  if (minutes < 60) return `${minutes}m${String(Math.floor(ms / 1000) % 60).padStart(2, "0")}s`;
+  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, "0")}m`;
+}
+
+/** `2024-05-01 12:34:56` in local time; "-" for none. */
+export function formatTime(ms: number | null): string {
+  if (ms === null) return "-";
+  const d = new Date(ms);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** The lines `job status` prints. */
+export function formatJobStatus(job: JobDetails): string {
+  const lines = [
+    `Status for job '${job.submission_id}': ${job.status}`,
+    `Status message: ${job.message}`,
+    `Entrypoint: ${job.entrypoint}`,
+    `Submitted: ${formatTime(job.start_time)}` +
+    (job.end_time === null ? "" : `, ended: ${formatTime(job.end_time)}`) +
+    (job.start_time === null ? "" : ` (${formatDuration(elapsedMs(job))})`),
+  ];
+  if (job.error_type) lines.push(`Error type: ${job.error_type}`);
+  if (job.driver_exit_code !== null) lines.push(`Exit code: ${job.driver_exit_code}`);
+  if (job.runtime_env.working_dir) lines.push(`Working dir: ${job.runtime_env.working_dir}`);
+  return lines.join("\n") + "\n";
+}
+
+/** The table `job list` prints, newest first. */
+export function formatJobTable(jobs: JobDetails[]): string {
+  const rows = [["SUBMISSION ID", "STATUS", "SUBMITTED", "DURATION", "ENTRYPOINT"]];
+  for (const job of jobs) {
+    rows.push([
+      job.submission_id,
+      job.status,
+      formatTime(job.start_time),
+      job.start_time === null ? "-" : formatDuration(elapsedMs(job)),
+      oneLine(job.entrypoint, 60),
+    ]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  return rows.map((row) =>
+    row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ")
+  ).join("\n") + "\n";
+}
+
+/** The first line of `text`, cut to `max` characters. */
+export function oneLine(text: string, max = Infinity): string {
+  const first = text.split("\n", 1)[0];
+  const cut = first.length > max ? `${first.slice(0, max - 1)}…` : first;
+  return cut + (text.includes("\n") && cut === first ? " …" : "");
+}
+
+function elapsedMs(job: JobDetails): number {
+  return (job.end_time ?? Date.now()) - (job.start_time ?? Date.now());
+}

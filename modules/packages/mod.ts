@@ -1,0 +1,16 @@
+/** The packages module: stores uploaded zips that jobs use as their working directory. */
+import { DEFAULT_MAX_PACKAGE_BYTES } from "../host/config.ts";
+import type { HeadModule } from "../host/module.ts";
+import { packageRoutes } from "./routes.ts";
+
+/** Creates the packages module. */
+export function createModule(): HeadModule {
+  return {
+    name: "packages",
+    minimal: true,
+    routes(ctx) {
+      const maxBytes = ctx.config.maxPackageBytes ?? DEFAULT_MAX_PACKAGE_BYTES;
+      return packageRoutes(ctx.stores.packages, { maxBytes });
+    },
+  };
+}

@@ -1,0 +1,65 @@
+/** HTTP routes of the packages API (API.md, "Packages"): parse, call the store, respond. */
+import { type Context, Hono } from "hono";
+import { parseInput } from "../host/app.ts";
+import { TooLargeError } from "../host/errors.ts";
+import { NotFoundError } from "../../storage/errors.ts";
+import {
+  PackageName,
+  PackageProtocol,
+  type PackageRef,
+  type PackageStore,
+  packageUri,
+} from "../../storage/packages.ts";
+import type { PackageInfo } from "./schemas.ts";
+
+/** Options of `packageRoutes()`. */
+export interface PackageRoutesOptions {
+  /** Largest accepted package (zip) in bytes. */
+  maxBytes: number;
+}
+
+/** The packages API as a Hono app. */
+export function packageRoutes(store: PackageStore, options: PackageRoutesOptions): Hono {
+  const app = new Hono();
+
+  app.get("/api/packages/:protocol/:name", async (c) => {
+    const ref = refParams(c);
+    const size = await store.size(ref);
+    if (size === undefined) throw new NotFoundError(`Package ${packageUri(ref)} does not exist`);
+    return c.json({ uri: packageUri(ref), size } satisfies PackageInfo);
+  });
+
+  app.put("/api/packages/:protocol/:name", async (c) => {
+    const ref = refParams(c);
+    const declared = Number(c.req.header("content-length"));
+    if (declared > options.maxBytes) throw tooLarge(options.maxBytes);
+    const body = c.req.raw.body ?? new Blob([]).stream();
+    const size = await store.put(ref, body.pipeThrough(limitBytes(options.maxBytes)));
+    return c.json({ uri: packageUri(ref), size } satisfies PackageInfo);
+  });
+
+  return app;
+}
+
+function refParams(c: Context): PackageRef {
+  return {
+    protocol: parseInput(PackageProtocol, c.req.param("protocol"), "protocol"),
+    name: parseInput(PackageName, c.req.param("name"), "package name"),
+  };
+}
+
+/** Passes bytes through until `maxBytes`, then errors the stream with TooLargeError. */
+function limitBytes(maxBytes: number): TransformStream<Uint8Array, Uint8Array> {
+  let seen = 0;
+  return new TransformStream({
+    transform(chunk, controller) {
+      seen += chunk.length;
+      if (seen > maxBytes) throw tooLarge(maxBytes);
+      controller.enqueue(chunk);
+    },
+  });
+}
+
+function tooLarge(maxBytes: number): TooLargeError {
+  return new TooLargeError(`Package is over the limit of ${maxBytes} bytes`);
+}
