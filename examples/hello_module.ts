@@ -1,0 +1,88 @@
+/**
+ * A complete jobhead module, to copy from. Load it with
+ * `deno task start --module examples/hello_module.ts`, then:
+ *
+ * - `GET /api/hello` greets, and counts greetings in the module's own KV keys;
+ * - `GET /api/hello/primes?below=N` counts primes in the head's worker pool, so the
+ *   head stays responsive while it computes;
+ * - `GET /api/snapshot` shows `data.snapshot.hello`: greetings, and the jobs that
+ *   ended since the head started, learnt from the event bus.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { z } from "zod";
+import type { HeadModule, ModuleContext } from "../mod.ts";
+
+/** Largest `below` a primes request may ask for. */
+const MAX_BELOW = 50_000_000;
+
+const PrimesQuery = z.object({ below: z.coerce.number().int().min(0).max(MAX_BELOW) });
+
+/** Creates the hello module; the head calls this once. */
+export function createModule(): HeadModule {
+  // State lives here, in the closure: one copy per head.
+  let ctx: ModuleContext | undefined;
+  let unsubscribe = () => {};
+  const jobsEnded: Record<string, number> = {};
+
+  const greetingsKey = () => [...ctx!.kvPrefix, "greetings"];
+  const greetings = async () => (await ctx!.kv.get<Deno.KvU64>(greetingsKey())).value?.value ?? 0n;
+
+  return {
+    name: "hello",
+    minimal: true,
+    routes(context) {
+      ctx = context;
+      return new Hono()
+        .get("/api/hello", async (c) => {
+          await context.kv.atomic().sum(greetingsKey(), 1n).commit();
+          return c.json({ hello: "world", greetings: Number(await greetings()) });
+        })
+        .get("/api/hello/primes", async (c) => {
+          const parsed = PrimesQuery.safeParse(c.req.query());
+          if (!parsed.success) {
+            // The head turns this into a JSON error with status 400; other errors are 500s.
+            throw new HTTPException(400, { message: `below: a whole number 0-${MAX_BELOW}` });
+          }
+          const { below } = parsed.data;
+          const count = await context.workers.run<number>(import.meta.url, "countPrimes", [below], {
+            signal: context.signal, // the head is shutting down: stop computing
+          });
+          return c.json({ below, primes: count });
+        });
+    },
+    start(context) {
+      unsubscribe = context.events.on((event) => {
+        if (
+          event.type !== "job" || !["SUCCEEDED", "FAILED", "STOPPED"].includes(event.job.status)
+        ) {
+          return;
+        }
+        jobsEnded[event.job.status] = (jobsEnded[event.job.status] ?? 0) + 1;
+      });
+      context.signal.addEventListener("abort", () => unsubscribe(), { once: true });
+      context.logger.info("hello module started");
+    },
+    stop() {
+      unsubscribe(); // safe to call twice
+    },
+    async snapshot() {
+      return { greetings: Number(await greetings()), jobs_ended: { ...jobsEnded } };
+    },
+  };
+}
+
+/** Counts the primes below `n` (a sieve): CPU-heavy, so the module runs it in a worker. */
+export function countPrimes(n: number): number {
+  if (n < 3) return 0;
+  const composite = new Uint8Array(n);
+  let count = 0;
+  for (let i = 2; i < n; i++) {
+    if (composite[i]) continue;
+    count++;
+    for (let j = i * i; j < n; j += i) composite[j] = 1;
+  }
+  return count;
+}

@@ -1,0 +1,31 @@
+/** The actors module: lists and kills supervised processes (job supervisors, serve replicas). */
+import type { HeadModule } from "../host/module.ts";
+import { actorRoutes } from "./routes.ts";
+import { ActorService } from "./service.ts";
+
+/** Actors in the snapshot: the newest ones, as many as jobs there. */
+const SNAPSHOT_ACTORS = 1000;
+
+/** Creates the actors module. */
+export function createModule(): HeadModule {
+  let service: ActorService | undefined;
+  return {
+    name: "actors",
+    minimal: true,
+    routes(ctx) {
+      service = new ActorService(ctx);
+      service.followJobs(); // before any module starts: no job event is missed
+      return actorRoutes(service);
+    },
+    async start() {
+      await service?.resync(); // what a previous head left unrecorded
+    },
+    async stop() {
+      await service?.close();
+    },
+    async snapshot() {
+      const actors = await service?.list({ limit: SNAPSHOT_ACTORS }) ?? [];
+      return Object.fromEntries(actors.map((actor) => [actor.actor_id, actor]));
+    },
+  };
+}

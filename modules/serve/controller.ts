@@ -1,0 +1,676 @@
+/**
+ * One deployment's controller. It keeps `num_replicas` replicas of the current version
+ * running: it starts missing ones, restarts crashed ones with backoff, replaces
+ * replicas of another version one at a time (a new one is ready before an old one
+ * stops), stops surplus ones, and on delete stops them all. Every change is written to
+ * the serve store and, as an actor record, to the actor store; a later head re-adopts
+ * the replicas from there.
+ */
+import { isAbsolute, resolve } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import type { ExitReason, ModuleContext, SupervisedProcess } from "../host/module.ts";
+import type { Actor } from "../../storage/actors.ts";
+import type { LogStore } from "../../storage/logs.ts";
+import type {
+  Deployment,
+  DeploymentStatus,
+  HealthCheck,
+  Replica,
+  ServeStore,
+} from "../../storage/serve.ts";
+import type { DeploymentDetails } from "./schemas.ts";
+
+/** The class of a replica actor. */
+export const SERVE_REPLICA_CLASS = "ServeReplica";
+/** The namespace of replica actors. */
+export const SERVE_NAMESPACE = "serve";
+/** How often a replica that has not yet passed its health check is probed. */
+const STARTUP_PROBE_MS = 100;
+
+/** What a controller works with. */
+export interface ControllerDeps {
+  ctx: ModuleContext;
+  store: ServeStore;
+  /** The deployment's replica logs: one file per replica, kept across its restarts. */
+  logs: LogStore;
+  /** Called once the deployment has been deleted. */
+  onDeleted(): void;
+}
+
+/** A replica as the controller tracks it in memory. */
+interface ReplicaRuntime {
+  record: Replica;
+  process?: SupervisedProcess;
+  /** Being stopped on purpose (`why`): its end is expected and ends it for good. */
+  stopping?: string;
+  /** Passed its health check since it last started. */
+  ready: boolean;
+  /** Resolves true once it is first ready, false if it ends before. */
+  readiness: PromiseWithResolvers<boolean>;
+  /** Settles once it has ended for good and its record says so. */
+  ended: PromiseWithResolvers<void>;
+  /** Ends the current run's health checks. */
+  life?: AbortController;
+  /** Cancels a pending restart. */
+  restartTimer?: AbortController;
+  /** Why its health checks had it stopped, for the record of its end. */
+  unhealthy?: string;
+}
+
+/** Keeps one deployment's replicas as its spec says. */
+export class DeploymentController {
+  #deps: ControllerDeps;
+  #deployment: Deployment;
+  #replicas = new Map<string, ReplicaRuntime>();
+  #dirty = false;
+  #loop: Promise<void> | undefined;
+  /** Aborted when the spec changes or a delete starts: a rollout step stops waiting. */
+  #specChanged = new AbortController();
+  #closed = new AbortController();
+  #deleted = Promise.withResolvers<void>();
+  #gone = false;
+  #writes: Promise<void> = Promise.resolve();
+
+  /** A controller for `deployment`, with the replicas a previous head left (see `adopt()`). */
+  constructor(deps: ControllerDeps, deployment: Deployment, replicas: Replica[] = []) {
+    this.#deps = deps;
+    this.#deployment = deployment;
+    for (const record of replicas) this.#replicas.set(record.actor_id, newRuntime(record));
+  }
+
+  /** The deployment as last recorded. */
+  get deployment(): Deployment {
+    return this.#deployment;
+  }
+
+  /** The deployment's replica logs. */
+  get logs(): LogStore {
+    return this.#deps.logs;
+  }
+
+  /** Whether a delete has started. */
+  get deleting(): boolean {
+    return this.#deployment.status === "DELETING";
+  }
+
+  /** The deployment and its replicas, for the API. */
+  details(): DeploymentDetails {
+    const { name, created_at, updated_at, spec } = this.#deployment;
+    const { status, message } = this.deleting ? this.#deployment : this.#status();
+    const replicas = [...this.#replicas.values()].map(({ record, ready }) => ({
+      actor_id: record.actor_id,
+      replica_tag: record.replica_tag,
+      version: record.version,
+      state: record.state,
+      pid: record.supervisor?.pid ?? null,
+      port: record.port,
+      num_restarts: record.num_restarts,
+      start_time: record.start_time,
+      ready,
+      death_cause: record.death_cause,
+    }));
+    replicas.sort((a, b) => a.start_time - b.start_time);
+    return { name, status, message, created_at, updated_at, spec, replicas };
+  }
+
+  /**
+   * Takes over the stored replicas: adopts running ones (those that ended meanwhile are
+   * restarted by the policy), spawns one a previous head recorded but may not have
+   * started, and re-arms pending restarts. Call once, then the controller reconciles.
+   */
+  async adopt(): Promise<void> {
+    const { supervisor } = this.#deps.ctx;
+    for (const runtime of this.#replicas.values()) {
+      const { record } = runtime;
+      if (record.state === "ALIVE" && record.supervisor) {
+        const { pid, start_ticks: startTicks } = record.supervisor;
+        this.#attach(runtime, await supervisor.adopt(record.actor_id, { pid, startTicks }), {
+          adopted: true,
+        });
+      } else if (record.state === "PENDING_CREATION" || record.state === "ALIVE") {
+        const found = await supervisor.find(record.actor_id);
+        if (found) this.#attach(runtime, await supervisor.adopt(record.actor_id, found));
+        else this.#spawn(runtime);
+      } else if (record.state === "RESTARTING") {
+        this.#scheduleRestart(runtime);
+      }
+    }
+    this.#kick();
+  }
+
+  /**
+   * Records a new spec (its version filled in) and reconciles toward it in the
+   * background. Replicas that used up their restarts are dropped: new ones replace them.
+   */
+  async update(spec: Deployment["spec"]): Promise<void> {
+    this.#deployment = { ...this.#deployment, spec, updated_at: Date.now() };
+    this.#specChanged.abort();
+    this.#specChanged = new AbortController();
+    await this.#deps.store.putDeployment(this.#deployment);
+    for (const runtime of this.#replicas.values()) {
+      if (runtime.record.state !== "DEAD" || runtime.stopping !== undefined) continue;
+      runtime.stopping = "a new spec was applied";
+      this.#bury(runtime, runtime.record.death_cause ?? runtime.stopping);
+    }
+    this.#kick();
+  }
+
+  /** Stops every replica and removes the deployment; resolves once that is done. */
+  async delete(): Promise<void> {
+    if (!this.deleting) {
+      this.#deployment = {
+        ...this.#deployment,
+        status: "DELETING",
+        message: "Stopping every replica",
+        updated_at: Date.now(),
+      };
+      this.#specChanged.abort();
+      await this.#deps.store.putDeployment(this.#deployment);
+      this.#kick();
+    }
+    await this.#deleted.promise;
+  }
+
+  /**
+   * Stops controlling: health checks and pending restarts end, replicas keep running
+   * for the next head. Resolves once in-flight work has settled. Safe to call twice.
+   */
+  async close(): Promise<void> {
+    this.#closed.abort();
+    await this.#loop;
+    await this.#writes;
+  }
+
+  // --- Reconciling --------------------------------------------------------------------
+
+  /** Asks for a reconcile pass; passes never overlap. */
+  #kick(): void {
+    this.#dirty = true;
+    if (this.#loop || this.#closed.signal.aborted || this.#gone) return;
+    this.#loop = this.#run().finally(() => {
+      this.#loop = undefined;
+      if (this.#dirty) this.#kick();
+    });
+  }
+
+  async #run(): Promise<void> {
+    while (this.#dirty && !this.#closed.signal.aborted && !this.#gone) {
+      this.#dirty = false;
+      try {
+        await this.#step();
+        if (!this.#gone) await this.#recordStatus();
+      } catch (err) {
+        this.#deps.ctx.logger.error(`reconciling deployment "${this.#deployment.name}":`, err);
+      }
+    }
+  }
+
+  /** One move toward the spec; sets #dirty when there is more to do. */
+  async #step(): Promise<void> {
+    if (this.deleting) return await this.#deleteAll();
+    const { spec } = this.#deployment;
+    const live = [...this.#replicas.values()].filter((r) => r.stopping === undefined);
+    const current = live.filter((r) => r.record.version === spec.version);
+    const old = live.filter((r) => r.record.version !== spec.version);
+    const surplus = current.length - spec.num_replicas;
+    // A replica of this version that used up its restarts halts a rollout: the old
+    // version keeps serving until another spec is applied.
+    const halted = current.some((r) => r.record.state === "DEAD");
+    if (surplus > 0) {
+      const extra = current.sort(retireFirst).slice(0, surplus);
+      await Promise.all(extra.map((r) => this.#retire(r, "scaled down")));
+    } else if (surplus < 0 && old.length > 0) {
+      if (halted) return;
+      const fresh = await this.#startReplica();
+      if (await this.#waitReady(fresh)) {
+        await this.#retire(old.sort(retireFirst)[0], `replaced by version ${spec.version}`);
+      }
+      this.#dirty = true;
+    } else if (surplus < 0) {
+      await Promise.all(Array.from({ length: -surplus }, () => this.#startReplica()));
+    } else if (old.length > 0 && !halted) {
+      await this.#retire(old.sort(retireFirst)[0], `replaced by version ${spec.version}`);
+      this.#dirty = true;
+    }
+  }
+
+  /** Whether `fresh` got ready; false once it ended, or the spec changed, or the head stops. */
+  #waitReady(fresh: ReplicaRuntime): Promise<boolean> {
+    const signal = AbortSignal.any([this.#specChanged.signal, this.#closed.signal]);
+    return Promise.race([
+      fresh.readiness.promise,
+      new Promise<boolean>((resolve) => {
+        if (signal.aborted) resolve(false);
+        signal.addEventListener("abort", () => resolve(false), { once: true });
+      }),
+    ]);
+  }
+
+  async #deleteAll(): Promise<void> {
+    const replicas = [...this.#replicas.values()];
+    await Promise.all(replicas.map((r) => this.#retire(r, "the deployment was deleted")));
+    await this.#writes;
+    await this.#deps.store.deleteDeployment(this.#deployment.name);
+    this.#gone = true;
+    this.#deleted.resolve();
+    this.#deps.onDeleted();
+  }
+
+  async #recordStatus(): Promise<void> {
+    const { status, message } = this.#status();
+    if (status === this.#deployment.status && message === this.#deployment.message) return;
+    this.#deployment = { ...this.#deployment, status, message, updated_at: Date.now() };
+    await this.#deps.store.putDeployment(this.#deployment);
+  }
+
+  #status(): { status: DeploymentStatus; message: string } {
+    const { spec } = this.#deployment;
+    const live = [...this.#replicas.values()].filter((r) => r.stopping === undefined);
+    const current = live.filter((r) => r.record.version === spec.version);
+    const failing = current.find((r) => r.record.state === "DEAD") ??
+      current.find((r) => r.record.state === "RESTARTING");
+    if (failing) {
+      const { replica_tag, state, num_restarts, death_cause } = failing.record;
+      const what = state === "DEAD"
+        ? "is DEAD and will not be restarted"
+        : `is RESTARTING (restart ${num_restarts})`;
+      return { status: "UNHEALTHY", message: `Replica ${replica_tag} ${what}: ${death_cause}` };
+    }
+    const ready = current.filter((r) => r.ready).length;
+    const olderCount = live.length - current.length;
+    if (ready === spec.num_replicas && current.length === ready && olderCount === 0) {
+      return { status: "HEALTHY", message: "" };
+    }
+    return {
+      status: "UPDATING",
+      message: `${ready} of ${spec.num_replicas} replicas of version ${spec.version} are ready` +
+        (olderCount > 0 ? `; ${olderCount} of another version still run` : ""),
+    };
+  }
+
+  // --- Replicas -----------------------------------------------------------------------
+
+  async #startReplica(): Promise<ReplicaRuntime> {
+    const { name, spec } = this.#deployment;
+    const suffix = randomSuffix();
+    const runtime = newRuntime({
+      actor_id: `servereplica_${name}_${suffix}`,
+      replica_tag: `${name}#${suffix}`,
+      deployment: name,
+      version: spec.version,
+      port: freePort(new Set([...this.#replicas.values()].map((r) => r.record.port))),
+      state: "PENDING_CREATION",
+      supervisor: null,
+      num_restarts: 0,
+      start_time: Date.now(),
+      end_time: null,
+      restart_at: null,
+      death_cause: null,
+    });
+    this.#replicas.set(runtime.record.actor_id, runtime);
+    // Recorded before it runs: a head that dies right after the spawn leaves a trace.
+    await this.#persist(runtime);
+    try {
+      await this.#deps.logs.create(runtime.record.actor_id);
+    } catch (err) {
+      this.#onEnd(runtime, `its log file could not be created: ${(err as Error).message}`);
+      return runtime;
+    }
+    this.#spawn(runtime);
+    return runtime;
+  }
+
+  #spawn(runtime: ReplicaRuntime): void {
+    if (runtime.stopping !== undefined || this.#closed.signal.aborted) return;
+    const { ctx, logs } = this.#deps;
+    const { record } = runtime;
+    const { spec, name } = this.#deployment;
+    let process: SupervisedProcess;
+    try {
+      process = ctx.supervisor.spawn({
+        id: record.actor_id,
+        command: spec.entrypoint,
+        logPath: logs.pathOf(record.actor_id),
+        cwd: workingDirOf(spec.runtime_env.working_dir),
+        env: {
+          ...spec.runtime_env.env_vars,
+          PORT: String(record.port),
+          JOBHEAD_ADDRESS: ctx.info.address,
+          JOBHEAD_DEPLOYMENT: name,
+          JOBHEAD_REPLICA_TAG: record.replica_tag,
+          JOBHEAD_SERVE_VERSION: record.version,
+        },
+      });
+    } catch (err) {
+      this.#onEnd(runtime, `it failed to start: ${(err as Error).message}`);
+      return;
+    }
+    this.#attach(runtime, process);
+  }
+
+  /** Tracks a running process of `runtime`: records it ALIVE, checks its health, awaits its end. */
+  #attach(
+    runtime: ReplicaRuntime,
+    process: SupervisedProcess,
+    options: { adopted?: boolean } = {},
+  ): void {
+    runtime.process = process;
+    runtime.ready = false;
+    runtime.record = {
+      ...runtime.record,
+      state: "ALIVE",
+      supervisor: { pid: process.pid, start_ticks: process.startTicks },
+      end_time: null,
+      restart_at: null,
+      death_cause: null,
+    };
+    this.#persist(runtime);
+    runtime.life = new AbortController();
+    const check = this.#deployment.spec.health_check;
+    // An adopted replica was serving already: it only has to stay healthy.
+    if (!check || options.adopted) this.#markReady(runtime);
+    if (check) {
+      this.#checkHealth(runtime, AbortSignal.any([runtime.life.signal, this.#closed.signal]))
+        .catch((err) => this.#deps.ctx.logger.error("health check failed to run:", err));
+    }
+    this.#watch(runtime, process);
+    this.#kick();
+  }
+
+  async #watch(runtime: ReplicaRuntime, process: SupervisedProcess): Promise<void> {
+    const reason = await process.exited;
+    runtime.life?.abort();
+    if (this.#closed.signal.aborted) {
+      // Left for the next head, which reads the exit file: keep it.
+      runtime.ended.resolve();
+      return;
+    }
+    const { supervisor } = this.#deps.ctx;
+    if (reason.kind === "died") await supervisor.killEscapees(process.id);
+    await supervisor.release(process);
+    runtime.process = undefined;
+    const cause = runtime.unhealthy ?? describeEnd(reason);
+    runtime.unhealthy = undefined;
+    this.#onEnd(runtime, cause, reason.kind === "died" && reason.killed?.noRestart === true);
+  }
+
+  /** A replica's run ended (`cause`): bury it, or restart it as its policy says. */
+  #onEnd(runtime: ReplicaRuntime, cause: string, noRestart = false): void {
+    const { spec } = this.#deployment;
+    const { record } = runtime;
+    if (runtime.stopping !== undefined) return this.#bury(runtime, `stopped: ${runtime.stopping}`);
+    if (noRestart) return this.#bury(runtime, `${cause}; not restarted: no_restart was asked`);
+    if (record.version !== spec.version) {
+      return this.#bury(runtime, `${cause}; not restarted: version ${spec.version} replaces it`);
+    }
+    const policy = spec.restart_policy;
+    const now = Date.now();
+    if (policy.max_restarts !== -1 && record.num_restarts >= policy.max_restarts) {
+      runtime.record = {
+        ...record,
+        state: "DEAD",
+        supervisor: null,
+        end_time: now,
+        death_cause: `${cause}; not restarted: it was restarted ${record.num_restarts} times, ` +
+          `the most its max_restarts allows`,
+      };
+      runtime.readiness.resolve(false);
+      this.#persist(runtime);
+      this.#kick();
+      return;
+    }
+    const restarts = record.num_restarts + 1;
+    const backoffS = Math.min(
+      policy.initial_backoff_s * 2 ** (restarts - 1),
+      Math.max(policy.max_backoff_s, policy.initial_backoff_s),
+    );
+    this.#deps.ctx.logger.warn(
+      `replica ${record.replica_tag} ended (${cause}): restart ${restarts} in ${backoffS} s`,
+    );
+    runtime.ready = false;
+    runtime.record = {
+      ...record,
+      state: "RESTARTING",
+      supervisor: null,
+      num_restarts: restarts,
+      restart_at: now + backoffS * 1000,
+      death_cause: cause,
+    };
+    this.#persist(runtime);
+    this.#scheduleRestart(runtime);
+    this.#kick();
+  }
+
+  #scheduleRestart(runtime: ReplicaRuntime): void {
+    const timer = new AbortController();
+    runtime.restartTimer = timer;
+    const waitMs = Math.max(0, (runtime.record.restart_at ?? 0) - Date.now());
+    delay(waitMs, undefined, { signal: AbortSignal.any([timer.signal, this.#closed.signal]) })
+      .then(() => {
+        runtime.restartTimer = undefined;
+        this.#spawn(runtime);
+      }, () => {}); // cancelled: retired, or the head stops
+  }
+
+  /** Stops a replica for good; resolves once it has ended and is recorded DEAD. */
+  async #retire(runtime: ReplicaRuntime, why: string): Promise<void> {
+    runtime.stopping ??= why;
+    runtime.restartTimer?.abort();
+    if (runtime.process) {
+      const graceS = this.#deployment.spec.graceful_shutdown_timeout_s;
+      const graceMs = graceS == null ? this.#deps.ctx.config.stopGraceMs : graceS * 1000;
+      await this.#deps.ctx.supervisor.stop(runtime.process, graceMs);
+    } else if (this.#closed.signal.aborted) {
+      runtime.ended.resolve(); // left as it is for the next head
+    } else {
+      this.#bury(runtime, `stopped: ${why}`);
+    }
+    await runtime.ended.promise;
+  }
+
+  /** Records a replica DEAD for good and forgets it. */
+  #bury(runtime: ReplicaRuntime, cause: string): void {
+    runtime.life?.abort();
+    runtime.record = {
+      ...runtime.record,
+      state: "DEAD",
+      supervisor: null,
+      end_time: Date.now(),
+      restart_at: null,
+      death_cause: cause,
+    };
+    this.#replicas.delete(runtime.record.actor_id);
+    this.#persist(runtime, { forget: true }).then(() => runtime.ended.resolve());
+    runtime.readiness.resolve(false);
+    this.#kick();
+  }
+
+  #markReady(runtime: ReplicaRuntime): void {
+    if (runtime.ready) return;
+    runtime.ready = true;
+    runtime.readiness.resolve(true);
+    this.#kick();
+  }
+
+  /**
+   * Probes a running replica until `signal` aborts: every 100 ms until it first passes,
+   * then every `period_s`. Too many failures, or no pass within `startup_timeout_s`,
+   * get it stopped, and then restarted by its policy.
+   */
+  async #checkHealth(runtime: ReplicaRuntime, signal: AbortSignal): Promise<void> {
+    const started = Date.now();
+    let failures = 0;
+    while (!signal.aborted) {
+      const check = this.#deployment.spec.health_check;
+      if (!check) return this.#markReady(runtime);
+      const healthy = await probe(check, this.#probeEnv(runtime), signal);
+      if (signal.aborted) return;
+      if (healthy) {
+        failures = 0;
+        this.#markReady(runtime);
+      } else if (runtime.ready && ++failures >= check.failure_threshold) {
+        return this.#stopUnhealthy(runtime, `its health check failed ${failures} times in a row`);
+      } else if (!runtime.ready && Date.now() - started >= check.startup_timeout_s * 1000) {
+        return this.#stopUnhealthy(
+          runtime,
+          `it did not pass its health check within ${check.startup_timeout_s} s of starting`,
+        );
+      }
+      const waitMs = runtime.ready
+        ? check.period_s * 1000
+        : Math.min(check.period_s * 1000, STARTUP_PROBE_MS);
+      try {
+        await delay(waitMs, undefined, { signal });
+      } catch {
+        return;
+      }
+    }
+  }
+
+  #stopUnhealthy(runtime: ReplicaRuntime, why: string): void {
+    const process = runtime.process;
+    if (!process) return;
+    runtime.unhealthy = why;
+    this.#deps.ctx.supervisor.stop(process, this.#deps.ctx.config.stopGraceMs)
+      .catch((err) => this.#deps.ctx.logger.error(`stopping an unhealthy replica failed:`, err));
+  }
+
+  #probeEnv(runtime: ReplicaRuntime): ProbeTarget {
+    const { spec, name } = this.#deployment;
+    return {
+      port: runtime.record.port,
+      cwd: workingDirOf(spec.runtime_env.working_dir),
+      env: {
+        ...spec.runtime_env.env_vars,
+        PORT: String(runtime.record.port),
+        JOBHEAD_DEPLOYMENT: name,
+        JOBHEAD_REPLICA_TAG: runtime.record.replica_tag,
+      },
+    };
+  }
+
+  /** Writes a replica's records in order: its serve record (or its removal), then its actor. */
+  #persist(runtime: ReplicaRuntime, options: { forget?: boolean } = {}): Promise<void> {
+    const { ctx, store } = this.#deps;
+    const replica = runtime.record;
+    const actor = replicaActor(replica, this.#deployment, ctx.info.nodeId);
+    this.#writes = this.#writes.then(async () => {
+      if (options.forget) await store.deleteReplica(replica.deployment, replica.actor_id);
+      else await store.putReplica(replica);
+      await ctx.stores.actors.put([actor]);
+      ctx.events.emit({ type: "actor", actor });
+    }).catch((err) => ctx.logger.error(`recording replica ${replica.replica_tag} failed:`, err));
+    return this.#writes;
+  }
+}
+
+/** The actor record of a replica. */
+export function replicaActor(replica: Replica, deployment: Deployment, nodeId: string): Actor {
+  return {
+    actor_id: replica.actor_id,
+    class_name: SERVE_REPLICA_CLASS,
+    name: `SERVE_REPLICA::${replica.replica_tag}`,
+    namespace: SERVE_NAMESPACE,
+    state: replica.state,
+    pid: replica.supervisor?.pid ?? null,
+    node_id: nodeId,
+    start_time: replica.start_time,
+    end_time: replica.end_time,
+    resources: {},
+    runtime_env: deployment.spec.runtime_env,
+    owner: { kind: "deployment", id: replica.deployment },
+    port: replica.port,
+    num_restarts: replica.num_restarts,
+    death_cause: replica.death_cause,
+    metadata: {
+      serve: {
+        replica_tag: replica.replica_tag,
+        deployment_name: replica.deployment,
+        version: replica.version,
+      },
+    },
+  };
+}
+
+function newRuntime(record: Replica): ReplicaRuntime {
+  return {
+    record,
+    ready: false,
+    readiness: Promise.withResolvers<boolean>(),
+    ended: Promise.withResolvers<void>(),
+  };
+}
+
+/** Which replica to stop first: dead or failing ones, then those not ready, then the newest. */
+function retireFirst(a: ReplicaRuntime, b: ReplicaRuntime): number {
+  const rank = (r: ReplicaRuntime) =>
+    r.record.state === "DEAD" ? 0 : r.record.state === "RESTARTING" ? 1 : r.ready ? 3 : 2;
+  return rank(a) - rank(b) || b.record.start_time - a.record.start_time;
+}
+
+function describeEnd(reason: ExitReason): string {
+  if (reason.kind === "exited") return `it exited with code ${reason.code}`;
+  if (reason.killed) {
+    return `it was killed through the actors API (force_kill=${reason.killed.force})`;
+  }
+  return "its supervisor died, and its process group with it";
+}
+
+/** Where and how a replica is probed. */
+interface ProbeTarget {
+  port: number;
+  cwd?: string;
+  env: Record<string, string>;
+}
+
+/** Runs one health check; false on failure, on timeout, or when `signal` aborts. */
+async function probe(check: HealthCheck, target: ProbeTarget, signal: AbortSignal) {
+  const deadline = new AbortController();
+  const timeout = AbortSignal.any([signal, deadline.signal]);
+  delay(check.timeout_s * 1000, undefined, { signal: timeout }).then(
+    () => deadline.abort(),
+    () => {}, // the probe ended first
+  );
+  try {
+    if (check.http_path !== undefined) {
+      const url = `http://127.0.0.1:${target.port}${check.http_path}`;
+      const res = await fetch(url, { signal: timeout, redirect: "manual" });
+      await res.body?.cancel();
+      return res.status < 400;
+    }
+    const { success } = await new Deno.Command("/bin/sh", {
+      args: ["-c", check.command!],
+      cwd: target.cwd,
+      env: target.env,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      signal: timeout,
+    }).output();
+    return success;
+  } catch {
+    return false;
+  } finally {
+    deadline.abort();
+  }
+}
+
+function workingDirOf(workingDir: string | undefined): string | undefined {
+  if (workingDir === undefined) return undefined;
+  return isAbsolute(workingDir) ? workingDir : resolve(workingDir);
+}
+
+/** A port nothing listens on right now and not in `taken`, for a new replica's `$PORT`. */
+function freePort(taken: Set<number>): number {
+  for (;;) {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    if (!taken.has(port)) return port;
+  }
+}
+
+function randomSuffix(): string {
+  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+  return Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => alphabet[b % 36]).join("");
+}

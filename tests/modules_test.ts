@@ -1,0 +1,106 @@
+/** End to end: operators' modules by path, their failures, --minimal, and the snapshot. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startHead, waitForStatus } from "./harness.ts";
+import { assertError, submitJob } from "./helpers.ts";
+import { waitFor } from "./poll.ts";
+
+const EXAMPLE = new URL("../examples/hello_module.ts", import.meta.url).pathname;
+
+/** Module files that misbehave, each in its own way. */
+const FIXTURES: Record<string, string> = {
+  "throws_on_start.ts": `import { Hono } from "hono";
+export function createModule() {
+  return {
+    name: "boom",
+    minimal: true,
+    routes: () => new Hono().get("/api/boom", (c) => c.text("boom")),
+    start() { throw new Error("no fuel"); },
+    snapshot: () => ({ boom: true }),
+  };
+}`,
+  "throws_on_load.ts": `throw new Error("cannot load me");
+export function createModule() { return { name: "never", minimal: true }; }`,
+  "same_route.ts": `import { Hono } from "hono";
+export function createModule() {
+  return { name: "hello2", minimal: true, routes: () => new Hono().get("/api/hello", (c) => c.text("")) };
+}`,
+  "not_minimal.ts": `import { Hono } from "hono";
+export function createModule() {
+  return { name: "big", minimal: false, routes: () => new Hono().get("/api/big", (c) => c.text("")) };
+}`,
+};
+
+Deno.test("an operator's module loaded by path serves its routes and a snapshot section", async () => {
+  await using head = await startHead({ extraArgs: ["--module", EXAMPLE] });
+  assert.deepEqual((await head.json("/api/hello")).body, { hello: "world", greetings: 1 });
+  assert.deepEqual((await head.json("/api/hello")).body, { hello: "world", greetings: 2 });
+  assert.deepEqual((await head.json("/api/hello/primes?below=1000")).body, {
+    below: 1000,
+    primes: 168,
+  });
+  assertError(await head.json("/api/hello/primes?below=lots"), 400, "BAD_REQUEST", "below");
+
+  const id = await submitJob(head, { entrypoint: "true" });
+  await waitForStatus(head, id, ["SUCCEEDED"]);
+  const snapshot = await waitFor("the hello section to count the job", async () => {
+    const { status, body } = await head.json("/api/snapshot");
+    assert.equal(status, 200);
+    return body.data.snapshot.hello.jobs_ended.SUCCEEDED === 1 && body;
+  });
+  assert.equal(snapshot.result, true);
+  const { hello, jobs, actors, deployments, session_name, version, commit } =
+    snapshot.data.snapshot;
+  assert.equal(hello.greetings, 2);
+  assert.equal(jobs[id].status, "SUCCEEDED");
+  assert.equal(actors[`jobsup_${id}`].class_name, "JobSupervisor");
+  assert.deepEqual(deployments, {});
+  assert.match(session_name, /^session_/);
+  assert.equal(typeof version, "string");
+  assert.equal(typeof commit, "string");
+});
+
+Deno.test("--minimal: modules that fail to load or start, or reuse a route, are skipped", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jobhead-modules-" });
+  try {
+    const paths = Object.entries(FIXTURES).map(([name, text]) => {
+      Deno.writeTextFileSync(join(dir, name), text);
+      return join(dir, name);
+    });
+    const extraArgs = ["--minimal", EXAMPLE, ...paths].flatMap((p) =>
+      p === "--minimal" ? [p] : ["--module", p]
+    );
+    await using head = await startHead({ extraArgs });
+
+    assert.equal((await head.json("/api/version")).status, 200);
+    assert.equal((await head.json("/api/hello")).status, 200);
+    assert.equal((await head.json("/api/actors")).status, 200, "actors is a minimal module");
+    for (const path of ["/api/boom", "/api/big", "/api/serve/deployments"]) {
+      assertError(await head.json(path), 404, "NOT_FOUND");
+    }
+    const { body } = await head.json("/api/snapshot");
+    assert.deepEqual(Object.keys(body.data.snapshot).sort(), [
+      "actors",
+      "commit",
+      "hello",
+      "jobs",
+      "session_name",
+      "version",
+    ]);
+
+    const { stderr } = head.output();
+    for (
+      const line of [
+        'module "boom" skipped: it failed to start: Error: no fuel',
+        `module ${join(dir, "throws_on_load.ts")} skipped: cannot load me`,
+        'module "hello2" skipped: its route GET /api/hello is already served by module "hello"',
+        'module "big" not loaded: --minimal',
+        'module "serve" not loaded: --minimal',
+      ]
+    ) {
+      assert.ok(stderr.includes(line), `stderr lacks ${JSON.stringify(line)}:\n${stderr}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
