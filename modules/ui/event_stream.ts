@@ -1,0 +1,99 @@
+/**
+ * `GET /api/events`: the bus's job and actor changes as server-sent events. Each stream
+ * keeps only the latest change per job or actor until its reader takes it, so a slow
+ * reader costs at most one entry per changed object, and never slows the head.
+ */
+import { setTimeout as delay } from "node:timers/promises";
+import type { EventBus, HeadEvent } from "../host/events.ts";
+import type { Job } from "../../storage/jobs.ts";
+import type { EventType, JobRow } from "./schemas.ts";
+
+/** A comment line sent after this much silence: keeps proxies from closing an idle stream. */
+const KEEPALIVE_MS = 25_000;
+/** Changes a stream holds for a reader that does not read; past this it sends `reset`. */
+const MAX_PENDING = 10_000;
+/** What a browser waits before it reconnects a dropped stream. */
+const RETRY_MS = 2_000;
+
+/** The row of the jobs table for a stored job. */
+export function toRow(job: Job): JobRow {
+  return {
+    submission_id: job.id,
+    status: job.status,
+    entrypoint: job.entrypoint,
+    error_type: job.error_type,
+    start_time: job.start_time,
+    end_time: job.end_time,
+    driver_exit_code: job.driver_exit_code,
+    metadata: job.metadata,
+  };
+}
+
+/**
+ * An SSE body that follows `events` until `signal` aborts or the reader goes away.
+ * It opens with a `ready` event: what the reader missed before then, it reads from the
+ * API. A `reset` event means changes were dropped for a reader that fell far behind.
+ */
+export function eventStream(
+  events: EventBus,
+  options: { types: ReadonlySet<EventType>; signal: AbortSignal },
+): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  /** `<type>:<id>` → the SSE message of its latest change. */
+  const pending = new Map<string, string>();
+  let overflowed = false;
+  let wake = () => {};
+  let unsubscribe = () => {};
+  const stop = () => {
+    unsubscribe();
+    wake();
+  };
+
+  const onEvent = (event: HeadEvent) => {
+    if (!options.types.has(event.type)) return;
+    const [key, data] = event.type === "job"
+      ? [`job:${event.job.id}`, toRow(event.job)]
+      : [`actor:${event.actor.actor_id}`, event.actor];
+    pending.delete(key); // re-inserted last: changes go out in the order they were made
+    pending.set(key, `event: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`);
+    if (pending.size > MAX_PENDING) {
+      pending.clear();
+      overflowed = true;
+    }
+    wake();
+  };
+
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (options.signal.aborted) return controller.close();
+      unsubscribe = events.on(onEvent);
+      options.signal.addEventListener("abort", stop, { once: true });
+      controller.enqueue(encoder.encode(`retry: ${RETRY_MS}\nevent: ready\ndata: {}\n\n`));
+    },
+    async pull(controller) {
+      if (pending.size === 0 && !overflowed && !options.signal.aborted) {
+        const woken = new Promise<void>((resolve) => wake = resolve);
+        const timer = new AbortController();
+        await Promise.race([
+          woken,
+          delay(KEEPALIVE_MS, undefined, { signal: timer.signal }).catch(() => {}),
+        ]);
+        timer.abort();
+        wake = () => {};
+      }
+      if (options.signal.aborted) {
+        controller.close();
+        return;
+      }
+      let text = overflowed ? "event: reset\ndata: {}\n\n" : "";
+      overflowed = false;
+      for (const message of pending.values()) text += message;
+      pending.clear();
+      controller.enqueue(encoder.encode(text || ": keepalive\n\n"));
+    },
+    cancel() {
+      options.signal.removeEventListener("abort", stop);
+      stop();
+    },
+  }, { highWaterMark: 0 });
+}

@@ -1,0 +1,20 @@
+/** The ui module: the web dashboard at `/`, its job search, and the live event stream. */
+import type { HeadModule } from "../host/module.ts";
+import { Assets } from "./assets.ts";
+import { uiRoutes } from "./routes.ts";
+
+/** Creates the ui module. */
+export function createModule(): HeadModule {
+  return {
+    name: "ui",
+    minimal: false,
+    routes(ctx) {
+      return uiRoutes({
+        jobs: ctx.stores.jobs,
+        events: ctx.events,
+        assets: new Assets(new URL("./static/", import.meta.url)),
+        signal: ctx.signal,
+      });
+    },
+  };
+}

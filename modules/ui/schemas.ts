@@ -1,0 +1,52 @@
+/** Schemas of the dashboard's own API: job rows, their search, and the event stream. */
+import { z } from "zod";
+import { Actor } from "../../storage/actors.ts";
+import { JobErrorType, JobId, JobStatus } from "../../storage/jobs.ts";
+
+/** A job as the dashboard's table shows it: JobDetails' fields that a row needs. */
+export const JobRow = z.object({
+  submission_id: JobId,
+  status: JobStatus,
+  entrypoint: z.string(),
+  error_type: JobErrorType.nullable(),
+  start_time: z.number(),
+  end_time: z.number().nullable(),
+  driver_exit_code: z.number().int().nullable(),
+  metadata: z.record(z.string(), z.string()),
+});
+export type JobRow = z.infer<typeof JobRow>;
+
+/** Query of `GET /api/ui/jobs`. */
+export const FindJobsQuery = z.strictObject({
+  /** Comma-separated statuses, e.g. `RUNNING,PENDING`. */
+  status: z.string().optional(),
+  /** Words that must all be in the id, the entrypoint or a `key=value` of the metadata. */
+  q: z.string().max(1000).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  /** `next_cursor` of the previous page. */
+  cursor: z.string().optional(),
+});
+export type FindJobsQuery = z.infer<typeof FindJobsQuery>;
+
+/** Response of `GET /api/ui/jobs`: rows newest first, and where the next page starts. */
+export const FindJobsResponse = z.object({
+  jobs: z.array(JobRow),
+  /** Null at the end. A page may hold fewer rows than asked and still have a next one. */
+  next_cursor: z.string().nullable(),
+});
+export type FindJobsResponse = z.infer<typeof FindJobsResponse>;
+
+/** Kinds of events `GET /api/events` sends: an SSE `event:` name each. */
+export const EventType = z.enum(["job", "actor"]);
+export type EventType = z.infer<typeof EventType>;
+
+/** Query of `GET /api/events`. */
+export const EventsQuery = z.strictObject({
+  /** Comma-separated event types; both when absent. */
+  types: z.string().optional(),
+});
+
+/** The `data:` of a `job` event. */
+export const JobEvent = JobRow;
+/** The `data:` of an `actor` event: the actor as `GET /api/actors/{id}` returns it. */
+export const ActorEvent = Actor;

@@ -1,0 +1,75 @@
+// @ts-check
+/// <reference lib="dom" />
+/**
+ * Calls to the head's API from the page. Every call carries `X-Requested-With`, which
+ * tells the head that our own page sent it (the session cookie alone does not).
+ * @module
+ */
+
+/** An error answer of the API: its status, code and message (API.md, "Errors"). */
+export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} code
+   * @param {string} message
+   */
+  constructor(status, code, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** @type {() => void} */
+let onUnauthorized = () => {};
+
+/**
+ * Sets what happens when the head answers 401: the page asks for the token again.
+ * @param {() => void} handler
+ */
+export function setUnauthorizedHandler(handler) {
+  onUnauthorized = handler;
+}
+
+/**
+ * Calls the API and returns the parsed JSON body; throws ApiError for an error answer.
+ * @param {string} path
+ * @param {{ method?: string, body?: unknown, query?: Record<string, string | undefined> }} [options]
+ * @returns {Promise<any>}
+ */
+export async function api(path, options = {}) {
+  const url = new URL(path, location.origin);
+  for (const [key, value] of Object.entries(options.query ?? {})) {
+    if (value !== undefined && value !== "") url.searchParams.set(key, value);
+  }
+  /** @type {Record<string, string>} */
+  const headers = { "x-requested-with": "jobhead" };
+  if (options.body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(url, {
+    method: options.method ?? "GET",
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text === "" ? null : JSON.parse(text);
+  } catch {
+    data = text;
+  }
+  if (!res.ok) {
+    if (res.status === 401) onUnauthorized();
+    const message = data?.error?.message ?? data?.msg ?? `The head answered ${res.status}`;
+    throw new ApiError(res.status, data?.error?.code ?? `HTTP_${res.status}`, message);
+  }
+  return data;
+}
+
+/**
+ * A path segment for an id (ids are restricted to URL-safe characters, but be sure).
+ * @param {string} id
+ */
+export function seg(id) {
+  return encodeURIComponent(id);
+}

@@ -1,0 +1,200 @@
+// @ts-check
+/// <reference lib="dom" />
+/**
+ * One job: its details, Stop and Delete, and its log following live.
+ * @module
+ */
+import { api, ApiError, seg } from "../api.js";
+import {
+  alertBox,
+  badge,
+  confirmAction,
+  formatDuration,
+  formatTime,
+  h,
+  isTerminal,
+} from "../dom.js";
+import { LogTail, LogView } from "../log_view.js";
+
+/** @typedef {import("../main.js").ViewContext} ViewContext */
+
+const TAIL_STATES = {
+  connecting: "Connecting…",
+  live: "● Live",
+  ended: "✓ Complete: the job has ended",
+  reconnecting: "○ Connection lost: reconnecting",
+  gone: "The job no longer exists",
+};
+
+/**
+ * @param {ViewContext} ctx
+ * @param {string} id
+ */
+export function jobView(ctx, id) {
+  const errors = alertBox();
+  const title = h("h1", { class: "job-title" }, h("code", { text: id }));
+  const statusSlot = h("span", { class: "status-slot" });
+  const stopButton = h("button", { class: "danger", id: "stop-job", hidden: true, text: "■ Stop" });
+  const deleteButton = h("button", { id: "delete-job", hidden: true, text: "Delete" });
+  const details = h("dl", { class: "details" });
+  const tailState = h("span", { class: "tail-state", role: "status" });
+  const logView = new LogView();
+  const el = h(
+    "section",
+    { class: "view job" },
+    h("p", {}, h("a", { href: "#/jobs", text: "← All jobs" })),
+    h(
+      "div",
+      { class: "toolbar" },
+      title,
+      statusSlot,
+      h("span", { class: "spacer" }),
+      stopButton,
+      deleteButton,
+    ),
+    errors.el,
+    details,
+    h("div", { class: "toolbar" }, h("h2", { text: "Log" }), tailState),
+    logView.el,
+  );
+
+  /** @type {any} */
+  let job;
+  let fetching = false;
+  let refetch = false;
+
+  async function load() {
+    if (fetching) {
+      refetch = true;
+      return;
+    }
+    fetching = true;
+    try {
+      do {
+        refetch = false;
+        job = await api(`/api/jobs/${seg(id)}`);
+        render();
+      } while (refetch);
+    } catch (err) {
+      errors.show(err);
+      if (err instanceof ApiError && err.status === 404) {
+        stopButton.hidden = deleteButton.hidden = true;
+      }
+    } finally {
+      fetching = false;
+    }
+  }
+
+  function render() {
+    statusSlot.replaceChildren(badge(job.status));
+    el.dataset.status = job.status;
+    stopButton.hidden = isTerminal(job.status);
+    deleteButton.hidden = !isTerminal(job.status);
+    const end = job.end_time ?? (isTerminal(job.status) ? null : Date.now());
+    /** @type {[string, string | Node][]} */
+    const items = [
+      ["Entrypoint", h("pre", { class: "code", text: job.entrypoint })],
+      ["Status", badge(job.status)],
+      ["Message", h("pre", { class: "message", text: job.message || "—" })],
+    ];
+    if (job.error_type) items.push(["Error type", h("code", { text: job.error_type })]);
+    items.push(
+      ["Submitted", formatTime(job.start_time)],
+      ["Ended", formatTime(job.end_time)],
+      ["Duration", end === null ? "—" : formatDuration(end - job.start_time)],
+      ["Exit code", job.driver_exit_code === null ? "—" : String(job.driver_exit_code)],
+      ["Supervisor pid", job.driver_info?.pid ?? "—"],
+      ["Metadata", keyValues(job.metadata)],
+      ["Runtime env", h("pre", { class: "code", text: JSON.stringify(job.runtime_env, null, 2) })],
+    );
+    details.replaceChildren(
+      ...items.flatMap(([term, value]) => [h("dt", { text: term }), h("dd", {}, value)]),
+    );
+  }
+
+  stopButton.addEventListener("click", async () => {
+    const ok = await confirmAction({
+      title: `Stop job ${id}?`,
+      body: "Its processes get SIGTERM, then SIGKILL after the grace period. It ends STOPPED.",
+      confirm: "Stop job",
+      danger: true,
+    });
+    if (!ok) return;
+    errors.clear();
+    stopButton.disabled = true;
+    try {
+      await api(`/api/jobs/${seg(id)}/stop`, { method: "POST" });
+      await load();
+    } catch (err) {
+      errors.show(err);
+    } finally {
+      stopButton.disabled = false;
+    }
+  });
+
+  deleteButton.addEventListener("click", async () => {
+    const ok = await confirmAction({
+      title: `Delete job ${id}?`,
+      body: "Its record and its whole log are removed from the head. This cannot be undone.",
+      confirm: "Delete job",
+      danger: true,
+    });
+    if (!ok) return;
+    try {
+      await api(`/api/jobs/${seg(id)}`, { method: "DELETE" });
+      location.hash = "#/jobs";
+    } catch (err) {
+      errors.show(err);
+    }
+  });
+
+  const tail = new LogTail(
+    id,
+    logView,
+    (state, detail) => {
+      tailState.textContent = `${TAIL_STATES[state]}${detail ? ` ${detail}` : ""}`;
+      tailState.dataset.state = state;
+    },
+    async () => {
+      try {
+        await api(`/api/jobs/${seg(id)}`);
+        return true;
+      } catch (err) {
+        return !(err instanceof ApiError && err.status === 404);
+      }
+    },
+  );
+
+  const unsubscribe = [
+    ctx.live.on("job", (row) => {
+      if (row.submission_id === id) load();
+    }),
+    ctx.live.on("resync", load),
+  ];
+  load().then(() => {
+    if (job) tail.connect();
+  });
+  return {
+    el,
+    title: `Job ${id}`,
+    dispose() {
+      tail.close();
+      logView.dispose();
+      for (const off of unsubscribe) off();
+    },
+  };
+}
+
+/**
+ * A small key/value table, or "—" when empty.
+ * @param {Record<string, string>} entries
+ */
+function keyValues(entries) {
+  const list = Object.entries(entries ?? {});
+  if (list.length === 0) return "—";
+  return h(
+    "table",
+    { class: "kv" },
+    h("tbody", {}, list.map(([k, v]) => h("tr", {}, h("th", { text: k }), h("td", { text: v })))),
+  );
+}

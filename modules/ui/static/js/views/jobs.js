@@ -1,0 +1,295 @@
+// @ts-check
+/// <reference lib="dom" />
+/**
+ * The jobs table: newest first, filtered by status and searched on the head, a page at
+ * a time, and kept up to date from the event stream (rows change in place, new jobs
+ * appear at the top).
+ * @module
+ */
+import { api } from "../api.js";
+import { alertBox, badge, formatDuration, formatTime, h, isTerminal, newerJob } from "../dom.js";
+import { matchesSearch } from "../match.js";
+
+/** Rows asked for at a time. */
+const PAGE_SIZE = 100;
+
+/** @typedef {import("../main.js").ViewContext} ViewContext */
+/**
+ * @typedef {object} JobRow
+ * @property {string} submission_id
+ * @property {string} status
+ * @property {string} entrypoint
+ * @property {string | null} error_type
+ * @property {number} start_time
+ * @property {number | null} end_time
+ * @property {number | null} driver_exit_code
+ * @property {Record<string, string>} metadata
+ */
+
+const FILTERS = [
+  ["", "All statuses"],
+  ["PENDING,RUNNING", "Active"],
+  ["PENDING", "Pending"],
+  ["RUNNING", "Running"],
+  ["SUCCEEDED", "Succeeded"],
+  ["FAILED", "Failed"],
+  ["STOPPED", "Stopped"],
+];
+
+/**
+ * @param {ViewContext} ctx
+ * @param {URLSearchParams} params `status` and `q` from the address
+ */
+export function jobsView(ctx, params) {
+  let status = params.get("status") ?? "";
+  let search = params.get("q") ?? "";
+  /** @type {Map<string, JobRow>} */
+  const rows = new Map();
+  /** @type {Map<string, HTMLTableRowElement>} */
+  const rowEls = new Map();
+  /** @type {string | null} */
+  let nextCursor = null;
+  let generation = 0;
+  /** Rows changed by events, drawn at the next animation frame. */
+  const dirty = new Set();
+  let frame = 0;
+
+  const errors = alertBox();
+  const filter = h(
+    "select",
+    { id: "status-filter", "aria-label": "Status", onchange: () => changeQuery() },
+    FILTERS.map(([value, label]) => h("option", { value, text: label })),
+  );
+  filter.value = status;
+  const searchBox = h("input", {
+    id: "job-search",
+    type: "search",
+    placeholder: "Search id, entrypoint, key=value",
+    "aria-label": "Search jobs",
+    value: search,
+  });
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let searchTimer;
+  searchBox.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(changeQuery, 250);
+  });
+  const count = h("span", { class: "muted", role: "status" });
+  const tbody = h("tbody");
+  const empty = h("p", { class: "empty", hidden: true, text: "No jobs match." });
+  const more = h("button", {
+    class: "more",
+    hidden: true,
+    text: "Load older jobs",
+    onclick: loadMore,
+  });
+  const el = h(
+    "section",
+    { class: "view jobs" },
+    h(
+      "div",
+      { class: "toolbar" },
+      h("h1", { text: "Jobs" }),
+      filter,
+      searchBox,
+      count,
+      h("a", { class: "button primary", href: "#/submit", text: "Submit a job" }),
+    ),
+    errors.el,
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { class: "jobs-table" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", { text: "ID" }),
+            h("th", { text: "Status" }),
+            h("th", { text: "Entrypoint" }),
+            h("th", { class: "wide", text: "Started" }),
+            h("th", { text: "Duration" }),
+            h("th", { class: "num", text: "Exit" }),
+          ),
+        ),
+        tbody,
+      ),
+    ),
+    empty,
+    more,
+  );
+
+  function changeQuery() {
+    status = filter.value;
+    search = searchBox.value.trim();
+    const query = new URLSearchParams();
+    if (status) query.set("status", status);
+    if (search) query.set("q", search);
+    const hash = `#/jobs${query.size ? `?${query}` : ""}`;
+    if (location.hash !== hash) history.replaceState(null, "", hash);
+    reload();
+  }
+
+  /** @param {JobRow} row */
+  function matches(row) {
+    return (!status || status.split(",").includes(row.status)) && matchesSearch(row, search);
+  }
+
+  async function reload() {
+    const mine = ++generation;
+    try {
+      const page = await api("/api/ui/jobs", {
+        query: { status, q: search, limit: String(PAGE_SIZE) },
+      });
+      if (mine !== generation) return;
+      rows.clear();
+      rowEls.clear();
+      tbody.replaceChildren();
+      show(page);
+    } catch (err) {
+      if (mine === generation) errors.show(err);
+    }
+  }
+
+  async function loadMore() {
+    const mine = generation;
+    more.disabled = true;
+    try {
+      const page = await api("/api/ui/jobs", {
+        query: { status, q: search, limit: String(PAGE_SIZE), cursor: nextCursor ?? undefined },
+      });
+      if (mine === generation) show(page);
+    } catch (err) {
+      errors.show(err);
+    } finally {
+      more.disabled = false;
+    }
+  }
+
+  /** @param {{ jobs: JobRow[], next_cursor: string | null }} page */
+  function show(page) {
+    errors.clear();
+    for (const job of page.jobs) {
+      if (rows.has(job.submission_id)) continue; // arrived live meanwhile
+      rows.set(job.submission_id, job);
+      const tr = renderRow(job);
+      rowEls.set(job.submission_id, tr);
+      tbody.append(tr);
+    }
+    nextCursor = page.next_cursor;
+    updateFooter();
+  }
+
+  function updateFooter() {
+    more.hidden = nextCursor === null;
+    empty.hidden = rows.size > 0 || nextCursor !== null;
+    count.textContent = `${rows.size}${nextCursor ? "+" : ""} shown`;
+  }
+
+  /** @param {JobRow} job */
+  function renderRow(job) {
+    const tr = h("tr", { "data-id": job.submission_id, "data-status": job.status });
+    fillRow(tr, job);
+    return tr;
+  }
+
+  /**
+   * @param {HTMLTableRowElement} tr
+   * @param {JobRow} job
+   */
+  function fillRow(tr, job) {
+    tr.dataset.status = job.status;
+    const exit = job.driver_exit_code;
+    tr.replaceChildren(
+      h(
+        "td",
+        { class: "id" },
+        h("a", {
+          href: `#/jobs/${encodeURIComponent(job.submission_id)}`,
+          text: job.submission_id,
+        }),
+      ),
+      h("td", {}, badge(job.status)),
+      h("td", { class: "entrypoint" }, h("code", { title: job.entrypoint, text: job.entrypoint })),
+      h("td", { class: "wide", text: formatTime(job.start_time) }),
+      h("td", {
+        class: "duration",
+        "data-since": isTerminal(job.status) ? undefined : String(job.start_time),
+        text: formatDuration((job.end_time ?? Date.now()) - job.start_time),
+      }),
+      h("td", { class: "num", text: exit === null ? "—" : String(exit) }),
+    );
+  }
+
+  /** @param {JobRow} update */
+  function onJob(update) {
+    const id = update.submission_id;
+    const job = newerJob(rows.get(id), update);
+    const tr = rowEls.get(id);
+    if (tr) {
+      rows.set(id, job);
+    } else {
+      // Only jobs inside the loaded window: older ones come with "Load older jobs".
+      const oldest = [...rows.values()].at(-1);
+      if (!matches(job) || (nextCursor !== null && oldest && job.start_time < oldest.start_time)) {
+        return;
+      }
+      rows.set(id, job);
+    }
+    dirty.add(id);
+    frame ||= requestAnimationFrame(draw);
+  }
+
+  function draw() {
+    frame = 0;
+    for (const id of dirty) {
+      const job = rows.get(id);
+      if (!job) continue;
+      let tr = rowEls.get(id);
+      if (!matches(job)) {
+        tr?.remove();
+        rows.delete(id);
+        rowEls.delete(id);
+        continue;
+      }
+      if (tr) {
+        fillRow(tr, job);
+        continue;
+      }
+      tr = renderRow(job);
+      rowEls.set(id, tr);
+      const next = [...tbody.rows].find((other) =>
+        (rows.get(other.dataset.id ?? "")?.start_time ?? 0) <= job.start_time
+      );
+      tbody.insertBefore(tr, next ?? null);
+    }
+    dirty.clear();
+    updateFooter();
+  }
+
+  // Durations of unfinished jobs move on; only their cells are redrawn.
+  const ticker = setInterval(() => {
+    for (const cell of el.querySelectorAll("td[data-since]")) {
+      cell.textContent = formatDuration(
+        Date.now() - Number(/** @type {HTMLElement} */ (cell).dataset.since),
+      );
+    }
+  }, 1000);
+
+  const unsubscribe = [ctx.live.on("job", onJob), ctx.live.on("resync", reload)];
+  reload();
+  return {
+    el,
+    title: "Jobs",
+    dispose() {
+      clearInterval(ticker);
+      clearTimeout(searchTimer);
+      cancelAnimationFrame(frame);
+      for (const off of unsubscribe) off();
+    },
+  };
+}
