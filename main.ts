@@ -1,12 +1,14 @@
 /**
- * jobhead's command line. `main.ts start [options]` runs the head (`deno task start`).
+ * jobhead's command line. `main.ts start [options]` runs the head (`deno task start`);
+ * `main.ts job <command>` talks to a running one (`deno task jobhead job …`).
  * @module
  */
 import { ConfigError, parseConfig, startUsage } from "./modules/host/config.ts";
 import { startHead } from "./modules/host/head.ts";
 
 const USAGE = `Usage: main.ts <command>
-  start [options]   run the head (see: main.ts start --help)`;
+  start [options]   run the head (see: main.ts start --help)
+  job <command>     submit, follow, stop, list and delete jobs (see: main.ts job --help)`;
 
 /** Runs the head until SIGTERM or SIGINT. */
 async function runHead(args: string[]): Promise<number> {
@@ -27,7 +29,13 @@ async function runHead(args: string[]): Promise<number> {
     event.preventDefault();
     console.error("jobhead: unhandled rejection:", event.reason);
   });
-  const head = await startHead(config);
+  let head;
+  try {
+    head = await startHead(config);
+  } catch (err) {
+    console.error(`jobhead: cannot start: ${err instanceof Error ? err.message : err}`);
+    return 1;
+  }
   console.log(`jobhead listening on ${head.info.address}`);
   const stop = () => head.shutdown();
   Deno.addSignalListener("SIGTERM", stop);
@@ -40,7 +48,11 @@ async function runHead(args: string[]): Promise<number> {
 if (import.meta.main) {
   const [command, ...rest] = Deno.args;
   let code: number;
-  if (command === "start") {
+  if (command === "job") {
+    // Loaded only here: the job commands need none of the head's modules.
+    const { runJobCommand } = await import("./cli/job.ts");
+    code = await runJobCommand(rest);
+  } else if (command === "start") {
     code = await runHead(rest);
   } else {
     console.error(USAGE);

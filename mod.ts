@@ -1,6 +1,7 @@
 /**
- * jobhead's public API: the types a module author implements, and the request and
- * response schemas of the jobs API, shared by the server and its clients.
+ * jobhead's public API: the types a module author implements, the request and
+ * response schemas of the jobs API, shared by the server and its clients, and the
+ * HTTP client `JobClient` (Deno, Node 20+ and browsers; see client/http_client.ts).
  *
  * @example A module that serves one route
  * ```ts
@@ -15,15 +16,46 @@
  *   };
  * }
  * ```
+ * A complete module, with KV, events, the worker pool and a snapshot section, is
+ * `examples/hello_module.ts`; docs/modules.md describes the contract.
+ *
  * @module
  */
 export type {
+  ExitReason,
   HeadInfo,
   HeadModule,
+  KillRequest,
   Logger,
   ModuleContext,
   ModuleFactory,
+  SpawnOptions,
   Stores,
+  SupervisedProcess,
+  Supervisor,
+  SupervisorIdentity,
 } from "./modules/host/module.ts";
 export type { HeadEvent, HeadEventListener } from "./modules/host/events.ts";
+export type { WorkerPool } from "./modules/host/worker_pool.ts";
 export * from "./modules/jobs/schemas.ts";
+export * from "./modules/packages/schemas.ts";
+export {
+  DEFAULT_ADDRESS,
+  JobClient,
+  type JobClientOptions,
+  type JobList,
+  type SubmitJobOptions,
+  type WebSocketConstructor,
+  type WorkingDirUpload,
+} from "./client/http_client.ts";
+export {
+  ConnectionError,
+  JobheadError,
+  TailClosedError,
+  WorkingDirError,
+} from "./client/errors.ts";
+// Types only: packing a directory loads node:fs, which browsers lack (JobClient loads it lazily).
+export type { PackWorkingDirOptions } from "./client/working_dir.ts";
+export * from "./modules/host/schemas.ts";
+export * from "./modules/actors/schemas.ts";
+export * from "./modules/serve/schemas.ts";

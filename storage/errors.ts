@@ -14,3 +14,8 @@ export class ConflictError extends Error {
 export class InvalidStateError extends Error {
   override name = "InvalidStateError";
 }
+
+/** A package is not a readable zip, or holds an entry that would land outside its target. */
+export class InvalidPackageError extends Error {
+  override name = "InvalidPackageError";
+}

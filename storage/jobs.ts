@@ -287,7 +287,7 @@ export class KvJobStore implements JobStore {
  * Cursors name the last job of the previous page, so they stay valid while jobs are
  * added or deleted. A cursor that does not decode is reported as a bad request.
  */
-function encodeCursor(job: Job): string {
+export function encodeCursor(job: Job): string {
   return btoa(JSON.stringify([job.start_time, job.id])).replaceAll("=", "");
 }
 

@@ -76,8 +76,19 @@ const SAFETY_CHECK_MS = 5_000;
 export type ExitReason =
   /** The command exited; `code` is its status, or -N for a death by signal N. */
   | { kind: "exited"; code: number; endTime: number }
-  /** The supervisor died (killed, crashed) before the command ended; the group died with it. */
-  | { kind: "died"; endTime: number };
+  /**
+   * The supervisor died (killed, crashed) before the command ended; the group died with
+   * it. `killed` is set when the actor was killed on purpose (`Supervisor.kill()`).
+   */
+  | { kind: "died"; endTime: number; killed?: KillRequest };
+
+/** How an actor was asked to die (API.md, `GET /api/actors/kill`). */
+export interface KillRequest {
+  /** SIGKILL at once, rather than SIGTERM and SIGKILL after the grace. */
+  force: boolean;
+  /** For actors with a restart policy: stay dead. */
+  noRestart: boolean;
+}
 
 /** What to run under a supervisor. */
 export interface SpawnOptions {
@@ -109,6 +120,7 @@ export class SupervisedProcess {
   readonly exited: Promise<ExitReason>;
   #resolve!: (reason: ExitReason) => void;
   #settled = false;
+  #killed?: KillRequest;
 
   constructor(id: string, identity: SupervisorIdentity) {
     this.id = id;
@@ -122,11 +134,25 @@ export class SupervisedProcess {
     return this.#settled;
   }
 
-  /** Settles `exited`; later calls are ignored. */
+  /** Whether `kill()` was asked for, and how. */
+  get killed(): KillRequest | undefined {
+    return this.#killed;
+  }
+
+  /**
+   * Settles `exited`; later calls are ignored. After `markKilled()`, any end reads as
+   * a death: a command that ended on the kill's SIGTERM was still killed.
+   */
   settle(reason: ExitReason): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#resolve(reason);
+    const killed = this.#killed;
+    this.#resolve(killed ? { kind: "died", endTime: reason.endTime, killed } : reason);
+  }
+
+  /** Records that the actor is being killed on purpose; ignored once settled. */
+  markKilled(request: KillRequest): void {
+    if (!this.#settled) this.#killed ??= request;
   }
 }
 
@@ -244,14 +270,33 @@ export class Supervisor {
   /**
    * Kills the supervisor itself, as an actor kill does: at once with `force`, else with
    * SIGTERM to the group and SIGKILL after `graceMs`. The watchdog takes the group down.
+   * The process then ends `{ kind: "died", killed }`, however its command ended.
    */
   async kill(
     process: SupervisedProcess,
-    options: { force: boolean; graceMs: number },
+    options: { force: boolean; graceMs: number; noRestart?: boolean },
   ): Promise<ExitReason> {
+    process.markKilled({ force: options.force, noRestart: options.noRestart ?? false });
     if (options.force) this.#killGroup(process);
     else await this.stop(process, options.graceMs);
     return process.exited;
+  }
+
+  /** The live process of actor `id` this head spawned or adopted, if any. */
+  get(id: string): SupervisedProcess | undefined {
+    return this.#live.get(id);
+  }
+
+  /**
+   * Finds a running supervisor of actor `id` by its processes' environment: for a
+   * spawn a previous head made but could not record before it died.
+   */
+  async find(id: string): Promise<SupervisorIdentity | undefined> {
+    for (const pid of await findProcessesByEnv(ACTOR_ENV, id)) {
+      const stat = readStat(pid);
+      if (stat && stat.sid === pid) return { pid, startTicks: stat.startTicks };
+    }
+    return undefined;
   }
 
   /** Forgets a settled process and removes its files; call after its end is recorded. */

@@ -4,12 +4,18 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
-import { ConflictError, InvalidStateError, NotFoundError } from "../../storage/errors.ts";
-import { TooLargeError, UnauthorizedError, ValidationError } from "./errors.ts";
+import {
+  ConflictError,
+  InvalidPackageError,
+  InvalidStateError,
+  NotFoundError,
+} from "../../storage/errors.ts";
+import { ForbiddenError, TooLargeError, UnauthorizedError, ValidationError } from "./errors.ts";
+import { checkOrigin, type Credential, hasBearer, hasSession, SESSION_PATH } from "./session.ts";
 
 /** Options of `createApp()`. */
 export interface AppOptions {
-  /** When set, every `/api/*` request must carry it as a bearer token. */
+  /** When set, every `/api/*` request must carry it as a bearer token, or a session cookie. */
   token?: string;
   /** Largest accepted request body, except for routes under `rawBodyPrefixes`. */
   maxBodyBytes: number;
@@ -20,7 +26,9 @@ export interface AppOptions {
 /** The one place where an error becomes an HTTP status. */
 export function statusOf(err: unknown): ContentfulStatusCode {
   if (err instanceof ValidationError) return 400;
+  if (err instanceof InvalidPackageError) return 400;
   if (err instanceof UnauthorizedError) return 401;
+  if (err instanceof ForbiddenError) return 403;
   if (err instanceof NotFoundError) return 404;
   if (err instanceof ConflictError) return 409;
   if (err instanceof InvalidStateError) return 409;
@@ -32,6 +40,7 @@ export function statusOf(err: unknown): ContentfulStatusCode {
 const CODES: Record<number, string> = {
   400: "BAD_REQUEST",
   401: "UNAUTHORIZED",
+  403: "FORBIDDEN",
   404: "NOT_FOUND",
   405: "METHOD_NOT_ALLOWED",
   409: "CONFLICT",
@@ -56,17 +65,10 @@ export function createApp(options: AppOptions): Hono {
   app.notFound((c) => {
     return c.json(errorBody(404, `No route for ${c.req.method} ${c.req.path}`), 404);
   });
-  if (options.token) {
-    const token = options.token;
-    app.use("/api/*", async (c, next) => {
-      if (!hasToken(c, token)) {
-        throw new UnauthorizedError(
-          "A valid token is required: send the header 'Authorization: Bearer <token>'",
-        );
-      }
-      await next();
-    });
-  }
+  app.use("*", async (c, next) => {
+    checkOrigin(c, await authenticate(c, options.token));
+    await next();
+  });
   const limit = bodyLimit({
     maxSize: options.maxBodyBytes,
     onError: () => {
@@ -81,21 +83,19 @@ export function createApp(options: AppOptions): Hono {
   return app;
 }
 
-function hasToken(c: Context, token: string): boolean {
-  const expected = `Bearer ${token}`;
-  for (const header of ["Authorization", "X-Ray-Authorization"]) {
-    const value = c.req.header(header);
-    if (value !== undefined && timingSafeEqual(value, expected)) return true;
-  }
-  return false;
-}
-
-function timingSafeEqual(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
-  return diff === 0;
+/**
+ * How the request is let in. With a token, `/api/*` (but the login) needs the bearer
+ * token or a session cookie: throws UnauthorizedError otherwise.
+ */
+async function authenticate(c: Context, token: string | undefined): Promise<Credential> {
+  if (token === undefined) return "none";
+  if (hasBearer(c, token)) return "bearer";
+  if (await hasSession(c, token)) return "cookie";
+  const path = c.req.path;
+  if ((path !== "/api" && !path.startsWith("/api/")) || path === SESSION_PATH) return "none";
+  throw new UnauthorizedError(
+    "A valid token is required: send the header 'Authorization: Bearer <token>'",
+  );
 }
 
 /**

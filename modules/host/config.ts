@@ -22,6 +22,8 @@ export interface HeadConfig {
   logMaxBytes: number;
   /** Logs of jobs that ended longer ago than this are deleted; 0 keeps them. */
   logRetentionDays: number;
+  /** Largest accepted package upload; DEFAULT_MAX_PACKAGE_BYTES when absent. */
+  maxPackageBytes?: number;
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -35,6 +37,8 @@ export const DEFAULT_STOP_GRACE_MS = 3_000;
 export const DEFAULT_LOG_MAX_BYTES = 1024 ** 3;
 /** Default limit on JSON request bodies. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** Default limit on package uploads (zipped working directories). */
+export const DEFAULT_MAX_PACKAGE_BYTES = 100 * 1024 * 1024;
 
 const USAGE = `Usage: main.ts start [options]
   --host HOST           address to listen on (JOBHEAD_HOST, default 127.0.0.1)
@@ -50,7 +54,9 @@ const USAGE = `Usage: main.ts start [options]
   --log-max-bytes N     cap on one job's log: past it the middle is dropped, head and tail
                         kept (JOBHEAD_LOG_MAX_BYTES, default 1073741824)
   --log-retention-days D  delete the logs of jobs that ended D days ago; 0 keeps them
-                        (JOBHEAD_LOG_RETENTION_DAYS, default 0)`;
+                        (JOBHEAD_LOG_RETENTION_DAYS, default 0)
+  --max-package-bytes N largest working_dir package upload
+                        (JOBHEAD_MAX_PACKAGE_BYTES, default 104857600)`;
 
 /** The usage text of `main.ts start`. */
 export function startUsage(): string {
@@ -80,6 +86,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
         "max-body-bytes": { type: "string" },
         "log-max-bytes": { type: "string" },
         "log-retention-days": { type: "string" },
+        "max-package-bytes": { type: "string" },
       },
     }).values;
   } catch (err) {
@@ -119,6 +126,11 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
       "log-retention-days",
       flags["log-retention-days"] ?? env.JOBHEAD_LOG_RETENTION_DAYS ?? "0",
       { fractional: true },
+    ),
+    maxPackageBytes: parseNumber(
+      "max-package-bytes",
+      flags["max-package-bytes"] ?? env.JOBHEAD_MAX_PACKAGE_BYTES ??
+        String(DEFAULT_MAX_PACKAGE_BYTES),
     ),
   };
 }

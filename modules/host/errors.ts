@@ -14,3 +14,8 @@ export class UnauthorizedError extends Error {
 export class TooLargeError extends Error {
   override name = "TooLargeError";
 }
+
+/** The request is authenticated but not allowed: another origin's page made it. */
+export class ForbiddenError extends Error {
+  override name = "ForbiddenError";
+}

@@ -1,10 +1,11 @@
 /** The head's event bus: job and actor state changes, for modules and live views. */
+import type { Actor } from "../../storage/actors.ts";
 import type { Job } from "../../storage/jobs.ts";
 
 /** A state change announced on the bus. */
 export type HeadEvent =
   | { type: "job"; job: Job }
-  | { type: "actor"; actor: Record<string, unknown> };
+  | { type: "actor"; actor: Actor };
 
 /** A listener; it must not throw (an error is logged and ignored). */
 export type HeadEventListener = (event: HeadEvent) => void;

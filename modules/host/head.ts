@@ -2,16 +2,23 @@
  * The head: opens the data directory and KV store, loads the modules, serves their
  * routes, starts them, and shuts everything down cleanly (running jobs keep running).
  */
+import { fileURLToPath } from "node:url";
 import { join, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import type { Hono } from "hono";
+import { KvActorStore } from "../../storage/actors.ts";
 import { KvJobStore } from "../../storage/jobs.ts";
 import { FileLogStore } from "../../storage/logs.ts";
+import { FilePackageStore } from "../../storage/packages.ts";
 import { Supervisor } from "../actors/supervisor.ts";
 import { createApp } from "./app.ts";
 import type { HeadConfig } from "./config.ts";
 import { EventBus } from "./events.ts";
-import { loadModules } from "./loader.ts";
+import { loadModules, RouteTable } from "./loader.ts";
 import { createLogger, type HeadInfo, type HeadModule, type ModuleContext } from "./module.ts";
+import { readGitCommit, snapshotRoutes } from "./snapshot.ts";
+import { sessionRoutes } from "./session.ts";
+import { WorkerPool } from "./worker_pool.ts";
 import denoJson from "../../deno.json" with { type: "json" };
 
 /** A running head. */
@@ -40,36 +47,45 @@ export async function startHead(config: HeadConfig): Promise<Head> {
     sessionName: session.name,
     nodeId: session.nodeId,
     version: denoJson.version,
+    commit: await readGitCommit(fileURLToPath(new URL("../..", import.meta.url))),
   };
   const supervisor = new Supervisor(join(dataDir, "run"));
   await supervisor.start();
-  const stores = { jobs: new KvJobStore(kv), logs: new FileLogStore(logsDir) };
+  const stores = {
+    jobs: new KvJobStore(kv),
+    logs: new FileLogStore(logsDir),
+    packages: new FilePackageStore(join(dataDir, "packages")),
+    actors: new KvActorStore(kv),
+  };
+  const workers = new WorkerPool();
   const events = new EventBus();
   const shutdownController = new AbortController();
   const headConfig = { ...config, dataDir };
 
   const modules = await loadModules(headConfig, logger);
   const contexts = new Map<HeadModule, ModuleContext>();
-  const app = createApp({ token: config.token, maxBodyBytes: config.maxBodyBytes });
-  app.get("/-/healthz", (c) => c.text("ok"));
-  app.get("/api/snapshot", async (c) => {
-    const snapshot: Record<string, unknown> = {};
-    for (const module of modules) {
-      if (module.snapshot) snapshot[module.name] = await module.snapshot();
-    }
-    return c.json({
-      result: true,
-      msg: "",
-      data: {
-        snapshot: {
-          ...snapshot,
-          session_name: info.sessionName,
-          version: info.version,
-          commit: "",
-        },
-      },
+  const moduleRoutes = new Map<HeadModule, Hono>();
+  const hostRoutes = snapshotRoutes(() => modules, info, logger).get(
+    "/-/healthz",
+    (c) => c.text("ok"),
+  ).route("/", sessionRoutes(config.token));
+  const routeTable = new RouteTable();
+  routeTable.claim("the head", hostRoutes);
+  // Built once the modules are known, and again without those that fail to start.
+  const buildApp = () => {
+    const app = createApp({
+      token: config.token,
+      maxBodyBytes: config.maxBodyBytes,
+      // Package uploads are zips with a limit of their own, checked by the packages module.
+      rawBodyPrefixes: ["/api/packages/"],
     });
-  });
+    app.route("/", hostRoutes);
+    for (const module of modules) {
+      const routes = moduleRoutes.get(module);
+      if (routes) app.route("/", routes);
+    }
+    return app;
+  };
   for (const module of [...modules]) {
     const ctx: ModuleContext = {
       kv,
@@ -80,26 +96,34 @@ export async function startHead(config: HeadConfig): Promise<Head> {
       logger: createLogger(module.name),
       events,
       supervisor,
+      workers,
       signal: shutdownController.signal,
     };
     contexts.set(module, ctx);
     try {
-      if (module.routes) app.route("/", module.routes(ctx));
+      const routes = module.routes?.(ctx);
+      if (routes) {
+        routeTable.claim(`module "${module.name}"`, routes);
+        moduleRoutes.set(module, routes);
+      }
     } catch (err) {
-      logger.error(`module "${module.name}" skipped: its routes failed:`, err);
+      logger.error(`module "${module.name}" skipped: ${(err as Error).message ?? err}`);
       modules.splice(modules.indexOf(module), 1);
+      await Promise.resolve(module.stop?.()).catch(() => {});
     }
   }
+  let app = buildApp();
 
   const listening = Promise.withResolvers<Deno.NetAddr>();
   const server = Deno.serve({
     hostname: config.host,
     port: config.port,
     onListen: (addr) => listening.resolve(addr),
-  }, app.fetch);
+  }, (request, connInfo) => app.fetch(request, connInfo));
   const addr = await listening.promise;
   info.address = `http://${formatHost(addr.hostname)}:${addr.port}`;
 
+  const modulesBefore = modules.length;
   for (const module of [...modules]) {
     try {
       await module.start?.(contexts.get(module)!);
@@ -109,6 +133,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
       await Promise.resolve(module.stop?.()).catch(() => {});
     }
   }
+  if (modules.length < modulesBefore) app = buildApp(); // without the routes of those skipped
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () => {
@@ -122,6 +147,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
         }
       }
       supervisor.close();
+      workers.close();
       const timer = new AbortController();
       await Promise.race([
         server.shutdown(),

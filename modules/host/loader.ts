@@ -1,12 +1,17 @@
 /** Loads the head's modules: the built-ins, then operators' modules by path or specifier. */
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import type { Hono } from "hono";
+import * as actors from "../actors/mod.ts";
 import * as jobs from "../jobs/mod.ts";
+import * as packages from "../packages/mod.ts";
+import * as serve from "../serve/mod.ts";
+import * as ui from "../ui/mod.ts";
 import type { HeadConfig } from "./config.ts";
 import type { HeadModule, Logger } from "./module.ts";
 
 /** Built-in modules, in load order. */
-const BUILT_INS = [jobs];
+const BUILT_INS = [jobs, packages, actors, serve, ui];
 
 /**
  * The modules to run under `config`: built-ins (only minimal ones under `--minimal`),
@@ -50,4 +55,38 @@ async function importModule(spec: string): Promise<HeadModule> {
   }
   if (typeof module.minimal !== "boolean") module.minimal = false;
   return module;
+}
+
+/** Which module serves each route: two modules may not serve the same method and path. */
+export class RouteTable {
+  /** Normalized path → the methods claimed on it, and by whom. */
+  #claims = new Map<string, { method: string; owner: string }[]>();
+
+  /**
+   * Claims every route of `app` for `owner` (e.g. `module "hello"`), or none of them:
+   * throws an Error naming the route and both owners when one is taken already.
+   */
+  claim(owner: string, app: Hono): void {
+    const routes = app.routes.filter((r) => !(r.method === "ALL" && r.path.endsWith("*")));
+    for (const route of routes) {
+      const taken = this.#claims.get(normalize(route.path))?.find((claim) =>
+        claim.method === route.method || claim.method === "ALL" || route.method === "ALL"
+      );
+      if (taken) {
+        throw new Error(
+          `its route ${route.method} ${route.path} is already served by ${taken.owner}`,
+        );
+      }
+    }
+    for (const route of routes) {
+      const claims = this.#claims.get(normalize(route.path)) ?? [];
+      claims.push({ method: route.method, owner });
+      this.#claims.set(normalize(route.path), claims);
+    }
+  }
+}
+
+/** A route path with its parameters unnamed: `/api/jobs/:id` and `/api/jobs/:name` clash. */
+function normalize(path: string): string {
+  return path.replace(/\/:[^/]+/g, "/:").replace(/(.)\/$/, "$1");
 }

@@ -1,10 +1,23 @@
 /** The contract between the head and its plugin modules (DESIGN.md, "The head and its modules"). */
 import type { Hono } from "hono";
+import type { ActorStore } from "../../storage/actors.ts";
 import type { JobStore } from "../../storage/jobs.ts";
 import type { LogStore } from "../../storage/logs.ts";
+import type { PackageStore } from "../../storage/packages.ts";
 import type { Supervisor } from "../actors/supervisor.ts";
 import type { HeadConfig } from "./config.ts";
 import type { EventBus } from "./events.ts";
+import type { WorkerPool } from "./worker_pool.ts";
+
+// The supervisor's types come with it in the context: modules import them from here.
+export type {
+  ExitReason,
+  KillRequest,
+  SpawnOptions,
+  SupervisedProcess,
+  Supervisor,
+  SupervisorIdentity,
+} from "../actors/supervisor.ts";
 
 /** A plugin module: built-in or an operator's, loaded by the host. */
 export interface HeadModule {
@@ -18,8 +31,10 @@ export interface HeadModule {
   start?(ctx: ModuleContext): Promise<void> | void;
   /** Stops the module; safe to call twice. Supervised processes keep running. */
   stop?(): Promise<void> | void;
-  /** Contributes `data.snapshot.<name>` to `GET /api/snapshot`. */
+  /** Contributes `data.snapshot.<snapshotKey ?? name>` to `GET /api/snapshot`. */
   snapshot?(): Promise<unknown> | unknown;
+  /** The key of the snapshot section when it is not the name (serve's is `deployments`). */
+  snapshotKey?: string;
 }
 
 /** A module file's export: `createModule()`. */
@@ -35,6 +50,8 @@ export interface HeadInfo {
   nodeId: string;
   /** jobhead's own version. */
   version: string;
+  /** The git commit jobhead runs from, or "" when unknown. */
+  commit: string;
 }
 
 /** Minimal structured logging to stderr. */
@@ -48,6 +65,10 @@ export interface Logger {
 export interface Stores {
   jobs: JobStore;
   logs: LogStore;
+  /** Uploaded working_dir packages. */
+  packages: PackageStore;
+  /** Supervised processes; each is written by the module that owns it. */
+  actors: ActorStore;
 }
 
 /** What the host gives each module. */
@@ -63,6 +84,8 @@ export interface ModuleContext {
   events: EventBus;
   /** Spawns, stops and re-adopts supervised process groups (the actors' machinery). */
   supervisor: Supervisor;
+  /** Runs CPU-heavy functions in workers, off the event loop; shared by all modules. */
+  workers: WorkerPool;
   /** Aborted when the head shuts down. */
   signal: AbortSignal;
 }

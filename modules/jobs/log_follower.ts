@@ -14,9 +14,14 @@ import { gapMarker, type LogGap } from "../../storage/logs.ts";
 /** A hub re-reads its file at least this often, even without a file event. */
 const SAFETY_RECHECK_MS = 1_000;
 /** A follower whose socket holds more unsent bytes than this reads on its own. */
-export const MAX_BUFFERED_BYTES = 256 * 1024;
-/** How often a follower over its buffer limit looks whether its socket drained. */
-const DRAIN_CHECK_MS = 10;
+export const MAX_BUFFERED_BYTES = 1024 * 1024;
+/**
+ * A follower over its buffer limit looks again after 1 ms, backing off to 64 ms while
+ * its socket stays full: a fast reader drains in about a millisecond, a stalled one
+ * costs a timer now and then.
+ */
+const DRAIN_CHECK_MIN_MS = 1;
+const DRAIN_CHECK_MAX_MS = 64;
 /** Bytes a reader takes from the file at once. */
 const READ_BYTES = 4 * MAX_FRAME_BYTES;
 
@@ -32,6 +37,8 @@ export interface LogSource {
   pathOf(id: string): string;
   /** True once the job is terminal: its log will not grow any more. */
   isFinished(id: string): Promise<boolean>;
+  /** Calls `listener` when the job ends; returns the unsubscribe. */
+  onFinished(id: string, listener: () => void): () => void;
   /** The range of the log dropped under its size cap, if any: it is sent as a marker line. */
   gapOf(id: string): LogGap | undefined;
   watcher: LogWatcher;
@@ -59,15 +66,19 @@ class LogHub {
   #changed = true;
   #wake = () => {};
   #unsubscribe: () => void;
+  #unsubscribeEnd: () => void;
   #started: Promise<void>;
 
   constructor(id: string, source: LogSource) {
     this.#id = id;
     this.#source = source;
-    this.#unsubscribe = source.watcher.subscribe(source.pathOf(id), () => {
+    const wake = () => {
       this.#changed = true;
       this.#wake();
-    });
+    };
+    this.#unsubscribe = source.watcher.subscribe(source.pathOf(id), wake);
+    // A job may end without a last write: its end wakes the reader too.
+    this.#unsubscribeEnd = source.onFinished(id, wake);
     this.#started = this.#open();
     this.#started.then(() => this.#pump()).catch((err) => {
       console.error(`jobhead: following the log of job "${id}" failed:`, err);
@@ -90,6 +101,7 @@ class LogHub {
   close(): void {
     this.#stop.abort();
     this.#unsubscribe();
+    this.#unsubscribeEnd();
     this.#wake();
     this.#file?.close();
     this.#file = undefined;
@@ -119,32 +131,40 @@ class LogHub {
       const n = this.#file ? await this.#file.read(buffer) : null;
       if (stop.aborted) return;
       const atEnd = n === null || n === 0;
+      let data = this.#pending;
       if (!atEnd) {
         const readPos = this.framePos + this.#pending.length;
         const clipped = clipAtGap(buffer.subarray(0, n), readPos, this.#source.gapOf(this.#id));
-        this.#pending = concat(this.#pending, clipped.bytes);
+        // The read buffer is reused: frames copy out of it, the remainder is kept.
+        data = data.length === 0 ? clipped.bytes : concat(data, clipped.bytes);
         if (clipped.gap) {
-          this.#emit({ caughtUp: true, final: true });
+          this.#emit(data, { caughtUp: true, final: true });
           this.#emitGap(clipped.gap);
           continue;
         }
       }
-      this.#emit({ caughtUp: atEnd, final: atEnd && finished });
+      this.#emit(data, { caughtUp: atEnd, final: atEnd && finished });
       if (atEnd && finished) return this.#end();
       if (atEnd && !this.#changed) await this.#waitForChange();
     }
   }
 
-  #emit(options: { caughtUp: boolean; final: boolean }): void {
+  /** Cuts `data` (what follows `framePos`) into frames for the live followers; keeps the rest. */
+  #emit(data: Uint8Array, options: { caughtUp: boolean; final: boolean }): void {
+    let used = 0;
     for (;;) {
-      const cut = frameLength(this.#pending, options);
-      if (cut === 0) return;
-      const bytes = this.#pending.slice(0, cut);
-      this.#pending = this.#pending.slice(cut);
+      const cut = frameLength(data.subarray(used), options);
+      if (cut === 0) break;
       const start = this.framePos;
       this.framePos += cut;
-      this.#broadcast({ kind: "frame", text: decode(bytes), bytes, start, end: this.framePos });
+      // Followers that are behind read the file themselves: copy and decode for live ones.
+      if (this.#live.size > 0) {
+        const bytes = data.slice(used, used + cut);
+        this.#broadcast({ kind: "frame", text: decode(bytes), bytes, start, end: this.framePos });
+      }
+      used += cut;
     }
+    this.#pending = data.slice(used);
   }
 
   #emitGap(gap: LogGap): void {
@@ -215,7 +235,8 @@ export class LogFollowers {
     let position = await this.#startPosition(id, options.fromByte ?? 0);
     let file: Deno.FsFile | undefined;
     let pending: Uint8Array = new Uint8Array();
-    const buffer = new Uint8Array(READ_BYTES);
+    let buffer: Uint8Array | undefined; // only a follower that falls behind needs one
+    let drainWaitMs = DRAIN_CHECK_MIN_MS;
     try {
       while (!signal?.aborted) {
         const target = hub.framePos;
@@ -223,9 +244,12 @@ export class LogFollowers {
         if (readPos < target) {
           // Behind the hub: read on our own, as fast as the socket takes it.
           if (sink.bufferedAmount() > MAX_BUFFERED_BYTES) {
-            await delay(DRAIN_CHECK_MS, undefined, { signal }).catch(() => {});
+            await delay(drainWaitMs, undefined, { signal }).catch(() => {});
+            drainWaitMs = Math.min(drainWaitMs * 2, DRAIN_CHECK_MAX_MS);
             continue;
           }
+          drainWaitMs = DRAIN_CHECK_MIN_MS;
+          buffer ??= new Uint8Array(READ_BYTES);
           file ??= await openLog(this.#source.pathOf(id));
           if (!file) throw new Error(`the log of job "${id}" disappeared`);
           await file.seek(readPos, Deno.SeekMode.Start);

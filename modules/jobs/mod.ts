@@ -1,5 +1,6 @@
 /** The jobs module: submits, stops and tails shell-command jobs. */
 import type { HeadModule } from "../host/module.ts";
+import { isTerminal } from "../../storage/jobs.ts";
 import { LogFollowers } from "./log_follower.ts";
 import { LogWatcher } from "./log_watcher.ts";
 import { jobRoutes, toDetails } from "./routes.ts";
@@ -27,6 +28,12 @@ export function createModule(): HeadModule {
       const followers = new LogFollowers({
         pathOf: (id) => jobs.logPath(id),
         isFinished: (id) => jobs.isFinished(id),
+        onFinished: (id, listener) =>
+          ctx.events.on((event) => {
+            if (event.type === "job" && event.job.id === id && isTerminal(event.job.status)) {
+              listener();
+            }
+          }),
         gapOf: (id) => ctx.stores.logs.gapOf(id),
         watcher: logWatcher,
       });

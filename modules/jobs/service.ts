@@ -2,16 +2,18 @@
  * The job service: submits jobs, runs each under a supervisor, records every status
  * change in the job store, stops jobs, and re-adopts the jobs a previous head left.
  */
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import type { ExitReason, SupervisedProcess } from "../actors/supervisor.ts";
-import { ACTOR_ENV } from "../actors/supervisor.ts";
-import { findProcessesByEnv, readStat } from "../actors/procfs.ts";
 import { ValidationError } from "../host/errors.ts";
 import type { ModuleContext } from "../host/module.ts";
 import { ConflictError, NotFoundError } from "../../storage/errors.ts";
+import { jobSupervisorActorId } from "../../storage/actors.ts";
 import type { Job, JobErrorType, JobPage, JobStatus } from "../../storage/jobs.ts";
+import type { LogChunk } from "../../storage/logs.ts";
+import { parsePackageUri } from "../../storage/packages.ts";
 import { isTerminal, TERMINAL_STATUSES } from "../../storage/jobs.ts";
+import { utf8Boundary } from "./framing.ts";
 import type { SubmitJobRequest } from "./schemas.ts";
 
 /** Messages by status, as Ray words them. */
@@ -39,7 +41,7 @@ export const STOP_WAIT_ENV = "JOBHEAD_STOP_WAIT_S";
 
 /** The supervisor actor id of a job: names its run files, marks its processes. */
 export function actorIdOf(jobId: string): string {
-  return `jobsup_${jobId}`;
+  return jobSupervisorActorId(jobId);
 }
 
 /** A range of a job's log, decoded. */
@@ -132,6 +134,10 @@ export class JobService {
     }
     await this.#ctx.stores.jobs.delete(id);
     await this.#ctx.stores.logs.remove(id);
+    await Deno.remove(this.#packageDirOf(id), { recursive: true }).catch((err) => {
+      if (err instanceof Deno.errors.NotFound) return;
+      this.#ctx.logger.warn(`removing the working_dir of job "${id}" failed:`, err);
+    });
   }
 
   /**
@@ -142,14 +148,15 @@ export class JobService {
     await this.get(id);
     const logs = this.#ctx.stores.logs;
     const limit = Math.min(range.limit ?? MAX_LOG_READ_BYTES, MAX_LOG_READ_BYTES);
-    if (range.offset === undefined && range.limit === undefined) {
-      const chunk = await logs.read(id, -MAX_LOG_READ_BYTES, MAX_LOG_READ_BYTES);
-      const text = new TextDecoder().decode(chunk.bytes);
-      if (chunk.offset === 0) return { logs: text };
-      return { logs: text, offset: chunk.offset, size: chunk.size, truncated: true };
-    }
-    const chunk = await logs.read(id, range.offset ?? 0, limit);
-    return { logs: new TextDecoder().decode(chunk.bytes), offset: chunk.offset, size: chunk.size };
+    const whole = range.offset === undefined && range.limit === undefined;
+    const chunk = whole
+      ? await logs.read(id, -MAX_LOG_READ_BYTES, MAX_LOG_READ_BYTES)
+      : await logs.read(id, range.offset ?? 0, limit);
+    const { bytes, offset } = wholeCharacters(chunk);
+    const text = new TextDecoder().decode(bytes);
+    if (!whole) return { logs: text, offset, size: chunk.size };
+    if (chunk.offset === 0) return { logs: text };
+    return { logs: text, offset, size: chunk.size, truncated: true };
   }
 
   /** Path of a job's log file. */
@@ -280,7 +287,7 @@ export class JobService {
     const { stores, supervisor, info } = this.#ctx;
     let cwd: string | undefined;
     try {
-      cwd = await resolveWorkingDir(job.runtime_env.working_dir);
+      cwd = await this.#prepareWorkingDir(job);
       await stores.logs.create(job.id);
     } catch (err) {
       await this.#fail(
@@ -332,6 +339,32 @@ export class JobService {
     await this.#watch(job.id, process);
   }
 
+  /** Where a job's working_dir package is extracted; removed when the job is deleted. */
+  #packageDirOf(id: string): string {
+    return join(this.#ctx.config.dataDir, "working_dirs", id);
+  }
+
+  /**
+   * The job's working directory: a directory on the head, or its `pkg://` or `gcs://`
+   * package extracted into a directory of its own. Throws with a message saying why not.
+   */
+  async #prepareWorkingDir(job: Job): Promise<string | undefined> {
+    const workingDir = job.runtime_env.working_dir;
+    if (workingDir === undefined || !/^[a-z][a-z0-9+.-]*:\/\//i.test(workingDir)) {
+      return await resolveWorkingDir(workingDir);
+    }
+    const ref = parsePackageUri(workingDir);
+    if (!ref) {
+      throw new Error(
+        `working_dir "${workingDir}" is not a package URI: pkg://NAME or gcs://NAME, ` +
+          `NAME being 1-128 characters of A-Z a-z 0-9 _ . -`,
+      );
+    }
+    const dir = this.#packageDirOf(job.id);
+    await this.#ctx.stores.packages.extract(ref, dir);
+    return dir;
+  }
+
   async #adopt(job: Job): Promise<void> {
     const supervisor = this.#ctx.supervisor;
     let ref = job.supervisor;
@@ -345,7 +378,8 @@ export class JobService {
         return;
       }
       // The previous head may have died between spawning and recording the spawn.
-      ref = (await findSupervisor(actorIdOf(job.id))) ?? null;
+      const found = await supervisor.find(actorIdOf(job.id));
+      ref = found ? { pid: found.pid, start_ticks: found.startTicks } : null;
       if (!ref) {
         setTimeout(() => this.#start(job), 0);
         return;
@@ -370,6 +404,14 @@ export class JobService {
     });
     this.#running.set(job.id, process);
     this.#watch(job.id, process);
+    if (job.stop_requested_at !== null && !process.settled) {
+      // The previous head accepted a stop and died within its grace: finish it.
+      this.#stopRequested.add(job.id);
+      const grace = graceMsOf(job, this.#ctx.config.stopGraceMs);
+      const left = Math.max(0, grace - (Date.now() - job.stop_requested_at));
+      supervisor.stop(process, left)
+        .catch((err) => this.#ctx.logger.error(`stopping job "${job.id}" failed:`, err));
+    }
   }
 
   /** Waits for a job's process to end, records how, then lets the supervisor forget it. */
@@ -415,11 +457,13 @@ export class JobService {
       // The watchdog killed the group; processes that left it still carry the marker.
       await this.#ctx.supervisor.killEscapees(actorIdOf(id));
       const tail = await this.#logTail(id);
+      const how = reason.killed
+        ? `it was killed through the actors API (force_kill=${reason.killed.force})`
+        : `its supervisor process (pid ${pid}) ended before the entrypoint did`;
       await this.#fail(
         job,
         "JOB_SUPERVISOR_ACTOR_DIED",
-        `Job supervisor actor died: its supervisor process (pid ${pid}) ended before the ` +
-          `entrypoint did, and the job's process group was killed with it` +
+        `Job supervisor actor died: ${how}, and the job's process group was killed with it` +
           (tail ? `. Last available logs (truncated to 20,000 chars):\n${tail}` : ""),
         common,
       );
@@ -474,9 +518,6 @@ function graceMsOf(job: Job, defaultMs: number): number {
 
 async function resolveWorkingDir(workingDir: string | undefined): Promise<string | undefined> {
   if (workingDir === undefined) return undefined;
-  if (/^[a-z]+:\/\//.test(workingDir)) {
-    throw new Error(`working_dir "${workingDir}": packages are not supported yet`);
-  }
   const path = isAbsolute(workingDir) ? workingDir : resolve(workingDir);
   let info: Deno.FileInfo;
   try {
@@ -488,13 +529,20 @@ async function resolveWorkingDir(workingDir: string | undefined): Promise<string
   return path;
 }
 
-/** The supervisor of an actor found by its processes' environment: the session leader. */
-async function findSupervisor(actorId: string) {
-  for (const pid of await findProcessesByEnv(ACTOR_ENV, actorId)) {
-    const stat = readStat(pid);
-    if (stat && stat.sid === pid) return { pid, start_ticks: stat.startTicks };
+/**
+ * The whole characters of a log range: one that starts or ends inside a character
+ * moves to its edge, so a client paging by the bytes it got never garbles or repeats one.
+ */
+function wholeCharacters(chunk: LogChunk): { bytes: Uint8Array; offset: number } {
+  let { bytes, offset } = chunk;
+  let skip = 0;
+  while (offset > 0 && skip < Math.min(3, bytes.length) && (bytes[skip] & 0xc0) === 0x80) skip++;
+  bytes = bytes.subarray(skip);
+  offset += skip;
+  if (offset + bytes.length < chunk.size) {
+    bytes = bytes.subarray(0, utf8Boundary(bytes, bytes.length));
   }
-  return undefined;
+  return { bytes, offset };
 }
 
 function generateJobId(): string {

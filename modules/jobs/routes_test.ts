@@ -1,0 +1,152 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { KvActorStore } from "../../storage/actors.ts";
+import { KvJobStore } from "../../storage/jobs.ts";
+import { FileLogStore } from "../../storage/logs.ts";
+import { FilePackageStore } from "../../storage/packages.ts";
+import { Supervisor } from "../actors/supervisor.ts";
+import { createApp } from "../host/app.ts";
+import { parseConfig } from "../host/config.ts";
+import { EventBus } from "../host/events.ts";
+import { createLogger, type ModuleContext } from "../host/module.ts";
+import { WorkerPool } from "../host/worker_pool.ts";
+import { createModule } from "./mod.ts";
+
+/** The jobs module mounted on the head's app, over in-memory KV; nothing is spawned. */
+async function withApp(
+  options: { token?: string },
+  fn: (request: (path: string, init?: RequestInit) => Promise<Response>) => Promise<void>,
+) {
+  const dir = await Deno.makeTempDir({ prefix: "jobhead-routes-" });
+  using kv = await Deno.openKv(":memory:");
+  const shutdown = new AbortController();
+  const config = { ...parseConfig([], {}), dataDir: dir, maxBodyBytes: 1024 };
+  const ctx: ModuleContext = {
+    kv,
+    kvPrefix: ["mod", "jobs"],
+    stores: {
+      jobs: new KvJobStore(kv),
+      logs: new FileLogStore(join(dir, "logs")),
+      actors: new KvActorStore(kv),
+      packages: new FilePackageStore(join(dir, "packages")),
+    },
+    config,
+    info: {
+      address: "http://127.0.0.1:1",
+      sessionName: "s",
+      nodeId: "n",
+      version: "0",
+      commit: "",
+    },
+    logger: createLogger("test"),
+    events: new EventBus(),
+    supervisor: new Supervisor(join(dir, "run")),
+    workers: new WorkerPool({ size: 1 }),
+    signal: shutdown.signal,
+  };
+  const app = createApp({ token: options.token, maxBodyBytes: config.maxBodyBytes });
+  const module = createModule();
+  app.route("/", module.routes!(ctx));
+  try {
+    await fn((path, init) => Promise.resolve(app.request(path, init)));
+  } finally {
+    shutdown.abort();
+    await module.stop?.();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function expectError(res: Response, status: number, code: string, pattern: RegExp) {
+  assert.equal(res.status, status);
+  const body = await res.json();
+  assert.equal(body.error.code, code);
+  assert.match(body.error.message, pattern);
+}
+
+const post = (body: string): RequestInit => ({ method: "POST", body });
+
+Deno.test("POST /api/jobs/ rejects bad input with a 400 naming the field", async () => {
+  await withApp({}, async (request) => {
+    await expectError(await request("/api/jobs/", post("{")), 400, "BAD_REQUEST", /not valid JSON/);
+    await expectError(await request("/api/jobs/", post("{}")), 400, "BAD_REQUEST", /entrypoint/);
+    await expectError(
+      await request("/api/jobs/", post('{"entrypoint": ""}')),
+      400,
+      "BAD_REQUEST",
+      /entrypoint: must not be empty/,
+    );
+    await expectError(
+      await request("/api/jobs", post('{"entrypoint": "true", "colour": 1}')),
+      400,
+      "BAD_REQUEST",
+      /unknown field "colour"/,
+    );
+    await expectError(
+      await request("/api/jobs/", post('{"entrypoint": "true", "submission_id": "../x"}')),
+      400,
+      "BAD_REQUEST",
+      /submission_id/,
+    );
+    await expectError(
+      await request("/api/jobs/", post('{"entrypoint": "true", "runtime_env": {"pip": []}}')),
+      400,
+      "BAD_REQUEST",
+      /unknown field "runtime_env.pip"/,
+    );
+    await expectError(
+      await request("/api/jobs/", post('{"entrypoint": "true", "metadata": {"a": 1}}')),
+      400,
+      "BAD_REQUEST",
+      /metadata.a/,
+    );
+    const list = await request("/api/jobs/");
+    assert.deepEqual(await list.json(), []); // nothing was created
+  });
+});
+
+Deno.test("POST /api/jobs/ answers 413 for a body over the limit", async () => {
+  await withApp({}, async (request) => {
+    const body = JSON.stringify({ entrypoint: "x".repeat(2048) });
+    await expectError(await request("/api/jobs/", post(body)), 413, "TOO_LARGE", /limit/);
+  });
+});
+
+Deno.test("job routes answer 404 for unknown jobs and 400 for bad ids and queries", async () => {
+  await withApp({}, async (request) => {
+    await expectError(
+      await request("/api/jobs/nope"),
+      404,
+      "NOT_FOUND",
+      /^Job nope does not exist$/,
+    );
+    await expectError(await request("/api/jobs/nope/stop", post("")), 404, "NOT_FOUND", /nope/);
+    await expectError(
+      await request("/api/jobs/nope", { method: "DELETE" }),
+      404,
+      "NOT_FOUND",
+      /nope/,
+    );
+    await expectError(await request("/api/jobs/nope/logs"), 404, "NOT_FOUND", /nope/);
+    await expectError(await request("/api/jobs/nope/logs/tail"), 404, "NOT_FOUND", /nope/);
+    await expectError(await request("/api/jobs/.hidden"), 400, "BAD_REQUEST", /job id/);
+    await expectError(await request("/api/jobs/?status=DONE"), 400, "BAD_REQUEST", /status/);
+    await expectError(await request("/api/jobs/?limit=0"), 400, "BAD_REQUEST", /limit/);
+    await expectError(await request("/api/jobs/?cursor=zz"), 400, "BAD_REQUEST", /cursor/);
+    await expectError(await request("/api/nothing"), 404, "NOT_FOUND", /No route/);
+  });
+});
+
+Deno.test("with a token, API routes need it as a bearer token", async () => {
+  await withApp({ token: "s3cret" }, async (request) => {
+    await expectError(await request("/api/version"), 401, "UNAUTHORIZED", /token/);
+    const wrong = await request("/api/version", { headers: { Authorization: "Bearer nope" } });
+    await expectError(wrong, 401, "UNAUTHORIZED", /token/);
+    const ok = await request("/api/version", { headers: { Authorization: "Bearer s3cret" } });
+    assert.equal((await ok.json()).version, "4");
+    const ray = await request("/api/jobs/", {
+      headers: { "X-Ray-Authorization": "Bearer s3cret" },
+    });
+    assert.equal(ray.status, 200);
+    await ray.body?.cancel();
+  });
+});
