@@ -1,0 +1,121 @@
+import assert from "node:assert/strict";
+import { ConflictError, NotFoundError } from "./errors.ts";
+import { decodeCursor, type Job, KvJobStore } from "./jobs.ts";
+
+function aJob(changes: Partial<Job> = {}): Job {
+  return {
+    id: "job-1",
+    status: "PENDING",
+    entrypoint: "true",
+    runtime_env: {},
+    metadata: {},
+    entrypoint_num_cpus: 0,
+    entrypoint_num_gpus: 0,
+    entrypoint_memory: 0,
+    entrypoint_resources: {},
+    message: "",
+    error_type: null,
+    start_time: 1_000,
+    end_time: null,
+    driver_exit_code: null,
+    supervisor: null,
+    stop_requested_at: null,
+    ...changes,
+  };
+}
+
+Deno.test("KvJobStore.create() rejects an id that already exists", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const store = new KvJobStore(kv);
+  await store.create(aJob());
+  await assert.rejects(
+    store.create(aJob({ entrypoint: "false" })),
+    (err: Error) =>
+      err instanceof ConflictError &&
+      err.message ===
+        "Job with submission_id job-1 already exists. Please use a different submission_id.",
+  );
+  assert.equal((await store.get("job-1"))?.entrypoint, "true");
+});
+
+Deno.test("KvJobStore.update() lets one terminal status win", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const store = new KvJobStore(kv);
+  await store.create(aJob({ status: "RUNNING" }));
+  const results = await Promise.allSettled([
+    store.update("job-1", "RUNNING", { status: "SUCCEEDED" }),
+    store.update("job-1", "RUNNING", { status: "STOPPED" }),
+  ]);
+  assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+  const loser = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+  assert.ok(loser.reason instanceof ConflictError);
+  assert.ok(["SUCCEEDED", "STOPPED"].includes((await store.get("job-1"))!.status));
+});
+
+Deno.test("KvJobStore.update() keeps a change made by another writer meanwhile", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const store = new KvJobStore(kv);
+  await store.create(aJob({ status: "RUNNING" }));
+  await Promise.all([
+    store.update("job-1", "RUNNING", { stop_requested_at: 5 }),
+    store.update("job-1", "RUNNING", { message: "m" }),
+  ]);
+  const job = (await store.get("job-1"))!;
+  assert.equal(job.stop_requested_at, 5);
+  assert.equal(job.message, "m");
+});
+
+Deno.test("KvJobStore.update() of a missing job throws NotFoundError", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const store = new KvJobStore(kv);
+  await assert.rejects(store.update("nope", "PENDING", {}), NotFoundError);
+});
+
+Deno.test("KvJobStore.list() pages newest first and filters by status", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const store = new KvJobStore(kv);
+  for (let i = 0; i < 25; i++) {
+    await store.create(aJob({
+      id: `j${String(i).padStart(2, "0")}`,
+      start_time: 1_000 + i,
+      status: i % 2 ? "RUNNING" : "PENDING",
+    }));
+  }
+  const first = await store.list({ limit: 10 });
+  assert.deepEqual(first.jobs.map((j) => j.id).slice(0, 3), ["j24", "j23", "j22"]);
+  assert.ok(first.cursor);
+  const seen = [...first.jobs];
+  let cursor: string | undefined = first.cursor;
+  while (cursor) {
+    const page = await store.list({ limit: 10, cursor });
+    seen.push(...page.jobs);
+    cursor = page.cursor;
+  }
+  assert.equal(seen.length, 25);
+  assert.equal(new Set(seen.map((j) => j.id)).size, 25);
+  const running = await store.list({ statuses: ["RUNNING"], limit: 5 });
+  assert.equal(running.jobs.length, 5);
+  assert.ok(running.jobs.every((j) => j.status === "RUNNING"));
+  assert.equal(running.jobs[0].id, "j23");
+  const all = await store.list({ statuses: ["RUNNING"], cursor: running.cursor });
+  assert.equal(all.jobs.length, 7);
+  assert.equal(all.cursor, undefined);
+});
+
+Deno.test("KvJobStore.listActive() drops jobs once terminal, and delete() removes them", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const store = new KvJobStore(kv);
+  await store.create(aJob({ id: "a", status: "RUNNING" }));
+  await store.create(aJob({ id: "b", status: "RUNNING", start_time: 2_000 }));
+  await store.update("a", "RUNNING", { status: "FAILED" });
+  assert.deepEqual((await store.listActive()).map((j) => j.id), ["b"]);
+  await store.delete("a");
+  assert.equal(await store.get("a"), undefined);
+  assert.deepEqual((await store.list()).jobs.map((j) => j.id), ["b"]);
+  await assert.rejects(store.delete("a"), NotFoundError);
+});
+
+Deno.test("decodeCursor() rejects what it did not issue", () => {
+  assert.throws(() => decodeCursor("not a cursor"), TypeError);
+  assert.throws(() => decodeCursor(btoa('{"a":1}')), TypeError);
+});

@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { FileLogStore } from "./logs.ts";
+
+async function withStore(fn: (store: FileLogStore) => Promise<void>) {
+  const dir = await Deno.makeTempDir({ prefix: "jobhead-logs-" });
+  try {
+    await fn(new FileLogStore(dir));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+Deno.test("FileLogStore.read() serves byte ranges, negative offsets from the end", async () => {
+  await withStore(async (store) => {
+    await Deno.writeTextFile(store.pathOf("j"), "0123456789");
+    assert.deepEqual(await store.read("j", 2, 3).then((c) => [text(c.bytes), c.offset, c.size]), [
+      "234",
+      2,
+      10,
+    ]);
+    assert.equal(text((await store.read("j", -4, 100)).bytes), "6789");
+    assert.equal((await store.read("j", -40, 2)).offset, 0);
+    assert.equal((await store.read("j", 50, 2)).bytes.length, 0);
+    assert.equal((await store.read("missing", 0, 10)).size, 0);
+  });
+});
+
+Deno.test("FileLogStore.tail() keeps the last characters, whole", async () => {
+  await withStore(async (store) => {
+    await Deno.writeTextFile(store.pathOf("j"), "aé€😀z");
+    assert.equal(await store.tail("j", 3), "€😀z");
+    assert.equal(await store.tail("missing", 3), "");
+  });
+});
+
+Deno.test("FileLogStore.trim() drops the middle, keeps offsets, and reads it as a marker", async () => {
+  await withStore(async (store) => {
+    const head = "h".repeat(8192);
+    const middle = "m".repeat(64 * 1024);
+    const tail = "t".repeat(8192);
+    await Deno.writeTextFile(store.pathOf("j"), head + middle + tail);
+    const gap = await store.trim("j", 8192, 8192);
+    assert.deepEqual(gap, { start: 8192, end: 8192 + 64 * 1024 });
+    const whole = text((await store.read("j", 0, 1 << 20)).bytes);
+    assert.ok(whole.startsWith(head + "\n[jobhead: 65536 bytes"));
+    assert.ok(whole.endsWith("size cap]\n" + tail));
+    const after = await store.read("j", gap!.end, 10);
+    assert.equal(text(after.bytes), "tttttttttt");
+    assert.equal(after.size, 8192 * 2 + 64 * 1024);
+    assert.deepEqual(new FileLogStore(store.dir).gapOf("j"), gap); // survives a restart
+    await store.remove("j");
+    assert.equal(store.gapOf("j"), undefined);
+  });
+});

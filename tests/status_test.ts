@@ -1,0 +1,208 @@
+/** End to end: every way a job can end, and what it sees while it runs. */
+import assert from "node:assert/strict";
+import { startHead, waitForStatus } from "./harness.ts";
+import { Fifos } from "./fifos.ts";
+import { assertError, assertNoJobProcesses, jobLogs, q, stopJob, submitJob } from "./helpers.ts";
+
+const FAILED_PREFIX = (code: number) =>
+  `Job entrypoint command failed with exit code ${code}, last available logs (truncated to 20,000 chars):\n`;
+
+Deno.test("a job that exits 0 ends SUCCEEDED with Ray's job details", async () => {
+  await using head = await startHead();
+  const before = Date.now();
+  const { status, body } = await head.json("/api/jobs/", {
+    method: "POST",
+    body: { entrypoint: "echo hello", submission_id: "ok-1", metadata: { owner: "me" } },
+  });
+  assert.equal(status, 200, JSON.stringify(body));
+  assert.deepEqual(body, { job_id: "ok-1", submission_id: "ok-1" });
+
+  const job = await waitForStatus(head, "ok-1", ["SUCCEEDED"]);
+  const after = Date.now();
+  assert.equal(job.type, "SUBMISSION");
+  assert.equal(job.job_id, "ok-1");
+  assert.equal(job.submission_id, "ok-1");
+  assert.equal(job.entrypoint, "echo hello");
+  assert.equal(job.message, "Job finished successfully.");
+  assert.equal(job.error_type, null);
+  assert.equal(job.driver_exit_code, 0);
+  assert.deepEqual(job.metadata, { job_submission_id: "ok-1", job_name: "ok-1", owner: "me" });
+  assert.deepEqual(job.runtime_env, {});
+  assert.equal(typeof job.start_time, "number");
+  assert.equal(typeof job.end_time, "number");
+  // Epoch milliseconds, in order.
+  assert.ok(
+    job.start_time >= before - 1000 && job.start_time <= after,
+    `start_time ${job.start_time}`,
+  );
+  assert.ok(job.end_time >= job.start_time && job.end_time <= after, `end_time ${job.end_time}`);
+  assert.equal(typeof job.driver_info?.id, "string");
+  assert.equal(typeof job.driver_info?.node_ip_address, "string");
+  assert.match(String(job.driver_info?.pid), /^\d+$/);
+  assert.equal(typeof job.driver_node_id, "string");
+  assert.equal(typeof job.driver_agent_http_address, "string");
+  assert.equal(job.entrypoint_num_cpus, 0);
+  assert.equal(job.entrypoint_num_gpus, 0);
+  assert.equal(job.entrypoint_memory, 0);
+  assert.deepEqual(job.entrypoint_resources, {});
+  assert.equal(await jobLogs(head, "ok-1"), "hello\n");
+});
+
+Deno.test("a running job says so and has no end yet", async () => {
+  await using fifos = await Fifos.create();
+  await using head = await startHead();
+  const alive = await fifos.reader("alive");
+  const id = await submitJob(head, {
+    entrypoint: `exec 3>${q(alive.path)}; exec sleep 1000`,
+    metadata: { job_name: "sleeper" },
+    entrypoint_num_cpus: 0.5,
+    entrypoint_memory: 1024,
+    entrypoint_resources: { custom: 2 },
+  });
+  assert.match(id, /^jobhead_[A-Za-z0-9_.-]{16}$/);
+  await alive.opened();
+  const job = await waitForStatus(head, id, ["RUNNING"]);
+  assert.equal(job.message, "Job is currently running.");
+  assert.equal(job.end_time, null);
+  assert.equal(job.driver_exit_code, null);
+  assert.equal(job.error_type, null);
+  assert.equal(job.metadata.job_name, "sleeper", "the user's job_name wins");
+  assert.equal(job.metadata.job_submission_id, id);
+  assert.equal(job.entrypoint_num_cpus, 0.5);
+  assert.equal(job.entrypoint_memory, 1024);
+  assert.deepEqual(job.entrypoint_resources, { custom: 2 });
+  assert.equal(await stopJob(head, id), true);
+  await waitForStatus(head, id, ["STOPPED"]);
+  await alive.eof();
+  await assertNoJobProcesses(id);
+});
+
+Deno.test("a non-zero exit ends FAILED with the exit code and the log tail", async () => {
+  await using head = await startHead();
+  const id = await submitJob(head, { entrypoint: "echo first; echo second >&2; exit 3" });
+  const job = await waitForStatus(head, id, ["FAILED"]);
+  assert.equal(job.error_type, "JOB_ENTRYPOINT_COMMAND_ERROR");
+  assert.equal(job.driver_exit_code, 3);
+  assert.ok(job.message.startsWith(FAILED_PREFIX(3)), job.message);
+  assert.ok(job.message.includes("first\nsecond"), job.message);
+  assert.equal(typeof job.end_time, "number");
+  assert.equal(await jobLogs(head, id), "first\nsecond\n");
+});
+
+Deno.test("a failure without output says no logs are available", async () => {
+  await using head = await startHead();
+  const id = await submitJob(head, { entrypoint: "exit 4" });
+  const job = await waitForStatus(head, id, ["FAILED"]);
+  assert.equal(job.error_type, "JOB_ENTRYPOINT_COMMAND_ERROR");
+  assert.equal(job.driver_exit_code, 4);
+  assert.equal(job.message, "Job entrypoint command failed with exit code 4. No logs available.");
+});
+
+Deno.test("a failure message carries at most the last 20,000 chars of the log", async () => {
+  await using head = await startHead();
+  const id = await submitJob(head, {
+    entrypoint:
+      'i=0; while [ $i -lt 3000 ]; do echo "line-$i-xxxxxxxxxx"; i=$((i+1)); done; exit 1',
+  });
+  const job = await waitForStatus(head, id, ["FAILED"]);
+  assert.ok(job.message.startsWith(FAILED_PREFIX(1)), job.message.slice(0, 200));
+  const tail = job.message.slice(FAILED_PREFIX(1).length);
+  assert.ok(tail.length <= 20_000, `tail of ${tail.length} chars`);
+  assert.ok(tail.length >= 19_000, `tail of only ${tail.length} chars`);
+  assert.ok(tail.includes("line-2999-xxxxxxxxxx"), tail.slice(-200));
+  assert.ok(!tail.includes("line-0-"), "the head of the log is cut");
+});
+
+Deno.test("a job killed by a signal records driver_exit_code -N", async () => {
+  await using head = await startHead();
+  const id = await submitJob(head, { entrypoint: "echo dying; kill -KILL $$" });
+  const job = await waitForStatus(head, id, ["FAILED"]);
+  assert.equal(job.driver_exit_code, -9);
+  assert.equal(job.error_type, "JOB_ENTRYPOINT_COMMAND_ERROR");
+  assert.ok(job.message.startsWith(FAILED_PREFIX(-9)), job.message);
+});
+
+Deno.test("exit 137 is an exit code, not a signal death", async () => {
+  await using head = await startHead();
+  const id = await submitJob(head, { entrypoint: "exit 137" });
+  const job = await waitForStatus(head, id, ["FAILED"]);
+  assert.equal(job.driver_exit_code, 137);
+});
+
+Deno.test("an entrypoint that cannot be launched is refused or ends FAILED with START_ERROR", async () => {
+  await using head = await startHead();
+  // No process can be given an argument holding a NUL byte.
+  const res = await head.json("/api/jobs/", {
+    method: "POST",
+    body: { entrypoint: "echo a\u0000b" },
+  });
+  if (res.status === 200) {
+    const job = await waitForStatus(head, res.body.submission_id, ["FAILED"]);
+    assert.equal(job.error_type, "JOB_ENTRYPOINT_COMMAND_START_ERROR");
+    assert.ok(job.message.length > 0);
+    assert.equal(job.driver_exit_code, null);
+  } else {
+    assertError(res, 400, "BAD_REQUEST", "entrypoint");
+  }
+  assert.equal((await head.json("/api/version")).status, 200, "the head is still up");
+});
+
+Deno.test("a job gets JOBHEAD_ADDRESS, JOBHEAD_SUBMISSION_ID, JOBHEAD_JOB_CONFIG_JSON and env_vars", async () => {
+  await using head = await startHead();
+  const runtimeEnv = { env_vars: { GREETING: "hi there", QUOTED: `it's "fine"` } };
+  const id = await submitJob(head, {
+    submission_id: "env-1",
+    entrypoint:
+      `printf '%s\\n' "$JOBHEAD_ADDRESS" "$JOBHEAD_SUBMISSION_ID" "$GREETING" "$QUOTED" ` +
+      `"$JOBHEAD_JOB_CONFIG_JSON"`,
+    runtime_env: runtimeEnv,
+    metadata: { team: "infra" },
+  });
+  const job = await waitForStatus(head, id, ["SUCCEEDED"]);
+  assert.deepEqual(job.runtime_env, runtimeEnv);
+  const [address, submissionId, greeting, quoted, ...config] = (await jobLogs(head, id))
+    .replace(/\n$/, "").split("\n");
+  assert.equal(address.replace(/\/$/, ""), head.url);
+  assert.equal(submissionId, "env-1");
+  assert.equal(greeting, "hi there");
+  assert.equal(quoted, `it's "fine"`);
+  const parsed = JSON.parse(config.join("\n"));
+  assert.deepEqual(parsed.runtime_env?.env_vars, runtimeEnv.env_vars);
+  assert.equal(parsed.metadata?.team, "infra");
+});
+
+Deno.test("runtime_env.working_dir runs the job in that directory", async () => {
+  await using head = await startHead();
+  const dir = await Deno.makeTempDir({ prefix: "jobhead-wd-" });
+  try {
+    await Deno.writeTextFile(`${dir}/hello.txt`, "from the working dir\n");
+    const id = await submitJob(head, {
+      entrypoint: "pwd; cat hello.txt",
+      runtime_env: { working_dir: dir },
+    });
+    const job = await waitForStatus(head, id, ["SUCCEEDED"]);
+    assert.equal(job.runtime_env.working_dir, dir);
+    assert.equal(await jobLogs(head, id), `${await Deno.realPath(dir)}\nfrom the working dir\n`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a missing working_dir ends FAILED with RUNTIME_ENV_SETUP_FAILURE", async () => {
+  await using fifos = await Fifos.create();
+  await using head = await startHead();
+  const marker = fifos.path("ran");
+  const notDir = fifos.path("a-file");
+  await Deno.writeTextFile(notDir, "not a directory");
+  for (const workingDir of [fifos.path("missing/dir"), notDir]) {
+    const id = await submitJob(head, {
+      entrypoint: `touch ${q(marker)}`,
+      runtime_env: { working_dir: workingDir },
+    });
+    const job = await waitForStatus(head, id, ["FAILED"]);
+    assert.equal(job.error_type, "RUNTIME_ENV_SETUP_FAILURE", JSON.stringify(job));
+    assert.ok(job.message.startsWith("runtime_env setup failed:"), job.message);
+    await assertNoJobProcesses(id);
+  }
+  await assert.rejects(Deno.stat(marker), Deno.errors.NotFound, "the entrypoint never ran");
+});

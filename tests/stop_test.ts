@@ -1,0 +1,188 @@
+/** End to end: stopping jobs kills everything they started, and only once. */
+import assert from "node:assert/strict";
+import { isAlive, processInfo, startHead, waitForStatus } from "./harness.ts";
+import { Fifos } from "./fifos.ts";
+import { assertError, assertNoJobProcesses, q, stopJob, submitJob, tailLog } from "./helpers.ts";
+import { makeZip } from "./zip.ts";
+
+Deno.test("stop of a RUNNING job kills its grandchildren and ends STOPPED", async () => {
+  await using fifos = await Fifos.create();
+  await using head = await startHead();
+  const alive = await fifos.reader("alive");
+  const grandchild = await fifos.reader("grandchild");
+  const id = await submitJob(head, {
+    entrypoint: `exec 3>${q(alive.path)}; ` +
+      `sh -c 'sleep 1000 & echo $! >${q(grandchild.path)}; wait' & wait`,
+  });
+  const pid = Number(await grandchild.text());
+  assert.ok(await isAlive(pid));
+  await waitForStatus(head, id, ["RUNNING"]);
+
+  const t0 = performance.now();
+  assert.equal(await stopJob(head, id), true);
+  const gone = await alive.eof();
+  const job = await waitForStatus(head, id, ["STOPPED"]);
+  assert.equal(job.message, "Job was intentionally stopped.");
+  assert.equal(job.error_type, null);
+  assert.equal(typeof job.end_time, "number");
+  assert.ok(gone.at - t0 < 2_000, `a TERM-respecting job took ${gone.at - t0} ms to stop`);
+  assert.equal(await isAlive(pid), false);
+  await assertNoJobProcesses(id);
+
+  assert.equal(await stopJob(head, id), false, "a second stop finds it terminal");
+  assert.equal((await waitForStatus(head, id, ["STOPPED"])).status, "STOPPED");
+});
+
+Deno.test("a job that exits 0 on SIGTERM still ends STOPPED", async () => {
+  await using fifos = await Fifos.create();
+  await using head = await startHead();
+  const alive = await fifos.reader("alive");
+  const ready = await fifos.reader("ready");
+  const id = await submitJob(head, {
+    entrypoint: `trap 'exit 0' TERM; exec 3>${q(alive.path)}; echo ready >${q(ready.path)}; ` +
+      `while :; do sleep 1000 & wait; done`,
+  });
+  await ready.text();
+  await waitForStatus(head, id, ["RUNNING"]);
+  assert.equal(await stopJob(head, id), true);
+  await alive.eof();
+  const job = await waitForStatus(head, id, ["STOPPED"]);
+  assert.equal(job.error_type, null);
+  await assertNoJobProcesses(id);
+});
+
+Deno.test("stop of a terminal job answers stopped: false and changes nothing", async () => {
+  await using head = await startHead();
+  const id = await submitJob(head, { entrypoint: "true" });
+  const before = await waitForStatus(head, id, ["SUCCEEDED"]);
+  assert.equal(await stopJob(head, id), false);
+  const after = await waitForStatus(head, id, ["SUCCEEDED"]);
+  assert.equal(after.end_time, before.end_time);
+  assert.equal(after.message, "Job finished successfully.");
+
+  const res = await head.json("/api/jobs/no-such-job/stop", { method: "POST" });
+  assertError(res, 404, "NOT_FOUND");
+  assert.equal(res.body.error.message, "Job no-such-job does not exist");
+});
+
+Deno.test("a job stopped while PENDING ends STOPPED and never runs", async () => {
+  await using fifos = await Fifos.create();
+  await using head = await startHead();
+  // A job is PENDING while its working_dir package is extracted; a package of many
+  // files keeps it there long enough for a stop sent right after the submit to land.
+  const files: Record<string, Uint8Array> = {};
+  for (let i = 0; i < 300; i++) files[`data/${i}.bin`] = new Uint8Array(1024);
+  const put = await head.fetch("/api/packages/pkg/many-files.zip", {
+    method: "PUT",
+    body: makeZip(files),
+  });
+  assert.equal(put.status, 200, await put.text());
+
+  const marker = fifos.path("ran");
+  const id = await submitJob(head, {
+    entrypoint: `touch ${q(marker)}; exec sleep 1000`,
+    runtime_env: { working_dir: "pkg://many-files.zip" },
+  });
+  const logs = await head.json(`/api/jobs/${id}/logs`);
+  assert.equal(logs.status, 200, JSON.stringify(logs.body));
+  assert.equal(logs.body.logs, "");
+  assert.equal(await stopJob(head, id), true);
+  const job = await waitForStatus(head, id, ["STOPPED"], { timeoutMs: 30_000 });
+  assert.equal(job.message, "Job was intentionally stopped.");
+  assert.equal(typeof job.end_time, "number");
+  const tail = await tailLog(head, id);
+  assert.equal(tail.code, 1000);
+  assert.equal(tail.text, "");
+  assert.equal(job.driver_info, null, "the job had started: the stop did not land while PENDING");
+
+  // Once a later job with the same package has run, the stopped one had every chance to start.
+  const later = await submitJob(head, {
+    entrypoint: "test -d data && echo extracted",
+    runtime_env: { working_dir: "pkg://many-files.zip" },
+  });
+  await waitForStatus(head, later, ["SUCCEEDED"], { timeoutMs: 30_000 });
+  assert.equal((await waitForStatus(head, id, ["STOPPED"])).driver_info, null);
+  await assert.rejects(Deno.stat(marker), Deno.errors.NotFound, "the stopped job ran");
+  await assertNoJobProcesses(id);
+});
+
+Deno.test("a TERM-ignoring job is SIGKILLed after JOBHEAD_STOP_WAIT_S", async () => {
+  await using fifos = await Fifos.create();
+  await using head = await startHead();
+  const alive = await fifos.reader("alive");
+  const ready = await fifos.reader("ready");
+  const terms = fifos.path("terms");
+  const id = await submitJob(head, {
+    entrypoint: `trap 'echo TERM >>${q(terms)}' TERM; exec 3>${q(alive.path)}; ` +
+      `(trap '' TERM; exec sleep 1000) & echo ready >${q(ready.path)}; ` +
+      `while :; do wait; done`,
+    runtime_env: { env_vars: { JOBHEAD_STOP_WAIT_S: "1" } },
+  });
+  assert.equal(await ready.text(), "ready\n");
+  await waitForStatus(head, id, ["RUNNING"]);
+
+  const t0 = performance.now();
+  assert.equal(await stopJob(head, id), true);
+  const gone = await alive.eof(10_000);
+  const took = gone.at - t0;
+  assert.ok(took >= 900, `killed after ${took} ms, before the 1 s grace`);
+  assert.ok(took < 2_500, `killed after ${took} ms: the per-job grace of 1 s was not used`);
+  assert.match(await Deno.readTextFile(terms), /^TERM\n/, "SIGTERM came first");
+  await waitForStatus(head, id, ["STOPPED"]);
+  await assertNoJobProcesses(id);
+});
+
+Deno.test("stop kills a process that left the job's group with setsid", async () => {
+  await using fifos = await Fifos.create();
+  await using head = await startHead();
+  const alive = await fifos.reader("alive");
+  const escapee = await fifos.reader("escapee");
+  const id = await submitJob(head, {
+    entrypoint: `exec 3>${q(alive.path)}; ` +
+      `setsid sh -c 'echo $$ >${q(escapee.path)}; exec sleep 1000' & exec sleep 1000`,
+  });
+  const pid = Number(await escapee.text());
+  const info = await processInfo(pid);
+  assert.equal(info?.sid, pid, "the escapee leads its own session");
+  await waitForStatus(head, id, ["RUNNING"]);
+
+  assert.equal(await stopJob(head, id), true);
+  await alive.eof();
+  await waitForStatus(head, id, ["STOPPED"]);
+  assert.equal(await isAlive(pid), false, "the setsid escapee survived the stop");
+  await assertNoJobProcesses(id);
+});
+
+Deno.test("processes left in the group when the entrypoint exits are cleaned up", async () => {
+  await using fifos = await Fifos.create();
+  await using head = await startHead();
+  const alive = await fifos.reader("alive");
+  const straggler = await fifos.reader("straggler");
+  const id = await submitJob(head, {
+    entrypoint: `exec 3>${q(alive.path)}; sleep 1000 & echo $! >${q(straggler.path)}; exit 0`,
+  });
+  const pid = Number(await straggler.text());
+  await alive.eof();
+  const job = await waitForStatus(head, id, ["SUCCEEDED"]);
+  assert.equal(job.driver_exit_code, 0);
+  assert.equal(await isAlive(pid), false);
+  await assertNoJobProcesses(id);
+});
+
+Deno.test("a TERM-ignoring straggler left after the entrypoint exits is killed too", async () => {
+  await using fifos = await Fifos.create();
+  await using head = await startHead();
+  const alive = await fifos.reader("alive");
+  const straggler = await fifos.reader("straggler");
+  const id = await submitJob(head, {
+    entrypoint: `exec 3>${q(alive.path)}; (trap '' TERM; exec sleep 1000) & ` +
+      `echo $! >${q(straggler.path)}; exit 3`,
+    runtime_env: { env_vars: { JOBHEAD_STOP_WAIT_S: "0.5" } },
+  });
+  const pid = Number(await straggler.text());
+  await alive.eof(10_000);
+  const job = await waitForStatus(head, id, ["FAILED"]);
+  assert.equal(job.driver_exit_code, 3);
+  assert.equal(await isAlive(pid), false);
+  await assertNoJobProcesses(id);
+});
