@@ -157,3 +157,23 @@ Deno.test("a log past its cap keeps its head and tail, and the job keeps running
     `the dropped middle is freed: ${blocks! * 512} bytes on disk`,
   );
 });
+
+Deno.test("logs of jobs that ended past the retention period are deleted", async () => {
+  await using first = await startHead();
+  const old = await submitJob(first, { entrypoint: "echo old output" });
+  await waitForStatus(first, old, ["SUCCEEDED"]);
+  await first.kill("SIGTERM");
+  // 0.000001 days is 86 ms: far less than a head takes to start again.
+  await using second = await startHead({
+    dataDir: first.dataDir,
+    runId: first.runId,
+    extraArgs: ["--log-retention-days", "0.000001"],
+  });
+  const deadline = Date.now() + 10_000;
+  let logs = "old output\n";
+  while (logs !== "" && Date.now() < deadline) {
+    logs = (await second.json(`/api/jobs/${old}/logs`)).body.logs;
+  }
+  assert.equal(logs, "");
+  assert.equal((await second.json(`/api/jobs/${old}`)).body.status, "SUCCEEDED"); // the record stays
+});
