@@ -235,7 +235,6 @@ export class LogFollowers {
     let position = await this.#startPosition(id, options.fromByte ?? 0);
     let file: Deno.FsFile | undefined;
     let pending: Uint8Array = new Uint8Array();
-    let buffer: Uint8Array | undefined; // only a follower that falls behind needs one
     let drainWaitMs = DRAIN_CHECK_MIN_MS;
     try {
       while (!signal?.aborted) {
@@ -249,12 +248,12 @@ export class LogFollowers {
             continue;
           }
           drainWaitMs = DRAIN_CHECK_MIN_MS;
-          buffer ??= new Uint8Array(READ_BYTES);
           file ??= await openLog(this.#source.pathOf(id));
           if (!file) throw new Error(`the log of job "${id}" disappeared`);
           await file.seek(readPos, Deno.SeekMode.Start);
-          const want = Math.min(buffer.length, target - readPos);
-          const n = await file.read(buffer.subarray(0, want));
+          // Sized to what is missing: a follower only a few lines behind holds little.
+          const buffer = new Uint8Array(Math.min(READ_BYTES, target - readPos));
+          const n = await file.read(buffer);
           if (n === null || n === 0) throw new Error(`the log of job "${id}" shrank`);
           const clipped = clipAtGap(buffer.subarray(0, n), readPos, this.#source.gapOf(id));
           pending = concat(pending, clipped.bytes);
@@ -274,6 +273,9 @@ export class LogFollowers {
           continue;
         }
         if (hub.ended) return true;
+        // Caught up: shared frames from here on, so the file handle can go.
+        file?.close();
+        file = undefined;
         const outcome = await this.#followLive(hub, sink, position, signal);
         if (outcome.kind === "end") return true;
         if (outcome.kind === "aborted") return false;
