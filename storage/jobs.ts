@@ -37,7 +37,11 @@ export type JobErrorType = z.infer<typeof JobErrorType>;
 
 /** The runtime environment a job runs in; keys other than these are rejected. */
 export const RuntimeEnv = z.strictObject({
-  env_vars: z.record(z.string(), z.string()).optional(),
+  // Names and values end up in a process environment: no "=" in names, no NUL anywhere.
+  env_vars: z.record(
+    z.string().regex(/^[^=\0]+$/, "names must be non-empty, without '=' or NUL"),
+    z.string().regex(/^[^\0]*$/, "values must not contain NUL"),
+  ).optional(),
   working_dir: z.string().min(1).optional(),
 });
 export type RuntimeEnv = z.infer<typeof RuntimeEnv>;

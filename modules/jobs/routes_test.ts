@@ -150,3 +150,22 @@ Deno.test("with a token, API routes need it as a bearer token", async () => {
     await ray.body?.cancel();
   });
 });
+
+Deno.test("env var names with '=' and NUL bytes are refused before anything runs", async () => {
+  await withApp({}, async (request) => {
+    const bad = [
+      { entrypoint: "true", runtime_env: { env_vars: { "A=B": "x" } } },
+      { entrypoint: "true", runtime_env: { env_vars: { "": "x" } } },
+      { entrypoint: "true", runtime_env: { env_vars: { A: "x\0y" } } },
+      { entrypoint: "echo \0" },
+    ];
+    for (const body of bad) {
+      await expectError(
+        await request("/api/jobs/", post(JSON.stringify(body))),
+        400,
+        "BAD_REQUEST",
+        /entrypoint|env_vars/,
+      );
+    }
+  });
+});

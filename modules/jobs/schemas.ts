@@ -22,7 +22,7 @@ const NonNegative = z.number().finite().nonnegative();
  * so `null` is accepted wherever a field is optional.
  */
 export const SubmitJobRequest = z.strictObject({
-  entrypoint: z.string().min(1, "must not be empty"),
+  entrypoint: z.string().min(1, "must not be empty").regex(/^[^\0]*$/, "must not contain NUL"),
   submission_id: JobId.nullish(),
   job_id: JobId.nullish(),
   runtime_env: RuntimeEnv.nullish(),
