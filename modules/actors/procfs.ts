@@ -38,12 +38,13 @@ export function isSameLiveProcess(pid: number, startTicks: number): boolean {
 }
 
 /**
- * Pids of live processes whose environment holds `name=value`. Processes leave a
- * process group with `setsid`, but not their environment: this finds them anyway.
+ * Pids of live processes that carry variable `name`, grouped by its value: one pass
+ * over /proc answers for every actor at once.
  */
-export async function findProcessesByEnv(name: string, value: string): Promise<number[]> {
-  const needle = new TextEncoder().encode(`${name}=${value}\0`);
-  const found: number[] = [];
+export async function groupProcessesByEnv(name: string): Promise<Map<string, number[]>> {
+  const prefix = new TextEncoder().encode(`${name}=`);
+  const decoder = new TextDecoder();
+  const groups = new Map<string, number[]>();
   for await (const entry of Deno.readDir("/proc")) {
     const pid = Number(entry.name);
     if (!Number.isInteger(pid) || pid === Deno.pid) continue;
@@ -53,27 +54,32 @@ export async function findProcessesByEnv(name: string, value: string): Promise<n
     } catch {
       continue; // exited meanwhile, or a kernel thread
     }
-    if (containsEntry(environ, needle)) found.push(pid);
+    const at = entryStart(environ, prefix);
+    if (at < 0) continue;
+    let end = environ.indexOf(0, at);
+    if (end < 0) end = environ.length;
+    const value = decoder.decode(environ.subarray(at + prefix.length, end));
+    const pids = groups.get(value);
+    if (pids) pids.push(pid);
+    else groups.set(value, [pid]);
   }
-  return found;
+  return groups;
 }
 
-/** Whether a NUL-separated environ block holds `needle` as a whole entry. */
-function containsEntry(environ: Uint8Array, needle: Uint8Array): boolean {
-  let start = 0;
-  while (start < environ.length) {
-    let end = environ.indexOf(0, start);
-    if (end === -1) end = environ.length;
-    if (end - start + 1 === needle.length && startsWithAt(environ, needle, start)) return true;
+/** Where the entry starting with `prefix` begins in a NUL-separated environ block, or -1. */
+function entryStart(environ: Uint8Array, prefix: Uint8Array): number {
+  for (let start = 0; start < environ.length;) {
+    if (startsWithAt(environ, prefix, start)) return start;
+    const end = environ.indexOf(0, start);
+    if (end < 0) return -1;
     start = end + 1;
   }
-  return false;
+  return -1;
 }
 
-function startsWithAt(haystack: Uint8Array, needle: Uint8Array, at: number): boolean {
-  // The needle ends with NUL; a block's last entry may lack it, so compare up to the name=value.
-  for (let i = 0; i < needle.length - 1; i++) {
-    if (haystack[at + i] !== needle[i]) return false;
+function startsWithAt(haystack: Uint8Array, prefix: Uint8Array, at: number): boolean {
+  for (let i = 0; i < prefix.length; i++) {
+    if (haystack[at + i] !== prefix[i]) return false;
   }
   return true;
 }

@@ -7,7 +7,7 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
-import { findProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
+import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
 
 /**
  * The supervisor, run by `sh` (dash) as the leader of a new session.
@@ -165,6 +165,8 @@ export class Supervisor {
   #live = new Map<string, SupervisedProcess>();
   #abort = new AbortController();
   #watcher?: Deno.FsWatcher;
+  #scan?: Promise<Map<string, number[]>>;
+  #nextScan?: Promise<Map<string, number[]>>;
 
   /** `runDir` holds each actor's exit file and fifo until `release()`. */
   constructor(runDir: string) {
@@ -292,7 +294,7 @@ export class Supervisor {
    * spawn a previous head made but could not record before it died.
    */
   async find(id: string): Promise<SupervisorIdentity | undefined> {
-    for (const pid of await findProcessesByEnv(ACTOR_ENV, id)) {
+    for (const pid of (await this.#scanProcesses()).get(id) ?? []) {
       const stat = readStat(pid);
       if (stat && stat.sid === pid) return { pid, startTicks: stat.startTicks };
     }
@@ -328,7 +330,21 @@ export class Supervisor {
   }
 
   async #signalEscapees(id: string, signal: Deno.Signal): Promise<void> {
-    for (const pid of await findProcessesByEnv(ACTOR_ENV, id)) sendSignal(pid, signal);
+    for (const pid of (await this.#scanProcesses()).get(id) ?? []) sendSignal(pid, signal);
+  }
+
+  /**
+   * Every live process carrying an actor marker, by actor. Concurrent callers share
+   * one pass over /proc (it reads every process's environment): a caller that arrives
+   * during a pass waits for the next one, which starts after its request.
+   */
+  #scanProcesses(): Promise<Map<string, number[]>> {
+    this.#nextScan ??= (this.#scan ?? Promise.resolve()).catch(() => {}).then(() => {
+      this.#nextScan = undefined;
+      this.#scan = groupProcessesByEnv(ACTOR_ENV);
+      return this.#scan;
+    });
+    return this.#nextScan;
   }
 
   /**
