@@ -1,28 +1,7 @@
 import assert from "node:assert/strict";
 import { ConflictError, NotFoundError } from "./errors.ts";
-import { decodeCursor, type Job, KvJobStore } from "./jobs.ts";
-
-function aJob(changes: Partial<Job> = {}): Job {
-  return {
-    id: "job-1",
-    status: "PENDING",
-    entrypoint: "true",
-    runtime_env: {},
-    metadata: {},
-    entrypoint_num_cpus: 0,
-    entrypoint_num_gpus: 0,
-    entrypoint_memory: 0,
-    entrypoint_resources: {},
-    message: "",
-    error_type: null,
-    start_time: 1_000,
-    end_time: null,
-    driver_exit_code: null,
-    supervisor: null,
-    stop_requested_at: null,
-    ...changes,
-  };
-}
+import { decodeCursor, KvJobStore } from "./jobs.ts";
+import { aJob } from "./jobs_fixture.ts";
 
 Deno.test("KvJobStore.create() rejects an id that already exists", async () => {
   using kv = await Deno.openKv(":memory:");

@@ -4,31 +4,21 @@ import { EventBus } from "../host/events.ts";
 import type { ModuleContext } from "../host/module.ts";
 import { KvActorStore } from "../../storage/actors.ts";
 import { type Job, KvJobStore } from "../../storage/jobs.ts";
+import { aJob as baseJob } from "../../storage/jobs_fixture.ts";
 import { actorRoutes } from "./routes.ts";
 import { ActorService } from "./service.ts";
 
 const sanitized = { sanitizeOps: true, sanitizeResources: true };
 
+/** A job whose supervisor is an actor worth listing. */
 function aJob(changes: Partial<Job> = {}): Job {
-  return {
-    id: "job-1",
-    status: "PENDING",
+  return baseJob({
     entrypoint: "sleep 1000",
     runtime_env: { env_vars: { A: "1" } },
-    metadata: {},
     entrypoint_num_cpus: 1,
-    entrypoint_num_gpus: 0,
-    entrypoint_memory: 0,
     entrypoint_resources: { disk: 2 },
-    message: "",
-    error_type: null,
-    start_time: 1_000,
-    end_time: null,
-    driver_exit_code: null,
-    supervisor: null,
-    stop_requested_at: null,
     ...changes,
-  };
+  });
 }
 
 /** An actor service over in-memory stores, with a supervisor that runs nothing. */
