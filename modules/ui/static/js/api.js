@@ -1,5 +1,3 @@
-// @ts-check
-/// <reference lib="dom" />
 /**
  * Calls to the head's API from the page. Every call carries `X-Requested-With`, which
  * tells the head that our own page sent it (the session cookie alone does not).
@@ -59,7 +57,8 @@ export async function api(path, options = {}) {
     data = text;
   }
   if (!res.ok) {
-    if (res.status === 401) onUnauthorized();
+    // A wrong token at sign-in is that form's error, not a reason to ask again.
+    if (res.status === 401 && url.pathname !== "/api/session") onUnauthorized();
     const message = data?.error?.message ?? data?.msg ?? `The head answered ${res.status}`;
     throw new ApiError(res.status, data?.error?.code ?? `HTTP_${res.status}`, message);
   }

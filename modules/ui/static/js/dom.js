@@ -1,5 +1,3 @@
-// @ts-check
-/// <reference lib="dom" />
 /**
  * Small helpers to build the page: elements, badges, times and durations.
  * @module
@@ -177,4 +175,52 @@ export function newerJob(known, update) {
  */
 export function isTerminal(status) {
   return status === "SUCCEEDED" || status === "FAILED" || status === "STOPPED";
+}
+
+/**
+ * Wraps `task` so that calls made while it runs add up to one more run after it: a burst
+ * of events costs at most two fetches, and the last one sees the latest state.
+ * @param {() => Promise<void>} task
+ * @returns {() => Promise<void>}
+ */
+export function coalesce(task) {
+  let running = false;
+  let again = false;
+  return async () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        again = false;
+        await task();
+      } while (again);
+    } finally {
+      running = false;
+    }
+  };
+}
+
+/**
+ * Makes `button` ask `question` first, then run `action`; an error shows in `errors`.
+ * @param {HTMLButtonElement} button
+ * @param {Parameters<typeof confirmAction>[0]} question
+ * @param {() => Promise<void>} action
+ * @param {ReturnType<typeof alertBox>} errors
+ */
+export function onConfirmedClick(button, question, action, errors) {
+  button.addEventListener("click", async () => {
+    if (!(await confirmAction(question))) return;
+    errors.clear();
+    button.disabled = true;
+    try {
+      await action();
+    } catch (err) {
+      errors.show(err);
+    } finally {
+      button.disabled = false;
+    }
+  });
 }

@@ -1,5 +1,3 @@
-// @ts-check
-/// <reference lib="dom" />
 /**
  * The page's one connection to `GET /api/events`. Views subscribe to job and actor
  * changes, and to `resync`: after a dropped stream (or a `reset`), changes may have been

@@ -1,5 +1,3 @@
-// @ts-check
-/// <reference lib="dom" />
 /**
  * A job's log, live: a WebSocket tail that resumes from the last byte it got after a
  * dropped connection, shown in a box that keeps up with a multi-MB log. Text is added

@@ -1,5 +1,3 @@
-// @ts-check
-/// <reference lib="dom" />
 /**
  * The dashboard's entry point: signs in when the head wants a token, opens the event
  * stream, and shows the view the address (`#/…`) names.
@@ -73,6 +71,8 @@ function showLogin() {
   current?.dispose();
   current = undefined;
   live.close();
+  logout.hidden = true;
+  liveState.textContent = "";
   const errors = alertBox();
   const token = h("input", {
     id: "token",
@@ -88,8 +88,7 @@ function showLogin() {
       text:
         "This head wants its token. You are asked once: the head then keeps you signed in with a cookie.",
     }),
-    h("label", { for: "token", text: "Token" }),
-    token,
+    h("div", { class: "field" }, h("label", { for: "token", text: "Token" }), token),
     errors.el,
     h(
       "div",
@@ -116,7 +115,7 @@ function showLogin() {
 
 async function start() {
   const session = await api("/api/session");
-  logout.hidden = !session.token_required;
+  logout.hidden = !session.token_required || !session.authenticated;
   if (!session.authenticated) {
     showLogin();
     return;

@@ -1,4 +1,3 @@
-// @ts-check
 /**
  * Which jobs a search matches. Shared by the head (`GET /api/ui/jobs?q=`) and the page
  * (rows that arrive live), so both agree on what a search shows.

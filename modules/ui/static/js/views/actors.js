@@ -1,12 +1,10 @@
-// @ts-check
-/// <reference lib="dom" />
 /**
  * Actors (supervised processes: job supervisors, serve replicas), live, with a graceful
  * stop and a forced kill.
  * @module
  */
 import { api, ApiError } from "../api.js";
-import { alertBox, badge, confirmAction, formatTime, h } from "../dom.js";
+import { alertBox, badge, formatTime, h, onConfirmedClick } from "../dom.js";
 
 /** @typedef {import("../main.js").ViewContext} ViewContext */
 
@@ -113,16 +111,8 @@ export function actorsView(ctx) {
       h(
         "td",
         { class: "row-actions" },
-        alive
-          ? h("button", { class: "kill-graceful", text: "Stop", onclick: () => kill(actor, false) })
-          : null,
-        alive
-          ? h("button", {
-            class: "danger kill-force",
-            text: "Kill",
-            onclick: () => kill(actor, true),
-          })
-          : null,
+        alive ? killButton(actor, false) : null,
+        alive ? killButton(actor, true) : null,
       ),
     );
     rowEls.set(actor.actor_id, tr);
@@ -130,29 +120,30 @@ export function actorsView(ctx) {
   }
 
   /**
+   * A button that stops (SIGTERM, then SIGKILL) or kills (SIGKILL) the actor, asking first.
    * @param {any} actor
    * @param {boolean} force
    */
-  async function kill(actor, force) {
-    const ok = await confirmAction({
+  function killButton(actor, force) {
+    const button = h("button", {
+      class: force ? "danger kill-force" : "kill-graceful",
+      text: force ? "Kill" : "Stop",
+    });
+    onConfirmedClick(button, {
       title: `${force ? "Kill" : "Stop"} actor ${actor.actor_id}?`,
       body: force
         ? "Its whole process group gets SIGKILL now."
         : "Its process group gets SIGTERM, then SIGKILL after the grace period.",
       confirm: force ? "Kill now" : "Stop",
       danger: true,
-    });
-    if (!ok) return;
-    errors.clear();
-    try {
+    }, async () => {
       const answer = await api("/api/actors/kill", {
         query: { actor_id: actor.actor_id, force_kill: String(force) },
       });
       notice.textContent = answer.msg || `Actor ${actor.actor_id} killed`;
       notice.hidden = false;
-    } catch (err) {
-      errors.show(err);
-    }
+    }, errors);
+    return button;
   }
 
   /** @param {any} actor */

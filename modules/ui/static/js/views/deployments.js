@@ -1,11 +1,9 @@
-// @ts-check
-/// <reference lib="dom" />
 /**
  * Serve deployments: status, version, replicas, and scaling.
  * @module
  */
 import { api, ApiError } from "../api.js";
-import { alertBox, badge, formatTime, h } from "../dom.js";
+import { alertBox, badge, coalesce, formatTime, h } from "../dom.js";
 
 /** @typedef {import("../main.js").ViewContext} ViewContext */
 
@@ -34,32 +32,25 @@ export function deploymentsView(ctx) {
     empty,
   );
 
-  let loading = false;
-  let again = false;
-  async function load() {
-    if (loading) {
-      again = true;
-      return;
-    }
-    loading = true;
+  /** Replica counts typed but not applied yet, by deployment: a redraw keeps them. */
+  const drafts = new Map();
+  const load = coalesce(async () => {
     try {
-      do {
-        again = false;
-        const deployments = await api("/api/serve/deployments");
-        errors.clear();
-        list.replaceChildren(...deployments.map(renderDeployment));
-        empty.hidden = deployments.length > 0;
-      } while (again);
+      const deployments = await api("/api/serve/deployments");
+      errors.clear();
+      const focused = document.activeElement?.getAttribute("data-name");
+      list.replaceChildren(...deployments.map(renderDeployment));
+      const input = focused && list.querySelector(`input[data-name="${CSS.escape(focused)}"]`);
+      if (input) /** @type {HTMLInputElement} */ (input).focus();
+      empty.hidden = deployments.length > 0;
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) {
         errors.show("The serve module is not loaded on this head.");
       } else {
         errors.show(err);
       }
-    } finally {
-      loading = false;
     }
-  }
+  });
 
   /** @param {any} d */
   function renderDeployment(d) {
@@ -68,10 +59,12 @@ export function deploymentsView(ctx) {
       type: "number",
       min: "0",
       max: "100",
-      value: String(d.spec.num_replicas),
+      value: drafts.get(d.name) ?? String(d.spec.num_replicas),
+      "data-name": d.name,
       "aria-label": `Replicas of ${d.name}`,
       class: "replicas-input",
     });
+    replicas.addEventListener("input", () => drafts.set(d.name, replicas.value));
     const scaleErrors = alertBox();
     const scale = h(
       "form",
@@ -89,6 +82,7 @@ export function deploymentsView(ctx) {
           method: "POST",
           body: { ...d.spec, num_replicas: Number(replicas.value) },
         });
+        drafts.delete(d.name);
         await load();
       } catch (err) {
         scaleErrors.show(err);

@@ -1,5 +1,3 @@
-// @ts-check
-/// <reference lib="dom" />
 /**
  * One job: its details, Stop and Delete, and its log following live.
  * @module
@@ -8,11 +6,12 @@ import { api, ApiError, seg } from "../api.js";
 import {
   alertBox,
   badge,
-  confirmAction,
+  coalesce,
   formatDuration,
   formatTime,
   h,
   isTerminal,
+  onConfirmedClick,
 } from "../dom.js";
 import { LogTail, LogView } from "../log_view.js";
 
@@ -36,6 +35,7 @@ export function jobView(ctx, id) {
   const statusSlot = h("span", { class: "status-slot" });
   const stopButton = h("button", { class: "danger", id: "stop-job", hidden: true, text: "■ Stop" });
   const deleteButton = h("button", { id: "delete-job", hidden: true, text: "Delete" });
+  const factList = h("dl", { class: "facts" });
   const details = h("dl", { class: "details" });
   const tailState = h("span", { class: "tail-state", role: "status" });
   const logView = new LogView();
@@ -53,6 +53,7 @@ export function jobView(ctx, id) {
       deleteButton,
     ),
     errors.el,
+    factList,
     details,
     h("div", { class: "toolbar" }, h("h2", { text: "Log" }), tailState),
     logView.el,
@@ -60,30 +61,18 @@ export function jobView(ctx, id) {
 
   /** @type {any} */
   let job;
-  let fetching = false;
-  let refetch = false;
 
-  async function load() {
-    if (fetching) {
-      refetch = true;
-      return;
-    }
-    fetching = true;
+  const load = coalesce(async () => {
     try {
-      do {
-        refetch = false;
-        job = await api(`/api/jobs/${seg(id)}`);
-        render();
-      } while (refetch);
+      job = await api(`/api/jobs/${seg(id)}`);
+      render();
     } catch (err) {
       errors.show(err);
       if (err instanceof ApiError && err.status === 404) {
         stopButton.hidden = deleteButton.hidden = true;
       }
-    } finally {
-      fetching = false;
     }
-  }
+  });
 
   function render() {
     statusSlot.replaceChildren(badge(job.status));
@@ -91,62 +80,51 @@ export function jobView(ctx, id) {
     stopButton.hidden = isTerminal(job.status);
     deleteButton.hidden = !isTerminal(job.status);
     const end = job.end_time ?? (isTerminal(job.status) ? null : Date.now());
-    /** @type {[string, string | Node][]} */
-    const items = [
-      ["Entrypoint", h("pre", { class: "code", text: job.entrypoint })],
-      ["Status", badge(job.status)],
-      ["Message", h("pre", { class: "message", text: job.message || "—" })],
-    ];
-    if (job.error_type) items.push(["Error type", h("code", { text: job.error_type })]);
-    items.push(
+    /** @type {[string, string][]} */
+    const facts = [
       ["Submitted", formatTime(job.start_time)],
       ["Ended", formatTime(job.end_time)],
       ["Duration", end === null ? "—" : formatDuration(end - job.start_time)],
       ["Exit code", job.driver_exit_code === null ? "—" : String(job.driver_exit_code)],
       ["Supervisor pid", job.driver_info?.pid ?? "—"],
+    ];
+    if (job.error_type) facts.push(["Error type", job.error_type]);
+    factList.replaceChildren(
+      ...facts.map(([term, value]) =>
+        h("div", {}, h("dt", { text: term }), h("dd", { text: value }))
+      ),
+    );
+    /** @type {[string, string | Node][]} */
+    const items = [
+      ["Entrypoint", h("pre", { class: "code", text: job.entrypoint })],
+      ["Message", h("pre", { class: "message", text: job.message || "—" })],
       ["Metadata", keyValues(job.metadata)],
       ["Runtime env", h("pre", { class: "code", text: JSON.stringify(job.runtime_env, null, 2) })],
-    );
+    ];
     details.replaceChildren(
       ...items.flatMap(([term, value]) => [h("dt", { text: term }), h("dd", {}, value)]),
     );
   }
 
-  stopButton.addEventListener("click", async () => {
-    const ok = await confirmAction({
-      title: `Stop job ${id}?`,
-      body: "Its processes get SIGTERM, then SIGKILL after the grace period. It ends STOPPED.",
-      confirm: "Stop job",
-      danger: true,
-    });
-    if (!ok) return;
-    errors.clear();
-    stopButton.disabled = true;
-    try {
-      await api(`/api/jobs/${seg(id)}/stop`, { method: "POST" });
-      await load();
-    } catch (err) {
-      errors.show(err);
-    } finally {
-      stopButton.disabled = false;
-    }
-  });
+  onConfirmedClick(stopButton, {
+    title: `Stop job ${id}?`,
+    body: "Its processes get SIGTERM, then SIGKILL after the grace period. It ends STOPPED.",
+    confirm: "Stop job",
+    danger: true,
+  }, async () => {
+    await api(`/api/jobs/${seg(id)}/stop`, { method: "POST" });
+    await load();
+  }, errors);
 
-  deleteButton.addEventListener("click", async () => {
-    const ok = await confirmAction({
-      title: `Delete job ${id}?`,
-      body: "Its record and its whole log are removed from the head. This cannot be undone.",
-      confirm: "Delete job",
-      danger: true,
-    });
-    if (!ok) return;
-    try {
-      await api(`/api/jobs/${seg(id)}`, { method: "DELETE" });
-      location.hash = "#/jobs";
-    } catch (err) {
-      errors.show(err);
-    }
-  });
+  onConfirmedClick(deleteButton, {
+    title: `Delete job ${id}?`,
+    body: "Its record and its whole log are removed from the head. This cannot be undone.",
+    confirm: "Delete job",
+    danger: true,
+  }, async () => {
+    await api(`/api/jobs/${seg(id)}`, { method: "DELETE" });
+    location.hash = "#/jobs";
+  }, errors);
 
   const tail = new LogTail(
     id,
@@ -154,6 +132,7 @@ export function jobView(ctx, id) {
     (state, detail) => {
       tailState.textContent = `${TAIL_STATES[state]}${detail ? ` ${detail}` : ""}`;
       tailState.dataset.state = state;
+      if (state === "ended") load(); // the job has ended: its final status and exit code
     },
     async () => {
       try {

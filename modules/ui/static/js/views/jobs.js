@@ -1,5 +1,3 @@
-// @ts-check
-/// <reference lib="dom" />
 /**
  * The jobs table: newest first, filtered by status and searched on the head, a page at
  * a time, and kept up to date from the event stream (rows change in place, new jobs

@@ -1,5 +1,3 @@
-// @ts-check
-/// <reference lib="dom" />
 /**
  * The raw `GET /api/snapshot`, pretty-printed.
  * @module

@@ -1,5 +1,3 @@
-// @ts-check
-/// <reference lib="dom" />
 /**
  * The submit form: entrypoint, submission id, working directory, environment variables
  * and metadata. The head's error message shows when it refuses a submission.

@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import { EventBus } from "../host/events.ts";
+import { createApp } from "../host/app.ts";
+import { type Job, KvJobStore } from "../../storage/jobs.ts";
+import { aJob } from "../../storage/jobs_fixture.ts";
+import { Assets } from "./assets.ts";
+import { uiRoutes } from "./routes.ts";
+import type { FindJobsResponse } from "./schemas.ts";
+
+async function setUp(jobs: Partial<Job>[]) {
+  const kv = await Deno.openKv(":memory:");
+  const store = new KvJobStore(kv);
+  for (const [i, changes] of jobs.entries()) {
+    await store.create(
+      aJob({ status: "SUCCEEDED", id: `job-${i}`, start_time: 1_000 + i, ...changes }),
+    );
+  }
+  const events = new EventBus();
+  const shutdown = new AbortController();
+  const app = createApp({ maxBodyBytes: 1024 });
+  app.route(
+    "/",
+    uiRoutes({
+      jobs: store,
+      events,
+      assets: new Assets(new URL("./static/", import.meta.url)),
+      signal: shutdown.signal,
+    }),
+  );
+  return { kv, app, events, shutdown, [Symbol.dispose]: () => kv.close() };
+}
+
+async function find(
+  app: { request: (path: string) => Response | Promise<Response> },
+  query: string,
+) {
+  const res = await app.request(`/api/ui/jobs?${query}`);
+  assert.equal(res.status, 200, await res.clone().text());
+  return await res.json() as FindJobsResponse;
+}
+
+Deno.test("GET /api/ui/jobs pages newest first and searches id, entrypoint and metadata", async () => {
+  using t = await setUp(
+    Array.from({ length: 25 }, (_, i) => ({
+      entrypoint: i % 5 === 0 ? `python train.py --epoch ${i}` : "echo hi",
+      metadata: (i === 7 ? { owner: "Alice" } : {}) as Record<string, string>,
+      status: i === 24 ? "RUNNING" as const : "SUCCEEDED" as const,
+    })),
+  );
+  const first = await find(t.app, "limit=10");
+  assert.deepEqual(first.jobs.map((j) => j.submission_id).slice(0, 2), ["job-24", "job-23"]);
+  assert.ok(first.next_cursor);
+  const second = await find(t.app, `limit=10&cursor=${first.next_cursor}`);
+  assert.equal(second.jobs[0].submission_id, "job-14");
+  const third = await find(t.app, `limit=10&cursor=${second.next_cursor}`);
+  assert.equal(third.jobs.length, 5);
+  assert.equal(third.next_cursor, null);
+
+  const train = await find(t.app, "q=TRAIN.py&limit=2");
+  assert.deepEqual(train.jobs.map((j) => j.submission_id), ["job-20", "job-15"]);
+  const rest = await find(t.app, `q=train.py&limit=2&cursor=${train.next_cursor}`);
+  assert.deepEqual(rest.jobs.map((j) => j.submission_id), ["job-10", "job-5"]);
+  assert.deepEqual((await find(t.app, "q=owner%3Dalice")).jobs.map((j) => j.submission_id), [
+    "job-7",
+  ]);
+  assert.deepEqual((await find(t.app, "q=job-1%20epoch")).jobs.map((j) => j.submission_id), [
+    "job-15",
+    "job-10",
+  ]);
+  assert.deepEqual((await find(t.app, "status=running")).jobs.map((j) => j.submission_id), [
+    "job-24",
+  ]);
+  const bad = await t.app.request("/api/ui/jobs?cursor=nonsense");
+  assert.equal(bad.status, 400);
+  await bad.body?.cancel();
+});
+
+Deno.test("GET /api/events streams job changes from the bus, latest per job", async () => {
+  using t = await setUp([{}]);
+  const res = await t.app.request("/api/events?types=job");
+  assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = (await reader.read()).value ?? "";
+  assert.match(text, /event: ready\n/);
+  const job = (await t.kv.get<Job>(["jobs", "job-0"])).value!;
+  t.events.emit({ type: "job", job: { ...job, status: "RUNNING" } });
+  t.events.emit({ type: "job", job: { ...job, status: "SUCCEEDED", driver_exit_code: 0 } });
+  text = (await reader.read()).value ?? "";
+  const messages = text.trim().split("\n\n");
+  assert.equal(messages.length, 1, "two changes of one job before a read: the latest only");
+  assert.match(messages[0], /^event: job\ndata: /);
+  const row = JSON.parse(messages[0].split("data: ")[1]);
+  assert.equal(row.submission_id, "job-0");
+  assert.equal(row.status, "SUCCEEDED");
+  assert.equal(row.driver_exit_code, 0);
+  assert.equal(row.message, undefined, "rows leave the (long) message out");
+  t.shutdown.abort();
+  assert.equal((await reader.read()).done, true, "the stream ends at shutdown");
+});
+
+Deno.test("the page and its files are served with a strict content security policy", async () => {
+  using t = await setUp([]);
+  const page = await t.app.request("/");
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get("content-security-policy") ?? "", /default-src 'self'/);
+  assert.match(page.headers.get("content-security-policy") ?? "", /frame-ancestors 'none'/);
+  assert.match(await page.text(), /<script type="module" src="\/ui\/js\/main.js">/);
+  const script = await t.app.request("/ui/js/main.js");
+  assert.equal(script.headers.get("content-type"), "text/javascript; charset=utf-8");
+  const etag = script.headers.get("etag")!;
+  await script.body?.cancel();
+  const again = await t.app.request("/ui/js/main.js", { headers: { "if-none-match": etag } });
+  assert.equal(again.status, 304);
+  const missing = await t.app.request("/ui/../mod.ts");
+  assert.equal(missing.status, 404);
+  await missing.body?.cancel();
+});

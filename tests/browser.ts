@@ -1,0 +1,85 @@
+/**
+ * Headless Chromium for the dashboard's end-to-end tests: Debian's `chromium` driven by
+ * `playwright-core`, a fresh profile per browser, and screenshots kept as test artefacts.
+ * @module
+ */
+import { join } from "node:path";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+
+/** Debian's Chromium (`apt-get install chromium`; `.ci/run` installs it when missing). */
+export const CHROMIUM_PATH = "/usr/bin/chromium";
+
+/** Headless, offline and quiet: no GPU, no QUIC, no first-run or background traffic. */
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** How long a browser action or wait may take; a loaded 2-core machine needs slack. */
+const ACTION_TIMEOUT_MS = 30_000;
+
+/**
+ * Where screenshots go: `$JOBHEAD_SCREENSHOT_DIR`, else `jobhead-screenshots` in the
+ * temp dir (`JOBHEAD_SCREENSHOT_DIR=docs/screenshots` refreshes the README's).
+ */
+export const SCREENSHOT_DIR = Deno.env.get("JOBHEAD_SCREENSHOT_DIR") ??
+  join(Deno.env.get("TMPDIR") ?? "/tmp", "jobhead-screenshots");
+
+/** Whether Chromium is installed. */
+export function hasChromium(): boolean {
+  try {
+    return Deno.statSync(CHROMIUM_PATH).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** A browser with a fresh profile; disposing closes it and removes the profile. */
+export interface Browser extends AsyncDisposable {
+  context: BrowserContext;
+  /** A new tab whose console errors and page errors fail `assertNoPageErrors`. */
+  newPage(): Promise<Page>;
+  /** Errors the pages logged or threw so far. */
+  pageErrors: string[];
+}
+
+/** Starts headless Chromium with a fresh `--user-data-dir`. */
+export async function openBrowser(
+  options: { viewport?: { width: number; height: number } } = {},
+): Promise<Browser> {
+  const profile = await Deno.makeTempDir({ prefix: "jobhead-chromium-" });
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM_PATH,
+    args: CHROMIUM_ARGS,
+    viewport: options.viewport ?? { width: 1280, height: 800 },
+  });
+  context.setDefaultTimeout(ACTION_TIMEOUT_MS);
+  const pageErrors: string[] = [];
+  return {
+    context,
+    pageErrors,
+    async newPage() {
+      const page = await context.newPage();
+      page.on("pageerror", (err) => pageErrors.push(`page error: ${err.message}`));
+      return page;
+    },
+    async [Symbol.asyncDispose]() {
+      await context.close().catch(() => {});
+      await Deno.remove(profile, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Saves a screenshot of `page` as `<name>.png` in SCREENSHOT_DIR and returns its path. */
+export async function screenshot(page: Page, name: string): Promise<string> {
+  await Deno.mkdir(SCREENSHOT_DIR, { recursive: true });
+  const path = join(SCREENSHOT_DIR, `${name}.png`);
+  await page.screenshot({ path });
+  return path;
+}
