@@ -4,6 +4,7 @@
  * @module
  */
 import { join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 
 /** Debian's Chromium (`apt-get install chromium`; `.ci/run` installs it when missing). */
@@ -25,11 +26,12 @@ const CHROMIUM_ARGS = [
 const ACTION_TIMEOUT_MS = 30_000;
 
 /**
- * Where screenshots go: `$JOBHEAD_SCREENSHOT_DIR`, else `jobhead-screenshots` in the
- * temp dir (`JOBHEAD_SCREENSHOT_DIR=docs/screenshots` refreshes the README's).
+ * Where screenshots go, as the run's artefacts: `$JOBHEAD_SCREENSHOT_DIR`, else
+ * `test-artifacts/screenshots` in the checkout (git ignores it; each run overwrites
+ * it). `JOBHEAD_SCREENSHOT_DIR=docs/screenshots` refreshes the README's.
  */
 export const SCREENSHOT_DIR = Deno.env.get("JOBHEAD_SCREENSHOT_DIR") ??
-  join(Deno.env.get("TMPDIR") ?? "/tmp", "jobhead-screenshots");
+  fromFileUrl(new URL("../test-artifacts/screenshots", import.meta.url));
 
 /** Whether Chromium is installed. */
 export function hasChromium(): boolean {
