@@ -11,7 +11,14 @@ import {
   NotFoundError,
 } from "../../storage/errors.ts";
 import { ForbiddenError, TooLargeError, UnauthorizedError, ValidationError } from "./errors.ts";
-import { checkOrigin, type Credential, hasBearer, hasSession, SESSION_PATH } from "./session.ts";
+import {
+  checkLoopbackHost,
+  checkOrigin,
+  type Credential,
+  hasBearer,
+  hasSession,
+  SESSION_PATH,
+} from "./session.ts";
 
 /** Options of `createApp()`. */
 export interface AppOptions {
@@ -66,6 +73,7 @@ export function createApp(options: AppOptions): Hono {
     return c.json(errorBody(404, `No route for ${c.req.method} ${c.req.path}`), 404);
   });
   app.use("*", async (c, next) => {
+    if (options.token === undefined) checkLoopbackHost(c);
     checkOrigin(c, await authenticate(c, options.token));
     await next();
   });

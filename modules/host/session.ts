@@ -8,6 +8,7 @@
 import { type Context, Hono } from "hono";
 import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
 import { z } from "zod";
+import { isLoopback } from "./config.ts";
 import { ForbiddenError, UnauthorizedError, ValidationError } from "./errors.ts";
 
 /** How long a session cookie is good for. */
@@ -88,6 +89,21 @@ export function checkOrigin(c: Context, credential: Credential): void {
       "Request refused: a request signed in by the session cookie must carry Origin or X-Requested-With",
     );
   }
+}
+
+/**
+ * Refuses, with ForbiddenError, a request to a head without a token that is not
+ * addressed to a loopback name. Otherwise a page whose site name an attacker points at
+ * 127.0.0.1 (DNS rebinding) would be this head's own origin to the browser.
+ */
+export function checkLoopbackHost(c: Context): void {
+  const host = c.req.header("host") ?? new URL(c.req.url).host;
+  const name = host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.split(":")[0];
+  if (isLoopback(name)) return;
+  throw new ForbiddenError(
+    `Request refused: "${name}" is not a loopback name, and a head without a token answers ` +
+      `only to 127.0.0.1, localhost or [::1] (a guard against DNS rebinding)`,
+  );
 }
 
 function isOwnOrigin(c: Context, origin: string): boolean {

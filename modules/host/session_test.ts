@@ -124,20 +124,38 @@ Deno.test("bearer tokens and clients without Origin are not held to the Origin c
   await bearer.body?.cancel();
 
   const open = testApp(undefined);
-  const curl = await open.request(`${BASE}/api/thing`, { method: "POST" });
+  const LOCAL = "http://127.0.0.1:8265"; // a head without a token answers loopback names only
+  const curl = await open.request(`${LOCAL}/api/thing`, { method: "POST" });
   assert.equal(curl.status, 200);
   await curl.body?.cancel();
-  const crossSite = await open.request(`${BASE}/api/thing`, {
+  const crossSite = await open.request(`${LOCAL}/api/thing`, {
     method: "POST",
     headers: { origin: "https://evil.test" },
   });
   assert.equal(crossSite.status, 403, "without a token, a foreign page still cannot change state");
   await crossSite.body?.cancel();
-  const image = await open.request(`${BASE}/api/actors/kill`, {
+  const image = await open.request(`${LOCAL}/api/actors/kill`, {
     headers: { "sec-fetch-site": "cross-site" },
   });
   assert.equal(image.status, 403);
   await image.body?.cancel();
-  const status = await open.request(`${BASE}/api/session`);
+  const status = await open.request(`${LOCAL}/api/session`);
   assert.deepEqual(await status.json(), { token_required: false, authenticated: true });
+});
+
+Deno.test("a head without a token refuses requests addressed to other names (DNS rebinding)", async () => {
+  const open = testApp(undefined);
+  for (const host of ["127.0.0.1:8265", "localhost:8265", "[::1]:8265"]) {
+    const res = await open.request(`http://${host}/api/thing`);
+    assert.equal(res.status, 200, host);
+    await res.body?.cancel();
+  }
+  const rebound = await open.request("http://attacker.test:8265/api/thing");
+  assert.equal(rebound.status, 403);
+  assert.match((await rebound.json()).error.message, /not a loopback name/);
+  const withToken = await testApp(TOKEN).request("http://head.test:8265/api/thing", {
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  assert.equal(withToken.status, 200, "a head with a token may be reached by any name");
+  await withToken.body?.cancel();
 });
