@@ -125,21 +125,29 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
 
   /** Streams a log into an open socket, then closes it with the code API.md gives. */
   async function streamLog(socket: WebSocket, id: string, fromByte: number) {
-    const closed = new AbortController();
-    socket.addEventListener("close", () => closed.abort(), { once: true });
-    const signal = AbortSignal.any([closed.signal, options.signal]);
+    // One controller per follower, aborted by the peer's close or the head's shutdown.
+    const stop = new AbortController();
+    let closedByPeer = false;
+    const onShutdown = () => stop.abort();
+    options.signal.addEventListener("abort", onShutdown, { once: true });
+    socket.addEventListener("close", () => {
+      closedByPeer = true;
+      stop.abort();
+    }, { once: true });
     const sink = {
       send: (frame: string) => socket.send(frame),
       bufferedAmount: () => socket.bufferedAmount,
     };
     try {
-      const finished = await options.followers.follow(id, sink, { fromByte, signal });
-      if (closed.signal.aborted) return;
+      const finished = await options.followers.follow(id, sink, { fromByte, signal: stop.signal });
+      if (closedByPeer) return;
       if (finished) socket.close(1000, "job finished");
       else socket.close(1001, "jobhead is shutting down");
     } catch (err) {
       console.error(`jobhead: log tail of job "${id}" failed:`, err);
-      if (!closed.signal.aborted) socket.close(1011, "log tail failed");
+      if (!closedByPeer) socket.close(1011, "log tail failed");
+    } finally {
+      options.signal.removeEventListener("abort", onShutdown);
     }
   }
 
