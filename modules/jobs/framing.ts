@@ -49,6 +49,24 @@ function sequenceLength(lead: number): number {
   return 1; // not a lead byte: invalid input, pass it through
 }
 
+/**
+ * Cuts `data` into frames by `frameLength()`'s rules, hands each to `onFrame` (a view
+ * into `data`), and returns what is left over, copied.
+ */
+export function cutFrames(
+  data: Uint8Array,
+  options: { caughtUp: boolean; final: boolean },
+  onFrame: (frame: Uint8Array) => void,
+): Uint8Array {
+  let used = 0;
+  for (;;) {
+    const cut = frameLength(data.subarray(used), options);
+    if (cut === 0) return data.slice(used);
+    onFrame(data.subarray(used, used + cut));
+    used += cut;
+  }
+}
+
 /** `a` followed by `b`, as a new array. */
 export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   if (a.length === 0) return b.slice();

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { frameLength, MAX_FRAME_BYTES } from "./framing.ts";
+import { cutFrames, frameLength, MAX_FRAME_BYTES } from "./framing.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -22,4 +22,21 @@ Deno.test("frameLength() never exceeds the frame limit nor splits a character", 
   const lines = bytes(("x".repeat(99) + "\n").repeat(1000));
   const lineCut = frameLength(lines, { caughtUp: false, final: false });
   assert.ok(lineCut <= MAX_FRAME_BYTES && lineCut % 100 === 0);
+});
+
+Deno.test("cutFrames() hands out every whole frame and returns the rest", () => {
+  const frames: string[] = [];
+  const rest = cutFrames(
+    bytes("one\ntwo\nthr"),
+    { caughtUp: false, final: false },
+    (frame) => frames.push(new TextDecoder().decode(frame)),
+  );
+  assert.deepEqual(frames, ["one\ntwo\n"]);
+  assert.equal(new TextDecoder().decode(rest), "thr");
+  const all: string[] = [];
+  const none = cutFrames(rest, { caughtUp: true, final: true }, (frame) => {
+    all.push(new TextDecoder().decode(frame));
+  });
+  assert.deepEqual(all, ["thr"]);
+  assert.equal(none.length, 0);
 });

@@ -7,7 +7,7 @@
  * its socket's bounded send buffer, and never slows the others.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import { concat, frameLength, MAX_FRAME_BYTES, utf8Boundary } from "./framing.ts";
+import { concat, cutFrames, MAX_FRAME_BYTES, utf8Boundary } from "./framing.ts";
 import type { LogWatcher } from "./log_watcher.ts";
 import { gapMarker, type LogGap } from "../../storage/logs.ts";
 
@@ -123,48 +123,49 @@ class LogHub {
   async #pump(): Promise<void> {
     const stop = this.#stop.signal;
     const buffer = new Uint8Array(READ_BYTES);
+    // Whether the job had ended before the last read began: then an empty read means
+    // the log is drained. Asked only at the end of what is written, not per chunk.
+    let finishedBeforeRead = false;
     while (!stop.aborted) {
       this.#changed = false;
-      // Asked before reading: if the job had ended by now, this read drains the file.
-      const finished = await this.#source.isFinished(this.#id);
       this.#file ??= await openLog(this.#source.pathOf(this.#id));
       const n = this.#file ? await this.#file.read(buffer) : null;
       if (stop.aborted) return;
-      const atEnd = n === null || n === 0;
-      let data = this.#pending;
-      if (!atEnd) {
+      if (n !== null && n > 0) {
         const readPos = this.framePos + this.#pending.length;
         const clipped = clipAtGap(buffer.subarray(0, n), readPos, this.#source.gapOf(this.#id));
         // The read buffer is reused: frames copy out of it, the remainder is kept.
-        data = data.length === 0 ? clipped.bytes : concat(data, clipped.bytes);
+        const data = this.#pending.length === 0
+          ? clipped.bytes
+          : concat(this.#pending, clipped.bytes);
         if (clipped.gap) {
           this.#emit(data, { caughtUp: true, final: true });
           this.#emitGap(clipped.gap);
-          continue;
+        } else {
+          this.#emit(data, { caughtUp: false, final: false });
         }
+        continue;
       }
-      this.#emit(data, { caughtUp: atEnd, final: atEnd && finished });
-      if (atEnd && finished) return this.#end();
-      if (atEnd && !this.#changed) await this.#waitForChange();
+      if (finishedBeforeRead) {
+        this.#emit(this.#pending, { caughtUp: true, final: true });
+        return this.#end();
+      }
+      this.#emit(this.#pending, { caughtUp: true, final: false });
+      finishedBeforeRead = await this.#source.isFinished(this.#id);
+      if (!finishedBeforeRead && !this.#changed) await this.#waitForChange();
     }
   }
 
   /** Cuts `data` (what follows `framePos`) into frames for the live followers; keeps the rest. */
   #emit(data: Uint8Array, options: { caughtUp: boolean; final: boolean }): void {
-    let used = 0;
-    for (;;) {
-      const cut = frameLength(data.subarray(used), options);
-      if (cut === 0) break;
+    this.#pending = cutFrames(data, options, (frame) => {
       const start = this.framePos;
-      this.framePos += cut;
+      this.framePos += frame.length;
       // Followers that are behind read the file themselves: copy and decode for live ones.
-      if (this.#live.size > 0) {
-        const bytes = data.slice(used, used + cut);
-        this.#broadcast({ kind: "frame", text: decode(bytes), bytes, start, end: this.framePos });
-      }
-      used += cut;
-    }
-    this.#pending = data.slice(used);
+      if (this.#live.size === 0) return;
+      const bytes = frame.slice();
+      this.#broadcast({ kind: "frame", text: decode(bytes), bytes, start, end: this.framePos });
+    });
   }
 
   #emitGap(gap: LogGap): void {
@@ -259,13 +260,10 @@ export class LogFollowers {
           pending = concat(pending, clipped.bytes);
           // Where the hub has framed, a frame may end: flush all once we reach it.
           const final = clipped.gap !== undefined || readPos + n === target;
-          for (;;) {
-            const cut = frameLength(pending, { caughtUp: final, final });
-            if (cut === 0) break;
-            sink.send(decode(pending.subarray(0, cut)));
-            position += cut;
-            pending = pending.slice(cut);
-          }
+          pending = cutFrames(pending, { caughtUp: final, final }, (frame) => {
+            sink.send(decode(frame));
+            position += frame.length;
+          });
           if (clipped.gap) {
             sink.send(gapMarker(clipped.gap));
             position = clipped.gap.end;

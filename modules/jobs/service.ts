@@ -7,7 +7,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { ExitReason, SupervisedProcess } from "../actors/supervisor.ts";
 import { ValidationError } from "../host/errors.ts";
 import type { ModuleContext } from "../host/module.ts";
-import { ConflictError, NotFoundError } from "../../storage/errors.ts";
+import { ConflictError, InvalidStateError, NotFoundError } from "../../storage/errors.ts";
 import { jobSupervisorActorId } from "../../storage/actors.ts";
 import type { Job, JobErrorType, JobPage, JobStatus } from "../../storage/jobs.ts";
 import type { LogChunk } from "../../storage/logs.ts";
@@ -98,7 +98,7 @@ export class JobService {
     if (!process) {
       // Not spawned, and #start checks #stopRequested before spawning: it never will be.
       try {
-        await this.#finish(id, "PENDING", {
+        await this.#change(id, "PENDING", {
           status: "STOPPED",
           message: STATUS_MESSAGES.STOPPED,
           end_time: Date.now(),
@@ -111,11 +111,9 @@ export class JobService {
         if (isTerminal(now.status)) return false;
       }
     }
-    await this.#ctx.stores.jobs.update(id, "RUNNING", { stop_requested_at: Date.now() })
-      .then((updated) => this.#announce(updated))
-      .catch((err) => {
-        if (!(err instanceof ConflictError)) throw err;
-      });
+    await this.#change(id, "RUNNING", { stop_requested_at: Date.now() }).catch((err) => {
+      if (!(err instanceof ConflictError)) throw err;
+    });
     const running = this.#running.get(id);
     if (running) {
       this.#ctx.supervisor.stop(running, graceMsOf(job, this.#ctx.config.stopGraceMs))
@@ -124,11 +122,11 @@ export class JobService {
     return true;
   }
 
-  /** Deletes a terminal job and its log; throws InvalidStateError-like ConflictError otherwise. */
+  /** Deletes a terminal job and its log; throws InvalidStateError (409) otherwise. */
   async delete(id: string): Promise<void> {
     const job = await this.get(id);
     if (!isTerminal(job.status)) {
-      throw new ConflictError(
+      throw new InvalidStateError(
         `Cannot delete job "${id}": job is ${job.status}; stop it first and wait until it ends`,
       );
     }
@@ -327,7 +325,7 @@ export class JobService {
     }
     this.#running.set(job.id, process);
     try {
-      await this.#finish(job.id, "PENDING", {
+      await this.#change(job.id, "PENDING", {
         status: "RUNNING",
         message: STATUS_MESSAGES.RUNNING,
         supervisor: { pid: process.pid, start_ticks: process.startTicks },
@@ -370,7 +368,7 @@ export class JobService {
     let ref = job.supervisor;
     if (job.status === "PENDING") {
       if (job.stop_requested_at !== null) {
-        await this.#finish(job.id, "PENDING", {
+        await this.#change(job.id, "PENDING", {
           status: "STOPPED",
           message: STATUS_MESSAGES.STOPPED,
           end_time: Date.now(),
@@ -384,7 +382,7 @@ export class JobService {
         setTimeout(() => this.#start(job), 0);
         return;
       }
-      await this.#finish(job.id, "PENDING", {
+      await this.#change(job.id, "PENDING", {
         status: "RUNNING",
         message: STATUS_MESSAGES.RUNNING,
         supervisor: ref,
@@ -435,13 +433,13 @@ export class JobService {
     const exitCode = reason.kind === "exited" ? reason.code : null;
     const common = { end_time: reason.endTime, driver_exit_code: exitCode };
     if (this.#stopRequested.has(id) || job.stop_requested_at !== null) {
-      await this.#finish(id, job.status, {
+      await this.#change(id, job.status, {
         ...common,
         status: "STOPPED",
         message: STATUS_MESSAGES.STOPPED,
       });
     } else if (reason.kind === "exited" && reason.code === 0) {
-      await this.#finish(id, job.status, {
+      await this.#change(id, job.status, {
         ...common,
         status: "SUCCEEDED",
         message: STATUS_MESSAGES.SUCCEEDED,
@@ -487,7 +485,7 @@ export class JobService {
   ): Promise<void> {
     const current = await this.#ctx.stores.jobs.get(job.id);
     if (!current || isTerminal(current.status)) return;
-    await this.#finish(job.id, current.status, {
+    await this.#change(job.id, current.status, {
       end_time: Date.now(),
       ...extra,
       status: "FAILED",
@@ -498,8 +496,8 @@ export class JobService {
     });
   }
 
-  /** One checked status change, announced on the bus. */
-  async #finish(id: string, from: JobStatus, changes: Partial<Job>): Promise<Job> {
+  /** One checked change of a job in status `from`, announced on the bus. */
+  async #change(id: string, from: JobStatus, changes: Partial<Job>): Promise<Job> {
     const job = await this.#ctx.stores.jobs.update(id, from, changes);
     this.#announce(job);
     return job;
