@@ -3,7 +3,7 @@
  * ranges, resume, a stalled follower's memory, shutdown, and the size cap.
  */
 import assert from "node:assert/strict";
-import { Fifos } from "./fifos.ts";
+import { Fifos, withTimeout } from "./fifos.ts";
 import { type RunningHead, startHead, waitForStatus } from "./harness.ts";
 import { q, submitJob, tailLog } from "./helpers.ts";
 
@@ -176,4 +176,40 @@ Deno.test("logs of jobs that ended past the retention period are deleted", async
   }
   assert.equal(logs, "");
   assert.equal((await second.json(`/api/jobs/${old}`)).body.status, "SUCCEEDED"); // the record stays
+});
+
+Deno.test("a silent tail socket is pinged, and closed when it does not answer", async () => {
+  await using fifos = await Fifos.create();
+  await fifos.make("go");
+  await using head = await startHead({ extraArgs: ["--tail-idle-timeout-s", "1"] });
+  const id = await submitJob(head, { entrypoint: `read x <${q(fifos.path("go"))}` });
+  // A raw client that completes the handshake, then never answers anything.
+  const { hostname, port } = new URL(head.url);
+  using conn = await Deno.connect({ hostname, port: Number(port) });
+  await conn.write(new TextEncoder().encode(
+    `GET /api/jobs/${id}/logs/tail HTTP/1.1\r\nHost: ${hostname}\r\nUpgrade: websocket\r\n` +
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+      "Sec-WebSocket-Version: 13\r\n\r\n",
+  ));
+  const received: number[] = [];
+  const buffer = new Uint8Array(4096);
+  await withTimeout(
+    (async () => {
+      for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+        received.push(...buffer.subarray(0, n));
+      }
+    })(),
+    15_000,
+    "the head to close a socket that does not answer its ping",
+  );
+  const text = new TextDecoder().decode(new Uint8Array(received));
+  assert.match(text, /^HTTP\/1\.1 101 /);
+  const frames = new Uint8Array(received).subarray(text.indexOf("\r\n\r\n") + 4);
+  const opcodes: number[] = [];
+  for (let at = 0; at < frames.length;) {
+    opcodes.push(frames[at] & 0x0f);
+    at += 2 + (frames[at + 1] & 0x7f); // server frames are unmasked and short here
+  }
+  assert.ok(opcodes.includes(0x9), `a ping was sent: opcodes ${opcodes}`);
+  await fifos.send("go");
 });

@@ -22,6 +22,8 @@ export interface HeadConfig {
   logMaxBytes: number;
   /** Logs of jobs that ended longer ago than this are deleted; 0 keeps them. */
   logRetentionDays: number;
+  /** A log tail socket silent this long is pinged, and closed if no pong comes; 0: never. */
+  tailIdleTimeoutS: number;
   /** Largest accepted package upload; DEFAULT_MAX_PACKAGE_BYTES when absent. */
   maxPackageBytes?: number;
 }
@@ -55,6 +57,8 @@ const USAGE = `Usage: main.ts start [options]
                         kept (JOBHEAD_LOG_MAX_BYTES, default 1073741824)
   --log-retention-days D  delete the logs of jobs that ended D days ago; 0 keeps them
                         (JOBHEAD_LOG_RETENTION_DAYS, default 0)
+  --tail-idle-timeout-s S  ping a log tail socket silent for S seconds, close it if it
+                        does not answer; 0 never (JOBHEAD_TAIL_IDLE_TIMEOUT_S, default 30)
   --max-package-bytes N largest working_dir package upload
                         (JOBHEAD_MAX_PACKAGE_BYTES, default 104857600)`;
 
@@ -86,6 +90,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
         "max-body-bytes": { type: "string" },
         "log-max-bytes": { type: "string" },
         "log-retention-days": { type: "string" },
+        "tail-idle-timeout-s": { type: "string" },
         "max-package-bytes": { type: "string" },
       },
     }).values;
@@ -126,6 +131,10 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
       "log-retention-days",
       flags["log-retention-days"] ?? env.JOBHEAD_LOG_RETENTION_DAYS ?? "0",
       { fractional: true },
+    ),
+    tailIdleTimeoutS: parseNumber(
+      "tail-idle-timeout-s",
+      flags["tail-idle-timeout-s"] ?? env.JOBHEAD_TAIL_IDLE_TIMEOUT_S ?? "30",
     ),
     maxPackageBytes: parseNumber(
       "max-package-bytes",

@@ -6,9 +6,6 @@ import { LogWatcher } from "./log_watcher.ts";
 import { jobRoutes, toDetails } from "./routes.ts";
 import { JobService } from "./service.ts";
 
-/** Seconds of silence after which a log tail socket is pinged (and dropped if dead). */
-const TAIL_IDLE_TIMEOUT_S = 30;
-
 /** Creates the jobs module. */
 export function createModule(): HeadModule {
   let service: JobService | undefined;
@@ -40,7 +37,7 @@ export function createModule(): HeadModule {
       return jobRoutes(service, {
         info: ctx.info,
         followers,
-        idleTimeoutS: TAIL_IDLE_TIMEOUT_S,
+        idleTimeoutS: ctx.config.tailIdleTimeoutS,
         signal: ctx.signal,
       });
     },
