@@ -17,9 +17,6 @@ function browserTest(name: string, fn: (t: Deno.TestContext) => Promise<void>) {
   Deno.test({
     name,
     ignore: !hasChromium() && !Deno.env.get("CI"),
-    // playwright-core keeps its own connection and timers while the browser runs.
-    sanitizeOps: false,
-    sanitizeResources: false,
     fn,
   });
 }

@@ -13,7 +13,6 @@ export class Live {
   #listeners = new Map();
   /** @type {EventSource | undefined} */
   #source;
-  #everReady = false;
   /** @type {(connected: boolean) => void} */
   #onState;
 
@@ -34,8 +33,9 @@ export class Live {
     return new Promise((resolve) => {
       source.addEventListener("ready", () => {
         this.#onState(true);
-        if (this.#everReady) this.#emit("resync", {});
-        this.#everReady = true;
+        // Views that loaded while the stream was down (or not yet up) may have missed
+        // changes: every ready, the first one included, has them read their data again.
+        this.#emit("resync", {});
         resolve();
       });
       source.addEventListener("reset", () => this.#emit("resync", {}));
