@@ -232,9 +232,6 @@ async function status(args: string[], env: Env): Promise<number> {
   return EXIT_CODES.OK;
 }
 
-/** Bytes per `GET …/logs` when printing a log too large for one answer (API.md: 16 MiB). */
-const LOG_PAGE_BYTES = 16 * 1024 * 1024;
-
 async function logs(args: string[], env: Env): Promise<number> {
   const { flags, positionals } = parseCommandArgs(args, {
     follow: { type: "boolean", short: "f" },
@@ -251,18 +248,7 @@ async function logs(args: string[], env: Env): Promise<number> {
     await followJob(client, id, { toStderr: false, interactive: false });
     return EXIT_CODES.OK;
   }
-  const whole = await client.getJobLogs(id);
-  if (!whole.truncated) {
-    await writeOut(whole.logs);
-    return EXIT_CODES.OK;
-  }
-  // Too large for one answer: page through it by byte ranges, never holding it whole.
-  for (let offset = 0, size = whole.size ?? 0; offset < size;) {
-    const page = await client.getJobLogs(id, { offset, limit: LOG_PAGE_BYTES });
-    await writeOut(page.logs);
-    size = page.size ?? size;
-    offset += Math.min(LOG_PAGE_BYTES, size - offset);
-  }
+  await writeOut((await client.getJobLogs(id)).logs);
   return EXIT_CODES.OK;
 }
 

@@ -148,8 +148,8 @@ export class JobClient {
   }
 
   /**
-   * A job's log (`GET /api/jobs/{id}/logs`): all of it when small, the last 16 MiB of a
-   * larger one (`truncated`), or the byte range `offset` (negative: from the end) and `limit`.
+   * A job's log (`GET /api/jobs/{id}/logs`): all of it, or the byte range `offset`
+   * (negative: from the end) and `limit` (at most 16 MiB), with `offset` and `size` then.
    */
   async getJobLogs(
     id: string,

@@ -5,7 +5,9 @@ import { parseInput, readJson } from "../host/app.ts";
 import { ValidationError } from "../host/errors.ts";
 import type { HeadInfo } from "../host/module.ts";
 import { decodeCursor, type Job } from "../../storage/jobs.ts";
+import { jsonArrayStream } from "../host/json_stream.ts";
 import type { LogFollowers } from "./log_follower.ts";
+import { wholeLogJson } from "./whole_log.ts";
 import {
   type DeleteJobResponse,
   type JobDetails,
@@ -32,6 +34,9 @@ export interface JobRoutesOptions {
   /** Aborted at shutdown: live tails close with 1001. */
   signal: AbortSignal;
 }
+
+/** Jobs read from the store at a time when a list is streamed whole. */
+const LIST_PAGE_SIZE = 500;
 
 const Integer = z.coerce.number().int();
 const ListQuery = z.object({
@@ -81,10 +86,23 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
         throw new ValidationError("Invalid request: cursor: not a cursor this server issued");
       }
     }
+    if (query.limit === undefined) {
+      // Ray's list_jobs() pages nothing: every job, streamed page by page from the store.
+      const all = allJobs(jobs, statuses, query.cursor);
+      return c.body(jsonArrayStream(all), 200, { "content-type": "application/json" });
+    }
     const page = await jobs.list({ statuses, limit: query.limit, cursor: query.cursor });
     if (page.cursor) c.header("X-Next-Cursor", page.cursor);
     return c.json(page.jobs.map((job) => toDetails(job, info)));
   };
+
+  async function* allJobs(service: JobService, statuses?: JobStatus[], cursor?: string) {
+    do {
+      const page = await service.list({ statuses, limit: LIST_PAGE_SIZE, cursor });
+      for (const job of page.jobs) yield toDetails(job, info);
+      cursor = page.cursor;
+    } while (cursor);
+  }
   app.get("/api/jobs/", list);
   app.get("/api/jobs", list);
 
@@ -105,7 +123,13 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
 
   app.get("/api/jobs/:id/logs", async (c) => {
     const query = parseInput(LogsQuery, c.req.query(), "query");
-    const range = await jobs.readLogs(jobIdParam(c), query);
+    const id = jobIdParam(c);
+    if (query.offset === undefined && query.limit === undefined) {
+      await jobs.get(id); // 404 before the answer starts
+      const body = wholeLogJson(jobs.logStore, id);
+      return c.body(body, 200, { "content-type": "application/json" });
+    }
+    const range = await jobs.readLogs(id, query);
     return c.json(range satisfies JobLogsResponse);
   });
 

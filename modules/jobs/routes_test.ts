@@ -10,12 +10,16 @@ import { parseConfig } from "../host/config.ts";
 import { EventBus } from "../host/events.ts";
 import { createLogger, type ModuleContext } from "../host/module.ts";
 import { WorkerPool } from "../host/worker_pool.ts";
+import { aJob } from "../../storage/jobs_fixture.ts";
 import { createModule } from "./mod.ts";
 
 /** The jobs module mounted on the head's app, over in-memory KV; nothing is spawned. */
 async function withApp(
   options: { token?: string },
-  fn: (request: (path: string, init?: RequestInit) => Promise<Response>) => Promise<void>,
+  fn: (
+    request: (path: string, init?: RequestInit) => Promise<Response>,
+    ctx: ModuleContext,
+  ) => Promise<void>,
 ) {
   const dir = await Deno.makeTempDir({ prefix: "jobhead-routes-" });
   using kv = await Deno.openKv(":memory:");
@@ -48,7 +52,7 @@ async function withApp(
   const module = createModule();
   app.route("/", module.routes!(ctx));
   try {
-    await fn((path, init) => Promise.resolve(app.request(path, init)));
+    await fn((path, init) => Promise.resolve(app.request(path, init)), ctx);
   } finally {
     shutdown.abort();
     await module.stop?.();
@@ -167,5 +171,39 @@ Deno.test("env var names with '=' and NUL bytes are refused before anything runs
         /entrypoint|env_vars/,
       );
     }
+  });
+});
+
+Deno.test("GET /api/jobs/ without a limit streams every job, as Ray's list_jobs() expects", async () => {
+  await withApp({}, async (request, ctx) => {
+    const count = 2_345; // more than one page of the store, and more than the old cap of 1,000
+    for (let i = 0; i < count; i++) {
+      await ctx.stores.jobs.create(
+        aJob({ id: `j-${i}`, status: i % 3 ? "SUCCEEDED" : "FAILED", start_time: 1_000 + i }),
+      );
+    }
+    const all = await request("/api/jobs/");
+    assert.equal(all.status, 200);
+    assert.equal(all.headers.get("x-next-cursor"), null);
+    const jobs = await all.json();
+    assert.equal(jobs.length, count);
+    assert.equal(jobs[0].submission_id, `j-${count - 1}`, "newest first");
+    assert.equal(jobs[count - 1].submission_id, "j-0");
+    assert.equal(new Set(jobs.map((j: { job_id: string }) => j.job_id)).size, count);
+
+    const failed = await (await request("/api/jobs?status=FAILED")).json();
+    assert.equal(failed.length, Math.ceil(count / 3));
+
+    const page = await request("/api/jobs/?limit=10");
+    assert.equal((await page.json()).length, 10);
+    assert.ok(page.headers.get("x-next-cursor"), "a limited list still pages");
+  });
+});
+
+Deno.test("GET /api/jobs/ of an empty store is an empty array", async () => {
+  await withApp({}, async (request) => {
+    const res = await request("/api/jobs/");
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), []);
   });
 });

@@ -79,12 +79,13 @@ export type StopJobResponse = z.infer<typeof StopJobResponse>;
 export const DeleteJobResponse = z.object({ deleted: z.boolean() });
 export type DeleteJobResponse = z.infer<typeof DeleteJobResponse>;
 
-/** Response of `GET /api/jobs/{id}/logs`; range fields only when a range was asked or cut. */
+/** Response of `GET /api/jobs/{id}/logs`: `logs` alone for the whole log, all three for a range. */
 export const JobLogsResponse = z.object({
   logs: z.string(),
+  /** Ranged reads only: where the returned range starts. */
   offset: z.number().int().optional(),
+  /** Ranged reads only: the log's size in bytes. */
   size: z.number().int().optional(),
-  truncated: z.boolean().optional(),
 });
 export type JobLogsResponse = z.infer<typeof JobLogsResponse>;
 

@@ -10,7 +10,7 @@ import type { ModuleContext } from "../host/module.ts";
 import { ConflictError, InvalidStateError, NotFoundError } from "../../storage/errors.ts";
 import { jobSupervisorActorId } from "../../storage/actors.ts";
 import type { Job, JobErrorType, JobPage, JobStatus } from "../../storage/jobs.ts";
-import type { LogChunk } from "../../storage/logs.ts";
+import type { LogChunk, LogStore } from "../../storage/logs.ts";
 import { parsePackageUri } from "../../storage/packages.ts";
 import { isTerminal, TERMINAL_STATUSES } from "../../storage/jobs.ts";
 import { utf8Boundary } from "./framing.ts";
@@ -47,9 +47,10 @@ export function actorIdOf(jobId: string): string {
 /** A range of a job's log, decoded. */
 export interface LogRange {
   logs: string;
-  offset?: number;
-  size?: number;
-  truncated?: boolean;
+  /** Where the range starts in the log. */
+  offset: number;
+  /** The log's size in bytes. */
+  size: number;
 }
 
 /** Submits, tracks, stops and deletes jobs. */
@@ -139,22 +140,20 @@ export class JobService {
   }
 
   /**
-   * Reads a job's log: all of it when small, a byte range when asked (a negative
-   * `offset` counts from the end), and the last 16 MiB of a larger log otherwise.
+   * Reads a byte range of a job's log (a negative `offset` counts from the end), at most
+   * 16 MiB, trimmed to whole characters.
    */
   async readLogs(id: string, range: { offset?: number; limit?: number }): Promise<LogRange> {
     await this.get(id);
-    const logs = this.#ctx.stores.logs;
     const limit = Math.min(range.limit ?? MAX_LOG_READ_BYTES, MAX_LOG_READ_BYTES);
-    const whole = range.offset === undefined && range.limit === undefined;
-    const chunk = whole
-      ? await logs.read(id, -MAX_LOG_READ_BYTES, MAX_LOG_READ_BYTES)
-      : await logs.read(id, range.offset ?? 0, limit);
+    const chunk = await this.#ctx.stores.logs.read(id, range.offset ?? 0, limit);
     const { bytes, offset } = wholeCharacters(chunk);
-    const text = new TextDecoder().decode(bytes);
-    if (!whole) return { logs: text, offset, size: chunk.size };
-    if (chunk.offset === 0) return { logs: text };
-    return { logs: text, offset, size: chunk.size, truncated: true };
+    return { logs: new TextDecoder().decode(bytes), offset, size: chunk.size };
+  }
+
+  /** The job logs, for answers that read a whole log chunk by chunk. */
+  get logStore(): LogStore {
+    return this.#ctx.stores.logs;
   }
 
   /** Path of a job's log file. */
