@@ -1,14 +1,16 @@
 /**
- * jobhead's command line. `main.ts start [options]` runs the head (`deno task start`);
- * `main.ts job <command>` talks to a running one (`deno task jobhead job …`).
+ * jobhead's command line. `jobhead start [options]` runs the head (`deno task start`);
+ * `jobhead job <command>` talks to a running one (`deno task jobhead job …`).
  * @module
  */
 import { ConfigError, parseConfig, startUsage } from "./modules/host/config.ts";
 import { startHead } from "./modules/host/head.ts";
+import denoJson from "./deno.json" with { type: "json" };
 
-const USAGE = `Usage: main.ts <command>
-  start [options]   run the head (see: main.ts start --help)
-  job <command>     submit, follow, stop, list and delete jobs (see: main.ts job --help)`;
+const USAGE = `Usage: jobhead <command>
+  start [options]   run the head (see: jobhead start --help)
+  job <command>     submit, follow, stop, list and delete jobs (see: jobhead job --help)
+  --version         print jobhead's version`;
 
 /** Runs the head until SIGTERM or SIGINT. */
 async function runHead(args: string[]): Promise<number> {
@@ -54,6 +56,9 @@ if (import.meta.main) {
     code = await runJobCommand(rest);
   } else if (command === "start") {
     code = await runHead(rest);
+  } else if (command === "--version" || command === "version") {
+    console.log(`jobhead ${denoJson.version}`);
+    code = 0;
   } else {
     console.error(USAGE);
     code = command === undefined || command === "--help" ? 0 : 2;

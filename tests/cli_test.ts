@@ -248,3 +248,19 @@ Deno.test("job submit --working-dir uploads the directory once and reuses it by 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("jobhead --version prints the version; start --help lists every option with its twin", async () => {
+  const run = async (...args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", MAIN_TS, ...args],
+      stdin: "null",
+    }).output();
+    return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
+  };
+  const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  assert.deepEqual(await run("--version"), { code: 0, stdout: `jobhead ${denoJson.version}\n` });
+  const help = await run("start", "--help");
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^Usage: jobhead start/);
+  assert.match(help.stdout, /--data-dir DIR .*\n\s+\(JOBHEAD_DATA_DIR, default \.\/\.jobhead\)/);
+});
