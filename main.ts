@@ -5,6 +5,7 @@
  */
 import { ConfigError, parseConfig, startUsage } from "./modules/host/config.ts";
 import { startHead } from "./modules/host/head.ts";
+import { createLogger, setLogFormat } from "./modules/host/log.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 const USAGE = `Usage: jobhead <command>
@@ -26,16 +27,21 @@ async function runHead(args: string[]): Promise<number> {
     console.error(`jobhead: ${err.message}`);
     return 2;
   }
+  setLogFormat(config.logFormat);
+  const logger = createLogger("head");
   // A stray rejection is a bug to log, never a reason to take the head and its API down.
   globalThis.addEventListener("unhandledrejection", (event) => {
     event.preventDefault();
-    console.error("jobhead: unhandled rejection:", event.reason);
+    logger.error("unhandled rejection:", event.reason);
   });
   let head;
   try {
     head = await startHead(config);
   } catch (err) {
-    console.error(`jobhead: cannot start: ${err instanceof Error ? err.message : err}`);
+    const message = `cannot start: ${err instanceof Error ? err.message : err}`;
+    // Scripts and people read this line: in text it stays `jobhead: …`, as before the log.
+    if (config.logFormat === "json") logger.error(message);
+    else console.error(`jobhead: ${message}`);
     return 1;
   }
   console.log(`jobhead listening on ${head.info.address}`);

@@ -104,3 +104,21 @@ Deno.test("--minimal: modules that fail to load or start, or reuse a route, are 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("with --log-format json every line the head logs is one JSON object", async () => {
+  await using head = await startHead({
+    extraArgs: ["--log-format", "json", "--module", "/no/such/module.ts"],
+  });
+  assert.equal((await head.json("/api/version")).status, 200);
+  const lines = head.output().stderr.split("\n").filter((line) => line !== "");
+  assert.ok(lines.length > 0, "the skipped module is logged");
+  for (const line of lines) {
+    const entry = JSON.parse(line);
+    assert.deepEqual(
+      Object.keys(entry).filter((k) => ["time", "level", "module", "message"].includes(k)),
+      ["time", "level", "module", "message"],
+      line,
+    );
+  }
+  assert.ok(lines.some((line) => line.includes("/no/such/module.ts")), lines.join("\n"));
+});

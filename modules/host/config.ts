@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { extname } from "node:path";
 import { parse as parseToml } from "smol-toml";
+import type { LogFormat } from "./log.ts";
 
 /** Everything the head is configured with. */
 export interface HeadConfig {
@@ -33,6 +34,8 @@ export interface HeadConfig {
   tailIdleTimeoutS: number;
   /** Largest accepted package upload. */
   maxPackageBytes: number;
+  /** How the head writes its own log lines. */
+  logFormat: LogFormat;
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -166,6 +169,14 @@ export const OPTIONS = [
     default: "104857600",
     help: "largest working_dir package upload",
   },
+  {
+    flag: "log-format",
+    env: "JOBHEAD_LOG_FORMAT",
+    kind: "string",
+    placeholder: "text|json",
+    default: "text",
+    help: "the head's own log lines: text, or one JSON object per line",
+  },
 ] as const satisfies readonly OptionSpec[];
 
 /** An option's flag name. */
@@ -226,6 +237,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     logRetentionDays: options.number("log-retention-days", { fractional: true }),
     tailIdleTimeoutS: options.number("tail-idle-timeout-s"),
     maxPackageBytes: options.number("max-package-bytes"),
+    logFormat: parseChoice("log-format", options.string("log-format"), ["text", "json"] as const),
   };
 }
 
@@ -369,6 +381,11 @@ function parseBoolean(name: string, text: string): boolean {
   if (["1", "true", "yes"].includes(text.toLowerCase())) return true;
   if (["0", "false", "no"].includes(text.toLowerCase())) return false;
   throw new ConfigError(`Invalid ${name}: ${JSON.stringify(text)}: expected true or false`);
+}
+
+function parseChoice<T extends string>(name: string, text: string, choices: readonly T[]): T {
+  if ((choices as readonly string[]).includes(text)) return text as T;
+  throw new ConfigError(`Invalid --${name}: ${JSON.stringify(text)}: one of ${choices.join(", ")}`);
 }
 
 function parseNumber(

@@ -8,7 +8,8 @@ import * as packages from "../packages/mod.ts";
 import * as serve from "../serve/mod.ts";
 import * as ui from "../ui/mod.ts";
 import type { HeadConfig } from "./config.ts";
-import type { HeadModule, Logger } from "./module.ts";
+import type { Logger } from "./log.ts";
+import type { HeadModule } from "./module.ts";
 
 /** Built-in modules, in load order. */
 const BUILT_INS = [jobs, packages, actors, serve, ui];
