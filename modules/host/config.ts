@@ -36,6 +36,10 @@ export interface HeadConfig {
   maxPackageBytes: number;
   /** How the head writes its own log lines. */
   logFormat: LogFormat;
+  /** Finished jobs that ended longer ago than this are deleted; absent: kept. */
+  jobRetentionDays?: number;
+  /** Past this many finished jobs the oldest are deleted; absent: no limit. */
+  maxFinishedJobs?: number;
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -177,6 +181,20 @@ export const OPTIONS = [
     default: "text",
     help: "the head's own log lines: text, or one JSON object per line",
   },
+  {
+    flag: "job-retention-days",
+    env: "JOBHEAD_JOB_RETENTION_DAYS",
+    kind: "string",
+    placeholder: "D",
+    help: "delete finished jobs (record, log, files) that ended D days ago; unset keeps them",
+  },
+  {
+    flag: "max-finished-jobs",
+    env: "JOBHEAD_MAX_FINISHED_JOBS",
+    kind: "string",
+    placeholder: "N",
+    help: "keep at most N finished jobs, deleting the oldest; unset keeps all",
+  },
 ] as const satisfies readonly OptionSpec[];
 
 /** An option's flag name. */
@@ -237,6 +255,8 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     logRetentionDays: options.number("log-retention-days", { fractional: true }),
     tailIdleTimeoutS: options.number("tail-idle-timeout-s"),
     maxPackageBytes: options.number("max-package-bytes"),
+    jobRetentionDays: options.optionalNumber("job-retention-days", { fractional: true }),
+    maxFinishedJobs: options.optionalNumber("max-finished-jobs"),
     logFormat: parseChoice("log-format", options.string("log-format"), ["text", "json"] as const),
   };
 }
@@ -255,6 +275,8 @@ interface ResolvedOptions {
   boolean(name: OptionName): boolean;
   list(name: OptionName): string[];
   number(name: OptionName, options?: { fractional?: boolean }): number;
+  /** Undefined when no source sets it. */
+  optionalNumber(name: OptionName, options?: { fractional?: boolean }): number | undefined;
   token(): string | undefined;
 }
 
@@ -307,6 +329,8 @@ function resolveOptions(
     // Lists add up: the file's, the environment's, then the flags' (as given, no repeats).
     list: (name) => [...new Set(sources.toReversed().flatMap((s) => (s[name] as string[]) ?? []))],
     number: (name, options) => parseNumber(name, string(name), options),
+    optionalNumber: (name, options) =>
+      first(name) === undefined ? undefined : parseNumber(name, string(name), options),
     token: () => {
       for (const source of sources) {
         if (source.token !== undefined) return nonEmptyToken(String(source.token), "the token");
