@@ -4,6 +4,7 @@
  * @module
  */
 import { ConfigError, parseConfig, startUsage } from "./modules/host/config.ts";
+import { DataDirInUseError } from "./modules/host/datadir.ts";
 import { startHead } from "./modules/host/head.ts";
 
 const USAGE = `Usage: main.ts <command>
@@ -33,7 +34,8 @@ async function runHead(args: string[]): Promise<number> {
   try {
     head = await startHead(config);
   } catch (err) {
-    console.error(`jobhead: cannot start: ${err instanceof Error ? err.message : err}`);
+    if (err instanceof DataDirInUseError) console.error(`jobhead: ${err.message}`);
+    else console.error(`jobhead: cannot start: ${err instanceof Error ? err.message : err}`);
     return 1;
   }
   console.log(`jobhead listening on ${head.info.address}`);

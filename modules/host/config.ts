@@ -26,6 +26,10 @@ export interface HeadConfig {
   tailIdleTimeoutS: number;
   /** Largest accepted package upload; DEFAULT_MAX_PACKAGE_BYTES when absent. */
   maxPackageBytes?: number;
+  /** Mode of the data directory and its subdirectories; files get it without execute bits. */
+  dataMode: number;
+  /** Move a damaged KV file aside and take back running jobs the store lost. */
+  recover: boolean;
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -41,6 +45,8 @@ export const DEFAULT_LOG_MAX_BYTES = 1024 ** 3;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 /** Default limit on package uploads (zipped working directories). */
 export const DEFAULT_MAX_PACKAGE_BYTES = 100 * 1024 * 1024;
+/** Default mode of the data directory: its owner only (files 0600). */
+export const DEFAULT_DATA_MODE = 0o700;
 
 const USAGE = `Usage: main.ts start [options]
   --host HOST           address to listen on (JOBHEAD_HOST, default 127.0.0.1)
@@ -60,7 +66,12 @@ const USAGE = `Usage: main.ts start [options]
   --tail-idle-timeout-s S  ping a log tail socket silent for S seconds, close it if it
                         does not answer; 0 never (JOBHEAD_TAIL_IDLE_TIMEOUT_S, default 30)
   --max-package-bytes N largest working_dir package upload
-                        (JOBHEAD_MAX_PACKAGE_BYTES, default 104857600)`;
+                        (JOBHEAD_MAX_PACKAGE_BYTES, default 104857600)
+  --data-mode MODE      mode of the data directory and its subdirectories, files the
+                        same without execute bits; 0750 lets the group read
+                        (JOBHEAD_DATA_MODE, default 0700)
+  --recover             move a damaged KV file aside, start with an empty store and take
+                        back the jobs still running (JOBHEAD_RECOVER=1)`;
 
 /** The usage text of `main.ts start`. */
 export function startUsage(): string {
@@ -92,6 +103,8 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
         "log-retention-days": { type: "string" },
         "tail-idle-timeout-s": { type: "string" },
         "max-package-bytes": { type: "string" },
+        "data-mode": { type: "string" },
+        recover: { type: "boolean" },
       },
     }).values;
   } catch (err) {
@@ -141,7 +154,22 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
       flags["max-package-bytes"] ?? env.JOBHEAD_MAX_PACKAGE_BYTES ??
         String(DEFAULT_MAX_PACKAGE_BYTES),
     ),
+    dataMode: parseDataMode(flags["data-mode"] ?? env.JOBHEAD_DATA_MODE),
+    recover: flags.recover ?? ["1", "true"].includes(env.JOBHEAD_RECOVER ?? ""),
   };
+}
+
+/** An octal directory mode that leaves its owner every right, e.g. `0750`. */
+function parseDataMode(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_DATA_MODE;
+  const mode = /^0?[0-7]{3}$/.test(text.trim()) ? parseInt(text, 8) : NaN;
+  if (!(mode >= 0) || (mode & 0o700) !== 0o700) {
+    throw new ConfigError(
+      `Invalid --data-mode: ${JSON.stringify(text)}: an octal mode such as 0700 or 0750 ` +
+        `that gives its owner read, write and execute`,
+    );
+  }
+  return mode;
 }
 
 /** Whether `host` is a loopback address, where no token is needed. */
