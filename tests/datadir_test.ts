@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { type RunningHead, startHead, waitForStatus } from "./harness.ts";
 import { Fifos } from "./fifos.ts";
 import { assertNoJobProcesses, jobLogs, q, stopJob, submitJob } from "./helpers.ts";
+import { makeZip } from "./zip.ts";
 
 const sanitize = { sanitizeOps: true, sanitizeResources: true };
 
@@ -17,6 +18,17 @@ async function modeOf(path: string): Promise<number> {
 
 function octal(mode: number): string {
   return `0${mode.toString(8)}`;
+}
+
+/** Paths of the files named `name` anywhere under `dir`. */
+async function findFiles(dir: string, name: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) found.push(...await findFiles(path, name));
+    else if (entry.name === name) found.push(path);
+  }
+  return found;
 }
 
 /** The umask a child of this test process starts with, as `sh` reports it. */
@@ -67,6 +79,13 @@ Deno.test({
       runtime_env: { working_dir: workDir },
     });
     await waitForStatus(head, id, ["SUCCEEDED"]);
+    const put = await head.fetch("/api/packages/pkg/modes.zip", {
+      method: "PUT",
+      body: makeZip({ "a.txt": "a" }),
+    });
+    assert.equal(put.status, 200, await put.text());
+    const packages = await findFiles(join(dataDir, "packages"), "modes.zip");
+    assert.equal(packages.length, 1, `stored package: ${packages}`);
 
     const modes = {
       dataDir: await modeOf(dataDir),
@@ -77,6 +96,7 @@ Deno.test({
       logs: await modeOf(join(dataDir, "logs")),
       run: await modeOf(join(dataDir, "run")),
       log: await modeOf(join(dataDir, "logs", `${id}.log`)),
+      package: await modeOf(packages[0]),
     };
     assert.deepEqual(Object.fromEntries(Object.entries(modes).map(([k, m]) => [k, octal(m)])), {
       dataDir: "0700",
@@ -87,6 +107,7 @@ Deno.test({
       logs: "0700",
       run: "0700",
       log: "0600",
+      package: "0600",
     });
     // The job's own files follow the umask the head was started with, untouched.
     const umask = await childUmask();
