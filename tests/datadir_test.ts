@@ -130,7 +130,8 @@ Deno.test({
     }
     await Deno.chmod(join(dataDir, "jobhead.kv"), 0o644);
 
-    await using head = await startHead({ dataDir });
+    const head = await startHead({ dataDir });
+    await head[Symbol.asyncDispose](); // then its output has been read to the end
     assert.equal(octal(await modeOf(join(dataDir, "jobhead.kv"))), "0600");
     for (const name of ["logs", "run", "packages", "working_dirs"]) {
       assert.equal(octal(await modeOf(join(dataDir, name))), "0700", name);
@@ -256,7 +257,7 @@ Deno.test({
       dataDir: first.dataDir,
       runId: first.runId,
       extraArgs: ["--recover"],
-    });
+    }); // disposed early below, then again (a no-op) at the end of the scope
     const aside = [...Deno.readDirSync(first.dataDir)].map((e) => e.name)
       .filter((name) => /^jobhead\.kv\.damaged-\d{8}T\d{6}Z$/.test(name));
     assert.equal(aside.length, 1, `moved aside: ${aside}`);
@@ -271,7 +272,6 @@ Deno.test({
     assert.deepEqual(job.driver_info, before.driver_info);
     // The supervisor's start, known to a clock tick past the boot time's second.
     assert.ok(Math.abs(job.start_time - before.start_time) < 2_000, `${job.start_time}`);
-    assert.match(second.output().stderr, /took back 1 running job\(s\) .*"lost-record"/);
 
     await fifos.send("go");
     await alive.eof();
@@ -280,6 +280,8 @@ Deno.test({
     assert.equal(ended.error_type, "JOB_ENTRYPOINT_COMMAND_ERROR");
     assert.equal(await jobLogs(second, id), "before\nafter\n", "the log was kept whole");
     await assertNoJobProcesses(id);
+    await second[Symbol.asyncDispose](); // then its output has been read to the end
+    assert.match(second.output().stderr, /took back 1 running job\(s\) .*"lost-record"/);
   },
 });
 
