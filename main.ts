@@ -4,6 +4,7 @@
  * @module
  */
 import { ConfigError, parseConfig, startUsage } from "./modules/host/config.ts";
+import { DataDirInUseError } from "./modules/host/datadir.ts";
 import { startHead } from "./modules/host/head.ts";
 import { createLogger, setLogFormat } from "./modules/host/log.ts";
 import denoJson from "./deno.json" with { type: "json" };
@@ -38,7 +39,10 @@ async function runHead(args: string[]): Promise<number> {
   try {
     head = await startHead(config);
   } catch (err) {
-    const message = `cannot start: ${err instanceof Error ? err.message : err}`;
+    // A data directory in use is said as is; anything else is why the head cannot start.
+    const message = err instanceof DataDirInUseError
+      ? err.message
+      : `cannot start: ${err instanceof Error ? err.message : err}`;
     // Scripts and people read this line: in text it stays `jobhead: …`, as before the log.
     if (config.logFormat === "json") logger.error(message);
     else console.error(`jobhead: ${message}`);

@@ -40,6 +40,10 @@ export interface HeadConfig {
   jobRetentionDays?: number;
   /** Past this many finished jobs the oldest are deleted; absent: no limit. */
   maxFinishedJobs?: number;
+  /** Mode of the data directory and its subdirectories; files get it without execute bits. */
+  dataMode: number;
+  /** Move a damaged KV file aside and take back running jobs the store lost. */
+  recover: boolean;
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -195,6 +199,23 @@ export const OPTIONS = [
     placeholder: "N",
     help: "keep at most N finished jobs, deleting the oldest; unset keeps all",
   },
+  {
+    flag: "data-mode",
+    env: "JOBHEAD_DATA_MODE",
+    kind: "string",
+    placeholder: "MODE",
+    default: "0700",
+    help:
+      "mode of the data directory and its subdirectories, files the same without execute bits; 0750 lets the group read",
+  },
+  {
+    flag: "recover",
+    env: "JOBHEAD_RECOVER",
+    kind: "boolean",
+    default: "false",
+    help:
+      "move a damaged KV file aside, start with an empty store and take back the jobs still running",
+  },
 ] as const satisfies readonly OptionSpec[];
 
 /** An option's flag name. */
@@ -205,6 +226,8 @@ export const CONFIG_ENV_NAMES: readonly string[] = OPTIONS.map((option) => optio
 
 /** Default grace between SIGTERM and SIGKILL on stop (API.md: 3 s). */
 export const DEFAULT_STOP_GRACE_MS = 3_000;
+/** Default mode of the data directory: its owner only (files 0600). */
+export const DEFAULT_DATA_MODE = 0o700;
 /** Default limit on package uploads (zipped working directories). */
 export const DEFAULT_MAX_PACKAGE_BYTES = 104_857_600;
 
@@ -257,6 +280,8 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     maxPackageBytes: options.number("max-package-bytes"),
     jobRetentionDays: options.optionalNumber("job-retention-days", { fractional: true }),
     maxFinishedJobs: options.optionalNumber("max-finished-jobs"),
+    dataMode: parseDataMode(options.string("data-mode")),
+    recover: options.boolean("recover"),
     logFormat: parseChoice("log-format", options.string("log-format"), ["text", "json"] as const),
   };
 }
@@ -405,6 +430,18 @@ function parseBoolean(name: string, text: string): boolean {
   if (["1", "true", "yes"].includes(text.toLowerCase())) return true;
   if (["0", "false", "no"].includes(text.toLowerCase())) return false;
   throw new ConfigError(`Invalid ${name}: ${JSON.stringify(text)}: expected true or false`);
+}
+
+/** An octal directory mode that leaves its owner every right, e.g. `0750`. */
+function parseDataMode(text: string): number {
+  const mode = /^0?[0-7]{3}$/.test(text.trim()) ? parseInt(text, 8) : NaN;
+  if (!(mode >= 0) || (mode & 0o700) !== 0o700) {
+    throw new ConfigError(
+      `Invalid --data-mode: ${JSON.stringify(text)}: an octal mode such as 0700 or 0750 ` +
+        `that gives its owner read, write and execute`,
+    );
+  }
+  return mode;
 }
 
 function parseChoice<T extends string>(name: string, text: string, choices: readonly T[]): T {

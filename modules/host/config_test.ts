@@ -98,3 +98,18 @@ Deno.test("startUsage() lists every option with its environment twin and default
   assert.match(usage, /--port PORT .*\n\s+\(JOBHEAD_PORT, default 8265\)/);
   assert.ok(CONFIG_ENV_NAMES.includes("JOBHEAD_AUTH_TOKEN"));
 });
+
+Deno.test("parseConfig() reads --data-mode as octal, keeping the owner's rights", () => {
+  assert.equal(parseConfig([], {}).dataMode, 0o700);
+  assert.equal(parseConfig(["--data-mode", "0750"], {}).dataMode, 0o750);
+  assert.equal(parseConfig([], { JOBHEAD_DATA_MODE: "755" }).dataMode, 0o755);
+  for (const bad of ["0600", "750x", "0o750", "", "07500", "9"]) {
+    assert.throws(() => parseConfig(["--data-mode", bad], {}), ConfigError, bad);
+  }
+});
+
+Deno.test("parseConfig() takes --recover and its twin", () => {
+  assert.equal(parseConfig([], {}).recover, false);
+  assert.equal(parseConfig(["--recover"], {}).recover, true);
+  assert.equal(parseConfig([], { JOBHEAD_RECOVER: "1" }).recover, true);
+});
