@@ -368,3 +368,89 @@ Deno.test("answering n to 'Stop job?' after Ctrl-C on a terminal keeps following
   assert.match(screen, /Job 'asked' succeeded/);
   assert.equal((await head.json("/api/jobs/asked")).body.status, "SUCCEEDED");
 });
+
+/** Runs `deno task …` from `cwd` as a user would, outside the checkout; the task's own group. */
+function denoTask(cwd: string, args: string[], env: Record<string, string> = {}) {
+  return new Deno.Command("setsid", {
+    args: [Deno.execPath(), "task", "--config", CONFIG, ...args],
+    cwd,
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+
+Deno.test("paths are the user's: --working-dir . and --module ./m.ts from another directory", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jobhead-user-cwd-" });
+  try {
+    await Deno.writeTextFile(join(dir, "marker.txt"), "from the user's directory\n");
+    await Deno.writeTextFile(
+      join(dir, "m.ts"),
+      `export function createModule() {
+  return { name: "mine", minimal: true, snapshot: () => ({ here: true }) };
+}`,
+    );
+    const head = denoTask(dir, [
+      "start",
+      "--port",
+      "0",
+      "--data-dir",
+      "data",
+      "--module",
+      "./m.ts",
+    ]);
+    const lines = head.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let printed = "";
+    while (!/listening on (\S+)/.test(printed)) {
+      const { value, done } = await withTimeout(lines.read(), 60_000, "the head to listen");
+      if (done) break;
+      printed += value;
+    }
+    const url = /listening on (\S+)/.exec(printed)?.[1];
+    try {
+      assert.ok(url, printed);
+      const snapshot = await (await fetch(`${url}/api/snapshot`)).json();
+      assert.deepEqual(snapshot.data.snapshot.mine, { here: true });
+      assert.ok(
+        (await Deno.stat(join(dir, "data", "jobhead.kv"))).isFile,
+        "data dir is the user's",
+      );
+      const submit = denoTask(dir, [
+        "jobhead",
+        "job",
+        "submit",
+        "--working-dir",
+        ".",
+        "--",
+        "cat marker.txt",
+      ], { JOBHEAD_ADDRESS: url! });
+      const [out, err] = await Promise.all([
+        new Response(submit.stdout).text(),
+        new Response(submit.stderr).text(),
+        submit.status,
+      ]);
+      assert.equal(out, "from the user's directory\n", err);
+    } finally {
+      Deno.kill(-head.pid, "SIGTERM");
+      await lines.cancel();
+      await head.stderr.cancel();
+      await head.status;
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a head on 0.0.0.0 also prints an address a browser can open", async () => {
+  await using head = await startHead({ host: "0.0.0.0", token: "t" });
+  const port = new URL(head.url).port;
+  // The line after the ready line: the harness returns at the ready line.
+  const stdout = await waitFor("the open line", async () => {
+    await Promise.resolve();
+    return head.output().stdout.includes("jobhead: open") && head.output().stdout;
+  });
+  assert.match(stdout, new RegExp(`jobhead: open http://127\\.0\\.0\\.1:${port}/ `));
+});

@@ -22,6 +22,8 @@ export interface HeadConfig {
   minimal: boolean;
   /** Operators' modules: paths or import specifiers. */
   modules: string[];
+  /** Start without an operator's module that fails to load, rather than refuse to start. */
+  skipBrokenModules: boolean;
   /** Default grace between SIGTERM and SIGKILL when stopping a job. */
   stopGraceMs: number;
   /** Largest accepted JSON request body. */
@@ -128,6 +130,13 @@ export const OPTIONS = [
     placeholder: "SPEC",
     help:
       "load an operator's module by path or specifier; repeatable (comma-separated in the environment)",
+  },
+  {
+    flag: "skip-broken-modules",
+    env: "JOBHEAD_SKIP_BROKEN_MODULES",
+    kind: "boolean",
+    default: "false",
+    help: "start without an operator's module that fails to load (logged), rather than exit 1",
   },
   {
     flag: "stop-wait-s",
@@ -272,6 +281,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     token,
     minimal: options.boolean("minimal"),
     modules: options.list("module"),
+    skipBrokenModules: options.boolean("skip-broken-modules"),
     stopGraceMs: 1000 * options.number("stop-wait-s", { fractional: true }),
     maxBodyBytes: options.number("max-body-bytes"),
     logMaxBytes: options.number("log-max-bytes"),
