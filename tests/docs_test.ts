@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startHead, waitForStatus } from "./harness.ts";
+import { startHead } from "./harness.ts";
 import { buildNpmPackage } from "../client/build_npm.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
