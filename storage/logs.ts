@@ -32,7 +32,7 @@ export function gapMarker(gap: LogGap): string {
 export interface LogStore {
   /** Path of the job's log file; jobs append to it directly. */
   pathOf(id: string): string;
-  /** Creates the job's log file, empty, if it does not exist. */
+  /** Creates the job's log file, empty, if it does not exist (and its directory, if that went missing). */
   create(id: string): Promise<void>;
   /** The log's size in bytes (0 for a missing log). */
   size(id: string): Promise<number>;
@@ -77,7 +77,16 @@ export class FileLogStore implements LogStore {
   }
 
   async create(id: string): Promise<void> {
-    const file = await Deno.open(this.pathOf(id), { append: true, create: true });
+    const open = () => Deno.open(this.pathOf(id), { append: true, create: true });
+    let file: Deno.FsFile;
+    try {
+      file = await open();
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      // The directory was removed under the running head: make it again.
+      await Deno.mkdir(this.#dir, { recursive: true });
+      file = await open();
+    }
     file.close();
   }
 

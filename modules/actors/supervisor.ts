@@ -176,19 +176,14 @@ export class Supervisor {
   /** Starts watching exit files; call once before spawning or adopting. */
   async start(): Promise<void> {
     await Deno.mkdir(join(this.#runDir, FIFO_DIR), { recursive: true });
-    this.#watcher = Deno.watchFs(this.#runDir, { recursive: false });
-    this.#watchExitFiles(this.#watcher);
+    this.#watchExitFiles(Deno.watchFs(this.#runDir, { recursive: false }));
     this.#safetyCheck();
   }
 
   /** Stops watching; supervised processes keep running. Safe to call twice. */
   close(): void {
     this.#abort.abort();
-    try {
-      this.#watcher?.close();
-    } catch {
-      // already closed
-    }
+    closeWatcher(this.#watcher);
   }
 
   /**
@@ -203,7 +198,11 @@ export class Supervisor {
     } catch {
       // none
     }
-    makeFifo(this.#fifoPath(options.id));
+    if (!makeFifo(this.#fifoPath(options.id))) {
+      // The run directory may have been removed under the running head: make it again.
+      Deno.mkdirSync(join(this.#runDir, FIFO_DIR), { recursive: true });
+      makeFifo(this.#fifoPath(options.id));
+    }
     const child = new Deno.Command("setsid", {
       args: [
         "sh",
@@ -367,18 +366,39 @@ export class Supervisor {
     else if (options.final) process.settle({ kind: "died", endTime });
   }
 
-  async #watchExitFiles(watcher: Deno.FsWatcher): Promise<void> {
-    try {
-      for await (const event of watcher) {
-        for (const path of event.paths) {
-          if (!path.endsWith(".exit")) continue;
-          const id = path.slice(this.#runDir.length + 1, -".exit".length);
-          const process = this.#live.get(id);
-          if (process) this.#settleFromFile(process, { final: false });
+  /**
+   * Settles live processes as their exit files appear. When the run directory was
+   * removed under the head (the safety check closes the watcher then), it is made
+   * again, watched anew, and every live process checked for an exit file written meanwhile.
+   */
+  async #watchExitFiles(first: Deno.FsWatcher): Promise<void> {
+    const signal = this.#abort.signal;
+    let watcher: Deno.FsWatcher | undefined = first;
+    while (!signal.aborted) {
+      try {
+        if (!watcher) {
+          await Deno.mkdir(join(this.#runDir, FIFO_DIR), { recursive: true });
+          watcher = Deno.watchFs(this.#runDir, { recursive: false });
+          for (const process of this.#live.values()) {
+            this.#settleFromFile(process, { final: false });
+          }
         }
+        this.#watcher = watcher;
+        for await (const event of watcher) {
+          for (const path of event.paths) {
+            if (!path.endsWith(".exit")) continue;
+            const id = path.slice(this.#runDir.length + 1, -".exit".length);
+            const process = this.#live.get(id);
+            if (process) this.#settleFromFile(process, { final: false });
+          }
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        console.error(`jobhead: watching ${this.#runDir} failed, trying again:`, err);
+        await delay(SAFETY_CHECK_MS, undefined, { signal }).catch(() => {});
       }
-    } catch {
-      // closed
+      closeWatcher(watcher);
+      watcher = undefined;
     }
   }
 
@@ -391,12 +411,32 @@ export class Supervisor {
       } catch {
         return;
       }
+      // A removed run directory does not tell its watcher while its fifos are open: the
+      // watcher is then replaced (see #watchExitFiles).
+      if (!await exists(this.#runDir)) closeWatcher(this.#watcher);
       for (const process of this.#live.values()) {
         if (process.settled) continue;
         const alive = isSameLiveProcess(process.pid, process.startTicks);
         await this.#settleFromFile(process, { final: !alive });
       }
     }
+  }
+}
+
+function closeWatcher(watcher: Deno.FsWatcher | undefined): void {
+  try {
+    watcher?.close();
+  } catch {
+    // already closed
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -414,10 +454,10 @@ function parseExitFile(text: string, endTime: number): ExitReason | undefined {
 let libc: { symbols: { mkfifo(path: BufferSource, mode: number): number } } | null | undefined;
 
 /**
- * Creates the supervisor's fifo through libc, which saves each job a `mkfifo` process.
- * Where libc cannot be loaded, the supervisor script makes it itself.
+ * Creates the supervisor's fifo through libc, which saves each job a `mkfifo` process;
+ * false if it did not. Where libc cannot be loaded, the supervisor script makes it itself.
  */
-function makeFifo(path: string): void {
+function makeFifo(path: string): boolean {
   if (libc === undefined) {
     try {
       libc = Deno.dlopen(
@@ -430,5 +470,5 @@ function makeFifo(path: string): void {
       libc = null;
     }
   }
-  libc?.symbols.mkfifo(new TextEncoder().encode(path + "\0"), 0o600);
+  return libc?.symbols.mkfifo(new TextEncoder().encode(path + "\0"), 0o600) === 0;
 }
