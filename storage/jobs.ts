@@ -121,9 +121,15 @@ export interface JobStore {
    * write: a function is called with the job as stored, and again if another writer got
    * in first. Throws ConflictError if the job has left `from` (another writer won),
    * NotFoundError if it does not exist. A write that fails (a full disk) is retried with
-   * backoff until it lands.
+   * backoff until it lands; with `once` (a client waits for the answer) it throws
+   * instead: InsufficientStorageError for a full disk.
    */
-  update(id: string, from: JobStatus | readonly JobStatus[], changes: JobChanges): Promise<Job>;
+  update(
+    id: string,
+    from: JobStatus | readonly JobStatus[],
+    changes: JobChanges,
+    options?: { once?: boolean },
+  ): Promise<Job>;
   /** Removes a terminal job; throws NotFoundError if absent, InsufficientStorageError on a full disk. */
   delete(id: string): Promise<void>;
   /** The latest spell of writes failing for lack of disk space, if there was one. */
@@ -221,6 +227,7 @@ export class KvJobStore implements JobStore {
     id: string,
     from: JobStatus | readonly JobStatus[],
     changes: JobChanges,
+    options: { once?: boolean } = {},
   ): Promise<Job> {
     const statuses: readonly JobStatus[] = typeof from === "string" ? [from] : from;
     let waitMs = RETRY_FIRST_MS;
@@ -246,6 +253,7 @@ export class KvJobStore implements JobStore {
         });
       } catch (err) {
         this.#failed(err);
+        if (options.once) throw storageError(err, `Cannot change job "${id}"`);
         await delay(waitMs);
         waitMs = Math.min(waitMs * 2, RETRY_MAX_MS);
         continue;

@@ -18,7 +18,9 @@ import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./
  * ends, the read returns: the watchdog notes a death the supervisor could not
  * report, then kills the whole group, which also cleans up stragglers after a normal
  * exit. The supervisor traps TERM so that a stop (TERM to the group) still lets it
- * record the command's status; the trap is reset for the command itself.
+ * record the command's status; the trap is reset for the command itself. It exits with
+ * the command's status too, which tells its parent the outcome when a full disk kept the
+ * exit file empty.
  */
 const SUPERVISOR_SCRIPT = `
 exec >>"$3" 2>&1 </dev/null
@@ -41,6 +43,7 @@ elif [ "$status" -gt 128 ]; then
 else
   echo "exit $status" >"$1"
 fi
+exit "$status"
 `;
 
 /**
@@ -224,8 +227,9 @@ export class Supervisor {
     const startTicks = readStat(child.pid)?.startTicks ?? 0;
     const process = new SupervisedProcess(options.id, { pid: child.pid, startTicks });
     this.#live.set(options.id, process);
-    // Our own child: its status is the fastest word of its end; the file says how.
-    child.status.then(() => this.#settleFromFile(process, { final: true }));
+    // Our own child: its status is the fastest word of its end; the file says how, and
+    // where the file could not be written (a full disk), its exit status does.
+    child.status.then((status) => this.#settleFromFile(process, { final: true, status }));
     return process;
   }
 
@@ -349,11 +353,17 @@ export class Supervisor {
   /**
    * Settles `process` from its exit file. Without `final`, a missing or incomplete file
    * means "not yet"; with it (the supervisor is known to be gone), it means it died.
+   * With the `status` of a supervisor this head spawned: a file that is there but does
+   * not say how the command exited means the supervisor ran to its end and could not
+   * write it (a full disk), so its own exit status says how.
    */
-  async #settleFromFile(process: SupervisedProcess, options: { final: boolean }) {
+  async #settleFromFile(
+    process: SupervisedProcess,
+    options: { final: boolean; status?: Deno.CommandStatus },
+  ) {
     if (process.settled) return;
     const path = this.#exitPath(process.id);
-    let text = "";
+    let text: string | undefined;
     let endTime = Date.now();
     try {
       text = await Deno.readTextFile(path);
@@ -361,8 +371,12 @@ export class Supervisor {
     } catch {
       // no file yet
     }
-    const reason = parseExitFile(text, endTime);
-    if (reason) process.settle(reason);
+    const reason = parseExitFile(text ?? "", endTime);
+    const status = options.status;
+    if (reason?.kind === "exited") process.settle(reason);
+    else if (text !== undefined && status && status.signal === null) {
+      process.settle(exitReasonOfStatus(status.code, endTime));
+    } else if (reason) process.settle(reason);
     else if (options.final) process.settle({ kind: "died", endTime });
   }
 
@@ -438,6 +452,11 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** How a command ended, from a shell's status: 128 + N is a death by signal N. */
+function exitReasonOfStatus(code: number, endTime: number): ExitReason {
+  return { kind: "exited", code: code > 128 ? -(code - 128) : code, endTime };
 }
 
 /** Reads an exit file: "exit N", "signal N" or "died"; undefined while missing or incomplete. */

@@ -109,24 +109,20 @@ export class JobService {
    * Stops a job: true if it was PENDING (it never starts) or RUNNING (it ends STOPPED
    * after SIGTERM, then SIGKILL past its grace), false if it had already ended. The
    * answer and the outcome are decided by one checked write: a true answer means the
-   * stop is stored before the job's end is, so the job ends STOPPED.
+   * stop is stored before the job's end is, so the job ends STOPPED. Throws
+   * InsufficientStorageError when a running job's stop cannot be stored (nothing changed).
    */
   async stop(id: string): Promise<boolean> {
     for (;;) {
       const job = await this.get(id);
       if (isTerminal(job.status)) return false;
       const run = this.#runs.get(id);
-      // Set before any await: #launch checks it right before spawning, so a job not
-      // spawned by now never will be.
-      if (run) run.stopRequested = true;
-      const spawned = run?.process !== undefined || job.status === "RUNNING";
       const now = Date.now();
       try {
-        if (spawned) {
-          await this.#change(id, ["PENDING", "RUNNING"], (current) => ({
-            stop_requested_at: current.stop_requested_at ?? now,
-          }));
-        } else {
+        if (job.status === "PENDING" && !run?.process) {
+          // Set before any await: #launch checks it right before spawning, so a job not
+          // spawned by now never will be, and its stop must be stored whatever it takes.
+          if (run) run.stopRequested = true;
           await this.#change(id, "PENDING", {
             status: "STOPPED",
             message: STATUS_MESSAGES.STOPPED,
@@ -135,11 +131,17 @@ export class JobService {
           });
           return true;
         }
+        await this.#change(id, ["PENDING", "RUNNING"], (current) => ({
+          stop_requested_at: current.stop_requested_at ?? now,
+        }), { once: true });
       } catch (err) {
         // The job moved meanwhile (it started, or it ended): decide again.
         if (err instanceof ConflictError) continue;
         throw err;
       }
+      // Stored: the job ends STOPPED. Whoever holds its process (this, or an adoption
+      // under way, which checks the flag once it has one) stops it.
+      if (run) run.stopRequested = true;
       const process = run?.process;
       if (process) {
         this.#ctx.supervisor.stop(process, graceMsOf(job, this.#ctx.config.stopGraceMs))
@@ -518,8 +520,9 @@ export class JobService {
     id: string,
     from: JobStatus | readonly JobStatus[],
     changes: JobChanges,
+    options?: { once?: boolean },
   ): Promise<Job> {
-    const job = await this.#ctx.stores.jobs.update(id, from, changes);
+    const job = await this.#ctx.stores.jobs.update(id, from, changes, options);
     this.#announce(job);
     return job;
   }
@@ -578,7 +581,9 @@ export function exitOutcome(job: Job, reason: ExitReason, facts: ExitFacts): Par
 /** The note on a job that ran while the store's disk was full; "" otherwise. */
 function diskFullNote(job: Job, spell: StorageFullSpell | undefined): string {
   if (!spell || (spell.to !== null && spell.to < job.start_time)) return "";
-  const to = spell.to === null ? "" : ` to ${new Date(spell.to).toISOString()}`;
+  const to = spell.to === null
+    ? " until this end was recorded"
+    : ` to ${new Date(spell.to).toISOString()}`;
   return `\n[jobhead: the disk of the data directory was full while this job ran ` +
     `(writes failed from ${new Date(spell.from).toISOString()}${to}): ` +
     `output the job wrote then may be missing from its log]`;
