@@ -21,7 +21,7 @@ Deno.test({
         const i = next++;
         // Jobs that end within milliseconds, and stops spread over their short lives.
         const id = await submitJob(head, {
-          entrypoint: i % 2 === 0 ? "true" : `sleep 0.00${i % 10}`,
+          entrypoint: i % 2 === 0 ? "true" : `sleep 0.0${i % 10}`,
         });
         await delay(i % 7);
         const stopped = await stopJob(head, id);
@@ -51,6 +51,6 @@ Deno.test({
     );
     assert.deepEqual(violations, []);
     // Both answers occurred: the stops did race the exits.
-    assert.ok(counts.stoppedFalse > 0 && counts.stoppedTrue > counts.stoppedWhilePending);
+    assert.ok(counts.stoppedFalse > 0 && counts.stoppedTrue > 0, JSON.stringify(counts));
   },
 });
