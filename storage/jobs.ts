@@ -292,7 +292,10 @@ export class KvJobStore implements JobStore {
     }
     if (this.#failing) return;
     this.#failing = true;
-    console.error(`jobhead: job store writes fail, retrying until they land: ${messageOf(err)}`);
+    console.error(
+      `jobhead: writes to the job store fail (${messageOf(err)}); ` +
+        "the head's own are retried until they land",
+    );
   }
 
   /** Notes a write that landed: ends a spell of failures. */
