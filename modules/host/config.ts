@@ -1,5 +1,6 @@
 /** The head's configuration: command-line flags, each with an environment twin (DESIGN.md). */
 import { parseArgs } from "node:util";
+import { DEFAULT_MAX_EXTRACTED_BYTES, DEFAULT_MAX_RATIO } from "../../storage/zip_safety.ts";
 
 /** Everything the head is configured with. */
 export interface HeadConfig {
@@ -26,6 +27,10 @@ export interface HeadConfig {
   tailIdleTimeoutS: number;
   /** Largest accepted package upload; DEFAULT_MAX_PACKAGE_BYTES when absent. */
   maxPackageBytes?: number;
+  /** Most bytes one package may expand to; DEFAULT_MAX_EXTRACTED_BYTES when absent. */
+  maxPackageExtractBytes?: number;
+  /** Most bytes a package may expand to per byte of zip; 0: no limit; DEFAULT_MAX_RATIO if absent. */
+  maxPackageRatio?: number;
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -60,7 +65,11 @@ const USAGE = `Usage: main.ts start [options]
   --tail-idle-timeout-s S  ping a log tail socket silent for S seconds, close it if it
                         does not answer; 0 never (JOBHEAD_TAIL_IDLE_TIMEOUT_S, default 30)
   --max-package-bytes N largest working_dir package upload
-                        (JOBHEAD_MAX_PACKAGE_BYTES, default 104857600)`;
+                        (JOBHEAD_MAX_PACKAGE_BYTES, default 104857600)
+  --max-package-extract-bytes N  most bytes one package may expand to
+                        (JOBHEAD_MAX_PACKAGE_EXTRACT_BYTES, default 1073741824)
+  --max-package-ratio R  most bytes a package may expand to per byte of zip, past its
+                        first MiB; 0 no limit (JOBHEAD_MAX_PACKAGE_RATIO, default 200)`;
 
 /** The usage text of `main.ts start`. */
 export function startUsage(): string {
@@ -92,6 +101,8 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
         "log-retention-days": { type: "string" },
         "tail-idle-timeout-s": { type: "string" },
         "max-package-bytes": { type: "string" },
+        "max-package-extract-bytes": { type: "string" },
+        "max-package-ratio": { type: "string" },
       },
     }).values;
   } catch (err) {
@@ -140,6 +151,16 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
       "max-package-bytes",
       flags["max-package-bytes"] ?? env.JOBHEAD_MAX_PACKAGE_BYTES ??
         String(DEFAULT_MAX_PACKAGE_BYTES),
+    ),
+    maxPackageExtractBytes: parseNumber(
+      "max-package-extract-bytes",
+      flags["max-package-extract-bytes"] ?? env.JOBHEAD_MAX_PACKAGE_EXTRACT_BYTES ??
+        String(DEFAULT_MAX_EXTRACTED_BYTES),
+    ),
+    maxPackageRatio: parseNumber(
+      "max-package-ratio",
+      flags["max-package-ratio"] ?? env.JOBHEAD_MAX_PACKAGE_RATIO ?? String(DEFAULT_MAX_RATIO),
+      { fractional: true },
     ),
   };
 }

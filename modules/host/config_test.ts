@@ -31,3 +31,23 @@ Deno.test("parseConfig() rejects bad numbers and unknown flags", () => {
   assert.throws(() => parseConfig(["--nope"], {}), ConfigError);
   assert.throws(() => parseConfig(["--token", ""], {}), ConfigError);
 });
+
+Deno.test("parseConfig() takes the package extraction limits, flags over environment", () => {
+  const defaults = parseConfig([], {});
+  assert.equal(defaults.maxPackageExtractBytes, 1024 ** 3);
+  assert.equal(defaults.maxPackageRatio, 200);
+  const env = { JOBHEAD_MAX_PACKAGE_EXTRACT_BYTES: "1000", JOBHEAD_MAX_PACKAGE_RATIO: "0" };
+  const fromEnv = parseConfig([], env);
+  assert.equal(fromEnv.maxPackageExtractBytes, 1000);
+  assert.equal(fromEnv.maxPackageRatio, 0);
+  const flags = parseConfig(
+    ["--max-package-extract-bytes", "5", "--max-package-ratio", "2.5"],
+    env,
+  );
+  assert.equal(flags.maxPackageExtractBytes, 5);
+  assert.equal(flags.maxPackageRatio, 2.5);
+  assert.throws(
+    () => parseConfig(["--max-package-ratio", "lots"], {}),
+    /Invalid --max-package-ratio/,
+  );
+});

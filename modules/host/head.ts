@@ -49,15 +49,18 @@ export async function startHead(config: HeadConfig): Promise<Head> {
     version: denoJson.version,
     commit: await readGitCommit(fileURLToPath(new URL("../..", import.meta.url))),
   };
+  const workers = new WorkerPool();
   const supervisor = new Supervisor(join(dataDir, "run"));
   await supervisor.start();
   const stores = {
     jobs: new KvJobStore(kv),
     logs: new FileLogStore(logsDir),
-    packages: new FilePackageStore(join(dataDir, "packages")),
+    packages: new FilePackageStore(join(dataDir, "packages"), {
+      limits: { maxBytes: config.maxPackageExtractBytes, maxRatio: config.maxPackageRatio },
+      runner: workers, // packages inflate off the event loop
+    }),
     actors: new KvActorStore(kv),
   };
-  const workers = new WorkerPool();
   const events = new EventBus();
   const shutdownController = new AbortController();
   const headConfig = { ...config, dataDir };

@@ -12,5 +12,9 @@ export function createModule(): HeadModule {
       const maxBytes = ctx.config.maxPackageBytes ?? DEFAULT_MAX_PACKAGE_BYTES;
       return packageRoutes(ctx.stores.packages, { maxBytes });
     },
+    async start(ctx) {
+      // What a head that stopped mid-extraction left, and copies of replaced packages.
+      await ctx.stores.packages.prune();
+    },
   };
 }
