@@ -8,6 +8,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { Uint8ArrayWriter, ZipWriter } from "@zip.js/zip.js";
 import { startHead, waitForStatus } from "./harness.ts";
 import { jobLogs, submitJob } from "./helpers.ts";
+import { waitFor } from "./poll.ts";
 import { makeZip } from "./zip.ts";
 
 const MIB = 1024 * 1024;
@@ -170,4 +171,43 @@ Deno.test("jobs of one package share one read-only copy; JOBHEAD_WORKING_DIR_COP
   assert.equal(deleted.status, 200);
   await assert.rejects(Deno.stat(copy), Deno.errors.NotFound, "its own copy goes with the job");
   assert.equal(await Deno.readTextFile(join(shared, "data.txt")), "shared\n");
+});
+
+Deno.test("a head killed mid-extraction leaves no half copy: the next start extracts it whole", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "jobhead-test-" });
+  const runId = crypto.randomUUID();
+  const options = { dataDir, runId, extraArgs: ["--max-package-ratio", "0"] };
+  const copies = join(dataDir, "packages", "extracted", "pkg", "large.zip");
+  const list = async () => (await Array.fromAsync(Deno.readDir(copies))).map((e) => e.name);
+  try {
+    let id: string;
+    {
+      await using head = await startHead(options);
+      const put = await head.json("/api/packages/pkg/large.zip", {
+        method: "PUT",
+        body: await zerosZip(128 * MIB),
+      });
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+      id = await submitJob(head, {
+        entrypoint: "stat -c %s zeros.bin",
+        runtime_env: { working_dir: "pkg://large.zip" },
+      });
+      await waitFor("an extraction under way", async () => {
+        const names = await list().catch(() => []);
+        return names.some((name) => name.startsWith(".tmp-"));
+      });
+      await head.kill("SIGKILL");
+    }
+    const left = await list();
+    assert.ok(left.every((name) => name.startsWith(".tmp-")), `a half copy only: ${left}`);
+
+    await using head = await startHead(options);
+    await waitForStatus(head, id, ["SUCCEEDED"], { timeoutMs: 120_000, intervalMs: 100 });
+    assert.equal(await jobLogs(head, id), `${128 * MIB}\n`);
+    const after = await list();
+    assert.equal(after.length, 1, `one copy: ${after}`);
+    assert.ok(!after[0].startsWith(".tmp-"), after[0]);
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
 });
