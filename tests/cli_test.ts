@@ -227,7 +227,9 @@ Deno.test("job submit --working-dir uploads the directory once and reuses it by 
   await using head = await startHead();
   const dir = await Deno.makeTempDir({ prefix: "jobhead-wd-" });
   try {
-    await Deno.writeTextFile(join(dir, "main.sh"), "echo from $(basename $PWD); cat notes.txt\n");
+    // Jobs run in the package's shared copy: packages/extracted/pkg/<name>/<version>.
+    const main = 'echo from $(basename "$(dirname "$PWD")"); cat notes.txt\n';
+    await Deno.writeTextFile(join(dir, "main.sh"), main);
     await Deno.writeTextFile(join(dir, "notes.txt"), "packed\n");
     await Deno.writeTextFile(join(dir, "secret.env"), "TOKEN=x\n");
     const args = ["submit", "--working-dir", dir, "--exclude", "*.env", "--", "sh main.sh; ls"];
@@ -235,9 +237,9 @@ Deno.test("job submit --working-dir uploads the directory once and reuses it by 
     assertCode(first, 0);
     assert.match(
       first.stderr,
-      /Uploaded working dir .* as pkg:\/\/[0-9a-f]{64}\.zip \(2 entries, 49 bytes\)/,
+      /Uploaded working dir .* as pkg:\/\/[0-9a-f]{64}\.zip \(2 entries, 64 bytes\)/,
     );
-    assert.match(first.stdout, /^from jobhead_\w+\npacked\nmain\.sh\nnotes\.txt\n$/);
+    assert.match(first.stdout, /^from [0-9a-f]{64}\.zip\npacked\nmain\.sh\nnotes\.txt\n$/);
     const second = await cli(head, args);
     assertCode(second, 0);
     assert.match(second.stderr, /Working dir .* is on the head already as pkg:\/\//);

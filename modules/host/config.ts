@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { extname } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import type { LogFormat } from "./log.ts";
+import { DEFAULT_MAX_EXTRACTED_BYTES, DEFAULT_MAX_RATIO } from "../../storage/zip_safety.ts";
 
 /** Everything the head is configured with. */
 export interface HeadConfig {
@@ -46,6 +47,10 @@ export interface HeadConfig {
   dataMode: number;
   /** Move a damaged KV file aside and take back running jobs the store lost. */
   recover: boolean;
+  /** Most bytes one package may expand to. */
+  maxPackageExtractBytes: number;
+  /** Most bytes a package may expand to per byte of zip, past its first MiB; 0: no limit. */
+  maxPackageRatio: number;
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -187,6 +192,22 @@ export const OPTIONS = [
     help: "largest working_dir package upload",
   },
   {
+    flag: "max-package-extract-bytes",
+    env: "JOBHEAD_MAX_PACKAGE_EXTRACT_BYTES",
+    kind: "string",
+    placeholder: "N",
+    default: String(DEFAULT_MAX_EXTRACTED_BYTES),
+    help: "most bytes one working_dir package may expand to",
+  },
+  {
+    flag: "max-package-ratio",
+    env: "JOBHEAD_MAX_PACKAGE_RATIO",
+    kind: "string",
+    placeholder: "R",
+    default: String(DEFAULT_MAX_RATIO),
+    help: "most bytes a package may expand to per byte of zip, past its first MiB; 0 no limit",
+  },
+  {
     flag: "log-format",
     env: "JOBHEAD_LOG_FORMAT",
     kind: "string",
@@ -232,13 +253,6 @@ export type OptionName = typeof OPTIONS[number]["flag"];
 
 /** The environment variables the head reads as its configuration: jobs never inherit them. */
 export const CONFIG_ENV_NAMES: readonly string[] = OPTIONS.map((option) => option.env);
-
-/** Default grace between SIGTERM and SIGKILL on stop (API.md: 3 s). */
-export const DEFAULT_STOP_GRACE_MS = 3_000;
-/** Default mode of the data directory: its owner only (files 0600). */
-export const DEFAULT_DATA_MODE = 0o700;
-/** Default limit on package uploads (zipped working directories). */
-export const DEFAULT_MAX_PACKAGE_BYTES = 104_857_600;
 
 /** The usage text of `jobhead start`, every option with its environment twin and default. */
 export function startUsage(): string {
@@ -293,6 +307,8 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     dataMode: parseDataMode(options.string("data-mode")),
     recover: options.boolean("recover"),
     logFormat: parseChoice("log-format", options.string("log-format"), ["text", "json"] as const),
+    maxPackageExtractBytes: options.number("max-package-extract-bytes"),
+    maxPackageRatio: options.number("max-package-ratio", { fractional: true }),
   };
 }
 

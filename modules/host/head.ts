@@ -77,16 +77,20 @@ export async function startHead(config: HeadConfig): Promise<Head> {
     version: denoJson.version,
     commit: await readGitCommit(fileURLToPath(new URL("../..", import.meta.url))),
   };
+  const workers = new WorkerPool();
   const supervisor = new Supervisor(join(dataDir, "run"));
   await supervisor.start();
   const stores = {
     jobs: new KvJobStore(kv),
     logs: new FileLogStore(logsDir, { fileMode: modes.file }),
-    packages: new FilePackageStore(join(dataDir, "packages"), { fileMode: modes.file }),
+    packages: new FilePackageStore(join(dataDir, "packages"), {
+      fileMode: modes.file,
+      limits: { maxBytes: config.maxPackageExtractBytes, maxRatio: config.maxPackageRatio },
+      runner: workers, // packages inflate off the event loop
+    }),
     actors: new KvActorStore(kv),
   };
   if (config.recover) await recoverRunningJobs(stores.jobs, dataDir, logger);
-  const workers = new WorkerPool();
   const events = new EventBus();
   const shutdownController = new AbortController();
   const headConfig = { ...config, dataDir };

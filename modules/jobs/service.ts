@@ -2,7 +2,7 @@
  * The job service: submits jobs, runs each under a supervisor, records every status
  * change in the job store, stops jobs, and re-adopts the jobs a previous head left.
  */
-import { isAbsolute, join, resolve } from "node:path";
+import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import type { ExitReason, SupervisedProcess } from "../actors/supervisor.ts";
 import { ValidationError } from "../host/errors.ts";
@@ -18,7 +18,7 @@ import type {
   StorageFullSpell,
 } from "../../storage/jobs.ts";
 import type { LogChunk, LogStore } from "../../storage/logs.ts";
-import { parsePackageUri } from "../../storage/packages.ts";
+import { prepareWorkingDir, wantsWorkingDirCopy } from "../../storage/working_dirs.ts";
 import { isTerminal, TERMINAL_STATUSES } from "../../storage/jobs.ts";
 import { utf8Boundary } from "./framing.ts";
 import type { SubmitJobRequest } from "./schemas.ts";
@@ -369,30 +369,21 @@ export class JobService {
     await this.#watch(job.id, run, process);
   }
 
-  /** Where a job's working_dir package is extracted; removed when the job is deleted. */
+  /** Where a job's own writable copy of its package goes; removed when the job is deleted. */
   #packageDirOf(id: string): string {
     return join(this.#ctx.config.dataDir, "working_dirs", id);
   }
 
   /**
    * The job's working directory: a directory on the head, or its `pkg://` or `gcs://`
-   * package extracted into a directory of its own. Throws with a message saying why not.
+   * package: the copy every job of that package shares (read-only), or the job's own
+   * writable copy when its env_vars set JOBHEAD_WORKING_DIR_COPY. Throws with a message
+   * saying why not.
    */
-  async #prepareWorkingDir(job: Job): Promise<string | undefined> {
-    const workingDir = job.runtime_env.working_dir;
-    if (workingDir === undefined || !/^[a-z][a-z0-9+.-]*:\/\//i.test(workingDir)) {
-      return await resolveWorkingDir(workingDir);
-    }
-    const ref = parsePackageUri(workingDir);
-    if (!ref) {
-      throw new Error(
-        `working_dir "${workingDir}" is not a package URI: pkg://NAME or gcs://NAME, ` +
-          `NAME being 1-128 characters of A-Z a-z 0-9 _ . -`,
-      );
-    }
-    const dir = this.#packageDirOf(job.id);
-    await this.#ctx.stores.packages.extract(ref, dir);
-    return dir;
+  #prepareWorkingDir(job: Job): Promise<string | undefined> {
+    const { working_dir, env_vars } = job.runtime_env;
+    const copyDir = wantsWorkingDirCopy(env_vars) ? this.#packageDirOf(job.id) : undefined;
+    return prepareWorkingDir(this.#ctx.stores.packages, working_dir, { copyDir });
   }
 
   async #adopt(job: Job): Promise<void> {
@@ -600,19 +591,6 @@ export function jobConfigMetadata(job: Job): Record<string, string> {
 function graceMsOf(job: Job, defaultMs: number): number {
   const seconds = job.runtime_env.env_vars?.[STOP_WAIT_ENV];
   return seconds === undefined ? defaultMs : Number(seconds) * 1000;
-}
-
-async function resolveWorkingDir(workingDir: string | undefined): Promise<string | undefined> {
-  if (workingDir === undefined) return undefined;
-  const path = isAbsolute(workingDir) ? workingDir : resolve(workingDir);
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(path);
-  } catch {
-    throw new Error(`working_dir "${workingDir}" does not exist`);
-  }
-  if (!info.isDirectory) throw new Error(`working_dir "${workingDir}" is not a directory`);
-  return path;
 }
 
 /**
