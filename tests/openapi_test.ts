@@ -76,6 +76,10 @@ Deno.test("the OpenAPI document lists every route the head serves, each describe
     assert.ok(doc.paths["/api/events"].get.responses["200"].content?.["text/event-stream"]);
     assert.deepEqual(doc.paths["/api/jobs/{id}"].get.security, [{ bearer: [] }]);
     assert.deepEqual(doc.paths["/-/healthz"].get.security, []);
+    const job = doc.paths["/api/jobs/{id}"].get.responses["200"].content?.["application/json"];
+    assert.deepEqual(job?.schema, { $ref: "#/components/schemas/JobDetails" });
+    assert.ok(doc.components.schemas?.JobDetails && doc.components.schemas.ErrorResponse);
+    assert.ok(doc.paths["/api/jobs/"].get.responses["200"].headers?.["X-Next-Cursor"]);
     const page = await (await fetch(`${head.info.address}/`)).text();
     assert.match(
       page,
@@ -179,6 +183,8 @@ function curlBodies(block: string, where: string): Example[] {
 }
 
 const ajv = new Ajv2020({ allErrors: true, strictTypes: false, formats: { starts_with: true } });
+// Schemas refer to `#/components/schemas/…`: each is compiled with the document's components.
+ajv.addKeyword({ keyword: "components" });
 
 /** Why `example` does not meet its route's schema in `doc`; empty when it does. */
 function exampleErrors(doc: OpenApiDocument, example: Example): string[] {
@@ -197,7 +203,7 @@ function exampleErrors(doc: OpenApiDocument, example: Example): string[] {
   } catch (err) {
     return [`${what}: not JSON: ${(err as Error).message}`];
   }
-  const validate = ajv.compile(schema);
+  const validate = ajv.compile({ ...schema, components: doc.components });
   if (validate(value)) return [];
   return (validate.errors ?? []).map((e) =>
     `${what}: ${e.instancePath || "the body"} ${e.message} ${JSON.stringify(e.params)}`

@@ -161,10 +161,12 @@ function operation(
   if (doc?.body) op.requestBody = { required: true, content: content(doc.body, "input", writer) };
   if (doc?.websocket) {
     op.responses["101"] = { description: "Switching Protocols: the connection is a WebSocket" };
-  } else if (doc?.response) {
-    op.responses["200"] = { description: "OK", content: content(doc.response, "output", writer) };
   } else {
-    op.responses["200"] = { description: "OK" };
+    op.responses["200"] = {
+      description: "OK",
+      ...(doc?.responseHeaders ? { headers: headers(doc.responseHeaders) } : {}),
+      ...(doc?.response ? { content: content(doc.response, "output", writer) } : {}),
+    };
   }
   if (doc) {
     const error = content(doc.errorBody ?? ErrorResponse, "output", writer);
@@ -205,6 +207,15 @@ function content(body: z.ZodType | MediaBody, io: "input" | "output", writer: Sc
     return { [body.mediaType]: body.schema ? { schema: writer.write(body.schema, io) } : {} };
   }
   return { "application/json": { schema: writer.write(body, io) } };
+}
+
+function headers(described: Record<string, string>) {
+  return Object.fromEntries(
+    Object.entries(described).map(([name, description]) => [
+      name,
+      { description, schema: { type: "string" } },
+    ]),
+  );
 }
 
 type JsonSchema = Record<string, unknown> & {

@@ -82,7 +82,12 @@ Deno.test("openApiDocument() moves named and recursive schemas to components, re
     );
   const doc = openApiDocument([{ name: "x", routes: app.routes }], { version: "1" });
   const schemas = doc.components.schemas ?? {};
-  assert.deepEqual(Object.keys(schemas).sort(), ["Tag", "__schema0", "__schema0_2"]);
+  assert.deepEqual(Object.keys(schemas).sort(), [
+    "ErrorResponse",
+    "Tag",
+    "__schema0",
+    "__schema0_2",
+  ]);
   const text = JSON.stringify(doc);
   assert.doesNotMatch(text, /\$defs/);
   for (const [, ref] of text.matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)) {

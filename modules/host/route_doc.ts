@@ -39,6 +39,8 @@ export interface RouteDoc {
   body?: z.ZodType | MediaBody;
   /** The body of a 200 answer: a zod schema for JSON, or another media type. */
   response?: z.ZodType | MediaBody;
+  /** Headers of a 200 answer that say something: name → what it holds. */
+  responseHeaders?: Record<string, string>;
   /** The route upgrades to a WebSocket (101); `description` says what it sends. */
   websocket?: boolean;
   /** The body of 4xx and 5xx answers, when it is not ErrorResponse (Ray's envelope routes). */

@@ -25,16 +25,19 @@ export const SnapshotResponse = z.object({
 });
 export type SnapshotResponse = z.infer<typeof SnapshotResponse>;
 
-/** The JSON body of every error response (API.md, "Errors"). */
+/**
+ * The JSON body of every error response (API.md, "Errors"). An `id` names a schema in
+ * the OpenAPI document (`components.schemas`), where routes refer to it.
+ */
 export const ErrorResponse = z.object({
   error: z.object({ code: z.string(), message: z.string() }),
-});
+}).meta({ id: "ErrorResponse" });
 export type ErrorResponse = z.infer<typeof ErrorResponse>;
 
 /** An error answer of a dashboard-envelope route: the envelope, and the usual `error`. */
-export const EnvelopeError = Envelope.extend({ result: z.literal(false) }).extend(
-  ErrorResponse.shape,
-);
+export const EnvelopeError = Envelope.extend({ result: z.literal(false) })
+  .extend(ErrorResponse.shape)
+  .meta({ id: "EnvelopeError" });
 export type EnvelopeError = z.infer<typeof EnvelopeError>;
 
 /** A JSON Schema (draft 2020-12, the dialect of OpenAPI 3.1), as zod writes it. */
@@ -60,7 +63,12 @@ export const OpenApiOperation = z.object({
   /** By status, or `4XX`, `5XX`, `default`. */
   responses: z.record(
     z.string(),
-    z.object({ description: z.string(), content: OpenApiContent.optional() }),
+    z.object({
+      description: z.string(),
+      headers: z.record(z.string(), z.object({ description: z.string(), schema: JsonSchema }))
+        .optional(),
+      content: OpenApiContent.optional(),
+    }),
   ),
   /** Empty when the route needs no token. */
   security: z.array(z.record(z.string(), z.array(z.string()))),

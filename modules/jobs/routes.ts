@@ -121,6 +121,9 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
       "with `limit`, a page, and the next page's cursor in the `X-Next-Cursor` header.",
     query: ListQuery,
     response: z.array(JobDetails),
+    responseHeaders: {
+      "X-Next-Cursor": "With `limit`: `cursor` of the next page; absent at the end",
+    },
   });
   app.get("/api/jobs/", listDoc, list);
   app.get("/api/jobs", listDoc, list);

@@ -69,7 +69,7 @@ export const JobDetails = z.object({
   entrypoint_num_gpus: z.number(),
   entrypoint_memory: z.number(),
   entrypoint_resources: z.record(z.string(), z.number()),
-});
+}).meta({ id: "JobDetails" }); // a named schema in the OpenAPI document
 export type JobDetails = z.infer<typeof JobDetails>;
 
 /** Response of `POST /api/jobs/{id}/stop`. */
