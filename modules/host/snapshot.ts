@@ -2,8 +2,9 @@
 import { join } from "node:path";
 import { Hono } from "hono";
 import { enveloped } from "./envelope.ts";
+import type { Logger } from "./log.ts";
+import type { HeadInfo, HeadModule } from "./module.ts";
 import { describeRoute } from "./route_doc.ts";
-import type { HeadInfo, HeadModule, Logger } from "./module.ts";
 import { EnvelopeError, type Snapshot, SnapshotResponse } from "./schemas.ts";
 
 /**
