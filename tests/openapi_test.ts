@@ -117,56 +117,59 @@ interface Example {
   text: string;
 }
 
-const MARKER = /^<!-- example: ([A-Z]+) (\S+) (request|response) -->$/;
+/** A line that marks the next code block as an example: `<!-- example: … -->`. */
+const MARKER = /^<!-- example: (.*) -->$/;
+/** What a marker says of an example of the API: `POST /api/jobs/ request`. */
+const API_EXAMPLE = /^([A-Z]+) (\/\S*) (request|response)$/;
 
 /**
- * The examples of a Markdown text: each ```json block, which must follow a marker line
- * `<!-- example: POST /api/jobs/ request -->`, and the body of each `curl … -d '…'` in
- * ```sh blocks. Unmarked JSON blocks and markers without a block are problems.
+ * The examples of a Markdown text: each ```json block, and the body of each
+ * `curl … -d '…'` in ```sh blocks. A JSON block must follow a marker line: one naming a
+ * route (`<!-- example: POST /api/jobs/ request -->`) makes it an example of that route's
+ * body; another (`<!-- example: runs from a fresh directory … -->`) says another test
+ * checks it. Unmarked JSON blocks, and route markers not followed by a JSON block, are
+ * problems.
  */
 function findExamples(markdown: string, file: string) {
   const examples: Example[] = [];
   const problems: string[] = [];
   const lines = markdown.split("\n");
-  let marker: { match: RegExpExecArray; line: number } | undefined;
+  let marker: { api?: RegExpExecArray; line: number } | undefined;
+  const noBlock = () => {
+    if (marker?.api) {
+      problems.push(`${file}:${marker.line}: an example marker without a JSON block`);
+    }
+    marker = undefined;
+  };
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
     const fence = /^```(\w*)/.exec(line);
     const match = MARKER.exec(line);
     if (match) {
-      if (marker) problems.push(`${file}:${marker.line}: an example marker without a JSON block`);
-      marker = { match, line: i + 1 };
+      noBlock();
+      marker = { api: API_EXAMPLE.exec(match[1]) ?? undefined, line: i + 1 };
       continue;
     }
     if (!fence) {
-      if (line !== "" && marker) {
-        problems.push(`${file}:${marker.line}: an example marker without a JSON block`);
-        marker = undefined;
-      }
+      if (line !== "") noBlock();
       continue;
     }
     const end = lines.findIndex((l, j) => j > i && l.trim() === "```");
     const block = lines.slice(i + 1, end).join("\n");
-    if (fence[1] === "json") {
-      if (!marker) problems.push(`${file}:${i + 1}: a JSON block without an example marker`);
-      else {
-        const [, method, path, kind] = marker.match;
-        examples.push({
-          where: `${file}:${i + 1}`,
-          method,
-          path,
-          kind: kind as Example["kind"],
-          text: block,
-        });
-      }
-    } else if (marker) {
-      problems.push(`${file}:${marker.line}: an example marker before a ${fence[1]} block`);
+    const where = `${file}:${i + 1}`;
+    if (fence[1] === "json" && !marker) {
+      problems.push(`${where}: a JSON block without an example marker`);
+    } else if (fence[1] === "json" && marker?.api) {
+      const [, method, path, kind] = marker.api;
+      examples.push({ where, method, path, kind: kind as Example["kind"], text: block });
+    } else if (fence[1] !== "json") {
+      noBlock();
     }
-    if (fence[1] === "sh") examples.push(...curlBodies(block, `${file}:${i + 1}`));
+    if (fence[1] === "sh") examples.push(...curlBodies(block, where));
     marker = undefined;
     i = end;
   }
-  if (marker) problems.push(`${file}:${marker.line}: an example marker without a JSON block`);
+  noBlock();
   return { examples, problems };
 }
 
@@ -271,6 +274,14 @@ Deno.test("a broken example in the docs fails the check", async () => {
       "```json",
       '{ "unmarked": true }',
       "```",
+      "<!-- example: checked by another test -->",
+      "```json",
+      '{ "checked": "elsewhere" }',
+      "```",
+      "<!-- example: GET /api/version response -->",
+      "```ts",
+      "await fetch('/api/version');",
+      "```",
       "```sh",
       "curl -s -X POST http://127.0.0.1:8265/api/jobs/a1/stop \\",
       `  -d '{"entrypoint": ""}'`,
@@ -278,7 +289,10 @@ Deno.test("a broken example in the docs fails the check", async () => {
       "```",
     ].join("\n");
     const { examples, problems } = findExamples(markdown, "broken.md");
-    assert.deepEqual(problems, ["broken.md:15: a JSON block without an example marker"]);
+    assert.deepEqual(problems, [
+      "broken.md:15: a JSON block without an example marker",
+      "broken.md:22: an example marker without a JSON block",
+    ]);
     assert.equal(examples.length, 5);
     const errors = examples.map((example) => exampleErrors(doc, example).join("\n"));
     assert.match(errors[0], /additional properties.*priorty/);
