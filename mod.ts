@@ -36,6 +36,7 @@ export type {
   SupervisorIdentity,
 } from "./modules/host/module.ts";
 export type { HeadEvent, HeadEventListener } from "./modules/host/events.ts";
+export { describeRoute, type MediaBody, type RouteDoc } from "./modules/host/route_doc.ts";
 export type { WorkerPool } from "./modules/host/worker_pool.ts";
 export * from "./modules/jobs/schemas.ts";
 export * from "./modules/packages/schemas.ts";

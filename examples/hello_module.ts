@@ -13,12 +13,24 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
-import type { HeadModule, ModuleContext } from "../mod.ts";
+import { describeRoute, type HeadModule, type ModuleContext } from "../mod.ts";
 
 /** Largest `below` a primes request may ask for. */
 const MAX_BELOW = 50_000_000;
 
 const PrimesQuery = z.object({ below: z.coerce.number().int().min(0).max(MAX_BELOW) });
+const Hello = z.object({ hello: z.string(), greetings: z.number().int() });
+type Hello = z.infer<typeof Hello>;
+const Primes = z.object({ below: z.number().int(), primes: z.number().int() });
+type Primes = z.infer<typeof Primes>;
+
+// What GET /api/openapi.json says of the routes: registered with each handler.
+const helloDoc = describeRoute({ summary: "Greets, and counts greetings", response: Hello });
+const primesDoc = describeRoute({
+  summary: "Counts the primes below a number, in the head's worker pool",
+  query: PrimesQuery,
+  response: Primes,
+});
 
 /** Creates the hello module; the head calls this once. */
 export function createModule(): HeadModule {
@@ -36,11 +48,11 @@ export function createModule(): HeadModule {
     routes(context) {
       ctx = context;
       return new Hono()
-        .get("/api/hello", async (c) => {
+        .get("/api/hello", helloDoc, async (c) => {
           await context.kv.atomic().sum(greetingsKey(), 1n).commit();
-          return c.json({ hello: "world", greetings: Number(await greetings()) });
+          return c.json({ hello: "world", greetings: Number(await greetings()) } satisfies Hello);
         })
-        .get("/api/hello/primes", async (c) => {
+        .get("/api/hello/primes", primesDoc, async (c) => {
           const parsed = PrimesQuery.safeParse(c.req.query());
           if (!parsed.success) {
             // The head turns this into a JSON error with status 400; other errors are 500s.
@@ -50,7 +62,7 @@ export function createModule(): HeadModule {
           const count = await context.workers.run<number>(import.meta.url, "countPrimes", [below], {
             signal: context.signal, // the head is shutting down: stop computing
           });
-          return c.json({ below, primes: count });
+          return c.json({ below, primes: count } satisfies Primes);
         });
     },
     start(context) {

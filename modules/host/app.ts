@@ -12,6 +12,7 @@ import {
   NotFoundError,
 } from "../../storage/errors.ts";
 import { ForbiddenError, TooLargeError, UnauthorizedError, ValidationError } from "./errors.ts";
+import type { ErrorResponse } from "./schemas.ts";
 import {
   checkLoopbackHost,
   checkOrigin,
@@ -59,7 +60,7 @@ const CODES: Record<number, string> = {
 };
 
 /** The JSON body of an error response with `status`. */
-export function errorBody(status: number, message: string) {
+export function errorBody(status: number, message: string): ErrorResponse {
   return { error: { code: CODES[status] ?? `HTTP_${status}`, message } };
 }
 

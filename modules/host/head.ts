@@ -25,7 +25,9 @@ import { EventBus } from "./events.ts";
 import { loadModules, RouteTable } from "./loader.ts";
 import { createLogger } from "./log.ts";
 import type { HeadInfo, HeadModule, ModuleContext } from "./module.ts";
+import { openApiRoutes, type RouteSource } from "./openapi.ts";
 import { recoverRunningJobs } from "./recover.ts";
+import { describeRoute } from "./route_doc.ts";
 import { readGitCommit, snapshotRoutes } from "./snapshot.ts";
 import { sessionRoutes } from "./session.ts";
 import { WorkerPool } from "./worker_pool.ts";
@@ -35,11 +37,15 @@ import denoJson from "../../deno.json" with { type: "json" };
 export interface Head {
   info: HeadInfo;
   modules: HeadModule[];
+  /** Hono's list of what the app serves now: each route's method and path, middleware too. */
+  routes(): readonly { method: string; path: string }[];
   /** Stops serving and stops the modules; supervised jobs keep running. Safe to call twice. */
   shutdown(): Promise<void>;
   /** Settles when the head has shut down. */
   finished: Promise<void>;
 }
+
+const PLAIN_TEXT = { mediaType: "text/plain" };
 
 /** How long shutdown waits for open connections before it closes them. */
 const SHUTDOWN_GRACE_MS = 2_000;
@@ -100,8 +106,16 @@ export async function startHead(config: HeadConfig): Promise<Head> {
   const moduleRoutes = new Map<HeadModule, Hono>();
   const hostRoutes = snapshotRoutes(() => modules, info, logger).get(
     "/-/healthz",
+    describeRoute({ summary: "Answers `ok` while the head serves", response: PLAIN_TEXT }),
     (c) => c.text("ok"),
-  ).route("/", sessionRoutes(config.token));
+  ).route("/", sessionRoutes(config.token)).route("/", openApiRoutes(() => routeSources(), info));
+  const routeSources = (): RouteSource[] => [
+    { name: "head", routes: hostRoutes.routes },
+    ...modules.flatMap((m) => {
+      const routes = moduleRoutes.get(m)?.routes;
+      return routes ? [{ name: m.name, routes }] : [];
+    }),
+  ];
   const routeTable = new RouteTable();
   routeTable.claim("the head", hostRoutes);
   // Built once the modules are known, and again without those that fail to start.
@@ -192,7 +206,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
     })();
     return shuttingDown;
   };
-  return { info, modules, shutdown, finished: server.finished };
+  return { info, modules, routes: () => app.routes, shutdown, finished: server.finished };
 }
 
 /** The session name and node id: made once per data directory, then kept in KV. */

@@ -3,16 +3,11 @@ import { type Context, Hono } from "hono";
 import { parseInput } from "../host/app.ts";
 import { ValidationError } from "../host/errors.ts";
 import type { EventBus } from "../host/events.ts";
+import { describeRoute } from "../host/route_doc.ts";
 import { decodeCursor, encodeCursor, JobStatus, type JobStore } from "../../storage/jobs.ts";
 import type { Assets } from "./assets.ts";
 import { eventStream, toRow } from "./event_stream.ts";
-import {
-  EventsQuery,
-  EventType,
-  FindJobsQuery,
-  type FindJobsResponse,
-  type JobRow,
-} from "./schemas.ts";
+import { EventsQuery, EventType, FindJobsQuery, FindJobsResponse, type JobRow } from "./schemas.ts";
 import { matchesSearch } from "./static/js/match.js";
 
 /** Jobs one search request reads at most; past it, it answers with what it found and a cursor. */
@@ -33,15 +28,37 @@ export interface UiRoutesOptions {
 export function uiRoutes(options: UiRoutesOptions): Hono {
   const app = new Hono();
 
-  app.get("/", (c) => options.assets.serve(c, "index.html"));
-  app.get("/ui/*", (c) => options.assets.serve(c, c.req.path.slice("/ui/".length)));
+  const pageDoc = describeRoute({
+    summary: "The dashboard",
+    response: { mediaType: "text/html" },
+  });
+  app.get("/", pageDoc, (c) => options.assets.serve(c, "index.html"));
+  const fileDoc = describeRoute({
+    summary: "The dashboard's files: scripts, style sheet, icon",
+    response: { mediaType: "application/octet-stream" },
+  });
+  app.get("/ui/*", fileDoc, (c) => options.assets.serve(c, c.req.path.slice("/ui/".length)));
 
-  app.get("/api/ui/jobs", async (c) => {
+  const findDoc = describeRoute({
+    summary: "The dashboard's job rows: a page matching a status filter and a search",
+    query: FindJobsQuery,
+    response: FindJobsResponse,
+  });
+  app.get("/api/ui/jobs", findDoc, async (c) => {
     const query = parseInput(FindJobsQuery, c.req.query(), "query");
     return c.json(await findJobs(options.jobs, query) satisfies FindJobsResponse);
   });
 
-  app.get("/api/events", (c: Context) => {
+  const eventsDoc = describeRoute({
+    summary: "Server-sent events: job and actor changes, live",
+    description: "`text/event-stream`: `ready` first, then `job` events (data: a job row, " +
+      "as `GET /api/ui/jobs` has them) and `actor` events (data: the actor, as " +
+      "`GET /api/actors/{id}` has it); `reset` when changes were dropped for a slow reader. " +
+      "`types` picks kinds (comma-separated `job`, `actor`).",
+    query: EventsQuery,
+    response: { mediaType: "text/event-stream" },
+  });
+  app.get("/api/events", eventsDoc, (c: Context) => {
     const query = parseInput(EventsQuery, c.req.query(), "query");
     const types = new Set(
       query.types?.split(",").map((t) => parseInput(EventType, t.trim(), "types")) ??
