@@ -26,6 +26,8 @@ export interface HeadConfig {
   tailIdleTimeoutS: number;
   /** Largest accepted package upload; DEFAULT_MAX_PACKAGE_BYTES when absent. */
   maxPackageBytes?: number;
+  /** Serve `GET /metrics` without the token. */
+  metricsPublic: boolean;
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -60,7 +62,8 @@ const USAGE = `Usage: main.ts start [options]
   --tail-idle-timeout-s S  ping a log tail socket silent for S seconds, close it if it
                         does not answer; 0 never (JOBHEAD_TAIL_IDLE_TIMEOUT_S, default 30)
   --max-package-bytes N largest working_dir package upload
-                        (JOBHEAD_MAX_PACKAGE_BYTES, default 104857600)`;
+                        (JOBHEAD_MAX_PACKAGE_BYTES, default 104857600)
+  --metrics-public      serve GET /metrics without the token (JOBHEAD_METRICS_PUBLIC=1)`;
 
 /** The usage text of `main.ts start`. */
 export function startUsage(): string {
@@ -92,6 +95,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
         "log-retention-days": { type: "string" },
         "tail-idle-timeout-s": { type: "string" },
         "max-package-bytes": { type: "string" },
+        "metrics-public": { type: "boolean" },
       },
     }).values;
   } catch (err) {
@@ -141,6 +145,8 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
       flags["max-package-bytes"] ?? env.JOBHEAD_MAX_PACKAGE_BYTES ??
         String(DEFAULT_MAX_PACKAGE_BYTES),
     ),
+    metricsPublic: flags["metrics-public"] ??
+      ["1", "true"].includes(env.JOBHEAD_METRICS_PUBLIC ?? ""),
   };
 }
 

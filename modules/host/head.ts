@@ -11,6 +11,7 @@ import { KvJobStore } from "../../storage/jobs.ts";
 import { FileLogStore } from "../../storage/logs.ts";
 import { FilePackageStore } from "../../storage/packages.ts";
 import { Supervisor } from "../actors/supervisor.ts";
+import { HeadMetrics } from "../metrics/mod.ts";
 import { createApp } from "./app.ts";
 import type { HeadConfig } from "./config.ts";
 import { EventBus } from "./events.ts";
@@ -51,12 +52,13 @@ export async function startHead(config: HeadConfig): Promise<Head> {
   };
   const supervisor = new Supervisor(join(dataDir, "run"));
   await supervisor.start();
-  const stores = {
+  const metrics = new HeadMetrics();
+  const stores = metrics.timeStores({
     jobs: new KvJobStore(kv),
     logs: new FileLogStore(logsDir),
     packages: new FilePackageStore(join(dataDir, "packages")),
     actors: new KvActorStore(kv),
-  };
+  });
   const workers = new WorkerPool();
   const events = new EventBus();
   const shutdownController = new AbortController();
@@ -68,7 +70,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
   const hostRoutes = snapshotRoutes(() => modules, info, logger).get(
     "/-/healthz",
     (c) => c.text("ok"),
-  ).route("/", sessionRoutes(config.token));
+  ).route("/", sessionRoutes(config.token)).route("/", metrics.routes());
   const routeTable = new RouteTable();
   routeTable.claim("the head", hostRoutes);
   // Built once the modules are known, and again without those that fail to start.
@@ -78,6 +80,8 @@ export async function startHead(config: HeadConfig): Promise<Head> {
       maxBodyBytes: config.maxBodyBytes,
       // Package uploads are zips with a limit of their own, checked by the packages module.
       rawBodyPrefixes: ["/api/packages/"],
+      metricsPublic: config.metricsPublic,
+      observe: metrics.middleware,
     });
     app.route("/", hostRoutes);
     for (const module of modules) {
@@ -97,6 +101,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
       events,
       supervisor,
       workers,
+      metrics: metrics.forModule(module.name),
       signal: shutdownController.signal,
     };
     contexts.set(module, ctx);
@@ -113,6 +118,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
     }
   }
   let app = buildApp();
+  await metrics.start({ stores, events, supervisor }); // counts jobs before any can change
 
   const listening = Promise.withResolvers<Deno.NetAddr>();
   const server = Deno.serve({
@@ -139,6 +145,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
   const shutdown = () => {
     shuttingDown ??= (async () => {
       shutdownController.abort();
+      metrics.stop();
       for (const module of modules) {
         try {
           await module.stop?.();
