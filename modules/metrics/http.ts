@@ -1,6 +1,6 @@
 /** HTTP metrics: requests by route pattern and status, their latency, and job actions' outcomes. */
-import type { MiddlewareHandler } from "hono";
-import { routePath } from "hono/route";
+import type { Context, MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
 import type { MetricsScope } from "./registry.ts";
 
 /** Methods kept as they are in the `method` label; any other is counted as "OTHER". */
@@ -29,7 +29,7 @@ export function outcomeOf(status: number): string {
 /**
  * The middleware that counts and times every request. It runs first, so requests the
  * head refuses (401, 413) are counted too. The route label is the pattern that matched
- * (`/api/jobs/:id`), or `*` when none did, so ids never become label values.
+ * (`/api/jobs/:id`), or `unmatched` when none did, so ids never become label values.
  * The latency runs until the response's headers are ready, not to the end of a streamed body.
  */
 export function httpMetrics(metrics: MetricsScope): MiddlewareHandler {
@@ -68,7 +68,7 @@ export function httpMetrics(metrics: MetricsScope): MiddlewareHandler {
       await next();
     } finally {
       const method = KNOWN_METHODS.has(c.req.method) ? c.req.method : "OTHER";
-      const route = routePath(c, -1) || "*";
+      const route = routeOf(c);
       const code = String(c.res.status);
       const labels = { method, route, code };
       requests.inc(labels);
@@ -77,4 +77,11 @@ export function httpMetrics(metrics: MetricsScope): MiddlewareHandler {
       if (action) actions[action].inc({ outcome: outcomeOf(c.res.status) });
     }
   };
+}
+
+/** The pattern of the route that matched the request, past the catch-all middleware. */
+function routeOf(c: Context): string {
+  const last = matchedRoutes(c).at(-1);
+  const isMiddleware = last?.method === "ALL" && last.path.endsWith("*");
+  return last && !isMiddleware ? last.path : "unmatched";
 }
