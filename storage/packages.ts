@@ -64,12 +64,14 @@ export interface PackageStore {
   extract(ref: PackageRef, targetDir: string): Promise<void>;
 }
 
-/** Limits of a FilePackageStore. */
+/** Limits of a FilePackageStore, and the mode of its files. */
 export interface PackageLimits {
   /** Most bytes one package may unpack to. */
   maxExtractedBytes?: number;
   /** Most entries one package may hold. */
   maxEntries?: number;
+  /** Mode of stored packages (before the umask); 0600 by default. */
+  fileMode?: number;
 }
 
 /** PackageStore on plain files: `<dir>/<protocol>/<name>`. */
@@ -77,9 +79,11 @@ export class FilePackageStore implements PackageStore {
   #dir: string;
   #maxBytes: number;
   #maxEntries: number;
+  #fileMode: number;
 
   constructor(dir: string, limits: PackageLimits = {}) {
     this.#dir = dir;
+    this.#fileMode = limits.fileMode ?? 0o600;
     this.#maxBytes = limits.maxExtractedBytes ?? MAX_EXTRACTED_BYTES;
     this.#maxEntries = limits.maxEntries ?? MAX_PACKAGE_ENTRIES;
   }
@@ -99,7 +103,12 @@ export class FilePackageStore implements PackageStore {
     await Deno.mkdir(dirname(path), { recursive: true });
     const temp = join(dirname(path), `.upload-${crypto.randomUUID()}`);
     try {
-      using file = await Deno.open(temp, { read: true, write: true, createNew: true });
+      using file = await Deno.open(temp, {
+        read: true,
+        write: true,
+        createNew: true,
+        mode: this.#fileMode,
+      });
       for await (const chunk of body) await writeAll(file, chunk);
       await this.#check(ref, file);
       await Deno.rename(temp, path);

@@ -14,9 +14,19 @@ import { Supervisor } from "../actors/supervisor.ts";
 import { HeadMetrics } from "../metrics/mod.ts";
 import { createApp } from "./app.ts";
 import type { HeadConfig } from "./config.ts";
+import {
+  dataModes,
+  ensureDataDir,
+  KV_FILE,
+  lockDataDir,
+  openStore,
+  prepareDataDir,
+} from "./datadir.ts";
 import { EventBus } from "./events.ts";
 import { loadModules, RouteTable } from "./loader.ts";
-import { createLogger, type HeadInfo, type HeadModule, type ModuleContext } from "./module.ts";
+import { createLogger } from "./log.ts";
+import type { HeadInfo, HeadModule, ModuleContext } from "./module.ts";
+import { recoverRunningJobs } from "./recover.ts";
 import { readGitCommit, snapshotRoutes } from "./snapshot.ts";
 import { sessionRoutes } from "./session.ts";
 import { WorkerPool } from "./worker_pool.ts";
@@ -35,14 +45,32 @@ export interface Head {
 /** How long shutdown waits for open connections before it closes them. */
 const SHUTDOWN_GRACE_MS = 2_000;
 
-/** Starts a head with `config`; resolves once it serves and its modules have started. */
+/**
+ * Starts a head with `config`; resolves once it serves and its modules have started.
+ * Throws DataDirInUseError when another head uses the data directory.
+ */
 export async function startHead(config: HeadConfig): Promise<Head> {
   const logger = createLogger("head");
   const dataDir = resolve(config.dataDir);
   const logsDir = join(dataDir, "logs");
-  await Deno.mkdir(logsDir, { recursive: true });
-  const kv = await Deno.openKv(join(dataDir, "jobhead.kv"));
-  const session = await loadSession(kv);
+  const modes = dataModes(config.dataMode);
+  await ensureDataDir(dataDir, modes.dir);
+  // Held until shutdown; the kernel releases it however the head dies.
+  const lock = await lockDataDir(dataDir, modes.file);
+  let kv: Deno.Kv;
+  let session: { name: string; nodeId: string };
+  try {
+    await prepareDataDir(dataDir, modes, logger);
+    kv = await openStore(join(dataDir, KV_FILE), {
+      fileMode: modes.file,
+      recover: config.recover,
+      logger,
+    });
+    session = await loadSession(kv);
+  } catch (err) {
+    lock.close();
+    throw err;
+  }
   const info: HeadInfo = {
     address: "",
     sessionName: session.name,
@@ -55,10 +83,11 @@ export async function startHead(config: HeadConfig): Promise<Head> {
   const metrics = new HeadMetrics();
   const stores = metrics.timeStores({
     jobs: new KvJobStore(kv),
-    logs: new FileLogStore(logsDir),
-    packages: new FilePackageStore(join(dataDir, "packages")),
+    logs: new FileLogStore(logsDir, { fileMode: modes.file }),
+    packages: new FilePackageStore(join(dataDir, "packages"), { fileMode: modes.file }),
     actors: new KvActorStore(kv),
   });
+  if (config.recover) await recoverRunningJobs(stores.jobs, dataDir, logger);
   const workers = new WorkerPool();
   const events = new EventBus();
   const shutdownController = new AbortController();
@@ -162,6 +191,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
       ]);
       timer.abort();
       kv.close();
+      lock.close();
     })();
     return shuttingDown;
   };

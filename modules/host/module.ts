@@ -8,7 +8,10 @@ import type { Supervisor } from "../actors/supervisor.ts";
 import type { MetricsScope } from "../metrics/registry.ts";
 import type { HeadConfig } from "./config.ts";
 import type { EventBus } from "./events.ts";
+import type { Logger } from "./log.ts";
 import type { WorkerPool } from "./worker_pool.ts";
+
+export type { Logger } from "./log.ts";
 
 // The supervisor's types come with it in the context: modules import them from here.
 export type {
@@ -63,13 +66,6 @@ export interface HeadInfo {
   commit: string;
 }
 
-/** Minimal structured logging to stderr. */
-export interface Logger {
-  info(message: string, ...details: unknown[]): void;
-  warn(message: string, ...details: unknown[]): void;
-  error(message: string, ...details: unknown[]): void;
-}
-
 /** The stores modules share. */
 export interface Stores {
   jobs: JobStore;
@@ -99,14 +95,4 @@ export interface ModuleContext {
   metrics: MetricsScope;
   /** Aborted when the head shuts down. */
   signal: AbortSignal;
-}
-
-/** A logger whose lines start with `[name]`. */
-export function createLogger(name: string): Logger {
-  const prefix = `[${name}]`;
-  return {
-    info: (message, ...details) => console.error(prefix, message, ...details),
-    warn: (message, ...details) => console.error(prefix, "warning:", message, ...details),
-    error: (message, ...details) => console.error(prefix, "error:", message, ...details),
-  };
 }

@@ -2,7 +2,8 @@
 import { join } from "node:path";
 import { Hono } from "hono";
 import { enveloped } from "./envelope.ts";
-import type { HeadInfo, HeadModule, Logger } from "./module.ts";
+import type { Logger } from "./log.ts";
+import type { HeadInfo, HeadModule } from "./module.ts";
 import type { Snapshot } from "./schemas.ts";
 
 /**

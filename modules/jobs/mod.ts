@@ -3,6 +3,7 @@ import type { HeadModule } from "../host/module.ts";
 import { isTerminal } from "../../storage/jobs.ts";
 import { LogFollowers } from "./log_follower.ts";
 import { LogWatcher } from "./log_watcher.ts";
+import { keepRetention } from "./retention.ts";
 import { jobRoutes, toDetails } from "./routes.ts";
 import { JobService } from "./service.ts";
 
@@ -53,6 +54,20 @@ export function createModule(): HeadModule {
     async start(ctx) {
       await service?.adoptRunningJobs(); // jobs the previous head left running
       service?.maintainLogs(ctx.signal);
+      if (service) {
+        keepRetention(service, {
+          retentionDays: ctx.config.jobRetentionDays,
+          maxFinished: ctx.config.maxFinishedJobs,
+        }, {
+          now: Date.now,
+          logger: ctx.logger,
+          signal: ctx.signal,
+          onJobFinished: (listener) =>
+            ctx.events.on((event) => {
+              if (event.type === "job" && isTerminal(event.job.status)) listener();
+            }),
+        });
+      }
     },
     stop() {
       service?.close(); // running jobs keep running
