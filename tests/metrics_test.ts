@@ -142,6 +142,19 @@ Deno.test("/metrics counts jobs by status from the store when a head starts", as
   }
 });
 
+Deno.test("jobs that retention deletes leave jobhead_jobs", async () => {
+  await using head = await startHead({ extraArgs: ["--max-finished-jobs", "2"] });
+  for (let i = 0; i < 3; i++) {
+    await waitForStatus(head, await submitJob(head, { entrypoint: "true" }), ["SUCCEEDED"]);
+  }
+  await waitFor("retention to keep 2 finished jobs", async () => {
+    return (await head.json("/api/jobs/")).body.length === 2;
+  });
+  const m = await scrape(head);
+  assert.equal(sample(m, "jobhead_jobs", { status: "SUCCEEDED" }), 2);
+  assert.equal(sample(m, "jobhead_job_submits_total", { outcome: "ok" }), 3);
+});
+
 Deno.test("/metrics shows the supervised process, the log follower and the tail socket", async () => {
   await using head = await startHead();
   const id = await submitJob(head, { entrypoint: "echo ready; exec sleep 60" });
