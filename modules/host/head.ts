@@ -147,7 +147,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
     }
   }
   let app = buildApp();
-  await metrics.start({ stores, events, supervisor }); // counts jobs before any can change
+  metrics.start({ stores, events, supervisor }); // before any job can change
 
   const listening = Promise.withResolvers<Deno.NetAddr>();
   const server = Deno.serve({

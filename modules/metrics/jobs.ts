@@ -18,7 +18,7 @@ const COUNT_PAGE_SIZE = 1000;
 /** Buckets of the job latencies, in seconds: jobs start in ms and may stop for minutes. */
 const JOB_LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
-/** Keeps the job series current; `start()` once before the head serves, `stop()` at shutdown. */
+/** Keeps the job series current; `start()` once, `stop()` at shutdown. */
 export class JobMetrics {
   #byStatus;
   #toRunning;
@@ -26,11 +26,19 @@ export class JobMetrics {
   #logBytes;
   /** Status of every job not yet terminal: where a change comes from. */
   #active = new Map<string, JobStatus>();
+  /**
+   * While the count at start runs: the status each job changed to meanwhile (null:
+   * deleted). These are newer than what the count reads, and win over it.
+   */
+  #changedDuringCount?: Map<string, JobStatus | null>;
+  /** Settles when the count at start is done. */
+  #counted: Promise<void> = Promise.resolve();
   /** Log size last measured, by running job. */
   #logSizes = new Map<string, number>();
   /** Last measures of the logs of jobs that just ended, under way. */
   #lastMeasures = new Set<Promise<void>>();
   #unsubscribe = () => {};
+  #stopped = false;
   #logs?: LogStore;
 
   constructor(metrics: MetricsScope) {
@@ -38,6 +46,8 @@ export class JobMetrics {
       name: "jobhead_jobs",
       help: "Jobs in the store, by status.",
       labelNames: ["status"],
+      // The first scrapes wait for the count at start (about 1 s per 10,000 jobs).
+      collect: () => this.#counted,
     });
     for (const status of JobStatuses.options) this.#byStatus.set(0, { status });
     this.#toRunning = metrics.histogram({
@@ -61,33 +71,31 @@ export class JobMetrics {
   }
 
   /**
-   * Counts the jobs in `stores.jobs` by status and subscribes to `events`. Call before anything
-   * can change a job (before the head serves), so no change is counted twice or missed.
+   * Subscribes to `events`, then counts the jobs in `stores.jobs` by status in the
+   * background, so the head need not wait for it; changes made meanwhile win over what
+   * the count reads.
    */
-  async start(stores: { jobs: JobStore; logs: LogStore }, events: EventBus): Promise<void> {
+  start(stores: { jobs: JobStore; logs: LogStore }, events: EventBus): void {
     this.#logs = stores.logs;
+    this.#changedDuringCount = new Map();
     this.#unsubscribe = events.on((event) => {
       if (event.type === "job") this.#onChange(event.job);
     });
-    let cursor: string | undefined;
-    do {
-      const page = await stores.jobs.list({ limit: COUNT_PAGE_SIZE, cursor });
-      for (const job of page.jobs) {
-        this.#byStatus.inc({ status: job.status });
-        if (!isTerminal(job.status)) this.#active.set(job.id, job.status);
-      }
-      cursor = page.cursor;
-    } while (cursor);
+    this.#counted = this.#count(stores.jobs, this.#changedDuringCount).catch((err) => {
+      if (!this.#stopped) console.error("jobhead: counting the jobs for /metrics failed:", err);
+    });
   }
 
-  /** Stops listening; safe to call twice. */
+  /** Stops listening and counting; safe to call twice. */
   stop(): void {
+    this.#stopped = true;
     this.#unsubscribe();
   }
 
   /** Counts a deleted job out; `status` is the status it had. */
-  deleted(status: JobStatus): void {
-    this.#byStatus.dec({ status });
+  deleted(id: string, status: JobStatus): void {
+    if (this.#changedDuringCount) this.#changedDuringCount.set(id, null);
+    else this.#byStatus.dec({ status });
   }
 
   /** Measures the logs of running jobs and counts their growth; cheap: one stat per job. */
@@ -97,26 +105,53 @@ export class JobMetrics {
     }
   }
 
+  async #count(store: JobStore, changed: Map<string, JobStatus | null>): Promise<void> {
+    const statuses = new Map<string, JobStatus>();
+    let cursor: string | undefined;
+    do {
+      const page = await store.list({ limit: COUNT_PAGE_SIZE, cursor });
+      if (this.#stopped) return;
+      for (const job of page.jobs) {
+        if (!changed.has(job.id)) statuses.set(job.id, job.status);
+      }
+      cursor = page.cursor;
+    } while (cursor);
+    // No await from here on: no change can slip between these reads and the switch to events.
+    for (const [id, status] of changed) {
+      if (status === null) statuses.delete(id);
+      else statuses.set(id, status);
+    }
+    this.#changedDuringCount = undefined;
+    for (const [id, status] of statuses) {
+      this.#byStatus.inc({ status });
+      if (!isTerminal(status)) this.#active.set(id, status);
+    }
+  }
+
   #onChange(job: Job): void {
-    const before = this.#active.get(job.id);
-    if (before !== job.status) {
-      if (before !== undefined) this.#byStatus.dec({ status: before });
-      this.#byStatus.inc({ status: job.status });
+    const changed = this.#changedDuringCount;
+    const before = changed ? changed.get(job.id) ?? undefined : this.#active.get(job.id);
+    if (changed) {
+      changed.set(job.id, job.status); // counted when the count ends
+    } else {
+      if (before !== job.status) {
+        if (before !== undefined) this.#byStatus.dec({ status: before });
+        this.#byStatus.inc({ status: job.status });
+      }
+      if (isTerminal(job.status)) this.#active.delete(job.id);
+      else this.#active.set(job.id, job.status);
     }
     const now = Date.now();
     if (before === "PENDING" && job.status === "RUNNING") {
       this.#toRunning.observe(Math.max(0, now - job.start_time) / 1000);
       this.#logSizes.set(job.id, 0); // its log starts empty: all of it is growth
     }
-    if (before === "RUNNING" && isTerminal(job.status) && job.stop_requested_at !== null) {
-      const end = job.end_time ?? now;
-      this.#stopToGone.observe(Math.max(0, end - job.stop_requested_at) / 1000);
-    }
-    if (isTerminal(job.status)) {
-      this.#active.delete(job.id);
-      if (before === "RUNNING" && this.#logs) this.#measureLast(this.#logs, job.id);
-    } else {
-      this.#active.set(job.id, job.status);
+    if (before === "RUNNING" && isTerminal(job.status)) {
+      if (job.stop_requested_at !== null) {
+        const end = job.end_time ?? now;
+        this.#stopToGone.observe(Math.max(0, end - job.stop_requested_at) / 1000);
+      }
+      if (this.#logs) this.#measureLast(this.#logs, job.id);
     }
   }
 

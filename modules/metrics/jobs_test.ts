@@ -23,12 +23,12 @@ Deno.test("JobMetrics counts the store at start, then follows changes and deleti
     const stores = timeStoreWrites(registry, {
       jobs: new KvJobStore(kv),
       actors: new KvActorStore(kv),
-    }, (status) => metrics.deleted(status));
+    }, (id, status) => metrics.deleted(id, status));
     const logs = new FileLogStore(dir);
     await stores.jobs.create(aJob({ id: "done", status: "SUCCEEDED", end_time: 2_000 }));
     await stores.jobs.create(aJob({ id: "waiting" }));
     const events = new EventBus();
-    await metrics.start({ jobs: stores.jobs, logs }, events);
+    metrics.start({ jobs: stores.jobs, logs }, events);
     let text = await registry.expose();
     assert.equal(valueOf(text, 'jobhead_jobs{status="SUCCEEDED"}'), 1);
     assert.equal(valueOf(text, 'jobhead_jobs{status="PENDING"}'), 1);
@@ -62,4 +62,31 @@ Deno.test("JobMetrics counts the store at start, then follows changes and deleti
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("JobMetrics: changes made while the store is counted win over what it reads", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const registry = new MetricsRegistry();
+  const metrics = new JobMetrics(registry);
+  const jobs = new KvJobStore(kv);
+  await jobs.create(aJob({ id: "done", status: "SUCCEEDED", end_time: 2_000 }));
+  await jobs.create(aJob({ id: "failed", status: "FAILED", end_time: 2_000 }));
+  await jobs.create(aJob({ id: "waiting" }));
+  const events = new EventBus();
+  metrics.start({ jobs, logs: new FileLogStore("/nonexistent") }, events);
+  // The count has not read a page yet: these happen while it runs.
+  events.emit({ type: "job", job: aJob({ id: "waiting", status: "RUNNING" }) });
+  events.emit({ type: "job", job: aJob({ id: "new" }) });
+  metrics.deleted("done", "SUCCEEDED");
+  let text = await registry.expose();
+  assert.equal(valueOf(text, 'jobhead_jobs{status="PENDING"}'), 1);
+  assert.equal(valueOf(text, 'jobhead_jobs{status="RUNNING"}'), 1);
+  assert.equal(valueOf(text, 'jobhead_jobs{status="SUCCEEDED"}'), 0);
+  assert.equal(valueOf(text, 'jobhead_jobs{status="FAILED"}'), 1);
+
+  events.emit({ type: "job", job: aJob({ id: "waiting", status: "SUCCEEDED", end_time: 3_000 }) });
+  text = await registry.expose();
+  assert.equal(valueOf(text, 'jobhead_jobs{status="RUNNING"}'), 0);
+  assert.equal(valueOf(text, 'jobhead_jobs{status="SUCCEEDED"}'), 1);
+  metrics.stop();
 });

@@ -10,7 +10,7 @@
  * const stores = metrics.timeStores({ jobs, logs, packages, actors });
  * const ctx = { ...rest, stores, metrics: metrics.forModule("hello") };
  * app.use(metrics.middleware); // first, before authentication
- * await metrics.start({ stores, events, supervisor }); // before the head serves
+ * metrics.start({ stores, events, supervisor }); // before any job can change
  * ```
  * @module
  */
@@ -58,21 +58,25 @@ export class HeadMetrics {
 
   /** `stores` with their KV writes timed, and job deletions counted out of `jobhead_jobs`. */
   timeStores<T extends TimedStores>(stores: T): T {
-    return timeStoreWrites(this.#registry, stores, (status) => this.#jobs.deleted(status));
+    return timeStoreWrites(
+      this.#registry,
+      stores,
+      (id, status) => this.#jobs.deleted(id, status),
+    );
   }
 
   /**
-   * Counts the jobs in the store and starts watching: call once, before the head serves
-   * (so no job changes meanwhile). Its timers stop at `stop()`.
+   * Starts watching: call once, before any job can change (before modules start). Jobs
+   * are counted in the background; timers run until `stop()`.
    */
-  async start({ stores, events, supervisor }: MetricsSources): Promise<void> {
+  start({ stores, events, supervisor }: MetricsSources): void {
     const signal = this.#stopped.signal;
     const processes = this.#registry.gauge({
       name: "jobhead_supervised_processes",
       help: "Process groups (jobs and actors) the head's supervisor runs or adopted.",
       collect: () => processes.set(supervisor.liveCount),
     });
-    await this.#jobs.start(stores, events);
+    this.#jobs.start(stores, events);
     watchEventLoopLag(this.#registry, signal);
     this.#sampleLogs(stores.logs, signal);
   }

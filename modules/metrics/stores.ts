@@ -12,11 +12,11 @@ export interface TimedStores {
   actors: ActorStore;
 }
 
-/** Wraps stores so their writes are timed; `onJobDeleted` hears the status a deleted job had. */
+/** Wraps stores so their writes are timed; `onJobDeleted` hears of a deleted job, and its status. */
 export function timeStoreWrites<T extends TimedStores>(
   metrics: MetricsScope,
   stores: T,
-  onJobDeleted: (status: JobStatus) => void,
+  onJobDeleted: (id: string, status: JobStatus) => void,
 ): T {
   const writes = metrics.histogram({
     name: "jobhead_store_write_duration_seconds",
@@ -31,7 +31,7 @@ export function timeStoreWrites<T extends TimedStores>(
       delete: async (id: string) => {
         const before = await jobs.get(id);
         await time(writes, { store: "jobs", op: "delete" }, () => jobs.delete(id));
-        if (before) onJobDeleted(before.status);
+        if (before) onJobDeleted(id, before.status);
       },
     }),
     actors: timed(stores.actors, "actors", ["put", "delete"], writes, {}),
