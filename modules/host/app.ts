@@ -6,6 +6,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import {
   ConflictError,
+  InsufficientStorageError,
   InvalidPackageError,
   InvalidStateError,
   NotFoundError,
@@ -44,6 +45,7 @@ export function statusOf(err: unknown): ContentfulStatusCode {
   if (err instanceof ConflictError) return 409;
   if (err instanceof InvalidStateError) return 409;
   if (err instanceof TooLargeError) return 413;
+  if (err instanceof InsufficientStorageError) return 507;
   if (err instanceof HTTPException) return err.status as ContentfulStatusCode;
   return 500;
 }
@@ -57,6 +59,7 @@ const CODES: Record<number, string> = {
   409: "CONFLICT",
   413: "TOO_LARGE",
   500: "INTERNAL",
+  507: "INSUFFICIENT_STORAGE",
 };
 
 /** The JSON body of an error response with `status`. */
@@ -69,8 +72,8 @@ export function createApp(options: AppOptions): Hono {
   const app = new Hono();
   app.onError((err, c) => {
     const status = statusOf(err);
-    if (status >= 500) console.error("jobhead: internal error:", err);
-    const message = status >= 500 ? "Internal server error" : err.message;
+    if (status === 500) console.error("jobhead: internal error:", err);
+    const message = status === 500 ? "Internal server error" : err.message;
     return c.json(errorBody(status, message), status);
   });
   app.notFound((c) => {
