@@ -22,11 +22,17 @@
  * @module
  */
 export type {
+  Counter,
   ExitReason,
+  Gauge,
   HeadInfo,
   HeadModule,
+  Histogram,
+  HistogramOptions,
   KillRequest,
   Logger,
+  MetricOptions,
+  MetricsScope,
   ModuleContext,
   ModuleFactory,
   SpawnOptions,

@@ -2,7 +2,8 @@
  * A complete jobhead module, to copy from. Load it with
  * `deno task start --module examples/hello_module.ts`, then:
  *
- * - `GET /api/hello` greets, and counts greetings in the module's own KV keys;
+ * - `GET /api/hello` greets, and counts greetings in the module's own KV keys and in
+ *   its own metric, `jobhead_hello_greetings_total` of `GET /metrics`;
  * - `GET /api/hello/primes?below=N` counts primes in the head's worker pool, so the
  *   head stays responsive while it computes;
  * - `GET /api/snapshot` shows `data.snapshot.hello`: greetings, and the jobs that
@@ -47,9 +48,15 @@ export function createModule(): HeadModule {
     minimal: true,
     routes(context) {
       ctx = context;
+      // Served at GET /metrics as jobhead_hello_greetings_total: names get the module's prefix.
+      const greeted = context.metrics.counter({
+        name: "greetings_total",
+        help: "Greetings answered since the head started.",
+      });
       return new Hono()
         .get("/api/hello", helloDoc, async (c) => {
           await context.kv.atomic().sum(greetingsKey(), 1n).commit();
+          greeted.inc();
           return c.json({ hello: "world", greetings: Number(await greetings()) } satisfies Hello);
         })
         .get("/api/hello/primes", primesDoc, async (c) => {

@@ -287,6 +287,11 @@ export class Supervisor {
     return process.exited;
   }
 
+  /** How many processes this head spawned or adopted and has not released yet. */
+  get liveCount(): number {
+    return this.#live.size;
+  }
+
   /** The live process of actor `id` this head spawned or adopted, if any. */
   get(id: string): SupervisedProcess | undefined {
     return this.#live.get(id);

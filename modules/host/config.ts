@@ -51,6 +51,8 @@ export interface HeadConfig {
   maxPackageExtractBytes: number;
   /** Most bytes a package may expand to per byte of zip, past its first MiB; 0: no limit. */
   maxPackageRatio: number;
+  /** Serve `GET /metrics` without the token. */
+  metricsPublic: boolean;
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -246,6 +248,13 @@ export const OPTIONS = [
     help:
       "move a damaged KV file aside, start with an empty store and take back the jobs still running",
   },
+  {
+    flag: "metrics-public",
+    env: "JOBHEAD_METRICS_PUBLIC",
+    kind: "boolean",
+    default: "false",
+    help: "serve GET /metrics without the token",
+  },
 ] as const satisfies readonly OptionSpec[];
 
 /** An option's flag name. */
@@ -306,6 +315,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     maxFinishedJobs: options.optionalNumber("max-finished-jobs"),
     dataMode: parseDataMode(options.string("data-mode")),
     recover: options.boolean("recover"),
+    metricsPublic: options.boolean("metrics-public"),
     logFormat: parseChoice("log-format", options.string("log-format"), ["text", "json"] as const),
     maxPackageExtractBytes: options.number("max-package-extract-bytes"),
     maxPackageRatio: options.number("max-package-ratio", { fractional: true }),

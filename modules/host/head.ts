@@ -11,6 +11,7 @@ import { KvJobStore } from "../../storage/jobs.ts";
 import { FileLogStore } from "../../storage/logs.ts";
 import { FilePackageStore } from "../../storage/packages.ts";
 import { Supervisor } from "../actors/supervisor.ts";
+import { HeadMetrics } from "../metrics/mod.ts";
 import { createApp } from "./app.ts";
 import type { HeadConfig } from "./config.ts";
 import {
@@ -86,7 +87,8 @@ export async function startHead(config: HeadConfig): Promise<Head> {
   const workers = new WorkerPool();
   const supervisor = new Supervisor(join(dataDir, "run"));
   await supervisor.start();
-  const stores = {
+  const metrics = new HeadMetrics();
+  const stores = metrics.timeStores({
     jobs: new KvJobStore(kv),
     logs: new FileLogStore(logsDir, { fileMode: modes.file }),
     packages: new FilePackageStore(join(dataDir, "packages"), {
@@ -95,7 +97,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
       runner: workers, // packages inflate off the event loop
     }),
     actors: new KvActorStore(kv),
-  };
+  });
   if (config.recover) await recoverRunningJobs(stores.jobs, dataDir, logger);
   const events = new EventBus();
   const shutdownController = new AbortController();
@@ -108,7 +110,8 @@ export async function startHead(config: HeadConfig): Promise<Head> {
     "/-/healthz",
     describeRoute({ summary: "Answers `ok` while the head serves", response: PLAIN_TEXT }),
     (c) => c.text("ok"),
-  ).route("/", sessionRoutes(config.token)).route("/", openApiRoutes(() => routeSources(), info));
+  ).route("/", sessionRoutes(config.token)).route("/", openApiRoutes(() => routeSources(), info))
+    .route("/", metrics.routes());
   const routeSources = (): RouteSource[] => [
     { name: "head", routes: hostRoutes.routes },
     ...modules.flatMap((m) => {
@@ -125,6 +128,8 @@ export async function startHead(config: HeadConfig): Promise<Head> {
       maxBodyBytes: config.maxBodyBytes,
       // Package uploads are zips with a limit of their own, checked by the packages module.
       rawBodyPrefixes: ["/api/packages/"],
+      metricsPublic: config.metricsPublic,
+      observe: metrics.middleware,
     });
     app.route("/", hostRoutes);
     for (const module of modules) {
@@ -144,6 +149,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
       events,
       supervisor,
       workers,
+      metrics: metrics.forModule(module.name),
       signal: shutdownController.signal,
     };
     contexts.set(module, ctx);
@@ -160,6 +166,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
     }
   }
   let app = buildApp();
+  metrics.start({ stores, events, supervisor }); // before any job can change
 
   const listening = Promise.withResolvers<Deno.NetAddr>();
   const server = Deno.serve({
@@ -186,6 +193,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
   const shutdown = () => {
     shuttingDown ??= (async () => {
       shutdownController.abort();
+      metrics.stop();
       for (const module of modules) {
         try {
           await module.stop?.();

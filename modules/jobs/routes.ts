@@ -3,7 +3,7 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { parseInput, readJson } from "../host/app.ts";
 import { ValidationError } from "../host/errors.ts";
-import type { HeadInfo } from "../host/module.ts";
+import type { Gauge, HeadInfo } from "../host/module.ts";
 import { decodeCursor, type Job } from "../../storage/jobs.ts";
 import { jsonArrayStream } from "../host/json_stream.ts";
 import { describeRoute } from "../host/route_doc.ts";
@@ -34,6 +34,8 @@ export interface JobRoutesOptions {
   idleTimeoutS: number;
   /** Aborted at shutdown: live tails close with 1001. */
   signal: AbortSignal;
+  /** Counts the tail sockets open. */
+  tailsOpen?: Gauge;
 }
 
 /** Jobs read from the store at a time when a list is streamed whole. */
@@ -194,7 +196,11 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw, {
       idleTimeout: options.idleTimeoutS,
     });
-    socket.onopen = () => streamLog(socket, id, offset ?? 0);
+    socket.onopen = () => {
+      options.tailsOpen?.inc();
+      socket.addEventListener("close", () => options.tailsOpen?.dec(), { once: true });
+      streamLog(socket, id, offset ?? 0);
+    };
     return response;
   });
 
