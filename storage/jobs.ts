@@ -74,6 +74,8 @@ export const Job = z.object({
   driver_exit_code: z.number().int().nullable(),
   supervisor: SupervisorRef.nullable(),
   stop_requested_at: z.number().nullable(),
+  /** When log retention removed the job's log; absent while it is kept. */
+  log_removed_at: z.number().optional(),
 });
 export type Job = z.infer<typeof Job>;
 

@@ -87,6 +87,18 @@ export interface PackageStore {
    * package no longer has (it was replaced). Extractions under way are left alone.
    */
   prune(): Promise<void>;
+  /** Every stored package, with its size and when it was last uploaded or used. */
+  list(): Promise<StoredPackage[]>;
+  /** Removes a package and its extracted copies; throws NotFoundError when absent. */
+  delete(ref: PackageRef): Promise<void>;
+}
+
+/** A stored package, as `PackageStore.list()` tells it. */
+export interface StoredPackage {
+  ref: PackageRef;
+  size: number;
+  /** Epoch ms of its upload, or of the last extraction a job asked for, whichever is later. */
+  lastUsed: number;
 }
 
 /** Options of a FilePackageStore. */
@@ -155,6 +167,8 @@ export class FilePackageStore implements PackageStore {
   async extract(ref: PackageRef): Promise<string> {
     const info = await this.#stat(ref);
     if (!info) throw new NotFoundError(`Package ${packageUri(ref)} does not exist`);
+    // Its access time says when it was last used (its modification time names its content).
+    await Deno.utime(this.#pathOf(ref), new Date(), info.mtime ?? new Date()).catch(() => {});
     const dir = join(this.#extractedDirOf(ref), versionOf(info));
     if (!this.#extracting.has(dir) && await isDirectory(dir)) return dir;
     // No await between this look-up and the set: concurrent callers share one extraction.
@@ -194,6 +208,38 @@ export class FilePackageStore implements PackageStore {
           await removeTree(path);
         }
       }
+    }
+  }
+
+  async list(): Promise<StoredPackage[]> {
+    const packages: StoredPackage[] = [];
+    for (const protocol of PackageProtocol.options) {
+      for (const name of await listDir(join(this.#dir, protocol))) {
+        if (!PackageName.safeParse(name).success) continue; // an upload under way
+        const ref = { protocol, name };
+        const info = await this.#stat(ref);
+        if (!info) continue;
+        const times = [info.mtime, info.atime].map((t) => t?.getTime() ?? 0);
+        packages.push({ ref, size: info.size, lastUsed: Math.max(...times) });
+      }
+    }
+    return packages;
+  }
+
+  async delete(ref: PackageRef): Promise<void> {
+    const path = this.#pathOf(ref);
+    try {
+      await Deno.remove(path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        throw new NotFoundError(`Package ${packageUri(ref)} does not exist`);
+      }
+      throw err;
+    }
+    // Extractions under way finish into a directory nobody names: prune() takes those.
+    for (const entry of await listDir(this.#extractedDirOf(ref))) {
+      const dir = join(this.#extractedDirOf(ref), entry);
+      if (!this.#temps.has(dir) && !this.#extracting.has(dir)) await removeTree(dir);
     }
   }
 

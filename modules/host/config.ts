@@ -43,6 +43,8 @@ export interface HeadConfig {
   jobRetentionDays?: number;
   /** Past this many finished jobs the oldest are deleted; absent: no limit. */
   maxFinishedJobs?: number;
+  /** Packages no job names, unused this many days, are deleted; 0 keeps them. */
+  packageRetentionDays: number;
   /** Mode of the data directory and its subdirectories; files get it without execute bits. */
   dataMode: number;
   /** Move a damaged KV file aside and take back running jobs the store lost. */
@@ -232,6 +234,15 @@ export const OPTIONS = [
     help: "keep at most N finished jobs, deleting the oldest; unset keeps all",
   },
   {
+    flag: "package-retention-days",
+    env: "JOBHEAD_PACKAGE_RETENTION_DAYS",
+    kind: "string",
+    placeholder: "D",
+    default: "7",
+    help:
+      "delete working_dir packages no job names that were not uploaded or used for D days; 0 keeps them",
+  },
+  {
     flag: "data-mode",
     env: "JOBHEAD_DATA_MODE",
     kind: "string",
@@ -313,6 +324,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     maxPackageBytes: options.number("max-package-bytes"),
     jobRetentionDays: options.optionalNumber("job-retention-days", { fractional: true }),
     maxFinishedJobs: options.optionalNumber("max-finished-jobs"),
+    packageRetentionDays: options.number("package-retention-days", { fractional: true }),
     dataMode: parseDataMode(options.string("data-mode")),
     recover: options.boolean("recover"),
     metricsPublic: options.boolean("metrics-public"),

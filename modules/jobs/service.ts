@@ -243,9 +243,14 @@ export class JobService {
     do {
       const page = await this.list({ statuses: [...TERMINAL_STATUSES], limit: 1000, cursor });
       for (const job of page.jobs) {
-        if (job.end_time !== null && job.end_time < cutoff) {
-          await this.#ctx.stores.logs.remove(job.id);
-        }
+        if (job.end_time === null || job.end_time >= cutoff) continue;
+        if (job.log_removed_at !== undefined) continue; // removed by an earlier sweep
+        await this.#ctx.stores.logs.remove(job.id);
+        await this.#ctx.stores.jobs.update(job.id, job.status, { log_removed_at: Date.now() })
+          .catch((err) => {
+            // Deleted meanwhile, or the disk is full: the next sweep tries again.
+            this.#ctx.logger.warn(`marking the log of job "${job.id}" removed failed:`, err);
+          });
       }
       cursor = page.cursor;
     } while (cursor);

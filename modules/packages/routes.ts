@@ -4,7 +4,7 @@ import { z } from "zod";
 import { parseInput } from "../host/app.ts";
 import { TooLargeError } from "../host/errors.ts";
 import { describeRoute } from "../host/route_doc.ts";
-import { NotFoundError } from "../../storage/errors.ts";
+import { InvalidStateError, NotFoundError } from "../../storage/errors.ts";
 import {
   PackageName,
   PackageProtocol,
@@ -12,12 +12,14 @@ import {
   type PackageStore,
   packageUri,
 } from "../../storage/packages.ts";
-import { PackageInfo } from "./schemas.ts";
+import { DeletePackageResponse, PackageInfo } from "./schemas.ts";
 
 /** Options of `packageRoutes()`. */
 export interface PackageRoutesOptions {
   /** Largest accepted package (zip) in bytes. */
   maxBytes: number;
+  /** Whether a job that has not ended runs in the package: then it cannot be deleted. */
+  usersOf(ref: PackageRef): Promise<boolean>;
 }
 
 const RefParams = z.object({ protocol: PackageProtocol, name: PackageName });
@@ -52,6 +54,26 @@ export function packageRoutes(store: PackageStore, options: PackageRoutesOptions
     const body = c.req.raw.body ?? new Blob([]).stream();
     const size = await store.put(ref, body.pipeThrough(limitBytes(options.maxBytes)));
     return c.json({ uri: packageUri(ref), size } satisfies PackageInfo);
+  });
+
+  const deleteDoc = describeRoute({
+    summary: "Deletes a package and its extracted copies",
+    description: "Refused with 409 while a job that has not ended runs in it.",
+    params: RefParams,
+    response: DeletePackageResponse,
+  });
+  app.delete("/api/packages/:protocol/:name", deleteDoc, async (c) => {
+    const ref = refParams(c);
+    if (await store.size(ref) === undefined) {
+      throw new NotFoundError(`Package ${packageUri(ref)} does not exist`);
+    }
+    if (await options.usersOf(ref)) {
+      throw new InvalidStateError(
+        `Cannot delete package ${packageUri(ref)}: a job that has not ended runs in it`,
+      );
+    }
+    await store.delete(ref);
+    return c.json({ deleted: true } satisfies DeletePackageResponse);
   });
 
   return app;
