@@ -180,6 +180,7 @@ Deno.test("a replica that keeps crashing is left DEAD until another spec is appl
   });
   assert.equal(dead.replicas.length, 1, "a replica out of restarts is not replaced");
   assert.equal(dead.replicas[0].num_restarts, 2);
+  assert.equal(dead.replicas[0].ready, false, "a DEAD replica is not ready");
   assert.match(dead.message, /it exited with code 3; not restarted: it was restarted 2 times/);
   const { actor_id } = dead.replicas[0];
   const logs = await head.json(`/api/serve/deployments/${flaky}/replicas/${actor_id}/logs`);

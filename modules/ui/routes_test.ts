@@ -115,3 +115,18 @@ Deno.test("the page and its files are served with a strict content security poli
   assert.equal(missing.status, 404);
   await missing.body?.cancel();
 });
+
+Deno.test("GET /api/events streams deployment changes, and their deletion", async () => {
+  using t = await setUp([]);
+  const res = await t.app.request("/api/events?types=deployment");
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  assert.match((await reader.read()).value ?? "", /event: ready\n/);
+  t.events.emit({ type: "deployment", name: "web", deployment: null });
+  const text = (await reader.read()).value ?? "";
+  assert.match(text, /^event: deployment\ndata: /);
+  const data = JSON.parse(text.split("data: ")[1]);
+  assert.equal(data.name, "web");
+  assert.equal(data.status, null, "deleted");
+  t.shutdown.abort();
+  assert.equal((await reader.read()).done, true);
+});
