@@ -29,6 +29,7 @@ export type {
   Logger,
   ModuleContext,
   ModuleFactory,
+  ModuleView,
   SpawnOptions,
   Stores,
   SupervisedProcess,

@@ -127,6 +127,8 @@ export async function startHead(config: HeadConfig): Promise<Head> {
       supervisor,
       workers,
       signal: shutdownController.signal,
+      moduleViews: () =>
+        modules.flatMap((m) => (m.views ?? []).map((view) => ({ module: m.name, view }))),
     };
     contexts.set(module, ctx);
     try {

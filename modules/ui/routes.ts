@@ -3,8 +3,10 @@ import { type Context, Hono } from "hono";
 import { parseInput } from "../host/app.ts";
 import { ValidationError } from "../host/errors.ts";
 import type { EventBus } from "../host/events.ts";
+import type { ContributedView } from "../host/module.ts";
+import { NotFoundError } from "../../storage/errors.ts";
 import { decodeCursor, encodeCursor, JobStatus, type JobStore } from "../../storage/jobs.ts";
-import type { Assets } from "./assets.ts";
+import { Assets } from "./assets.ts";
 import { eventStream, toRow } from "./event_stream.ts";
 import {
   EventsQuery,
@@ -12,6 +14,7 @@ import {
   FindJobsQuery,
   type FindJobsResponse,
   type JobRow,
+  type ModuleViewsResponse,
 } from "./schemas.ts";
 import { matchesSearch } from "./static/js/match.js";
 
@@ -27,14 +30,36 @@ export interface UiRoutesOptions {
   assets: Assets;
   /** Aborted at shutdown: event streams end. */
   signal: AbortSignal;
+  /** The dashboard views modules contribute. */
+  moduleViews?: () => ContributedView[];
 }
 
 /** The dashboard as a Hono app. */
 export function uiRoutes(options: UiRoutesOptions): Hono {
   const app = new Hono();
 
+  const moduleViews = () => options.moduleViews?.() ?? [];
+
   app.get("/", (c) => options.assets.serve(c, "index.html"));
+  // Only the files modules declared, by module name and view id: no path reaches the disk.
+  app.get("/ui/modules/:module/:file", (c) => {
+    const { module, file } = c.req.param();
+    const found = moduleViews().find((v) => v.module === module && `${v.view.id}.js` === file);
+    if (!found) throw new NotFoundError(`No view "${file}" of module "${module}"`);
+    return Assets.serveScript(c, found.view.file);
+  });
   app.get("/ui/*", (c) => options.assets.serve(c, c.req.path.slice("/ui/".length)));
+
+  app.get("/api/ui/views", (c) => {
+    return c.json(
+      moduleViews().map(({ module, view }) => ({
+        module,
+        id: view.id,
+        title: view.title,
+        url: `/ui/modules/${module}/${view.id}.js`,
+      })) satisfies ModuleViewsResponse,
+    );
+  });
 
   app.get("/api/ui/jobs", async (c) => {
     const query = parseInput(FindJobsQuery, c.req.query(), "query");

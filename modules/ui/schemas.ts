@@ -60,3 +60,17 @@ export const DeploymentEvent = z.object({
   updated_at: z.number(),
 });
 export type DeploymentEvent = z.infer<typeof DeploymentEvent>;
+
+/** One entry of `GET /api/ui/views`: a dashboard view a module contributes. */
+export const ModuleViewEntry = z.object({
+  module: z.string(),
+  id: z.string(),
+  title: z.string(),
+  /** Where the head serves its script: `/ui/modules/<module>/<id>.js`. */
+  url: z.string(),
+});
+export type ModuleViewEntry = z.infer<typeof ModuleViewEntry>;
+
+/** Response of `GET /api/ui/views`. */
+export const ModuleViewsResponse = z.array(ModuleViewEntry);
+export type ModuleViewsResponse = z.infer<typeof ModuleViewsResponse>;
