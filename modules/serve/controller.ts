@@ -18,7 +18,7 @@ import type {
   Replica,
   ServeStore,
 } from "../../storage/serve.ts";
-import { deploymentStatus, readyAt } from "./health.ts";
+import { DEFAULT_MIN_UPTIME_S, deploymentStatus, readyAt } from "./health.ts";
 import type { DeploymentDetails } from "./schemas.ts";
 
 /** The class of a replica actor. */
@@ -365,7 +365,10 @@ export class DeploymentController {
     const check = this.#deployment.spec.health_check;
     // An adopted replica was serving already: it only has to stay healthy.
     if (options.adopted) this.#markReady(runtime);
-    else if (!check) this.#markReadyAt(runtime, readyAt(runtime.record, Date.now()));
+    else if (!check) {
+      const minUptimeS = this.#deployment.spec.restart_policy.min_uptime_s ?? DEFAULT_MIN_UPTIME_S;
+      this.#markReadyAt(runtime, readyAt(runtime.record, Date.now(), minUptimeS * 1000));
+    }
     if (check) {
       this.#checkHealth(runtime, AbortSignal.any([runtime.life.signal, this.#closed.signal]))
         .catch((err) => this.#deps.ctx.logger.error("health check failed to run:", err));

@@ -5,19 +5,21 @@
 import type { DeploymentStatus } from "../../storage/serve.ts";
 import type { ActorState } from "../../storage/actors.ts";
 
-/**
- * How long a replica without a health check must stay up, once it has been restarted,
- * before it counts as ready again: a crash-looping replica never reads ready (nor its
- * deployment HEALTHY) in the gaps between its crashes.
- */
-export const STABLE_UPTIME_MS = 10_000;
+/** `restart_policy.min_uptime_s` when a stored spec predates it. */
+export const DEFAULT_MIN_UPTIME_S = 10;
 
 /**
  * When a replica without a health check that started running at `aliveSince` counts as
- * ready: at once on its first run, after STABLE_UPTIME_MS once it has been restarted.
+ * ready: at once on its first run; once it has been restarted, only after it stayed up
+ * `minUptimeMs`, so a crash-looping replica never reads ready (nor its deployment
+ * HEALTHY) in the gaps between its crashes.
  */
-export function readyAt(replica: { num_restarts: number }, aliveSince: number): number {
-  return replica.num_restarts === 0 ? aliveSince : aliveSince + STABLE_UPTIME_MS;
+export function readyAt(
+  replica: { num_restarts: number },
+  aliveSince: number,
+  minUptimeMs: number,
+): number {
+  return replica.num_restarts === 0 ? aliveSince : aliveSince + minUptimeMs;
 }
 
 /** What the status of a deployment is derived from, for one of its replicas. */

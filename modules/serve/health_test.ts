@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { deploymentStatus, readyAt, type ReplicaHealth, STABLE_UPTIME_MS } from "./health.ts";
+import { deploymentStatus, readyAt, type ReplicaHealth } from "./health.ts";
 
 function aReplica(changes: Partial<ReplicaHealth> = {}): ReplicaHealth {
   return {
@@ -16,9 +16,9 @@ function aReplica(changes: Partial<ReplicaHealth> = {}): ReplicaHealth {
 const SPEC = { version: "v1", num_replicas: 1 };
 
 Deno.test("readyAt() readies a first run at once, a restarted replica after it stays up", () => {
-  assert.equal(readyAt({ num_restarts: 0 }, 5_000), 5_000);
-  assert.equal(readyAt({ num_restarts: 1 }, 5_000), 5_000 + STABLE_UPTIME_MS);
-  assert.equal(readyAt({ num_restarts: 7 }, 5_000), 5_000 + STABLE_UPTIME_MS);
+  assert.equal(readyAt({ num_restarts: 0 }, 5_000, 10_000), 5_000);
+  assert.equal(readyAt({ num_restarts: 1 }, 5_000, 10_000), 15_000);
+  assert.equal(readyAt({ num_restarts: 7 }, 5_000, 2_000), 7_000);
 });
 
 Deno.test("deploymentStatus() never reads HEALTHY between the crashes of a crash loop", () => {
