@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { extname } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import type { LogFormat } from "./log.ts";
+import { DEFAULT_MAX_EXTRACTED_BYTES, DEFAULT_MAX_RATIO } from "../../storage/zip_safety.ts";
 
 /** Everything the head is configured with. */
 export interface HeadConfig {
@@ -22,6 +23,8 @@ export interface HeadConfig {
   minimal: boolean;
   /** Operators' modules: paths or import specifiers. */
   modules: string[];
+  /** Start without an operator's module that fails to load, rather than refuse to start. */
+  skipBrokenModules: boolean;
   /** Default grace between SIGTERM and SIGKILL when stopping a job. */
   stopGraceMs: number;
   /** Largest accepted JSON request body. */
@@ -44,6 +47,12 @@ export interface HeadConfig {
   dataMode: number;
   /** Move a damaged KV file aside and take back running jobs the store lost. */
   recover: boolean;
+  /** Most bytes one package may expand to. */
+  maxPackageExtractBytes: number;
+  /** Most bytes a package may expand to per byte of zip, past its first MiB; 0: no limit. */
+  maxPackageRatio: number;
+  /** Serve `GET /metrics` without the token. */
+  metricsPublic: boolean;
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -130,6 +139,13 @@ export const OPTIONS = [
       "load an operator's module by path or specifier; repeatable (comma-separated in the environment)",
   },
   {
+    flag: "skip-broken-modules",
+    env: "JOBHEAD_SKIP_BROKEN_MODULES",
+    kind: "boolean",
+    default: "false",
+    help: "start without an operator's module that fails to load (logged), rather than exit 1",
+  },
+  {
     flag: "stop-wait-s",
     env: "JOBHEAD_STOP_WAIT_S",
     kind: "string",
@@ -178,6 +194,22 @@ export const OPTIONS = [
     help: "largest working_dir package upload",
   },
   {
+    flag: "max-package-extract-bytes",
+    env: "JOBHEAD_MAX_PACKAGE_EXTRACT_BYTES",
+    kind: "string",
+    placeholder: "N",
+    default: String(DEFAULT_MAX_EXTRACTED_BYTES),
+    help: "most bytes one working_dir package may expand to",
+  },
+  {
+    flag: "max-package-ratio",
+    env: "JOBHEAD_MAX_PACKAGE_RATIO",
+    kind: "string",
+    placeholder: "R",
+    default: String(DEFAULT_MAX_RATIO),
+    help: "most bytes a package may expand to per byte of zip, past its first MiB; 0 no limit",
+  },
+  {
     flag: "log-format",
     env: "JOBHEAD_LOG_FORMAT",
     kind: "string",
@@ -216,6 +248,13 @@ export const OPTIONS = [
     help:
       "move a damaged KV file aside, start with an empty store and take back the jobs still running",
   },
+  {
+    flag: "metrics-public",
+    env: "JOBHEAD_METRICS_PUBLIC",
+    kind: "boolean",
+    default: "false",
+    help: "serve GET /metrics without the token",
+  },
 ] as const satisfies readonly OptionSpec[];
 
 /** An option's flag name. */
@@ -223,13 +262,6 @@ export type OptionName = typeof OPTIONS[number]["flag"];
 
 /** The environment variables the head reads as its configuration: jobs never inherit them. */
 export const CONFIG_ENV_NAMES: readonly string[] = OPTIONS.map((option) => option.env);
-
-/** Default grace between SIGTERM and SIGKILL on stop (API.md: 3 s). */
-export const DEFAULT_STOP_GRACE_MS = 3_000;
-/** Default mode of the data directory: its owner only (files 0600). */
-export const DEFAULT_DATA_MODE = 0o700;
-/** Default limit on package uploads (zipped working directories). */
-export const DEFAULT_MAX_PACKAGE_BYTES = 104_857_600;
 
 /** The usage text of `jobhead start`, every option with its environment twin and default. */
 export function startUsage(): string {
@@ -272,6 +304,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     token,
     minimal: options.boolean("minimal"),
     modules: options.list("module"),
+    skipBrokenModules: options.boolean("skip-broken-modules"),
     stopGraceMs: 1000 * options.number("stop-wait-s", { fractional: true }),
     maxBodyBytes: options.number("max-body-bytes"),
     logMaxBytes: options.number("log-max-bytes"),
@@ -282,7 +315,10 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     maxFinishedJobs: options.optionalNumber("max-finished-jobs"),
     dataMode: parseDataMode(options.string("data-mode")),
     recover: options.boolean("recover"),
+    metricsPublic: options.boolean("metrics-public"),
     logFormat: parseChoice("log-format", options.string("log-format"), ["text", "json"] as const),
+    maxPackageExtractBytes: options.number("max-package-extract-bytes"),
+    maxPackageRatio: options.number("max-package-ratio", { fractional: true }),
   };
 }
 

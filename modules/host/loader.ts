@@ -16,15 +16,25 @@ const BUILT_INS = [jobs, packages, actors, serve, ui];
 
 /**
  * The modules to run under `config`: built-ins (only minimal ones under `--minimal`),
- * then each `--module`. A module that fails to load, or reuses a name, is reported
- * and skipped; the rest still load.
+ * then each `--module`. An operator's module that fails to load, or reuses a name, stops
+ * the start (throws ModuleLoadError naming it) unless `skipBrokenModules`: then it is
+ * reported and skipped, and the rest still load.
  */
 export async function loadModules(config: HeadConfig, logger: Logger): Promise<HeadModule[]> {
   const loaded: HeadModule[] = [];
+  const broken = (source: string, why: string) => {
+    if (!config.skipBrokenModules) {
+      throw new ModuleLoadError(
+        `module ${source} failed to load: ${why}. Fix it, or start with --skip-broken-modules ` +
+          `to run without it`,
+      );
+    }
+    logger.error(`module ${source} skipped: ${why}`);
+  };
   const add = (module: HeadModule, source: string) => {
     const clash = loaded.find((m) => m.name === module.name);
     if (clash) {
-      logger.error(`module from ${source} skipped: the name "${module.name}" is already taken`);
+      broken(source, `the name "${module.name}" is already taken`);
     } else if (config.minimal && !module.minimal) {
       logger.info(`module "${module.name}" not loaded: --minimal`);
     } else {
@@ -33,13 +43,21 @@ export async function loadModules(config: HeadConfig, logger: Logger): Promise<H
   };
   for (const builtIn of BUILT_INS) add(builtIn.createModule(), "the built-ins");
   for (const spec of config.modules) {
+    let module: HeadModule;
     try {
-      add(await importModule(spec), spec);
+      module = await importModule(spec);
     } catch (err) {
-      logger.error(`module ${spec} skipped: ${(err as Error).message ?? err}`);
+      broken(spec, (err as Error).message ?? String(err));
+      continue;
     }
+    add(module, spec);
   }
   return loaded;
+}
+
+/** An operator's module could not be loaded, and broken modules are not to be skipped. */
+export class ModuleLoadError extends Error {
+  override name = "ModuleLoadError";
 }
 
 async function importModule(spec: string): Promise<HeadModule> {

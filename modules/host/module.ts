@@ -5,6 +5,7 @@ import type { JobStore } from "../../storage/jobs.ts";
 import type { LogStore } from "../../storage/logs.ts";
 import type { PackageStore } from "../../storage/packages.ts";
 import type { Supervisor } from "../actors/supervisor.ts";
+import type { MetricsScope } from "../metrics/registry.ts";
 import type { HeadConfig } from "./config.ts";
 import type { EventBus } from "./events.ts";
 import type { Logger } from "./log.ts";
@@ -21,6 +22,14 @@ export type {
   Supervisor,
   SupervisorIdentity,
 } from "../actors/supervisor.ts";
+export type {
+  Counter,
+  Gauge,
+  Histogram,
+  HistogramOptions,
+  MetricOptions,
+  MetricsScope,
+} from "../metrics/registry.ts";
 
 /** A plugin module: built-in or an operator's, loaded by the host. */
 export interface HeadModule {
@@ -103,6 +112,8 @@ export interface ModuleContext {
   supervisor: Supervisor;
   /** Runs CPU-heavy functions in workers, off the event loop; shared by all modules. */
   workers: WorkerPool;
+  /** Registers the module's own metrics, served at `GET /metrics` as `jobhead_<name>_…`. */
+  metrics: MetricsScope;
   /** Aborted when the head shuts down. */
   signal: AbortSignal;
   /** The dashboard views of the modules loaded now (the head always sets it). */

@@ -13,6 +13,7 @@ import type { ModuleContext } from "../host/module.ts";
 import { WorkerPool } from "../host/worker_pool.ts";
 import { aJob } from "../../storage/jobs_fixture.ts";
 import { createModule } from "./mod.ts";
+import { MetricsRegistry } from "../metrics/registry.ts";
 
 /** The jobs module mounted on the head's app, over in-memory KV; nothing is spawned. */
 async function withApp(
@@ -47,6 +48,7 @@ async function withApp(
     events: new EventBus(),
     supervisor: new Supervisor(join(dir, "run")),
     workers: new WorkerPool({ size: 1 }),
+    metrics: new MetricsRegistry(),
     signal: shutdown.signal,
   };
   const app = createApp({ token: options.token, maxBodyBytes: config.maxBodyBytes });

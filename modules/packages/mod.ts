@@ -1,5 +1,4 @@
 /** The packages module: stores uploaded zips that jobs use as their working directory. */
-import { DEFAULT_MAX_PACKAGE_BYTES } from "../host/config.ts";
 import type { HeadModule } from "../host/module.ts";
 import { packageRoutes } from "./routes.ts";
 
@@ -9,8 +8,11 @@ export function createModule(): HeadModule {
     name: "packages",
     minimal: true,
     routes(ctx) {
-      const maxBytes = ctx.config.maxPackageBytes ?? DEFAULT_MAX_PACKAGE_BYTES;
-      return packageRoutes(ctx.stores.packages, { maxBytes });
+      return packageRoutes(ctx.stores.packages, { maxBytes: ctx.config.maxPackageBytes });
+    },
+    async start(ctx) {
+      // What a head that stopped mid-extraction left, and copies of replaced packages.
+      await ctx.stores.packages.prune();
     },
   };
 }

@@ -6,11 +6,11 @@
  * the serve store and, as an actor record, to the actor store; a later head re-adopts
  * the replicas from there.
  */
-import { isAbsolute, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import type { ExitReason, ModuleContext, SupervisedProcess } from "../host/module.ts";
 import type { Actor } from "../../storage/actors.ts";
 import type { LogStore } from "../../storage/logs.ts";
+import { localWorkingDirPath } from "../../storage/working_dirs.ts";
 import type {
   Deployment,
   DeploymentStatus,
@@ -664,8 +664,7 @@ async function probe(check: HealthCheck, target: ProbeTarget, signal: AbortSigna
 }
 
 function workingDirOf(workingDir: string | undefined): string | undefined {
-  if (workingDir === undefined) return undefined;
-  return isAbsolute(workingDir) ? workingDir : resolve(workingDir);
+  return workingDir === undefined ? undefined : localWorkingDirPath(workingDir);
 }
 
 /** A port nothing listens on right now and not in `taken`, for a new replica's `$PORT`. */

@@ -147,7 +147,7 @@ export function submitView(_ctx, params = new URLSearchParams()) {
       entrypoint.value = job.entrypoint;
       envVars.value = formatPairs(job.runtime_env?.env_vars);
       workingDir.value = job.runtime_env?.working_dir ?? "";
-      // The head adds these two for the job (Ray does too): the copy gets its own.
+      // Jobs recorded by earlier heads carry these two for themselves: the copy gets its own.
       const { job_submission_id: _id, ...meta } = job.metadata ?? {};
       if (meta.job_name === id) delete meta.job_name;
       metadata.value = formatPairs(meta);
