@@ -35,6 +35,7 @@ export type {
   MetricsScope,
   ModuleContext,
   ModuleFactory,
+  ModuleView,
   SpawnOptions,
   Stores,
   SupervisedProcess,

@@ -7,7 +7,8 @@
  * - `GET /api/hello/primes?below=N` counts primes in the head's worker pool, so the
  *   head stays responsive while it computes;
  * - `GET /api/snapshot` shows `data.snapshot.hello`: greetings, and the jobs that
- *   ended since the head started, learnt from the event bus.
+ *   ended since the head started, learnt from the event bus;
+ * - the dashboard gains a "Hello" page (`#/m/hello/greeter`, from `hello_view.js`).
  *
  * @module
  */
@@ -46,6 +47,8 @@ export function createModule(): HeadModule {
   return {
     name: "hello",
     minimal: true,
+    // A dashboard page: the head serves this file as `/ui/modules/hello/greeter.js`.
+    views: [{ id: "greeter", title: "Hello", file: new URL("./hello_view.js", import.meta.url) }],
     routes(context) {
       ctx = context;
       // Served at GET /metrics as jobhead_hello_greetings_total: names get the module's prefix.

@@ -151,6 +151,8 @@ export async function startHead(config: HeadConfig): Promise<Head> {
       workers,
       metrics: metrics.forModule(module.name),
       signal: shutdownController.signal,
+      moduleViews: () =>
+        modules.flatMap((m) => (m.views ?? []).map((view) => ({ module: m.name, view }))),
     };
     contexts.set(module, ctx);
     try {

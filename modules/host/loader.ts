@@ -9,7 +9,7 @@ import * as serve from "../serve/mod.ts";
 import * as ui from "../ui/mod.ts";
 import type { HeadConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
-import type { HeadModule } from "./module.ts";
+import type { HeadModule, ModuleView } from "./module.ts";
 
 /** Built-in modules, in load order. */
 const BUILT_INS = [jobs, packages, actors, serve, ui];
@@ -73,7 +73,30 @@ async function importModule(spec: string): Promise<HeadModule> {
     throw new Error("createModule() must return an object with a name (letters, digits, _ and -)");
   }
   if (typeof module.minimal !== "boolean") module.minimal = false;
+  if (module.views !== undefined) checkViews(module.views);
   return module;
+}
+
+/**
+ * Checks a module's dashboard views: each has an id (`[a-z0-9_-]{1,64}`, unique), a
+ * title and a `file:` URL. Throws an Error naming the first bad one.
+ */
+export function checkViews(views: unknown): asserts views is ModuleView[] {
+  if (!Array.isArray(views)) throw new Error("views must be an array");
+  const ids = new Set<string>();
+  for (const [i, view] of views.entries()) {
+    const id = view?.id;
+    if (typeof id !== "string" || !/^[a-z0-9_-]{1,64}$/.test(id) || ids.has(id)) {
+      throw new Error(`views[${i}].id must be unique, of a-z 0-9 _ and - (1 to 64)`);
+    }
+    ids.add(id);
+    if (typeof view.title !== "string" || view.title.trim() === "") {
+      throw new Error(`views[${i}].title must be a non-empty string`);
+    }
+    if (!(view.file instanceof URL) || view.file.protocol !== "file:") {
+      throw new Error(`views[${i}].file must be a file: URL`);
+    }
+  }
 }
 
 /** Which module serves each route: two modules may not serve the same method and path. */

@@ -47,6 +47,27 @@ export interface HeadModule {
   snapshot?(): Promise<unknown> | unknown;
   /** The key of the snapshot section when it is not the name (serve's is `deployments`). */
   snapshotKey?: string;
+  /** Pages the module adds to the dashboard: a nav entry and an ES module each. */
+  views?: ModuleView[];
+}
+
+/**
+ * A dashboard page of a module (docs/modules.md, "Dashboard views"). The head serves
+ * `file` at `/ui/modules/<module>/<id>.js`; the page shows it at `#/m/<module>/<id>`.
+ */
+export interface ModuleView {
+  /** `[a-z0-9_-]{1,64}`, unique within the module. */
+  id: string;
+  /** The nav entry's text. */
+  title: string;
+  /** A `file:` URL of an ES module exporting `mount(el, ctx)` and, optionally, `unmount()`. */
+  file: URL;
+}
+
+/** A view together with the module that contributes it. */
+export interface ContributedView {
+  module: string;
+  view: ModuleView;
 }
 
 /** A module file's export: `createModule()`. */
@@ -95,4 +116,6 @@ export interface ModuleContext {
   metrics: MetricsScope;
   /** Aborted when the head shuts down. */
   signal: AbortSignal;
+  /** The dashboard views of the modules loaded now (the head always sets it). */
+  moduleViews?: () => ContributedView[];
 }
