@@ -32,8 +32,8 @@ Deno.test("a running job is never deleted by retention, nor counted", async () =
   await using head = await startHead({ extraArgs: ["--max-finished-jobs", "0"] });
   const running = await submitJob(head, { entrypoint: "exec sleep 600", submission_id: "runs" });
   await waitForStatus(head, running, ["RUNNING"]);
+  // With a limit of 0 the job may go as soon as it ends: wait for it to be gone.
   const done = await submitJob(head, { entrypoint: "true", submission_id: "done" });
-  await waitForStatus(head, done, ["SUCCEEDED"]);
   await waitFor("the finished job to go", async () => {
     return (await head.json(`/api/jobs/${done}`)).status === 404;
   });
