@@ -55,6 +55,8 @@ export interface HeadConfig {
   maxPackageRatio: number;
   /** Serve `GET /metrics` without the token. */
   metricsPublic: boolean;
+  /** "auto": stops go through cgroup v2 where it is writable; "off": environment markers only. */
+  cgroup: "auto" | "off";
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -266,6 +268,15 @@ export const OPTIONS = [
     default: "false",
     help: "serve GET /metrics without the token",
   },
+  {
+    flag: "cgroup",
+    env: "JOBHEAD_CGROUP",
+    kind: "string",
+    placeholder: "auto|off",
+    default: "auto",
+    help:
+      "stop jobs through a cgroup each where cgroup v2 is writable (auto), or only through process groups and environment markers (off)",
+  },
 ] as const satisfies readonly OptionSpec[];
 
 /** An option's flag name. */
@@ -328,6 +339,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     dataMode: parseDataMode(options.string("data-mode")),
     recover: options.boolean("recover"),
     metricsPublic: options.boolean("metrics-public"),
+    cgroup: parseChoice("cgroup", options.string("cgroup"), ["auto", "off"] as const),
     logFormat: parseChoice("log-format", options.string("log-format"), ["text", "json"] as const),
     maxPackageExtractBytes: options.number("max-package-extract-bytes"),
     maxPackageRatio: options.number("max-package-ratio", { fractional: true }),
