@@ -59,13 +59,16 @@ export class ActorService {
   }
 
   /**
-   * Follows job events from now on: each rewrites that job's supervisor record. Writes
-   * are batched, and a job's later event replaces its earlier one before it is written.
+   * Follows job events from now on: each rewrites that job's supervisor record, and a
+   * deleted job's record is deleted. Writes are batched, and a job's later event replaces
+   * its earlier one before it is written.
    */
   followJobs(): void {
     this.#unsubscribe();
     this.#unsubscribe = this.#ctx.events.on((event) => {
       if (event.type === "job") this.#markDirty([event.job.id], event.job);
+      // Read again, the job is gone: its supervisor's record is deleted.
+      if (event.type === "job-deleted") this.#markDirty([event.jobId]);
     });
   }
 
