@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Supervisor, withoutKeys } from "./supervisor.ts";
+import { readStat } from "./procfs.ts";
 
 Deno.test("withoutKeys() drops exactly the named variables", () => {
   assert.deepEqual(withoutKeys({ A: "1", B: "2", C: "3" }, ["B", "X"]), { A: "1", C: "3" });
@@ -46,3 +47,52 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "Supervisor.release() right when a command's end is known leaves no exit file behind",
+  sanitizeOps: true,
+  // libc, loaded once for mkfifo, stays loaded for the life of the process by design.
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "jobhead-supervisor-" });
+    const runDir = join(dir, "run");
+    const supervisor = new Supervisor(runDir);
+    try {
+      await supervisor.start();
+      for (let i = 0; i < 20; i++) {
+        const process = supervisor.spawn({
+          id: `quick-${i}`,
+          command: "true",
+          logPath: join(dir, "quick.log"),
+        });
+        await process.exited;
+        await supervisor.release(process);
+        // The watchdog kills its group last; once the group is gone it can write nothing.
+        await waitFor(`the group of quick-${i} to be gone`, () => !groupExists(process.pid));
+      }
+      const left = [...Deno.readDirSync(runDir)].filter((e) => e.isFile).map((e) => e.name);
+      assert.deepEqual(left, [], "stray exit files");
+    } finally {
+      await supervisor.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** Whether any live process is in process group `pgid`. */
+function groupExists(pgid: number): boolean {
+  for (const entry of Deno.readDirSync("/proc")) {
+    const stat = /^\d+$/.test(entry.name) ? readStat(Number(entry.name)) : undefined;
+    if (stat?.pgid === pgid && stat.state !== "Z") return true;
+  }
+  return false;
+}
+
+/** Polls `probe` until it holds: no event says when a process group is empty. */
+async function waitFor(what: string, probe: () => boolean): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (probe()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
