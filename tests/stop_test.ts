@@ -202,12 +202,16 @@ Deno.test({
     const [alive, cleared, unmarked, terms] = await Promise.all(
       ["alive", "cleared", "unmarked", "terms"].map((name) => fifos.reader(name)),
     );
+    await fifos.make("go");
     const id = await submitJob(head, {
       entrypoint: `exec 3>${q(alive.path)}; ` +
         `env -i setsid sh -c 'trap "echo TERM >${terms.path}; exit 0" TERM; ` +
         `echo $$ >${cleared.path}; sleep 1000 & wait' & ` +
         `(unset JOBHEAD_ACTOR_ID; setsid sh -c 'echo $$ >${unmarked.path}; exec sleep 1000') & ` +
-        `exec sleep 1000`,
+        // The grace is the entrypoint's: it ends only once the test has seen the escapee's
+        // TERM, as whatever is left in the cgroup is killed when it ends.
+        `trap 'read x <${fifos.path("go")}; exit 0' TERM; while :; do sleep 1000 & wait; done`,
+      runtime_env: { env_vars: { JOBHEAD_STOP_WAIT_S: "60" } },
     });
     const pids = [Number(await cleared.text()), Number(await unmarked.text())];
     try {
@@ -218,6 +222,7 @@ Deno.test({
 
       assert.equal(await stopJob(head, id), true);
       assert.equal(await terms.text(), "TERM\n", "SIGTERM reached the escapee first");
+      await fifos.send("go");
       await alive.eof();
       await waitForStatus(head, id, ["STOPPED"]);
       for (const pid of pids) assert.equal(await isAlive(pid), false, `escapee ${pid} survived`);
