@@ -78,9 +78,9 @@ export class CgroupTree {
   }
 
   /**
-   * Finds a writable cgroup v2 hierarchy and makes the parent cgroup `name` under this
-   * process's own cgroup; undefined when there is none, or when a process cannot be
-   * moved into a cgroup made there (checked with a real one).
+   * Finds a writable cgroup v2 hierarchy for a parent cgroup `name` under this process's
+   * own cgroup; undefined when there is none, or when a process cannot be moved into a
+   * cgroup made there (checked with a real one, then removed).
    */
   static async probe(name: string): Promise<CgroupTree | undefined> {
     let mounts: string[];
@@ -104,7 +104,7 @@ export class CgroupTree {
     return join(this.path, actorCgroupName(id));
   }
 
-  /** Makes actor `id`'s cgroup (an existing one is kept) and returns its path. */
+  /** Makes actor `id`'s cgroup (and the parent; existing ones are kept) and returns its path. */
   create(id: string): string {
     const path = this.pathOf(id);
     Deno.mkdirSync(path, { recursive: true });
@@ -196,8 +196,9 @@ async function tryTree(path: string): Promise<CgroupTree | undefined> {
     // no shell: no supervisor either
   } finally {
     await tree.remove(probe);
+    // Made again by the first create(): a head that never spawns leaves nothing behind.
+    await tree.close();
   }
-  await tree.close();
   return undefined;
 }
 
