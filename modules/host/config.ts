@@ -45,6 +45,8 @@ export interface HeadConfig {
   maxFinishedJobs?: number;
   /** Packages no job names, unused this many days, are deleted; 0 keeps them. */
   packageRetentionDays: number;
+  /** Records of DEAD actors are removed this long after they died; 0 keeps them. */
+  actorRetentionMinutes: number;
   /** Mode of the data directory and its subdirectories; files get it without execute bits. */
   dataMode: number;
   /** Move a damaged KV file aside and take back running jobs the store lost. */
@@ -245,6 +247,14 @@ export const OPTIONS = [
       "delete working_dir packages no job names that were not uploaded or used for D days; 0 keeps them",
   },
   {
+    flag: "actor-retention-minutes",
+    env: "JOBHEAD_ACTOR_RETENTION_MINUTES",
+    kind: "string",
+    placeholder: "M",
+    default: "60",
+    help: "remove the records of DEAD actors M minutes after they died; 0 keeps them",
+  },
+  {
     flag: "data-mode",
     env: "JOBHEAD_DATA_MODE",
     kind: "string",
@@ -336,6 +346,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     jobRetentionDays: options.optionalNumber("job-retention-days", { fractional: true }),
     maxFinishedJobs: options.optionalNumber("max-finished-jobs"),
     packageRetentionDays: options.number("package-retention-days", { fractional: true }),
+    actorRetentionMinutes: options.number("actor-retention-minutes", { fractional: true }),
     dataMode: parseDataMode(options.string("data-mode")),
     recover: options.boolean("recover"),
     metricsPublic: options.boolean("metrics-public"),
