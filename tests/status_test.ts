@@ -129,22 +129,32 @@ Deno.test("exit 137 is an exit code, not a signal death", async () => {
   assert.equal(job.driver_exit_code, 137);
 });
 
-Deno.test("an entrypoint that cannot be launched is refused or ends FAILED with START_ERROR", async () => {
+Deno.test("a job whose supervisor cannot be launched ends FAILED with START_ERROR", async () => {
+  // A head whose PATH has no setsid (util-linux) cannot launch any supervisor.
+  await using head = await startHead({ env: { PATH: "/nonexistent" } });
+  const id = await submitJob(head, { entrypoint: "echo never" });
+  const job = await waitForStatus(head, id, ["FAILED"]);
+  assert.equal(job.error_type, "JOB_ENTRYPOINT_COMMAND_START_ERROR");
+  assert.match(job.message, /^Job entrypoint command failed to start: setsid was not found/);
+  assert.equal(job.driver_exit_code, null);
+  assert.equal((await head.json("/api/version")).status, 200, "the head is still up");
+});
+
+Deno.test("an entrypoint no process could be given is refused with 400; a job's own PATH does not stop its launch", async () => {
   await using head = await startHead();
-  // No process can be given an argument holding a NUL byte.
+  // No process can be given an argument holding a NUL byte: refused before anything runs.
   const res = await head.json("/api/jobs/", {
     method: "POST",
     body: { entrypoint: "echo a\u0000b" },
   });
-  if (res.status === 200) {
-    const job = await waitForStatus(head, res.body.submission_id, ["FAILED"]);
-    assert.equal(job.error_type, "JOB_ENTRYPOINT_COMMAND_START_ERROR");
-    assert.ok(job.message.length > 0);
-    assert.equal(job.driver_exit_code, null);
-  } else {
-    assertError(res, 400, "BAD_REQUEST", "entrypoint");
-  }
-  assert.equal((await head.json("/api/version")).status, 200, "the head is still up");
+  assertError(res, 400, "BAD_REQUEST", "entrypoint");
+  // The supervisor is found on the head's PATH; the job's PATH is the job's business.
+  const id = await submitJob(head, {
+    entrypoint: "echo $PATH",
+    runtime_env: { env_vars: { PATH: "/nonexistent" } },
+  });
+  const job = await waitForStatus(head, id, ["SUCCEEDED", "FAILED"]);
+  assert.notEqual(job.error_type, "JOB_ENTRYPOINT_COMMAND_START_ERROR", job.message);
 });
 
 Deno.test("a job gets JOBHEAD_ADDRESS, JOBHEAD_SUBMISSION_ID, JOBHEAD_JOB_CONFIG_JSON and env_vars", async () => {

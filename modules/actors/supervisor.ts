@@ -195,6 +195,7 @@ export class Supervisor {
   #options: SupervisorOptions;
   #baseEnv: Record<string, string> = {};
   #cgroups?: CgroupTree;
+  #programs = new Map<string, string>();
   #resetsSignals = false;
   #live = new Map<string, SupervisedProcess>();
   #abort = new AbortController();
@@ -231,11 +232,18 @@ export class Supervisor {
         await parentCgroupName(await Deno.realPath(this.#runDir)),
       );
     }
-    this.#resetsSignals = await new Deno.Command("env", {
-      args: ["--default-signal=INT,QUIT", "true"],
-      stdout: "null",
-      stderr: "null",
-    }).output().then((out) => out.success, () => false);
+    this.#resetsSignals = await (async () => {
+      try {
+        const out = await new Deno.Command("env", {
+          args: ["--default-signal=INT,QUIT", "true"],
+          stdout: "null",
+          stderr: "null",
+        }).output();
+        return out.success;
+      } catch {
+        return false; // no env on the head's PATH: spawns will say what is missing
+      }
+    })();
     this.#watchExitFiles(Deno.watchFs(this.#runDir, { recursive: false }));
     this.#safetyCheck();
   }
@@ -248,6 +256,13 @@ export class Supervisor {
     this.#abort.abort();
     closeWatcher(this.#watcher);
     await this.#cgroups?.close();
+  }
+
+  /** A program's path on the head's PATH, looked up once; throws while it is missing. */
+  #program(name: string): string {
+    let path = this.#programs.get(name);
+    if (!path) this.#programs.set(name, path = findProgram(name, this.#baseEnv.PATH));
+    return path;
   }
 
   /**
@@ -267,10 +282,13 @@ export class Supervisor {
       Deno.mkdirSync(join(this.#runDir, FIFO_DIR), { recursive: true });
       makeFifo(this.#fifoPath(options.id));
     }
+    // Found on the head's PATH, not the job's: a job's own PATH must not stop it starting.
+    const setsid = this.#program("setsid");
+    const sh = this.#program("sh");
     const cgroup = this.#cgroups?.create(options.id);
-    const child = new Deno.Command("setsid", {
+    const child = new Deno.Command(setsid, {
       args: [
-        "sh",
+        sh,
         "-c",
         SUPERVISOR_SCRIPT,
         "jobhead-supervisor",
@@ -609,4 +627,22 @@ function makeFifo(path: string): boolean {
     }
   }
   return libc?.symbols.mkfifo(new TextEncoder().encode(path + "\0"), 0o600) === 0;
+}
+
+/**
+ * The absolute path of program `name` on `path` (a PATH value), as a shell would find it.
+ * Throws, naming the program and the PATH, when there is none.
+ */
+export function findProgram(name: string, path: string | undefined): string {
+  for (const dir of (path ?? "").split(":")) {
+    if (!dir.startsWith("/")) continue; // relative entries depend on the cwd: skipped
+    const candidate = join(dir, name);
+    try {
+      const info = Deno.statSync(candidate);
+      if (info.isFile && ((info.mode ?? 0) & 0o111) !== 0) return candidate;
+    } catch {
+      // not there
+    }
+  }
+  throw new Error(`${name} was not found on the head's PATH (${path ?? ""})`);
 }
