@@ -162,9 +162,12 @@ export class KvJobStore implements JobStore {
   #flushing = false;
   #full?: StorageFullSpell;
   #failing = false;
+  #log: (line: string) => void;
 
-  constructor(kv: Deno.Kv) {
+  /** `log` tells the operator when writes start failing and when they land again. */
+  constructor(kv: Deno.Kv, options: { log?: (line: string) => void } = {}) {
     this.#kv = kv;
+    this.#log = options.log ?? ((line) => console.error(`jobhead: ${line}`));
   }
 
   async create(job: Job): Promise<void> {
@@ -294,9 +297,9 @@ export class KvJobStore implements JobStore {
     }
     if (this.#failing) return;
     this.#failing = true;
-    console.error(
-      `jobhead: writes to the job store fail (${messageOf(err)}); ` +
-        "the head's own are retried until they land",
+    this.#log(
+      `writes to the job store fail (${messageOf(err)}); the head's own are retried until ` +
+        "they land",
     );
   }
 
@@ -305,7 +308,7 @@ export class KvJobStore implements JobStore {
     if (!this.#failing) return;
     this.#failing = false;
     if (this.#full && this.#full.to === null) this.#full.to = Date.now();
-    console.error("jobhead: job store writes land again");
+    this.#log("job store writes land again");
   }
 
   /**

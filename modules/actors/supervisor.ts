@@ -5,6 +5,7 @@
  * supervisor through a watchdog. The head may die and come back: the processes do not
  * notice, and `adopt()` picks them up again.
  */
+import { createLogger, type Logger } from "../host/log.ts";
 import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
 import { CgroupTree, parentCgroupName } from "./cgroup.ts";
@@ -124,6 +125,8 @@ export interface SupervisorOptions {
   withheldEnv?: readonly string[];
   /** "auto": put each actor in a cgroup of its own where cgroup v2 is writable; "off": never. */
   cgroup?: "auto" | "off";
+  /** Where faults of signalling and watching are told; `[supervisor]` lines by default. */
+  logger?: Logger;
 }
 
 /** Identity of a supervisor process, stored so a later head can adopt it. */
@@ -196,6 +199,7 @@ export class Supervisor {
   #baseEnv: Record<string, string> = {};
   #cgroups?: CgroupTree;
   #programs = new Map<string, string>();
+  #log: Logger;
   #resetsSignals = false;
   #live = new Map<string, SupervisedProcess>();
   #abort = new AbortController();
@@ -207,6 +211,7 @@ export class Supervisor {
   constructor(runDir: string, options: SupervisorOptions = {}) {
     this.#runDir = runDir;
     this.#options = options;
+    this.#log = options.logger ?? createLogger("supervisor");
   }
 
   /**
@@ -347,7 +352,7 @@ export class Supervisor {
         ? this.#cgroups!.signal(process.cgroup, "SIGTERM")
         : (sendSignal(-process.pid, "SIGTERM"), this.#signalEscapees(process.id, "SIGTERM"));
       terminated.catch((err) => {
-        console.error(`jobhead: signalling the processes of "${process.id}" failed:`, err);
+        this.#log.error(`signalling the processes of "${process.id}" failed:`, err);
       });
       delay(graceMs, undefined, { signal: timer.signal }).then(
         () => this.#killGroup(process),
@@ -412,7 +417,7 @@ export class Supervisor {
     await process.reaped; // it is about to exit, if it has not yet: the exit file is written
     // Once the cgroup is empty the watchdog is gone too: it can write no file after ours go.
     if (process.cgroup && !await this.#cgroups!.remove(process.cgroup)) {
-      console.error(`jobhead: the cgroup ${process.cgroup} could not be emptied and removed`);
+      this.#log.error(`the cgroup ${process.cgroup} could not be emptied and removed`);
     }
     const fifo = this.#fifoPath(process.id);
     for (const path of [this.#exitPath(process.id), fifo, `${fifo}.code`]) {
@@ -432,7 +437,7 @@ export class Supervisor {
     sendSignal(-process.pid, "SIGKILL");
     if (process.cgroup) {
       this.#cgroups!.kill(process.cgroup).catch((err) => {
-        console.error(`jobhead: killing the cgroup ${process.cgroup} failed:`, err);
+        this.#log.error(`killing the cgroup ${process.cgroup} failed:`, err);
       });
     }
     // SIGKILL cannot be caught: the group is gone, even when no one is left to record it.
@@ -536,7 +541,7 @@ export class Supervisor {
         }
       } catch (err) {
         if (signal.aborted) return;
-        console.error(`jobhead: watching ${this.#runDir} failed, trying again:`, err);
+        this.#log.error(`watching ${this.#runDir} failed, trying again:`, err);
         await delay(SAFETY_CHECK_MS, undefined, { signal }).catch(() => {});
       }
       closeWatcher(watcher);

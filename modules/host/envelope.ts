@@ -2,6 +2,9 @@
 import type { Context, Handler } from "hono";
 import { errorBody, statusOf } from "./app.ts";
 import type { Envelope } from "./schemas.ts";
+import { createLogger } from "./log.ts";
+
+const log = createLogger("head");
 
 /**
  * A route answering in the envelope. What `handler` throws becomes `result: false` with
@@ -14,7 +17,7 @@ export function enveloped(handler: (c: Context) => Promise<Envelope> | Envelope)
       return c.json(await handler(c));
     } catch (err) {
       const status = statusOf(err);
-      if (status >= 500) console.error("jobhead: internal error:", err);
+      if (status >= 500) log.error("internal error:", err);
       const message = status >= 500 ? "Internal server error" : (err as Error).message;
       return c.json(
         { result: false, msg: message, data: {}, ...errorBody(status, message) },

@@ -2,6 +2,9 @@
 import type { Actor } from "../../storage/actors.ts";
 import type { Job } from "../../storage/jobs.ts";
 import type { Deployment } from "../../storage/serve.ts";
+import { createLogger } from "./log.ts";
+
+const log = createLogger("events");
 
 /** A state change announced on the bus. */
 export type HeadEvent =
@@ -31,7 +34,7 @@ export class EventBus {
       try {
         listener(event);
       } catch (err) {
-        console.error("jobhead: event listener failed:", err);
+        log.error("an event listener failed:", err);
       }
     }
   }

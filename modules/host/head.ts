@@ -86,6 +86,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
   };
   const workers = new WorkerPool();
   const supervisor = new Supervisor(join(dataDir, "run"), {
+    logger: createLogger("supervisor"),
     withheldEnv: CONFIG_ENV_NAMES,
     cgroup: config.cgroup,
   });
@@ -95,7 +96,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
   else console.error(`jobhead: ${supervisor.stopMode}`);
   const metrics = new HeadMetrics();
   const stores = metrics.timeStores({
-    jobs: new KvJobStore(kv),
+    jobs: new KvJobStore(kv, { log: (line) => logger.warn(line) }),
     logs: new FileLogStore(logsDir, { fileMode: modes.file }),
     packages: new FilePackageStore(join(dataDir, "packages"), {
       fileMode: modes.file,

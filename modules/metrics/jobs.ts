@@ -12,6 +12,9 @@ import {
 import type { JobStore } from "../../storage/jobs.ts";
 import type { LogStore } from "../../storage/logs.ts";
 import type { MetricsScope } from "./registry.ts";
+import { createLogger } from "../host/log.ts";
+
+const log = createLogger("metrics");
 
 /** Jobs read from the store at a time by the count at start. */
 const COUNT_PAGE_SIZE = 1000;
@@ -82,7 +85,7 @@ export class JobMetrics {
       if (event.type === "job") this.#onChange(event.job);
     });
     this.#counted = this.#count(stores.jobs, this.#changedDuringCount).catch((err) => {
-      if (!this.#stopped) console.error("jobhead: counting the jobs for /metrics failed:", err);
+      if (!this.#stopped) log.error("counting the jobs for /metrics failed:", err);
     });
   }
 

@@ -8,6 +8,9 @@
  * 0.28 ms, for features (cluster aggregation, summaries, Node's default metrics) the
  * head does not use.
  */
+import { createLogger } from "../host/log.ts";
+
+const log = createLogger("metrics");
 
 /** Label values by label name. */
 export type Labels = Record<string, string>;
@@ -231,7 +234,7 @@ export class MetricsRegistry implements MetricsScope {
       try {
         await family.collect?.();
       } catch (err) {
-        console.error(`jobhead: collecting metric "${family.name}" failed:`, err);
+        log.error(`collecting metric "${family.name}" failed:`, err);
       }
     }));
     const lines: string[] = [];
