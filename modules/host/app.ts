@@ -16,6 +16,7 @@ import {
   checkOrigin,
   type Credential,
   hasBearer,
+  hasCredentials,
   hasSession,
   SESSION_PATH,
 } from "./session.ts";
@@ -93,7 +94,8 @@ export function createApp(options: AppOptions): Hono {
 
 /**
  * How the request is let in. With a token, `/api/*` (but the login) needs the bearer
- * token or a session cookie: throws UnauthorizedError otherwise.
+ * token or a session cookie: throws ForbiddenError when the request carries a wrong
+ * token, UnauthorizedError when it carries none.
  */
 async function authenticate(c: Context, token: string | undefined): Promise<Credential> {
   if (token === undefined) return "none";
@@ -101,6 +103,9 @@ async function authenticate(c: Context, token: string | undefined): Promise<Cred
   if (await hasSession(c, token)) return "cookie";
   const path = c.req.path;
   if ((path !== "/api" && !path.startsWith("/api/")) || path === SESSION_PATH) return "none";
+  if (hasCredentials(c)) {
+    throw new ForbiddenError("Wrong token: give the token the head was started with");
+  }
   throw new UnauthorizedError(
     "A valid token is required: send the header 'Authorization: Bearer <token>'",
   );

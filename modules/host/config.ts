@@ -144,9 +144,25 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
   };
 }
 
-/** Whether `host` is a loopback address, where no token is needed. */
+/** Whether the listen address `host` is loopback, where no token is needed: `::1` or a loopback name. */
 export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\./.test(host);
+  return host === "::1" || isLoopbackName(host);
+}
+
+/**
+ * Whether a URL host name (without its port) is loopback: exactly `localhost`, an IPv4
+ * literal in 127.0.0.0/8 written as four decimal octets, or `[::1]`. Parsed, never
+ * prefix-matched: `127.evil.example` is a DNS name anyone can point anywhere.
+ */
+export function isLoopbackName(name: string): boolean {
+  const lower = name.toLowerCase();
+  if (lower === "localhost" || lower === "[::1]") return true;
+  const octets = lower.split(".");
+  return octets.length === 4 && octets[0] === "127" && octets.every(isOctet);
+}
+
+function isOctet(text: string): boolean {
+  return /^(0|[1-9][0-9]{0,2})$/.test(text) && Number(text) <= 255;
 }
 
 function readToken(
