@@ -81,7 +81,9 @@ class LogHub {
     this.#unsubscribeEnd = source.onFinished(id, wake);
     this.#started = this.#open();
     this.#started.then(() => this.#pump()).catch((err) => {
-      console.error(`jobhead: following the log of job "${id}" failed:`, err);
+      // Closing the hub cancels a read in progress (EINTR): that is no failure.
+      if (this.#stop.signal.aborted) return;
+      console.error(`jobhead: following the log of job "${id}" failed: ${messageOf(err)}`);
       this.#end();
     });
   }
@@ -367,6 +369,11 @@ async function readFully(file: Deno.FsFile, into: Uint8Array): Promise<void> {
     if (n === null) return;
     filled += n;
   }
+}
+
+/** An error as one line for the operator's log: no stack trace. */
+export function messageOf(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).replaceAll("\n", " ");
 }
 
 const decoder = new TextDecoder();

@@ -5,7 +5,7 @@ import { parseInput, readJson } from "../host/app.ts";
 import { ValidationError } from "../host/errors.ts";
 import type { HeadInfo } from "../host/module.ts";
 import { decodeCursor, type Job } from "../../storage/jobs.ts";
-import type { LogFollowers } from "./log_follower.ts";
+import { type LogFollowers, messageOf } from "./log_follower.ts";
 import {
   type DeleteJobResponse,
   type JobDetails,
@@ -144,8 +144,9 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
       if (finished) socket.close(1000, "job finished");
       else socket.close(1001, "jobhead is shutting down");
     } catch (err) {
-      console.error(`jobhead: log tail of job "${id}" failed:`, err);
-      if (!closedByPeer) socket.close(1011, "log tail failed");
+      if (closedByPeer) return; // what failed was sending to a peer that left: no news
+      console.error(`jobhead: log tail of job "${id}" failed: ${messageOf(err)}`);
+      socket.close(1011, "log tail failed");
     } finally {
       options.signal.removeEventListener("abort", onShutdown);
     }
