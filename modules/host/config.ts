@@ -26,6 +26,12 @@ export interface HeadConfig {
   tailIdleTimeoutS: number;
   /** Largest accepted package upload; DEFAULT_MAX_PACKAGE_BYTES when absent. */
   maxPackageBytes?: number;
+  /** Open log tails at most; past it an upgrade is answered 503. DEFAULT_MAX_LOG_TAILS when absent. */
+  maxLogTails?: number;
+  /** Seconds a connection may take to send a request's headers; 0: no limit. */
+  headerTimeoutS?: number;
+  /** Open client connections at most; past it new ones are closed. From the fd limit when absent. */
+  maxConnections?: number;
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -41,6 +47,10 @@ export const DEFAULT_LOG_MAX_BYTES = 1024 ** 3;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 /** Default limit on package uploads (zipped working directories). */
 export const DEFAULT_MAX_PACKAGE_BYTES = 100 * 1024 * 1024;
+/** Default cap on open log tails. */
+export const DEFAULT_MAX_LOG_TAILS = 4096;
+/** Default time a client has to send a request's headers. */
+export const DEFAULT_HEADER_TIMEOUT_S = 30;
 
 const USAGE = `Usage: main.ts start [options]
   --host HOST           address to listen on (JOBHEAD_HOST, default 127.0.0.1)
@@ -60,7 +70,14 @@ const USAGE = `Usage: main.ts start [options]
   --tail-idle-timeout-s S  ping a log tail socket silent for S seconds, close it if it
                         does not answer; 0 never (JOBHEAD_TAIL_IDLE_TIMEOUT_S, default 30)
   --max-package-bytes N largest working_dir package upload
-                        (JOBHEAD_MAX_PACKAGE_BYTES, default 104857600)`;
+                        (JOBHEAD_MAX_PACKAGE_BYTES, default 104857600)
+  --max-log-tails N     open log tails at most; past it a tail is answered 503
+                        (JOBHEAD_MAX_LOG_TAILS, default 4096)
+  --header-timeout-s S  close a connection that takes longer than S seconds to send a
+                        request's headers; 0 never (JOBHEAD_HEADER_TIMEOUT_S, default 30)
+  --max-connections N   open client connections at most; past it new ones are closed
+                        (JOBHEAD_MAX_CONNECTIONS, default 4096, less when the open-files
+                        limit is lower: each connection takes 3 file descriptors)`;
 
 /** The usage text of `main.ts start`. */
 export function startUsage(): string {
@@ -92,6 +109,9 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
         "log-retention-days": { type: "string" },
         "tail-idle-timeout-s": { type: "string" },
         "max-package-bytes": { type: "string" },
+        "max-log-tails": { type: "string" },
+        "header-timeout-s": { type: "string" },
+        "max-connections": { type: "string" },
       },
     }).values;
   } catch (err) {
@@ -141,6 +161,20 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
       flags["max-package-bytes"] ?? env.JOBHEAD_MAX_PACKAGE_BYTES ??
         String(DEFAULT_MAX_PACKAGE_BYTES),
     ),
+    maxLogTails: parseNumber(
+      "max-log-tails",
+      flags["max-log-tails"] ?? env.JOBHEAD_MAX_LOG_TAILS ?? String(DEFAULT_MAX_LOG_TAILS),
+    ),
+    headerTimeoutS: parseNumber(
+      "header-timeout-s",
+      flags["header-timeout-s"] ?? env.JOBHEAD_HEADER_TIMEOUT_S ?? String(DEFAULT_HEADER_TIMEOUT_S),
+      { fractional: true },
+    ),
+    maxConnections: optionalNumber(
+      "max-connections",
+      flags["max-connections"] ?? env.JOBHEAD_MAX_CONNECTIONS,
+      { min: 1 },
+    ),
   };
 }
 
@@ -187,13 +221,21 @@ function nonEmptyToken(token: string, source: string): string {
   return token;
 }
 
+function optionalNumber(
+  name: string,
+  text: string | undefined,
+  options: { min?: number } = {},
+): number | undefined {
+  return text === undefined ? undefined : parseNumber(name, text, options);
+}
+
 function parseNumber(
   name: string,
   text: string,
-  options: { max?: number; fractional?: boolean } = {},
+  options: { min?: number; max?: number; fractional?: boolean } = {},
 ): number {
   const value = Number(text);
-  const valid = text.trim() !== "" && Number.isFinite(value) && value >= 0 &&
+  const valid = text.trim() !== "" && Number.isFinite(value) && value >= (options.min ?? 0) &&
     (options.fractional || Number.isInteger(value)) && value <= (options.max ?? Infinity);
   if (!valid) throw new ConfigError(`Invalid --${name}: ${JSON.stringify(text)}`);
   return value;

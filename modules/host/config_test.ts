@@ -65,3 +65,27 @@ Deno.test("parseConfig() refuses a host name that merely starts with 127. withou
   assert.throws(() => parseConfig(["--host", "127.evil.example"], {}), ConfigError);
   assert.equal(parseConfig(["--host", "127.0.0.2"], {}).host, "127.0.0.2");
 });
+
+Deno.test("parseConfig() reads the limits on connections and tails, with environment twins", () => {
+  const defaults = parseConfig([], {});
+  assert.equal(defaults.headerTimeoutS, 30);
+  assert.equal(defaults.maxConnections, undefined, "from the open-files limit at start");
+  assert.equal(defaults.maxLogTails, 4096);
+  const env = {
+    JOBHEAD_HEADER_TIMEOUT_S: "2.5",
+    JOBHEAD_MAX_CONNECTIONS: "100",
+    JOBHEAD_MAX_LOG_TAILS: "7",
+  };
+  const fromEnv = parseConfig([], env);
+  assert.deepEqual(
+    [fromEnv.headerTimeoutS, fromEnv.maxConnections, fromEnv.maxLogTails],
+    [2.5, 100, 7],
+  );
+  const flags = parseConfig(
+    ["--header-timeout-s", "0", "--max-connections", "3", "--max-log-tails", "0"],
+    env,
+  );
+  assert.deepEqual([flags.headerTimeoutS, flags.maxConnections, flags.maxLogTails], [0, 3, 0]);
+  assert.throws(() => parseConfig(["--max-connections", "0"], {}), ConfigError);
+  assert.throws(() => parseConfig(["--header-timeout-s", "-1"], {}), ConfigError);
+});

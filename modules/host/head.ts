@@ -4,7 +4,6 @@
  */
 import { fileURLToPath } from "node:url";
 import { join, resolve } from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
 import type { Hono } from "hono";
 import { KvActorStore } from "../../storage/actors.ts";
 import { KvJobStore } from "../../storage/jobs.ts";
@@ -12,8 +11,9 @@ import { FileLogStore } from "../../storage/logs.ts";
 import { FilePackageStore } from "../../storage/packages.ts";
 import { Supervisor } from "../actors/supervisor.ts";
 import { createApp } from "./app.ts";
-import type { HeadConfig } from "./config.ts";
+import { DEFAULT_HEADER_TIMEOUT_S, type HeadConfig } from "./config.ts";
 import { EventBus } from "./events.ts";
+import { defaultMaxConnections, openGate, readOpenFilesLimit } from "./gate.ts";
 import { loadModules, RouteTable } from "./loader.ts";
 import { createLogger, type HeadInfo, type HeadModule, type ModuleContext } from "./module.ts";
 import { readGitCommit, snapshotRoutes } from "./snapshot.ts";
@@ -114,13 +114,15 @@ export async function startHead(config: HeadConfig): Promise<Head> {
   }
   let app = buildApp();
 
-  const listening = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve({
+  const gate = await openGate({
     hostname: config.host,
     port: config.port,
-    onListen: (addr) => listening.resolve(addr),
-  }, (request, connInfo) => app.fetch(request, connInfo));
-  const addr = await listening.promise;
+    headerTimeoutS: config.headerTimeoutS ?? DEFAULT_HEADER_TIMEOUT_S,
+    maxConnections: config.maxConnections ?? defaultMaxConnections(readOpenFilesLimit()),
+    handler: async (request, connInfo) => await app.fetch(request, connInfo),
+    log: (line) => logger.warn(line),
+  });
+  const addr = gate.addr;
   info.address = `http://${formatHost(addr.hostname)}:${addr.port}`;
 
   const modulesBefore = modules.length;
@@ -148,17 +150,12 @@ export async function startHead(config: HeadConfig): Promise<Head> {
       }
       supervisor.close();
       workers.close();
-      const timer = new AbortController();
-      await Promise.race([
-        server.shutdown(),
-        delay(SHUTDOWN_GRACE_MS, undefined, { signal: timer.signal }).catch(() => {}),
-      ]);
-      timer.abort();
+      await gate.shutdown(SHUTDOWN_GRACE_MS);
       kv.close();
     })();
     return shuttingDown;
   };
-  return { info, modules, shutdown, finished: server.finished };
+  return { info, modules, shutdown, finished: gate.finished };
 }
 
 /** The session name and node id: made once per data directory, then kept in KV. */
