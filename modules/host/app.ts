@@ -10,7 +10,13 @@ import {
   InvalidStateError,
   NotFoundError,
 } from "../../storage/errors.ts";
-import { ForbiddenError, TooLargeError, UnauthorizedError, ValidationError } from "./errors.ts";
+import {
+  ForbiddenError,
+  TooLargeError,
+  UnauthorizedError,
+  UnavailableError,
+  ValidationError,
+} from "./errors.ts";
 import {
   checkLoopbackHost,
   checkOrigin,
@@ -41,6 +47,7 @@ export function statusOf(err: unknown): ContentfulStatusCode {
   if (err instanceof ConflictError) return 409;
   if (err instanceof InvalidStateError) return 409;
   if (err instanceof TooLargeError) return 413;
+  if (err instanceof UnavailableError) return 503;
   if (err instanceof HTTPException) return err.status as ContentfulStatusCode;
   return 500;
 }
@@ -54,6 +61,7 @@ const CODES: Record<number, string> = {
   409: "CONFLICT",
   413: "TOO_LARGE",
   500: "INTERNAL",
+  503: "UNAVAILABLE",
 };
 
 /** The JSON body of an error response with `status`. */
@@ -66,8 +74,9 @@ export function createApp(options: AppOptions): Hono {
   const app = new Hono();
   app.onError((err, c) => {
     const status = statusOf(err);
-    if (status >= 500) console.error("jobhead: internal error:", err);
-    const message = status >= 500 ? "Internal server error" : err.message;
+    if (status === 500) console.error("jobhead: internal error:", err);
+    // A 503 says which limit is reached; only a bug's message is withheld.
+    const message = status === 500 ? "Internal server error" : err.message;
     return c.json(errorBody(status, message), status);
   });
   app.notFound((c) => {

@@ -19,3 +19,8 @@ export class TooLargeError extends Error {
 export class ForbiddenError extends Error {
   override name = "ForbiddenError";
 }
+
+/** A limit of the head is reached (too many log tails, connections): try again later. */
+export class UnavailableError extends Error {
+  override name = "UnavailableError";
+}

@@ -45,8 +45,12 @@ export const FDS_PER_CONNECTION = 3;
 export const RESERVED_FDS = 256;
 /** The connection cap when the open-files limit allows it. */
 export const DEFAULT_MAX_CONNECTIONS = 4096;
-/** Bytes a connection reads at once, each way: what an open connection costs in buffers. */
-const PIPE_BUFFER_BYTES = 16 * 1024;
+/**
+ * Bytes a connection reads at once: what an open connection costs in buffers. Requests
+ * are small; responses (logs) get more, for throughput.
+ */
+const REQUEST_BUFFER_BYTES = 16 * 1024;
+const RESPONSE_BUFFER_BYTES = 32 * 1024;
 /** After an accept fails (out of descriptors), wait this long before accepting again. */
 const ACCEPT_RETRY_MS = 100;
 /** A client that takes nothing the head sends it for this long is closed. */
@@ -250,7 +254,7 @@ class Connection {
   }
 
   async #pipeIn(): Promise<void> {
-    const buffer = new Uint8Array(PIPE_BUFFER_BYTES);
+    const buffer = new Uint8Array(REQUEST_BUFFER_BYTES);
     try {
       for (
         let n = await this.#client.read(buffer);
@@ -265,7 +269,7 @@ class Connection {
   }
 
   async #pipeOut(): Promise<void> {
-    const buffer = new Uint8Array(PIPE_BUFFER_BYTES);
+    const buffer = new Uint8Array(RESPONSE_BUFFER_BYTES);
     try {
       for (
         let n = await this.#upstream.read(buffer);

@@ -1,4 +1,5 @@
 /** The jobs module: submits, stops and tails shell-command jobs. */
+import { DEFAULT_MAX_LOG_TAILS } from "../host/config.ts";
 import type { HeadModule } from "../host/module.ts";
 import { isTerminal } from "../../storage/jobs.ts";
 import { LogFollowers } from "./log_follower.ts";
@@ -38,6 +39,7 @@ export function createModule(): HeadModule {
         info: ctx.info,
         followers,
         idleTimeoutS: ctx.config.tailIdleTimeoutS,
+        maxTails: ctx.config.maxLogTails ?? DEFAULT_MAX_LOG_TAILS,
         signal: ctx.signal,
       });
     },

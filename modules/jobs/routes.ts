@@ -2,7 +2,7 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { parseInput, readJson } from "../host/app.ts";
-import { ValidationError } from "../host/errors.ts";
+import { UnavailableError, ValidationError } from "../host/errors.ts";
 import type { HeadInfo } from "../host/module.ts";
 import { decodeCursor, type Job } from "../../storage/jobs.ts";
 import { type LogFollowers, messageOf } from "./log_follower.ts";
@@ -29,6 +29,8 @@ export interface JobRoutesOptions {
   followers: LogFollowers;
   /** Seconds of silence after which a tail socket is pinged, and dropped if it does not answer. */
   idleTimeoutS: number;
+  /** Open tails at most: past it an upgrade is answered 503. */
+  maxTails: number;
   /** Aborted at shutdown: live tails close with 1001. */
   signal: AbortSignal;
 }
@@ -109,6 +111,7 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     return c.json(range satisfies JobLogsResponse);
   });
 
+  let openTails = 0;
   app.get("/api/jobs/:id/logs/tail", async (c) => {
     const { offset } = parseInput(LogsQuery, c.req.query(), "query");
     const id = jobIdParam(c);
@@ -116,9 +119,17 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       throw new ValidationError("This endpoint is a WebSocket: send an Upgrade: websocket request");
     }
+    if (openTails >= options.maxTails) {
+      throw new UnavailableError(
+        `Cannot open a log tail of job "${id}": ${openTails} tails are open, the most this ` +
+          `head allows (--max-log-tails); try again later`,
+      );
+    }
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw, {
       idleTimeout: options.idleTimeoutS,
     });
+    openTails++;
+    socket.addEventListener("close", () => openTails--, { once: true });
     socket.onopen = () => streamLog(socket, id, offset ?? 0);
     return response;
   });
