@@ -105,6 +105,8 @@ export async function openGate(options: GateOptions): Promise<Gate> {
   const innerAddr = await innerReady.promise;
   const listener = Deno.listen({ hostname: options.hostname, port: options.port });
 
+  /** The `run()` of every open connection. */
+  const running = new Set<Promise<void>>();
   /** Client connections admitted, counted before their pipe is set up. */
   let admitted = 0;
   let refusing = false;
@@ -143,7 +145,10 @@ export async function openGate(options: GateOptions): Promise<Gate> {
     const port = (upstream.localAddr as Deno.NetAddr).port;
     const connection = new Connection(client, upstream, timeoutMs);
     open.set(port, connection);
-    await connection.run();
+    const run = connection.run();
+    running.add(run);
+    await run;
+    running.delete(run);
     open.delete(port);
   };
 
@@ -175,8 +180,11 @@ export async function openGate(options: GateOptions): Promise<Gate> {
       await accepting;
       clearInterval(sweeper);
       const timer = new AbortController();
+      // The server's last bytes (a tail's 1001 close) still have to pass through the gate:
+      // connections end when the server has closed its side and they are delivered.
+      const drained = inner.shutdown().then(() => Promise.all(running));
       await Promise.race([
-        inner.shutdown(),
+        drained,
         delay(graceMs, undefined, { signal: timer.signal }).catch(() => {}),
       ]);
       timer.abort();
