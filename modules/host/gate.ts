@@ -46,9 +46,11 @@ export const RESERVED_FDS = 256;
 /** The connection cap when the open-files limit allows it. */
 export const DEFAULT_MAX_CONNECTIONS = 4096;
 /**
- * Bytes a connection reads at once: what an open connection costs in buffers. Requests
- * are small; responses (logs) get more, for throughput.
+ * Bytes a connection reads at once, each way: it starts small (what an idle connection
+ * costs) and grows to the most once a read fills it (for throughput). Requests are
+ * small; responses (logs) get more.
  */
+const FIRST_BUFFER_BYTES = 4 * 1024;
 const REQUEST_BUFFER_BYTES = 16 * 1024;
 const RESPONSE_BUFFER_BYTES = 32 * 1024;
 /** After an accept fails (out of descriptors), wait this long before accepting again. */
@@ -262,35 +264,36 @@ class Connection {
   }
 
   async #pipeIn(): Promise<void> {
-    const buffer = new Uint8Array(REQUEST_BUFFER_BYTES);
-    try {
-      for (
-        let n = await this.#client.read(buffer);
-        n !== null;
-        n = await this.#client.read(buffer)
-      ) {
-        await writeAll(this.#upstream, buffer.subarray(0, n));
-      }
-    } catch {
-      // reset by the client, or closed by the gate: this direction is done
-    }
+    await pipe(this.#client, this.#upstream, REQUEST_BUFFER_BYTES, () => {});
   }
 
   async #pipeOut(): Promise<void> {
-    const buffer = new Uint8Array(RESPONSE_BUFFER_BYTES);
-    try {
-      for (
-        let n = await this.#upstream.read(buffer);
-        n !== null;
-        n = await this.#upstream.read(buffer)
-      ) {
-        this.#sendingSince = Date.now();
-        await writeAll(this.#client, buffer.subarray(0, n));
-        this.#sendingSince = Infinity;
-      }
-    } catch {
-      // reset by the client, or closed by the gate: this direction is done
+    await pipe(this.#upstream, this.#client, RESPONSE_BUFFER_BYTES, (sending) => {
+      this.#sendingSince = sending ? Date.now() : Infinity;
+    });
+  }
+}
+
+/**
+ * Copies `from` to `to` until `from` ends or either fails; never throws. `onWrite` hears
+ * when a write starts (true) and when it is done (false).
+ */
+async function pipe(
+  from: Deno.TcpConn,
+  to: Deno.TcpConn,
+  maxBufferBytes: number,
+  onWrite: (sending: boolean) => void,
+): Promise<void> {
+  let buffer = new Uint8Array(FIRST_BUFFER_BYTES);
+  try {
+    for (let n = await from.read(buffer); n !== null; n = await from.read(buffer)) {
+      onWrite(true);
+      await writeAll(to, buffer.subarray(0, n));
+      onWrite(false);
+      if (n === buffer.length && n < maxBufferBytes) buffer = new Uint8Array(maxBufferBytes);
     }
+  } catch {
+    // reset by the peer, or closed by the gate: this direction is done
   }
 }
 
