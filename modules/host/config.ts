@@ -77,7 +77,7 @@ const USAGE = `Usage: main.ts start [options]
                         request's headers; 0 never (JOBHEAD_HEADER_TIMEOUT_S, default 30)
   --max-connections N   open client connections at most; past it new ones are closed
                         (JOBHEAD_MAX_CONNECTIONS, default 4096, less when the open-files
-                        limit is lower: each connection takes 3 file descriptors)`;
+                        limit is lower: each connection may take 4 file descriptors)`;
 
 /** The usage text of `main.ts start`. */
 export function startUsage(): string {

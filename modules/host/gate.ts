@@ -39,8 +39,11 @@ export interface Gate {
   finished: Promise<void>;
 }
 
-/** File descriptors one client connection takes: its socket and both ends of the pipe. */
-export const FDS_PER_CONNECTION = 3;
+/**
+ * File descriptors one client connection may take: its socket, both ends of its pipe to
+ * the server, and the log file a tail reads while it catches up.
+ */
+export const FDS_PER_CONNECTION = 4;
 /** File descriptors kept for everything else (the store, logs, pipes to jobs). */
 export const RESERVED_FDS = 256;
 /** The connection cap when the open-files limit allows it. */
@@ -107,23 +110,31 @@ export async function openGate(options: GateOptions): Promise<Gate> {
   const innerAddr = await innerReady.promise;
   const listener = Deno.listen({ hostname: options.hostname, port: options.port });
 
+  // Out of descriptors, every accept fails: one line until a connection gets through.
+  let failing = false;
+  const failed = (line: string) => {
+    if (!failing) options.log(`${line} (not repeated until a connection gets through)`);
+    failing = true;
+  };
   /** The `run()` of every open connection. */
   const running = new Set<Promise<void>>();
   /** Client connections admitted, counted before their pipe is set up. */
   let admitted = 0;
   let refusing = false;
-  const admit = async (client: Deno.TcpConn) => {
-    if (admitted >= options.maxConnections) {
-      if (!refusing) {
-        refusing = true;
-        options.log(
-          `${admitted} connections are open, the most --max-connections allows: ` +
-            `new connections are refused until some close`,
-        );
-      }
-      client.write(BUSY).catch(() => {}).finally(() => closeQuietly(client));
-      return;
+  /** Answers 503 and closes; the accept loop waits for it, so refusing costs one descriptor. */
+  const refuse = async (client: Deno.TcpConn) => {
+    if (!refusing) {
+      refusing = true;
+      options.log(
+        `${admitted} connections are open, the most --max-connections allows: ` +
+          `new connections are refused until some close`,
+      );
     }
+    // A fresh socket's buffer takes these few bytes at once, whether the client reads or not.
+    await client.write(BUSY).catch(() => {});
+    closeQuietly(client);
+  };
+  const admit = async (client: Deno.TcpConn) => {
     admitted++;
     try {
       await pass(client);
@@ -140,10 +151,11 @@ export async function openGate(options: GateOptions): Promise<Gate> {
     try {
       upstream = await Deno.connect({ hostname: innerAddr.hostname, port: innerAddr.port });
     } catch (err) {
-      options.log(`cannot pass a connection on: ${(err as Error).message}`);
+      failed(`cannot pass a connection on: ${(err as Error).message}`);
       closeQuietly(client);
       return;
     }
+    failing = false;
     const port = (upstream.localAddr as Deno.NetAddr).port;
     const connection = new Connection(client, upstream, timeoutMs);
     open.set(port, connection);
@@ -167,11 +179,12 @@ export async function openGate(options: GateOptions): Promise<Gate> {
         client = await listener.accept();
       } catch (err) {
         if (err instanceof Deno.errors.BadResource) return; // the listener closed
-        options.log(`accepting a connection failed: ${(err as Error).message}`);
+        failed(`accepting a connection failed: ${(err as Error).message}`);
         await delay(ACCEPT_RETRY_MS);
         continue;
       }
-      admit(client);
+      if (admitted >= options.maxConnections) await refuse(client);
+      else admit(client);
     }
   })();
 
