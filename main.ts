@@ -1,14 +1,18 @@
 /**
- * jobhead's command line. `main.ts start [options]` runs the head (`deno task start`);
- * `main.ts job <command>` talks to a running one (`deno task jobhead job …`).
+ * jobhead's command line. `jobhead start [options]` runs the head (`deno task start`);
+ * `jobhead job <command>` talks to a running one (`deno task jobhead job …`).
  * @module
  */
 import { ConfigError, parseConfig, startUsage } from "./modules/host/config.ts";
+import { DataDirInUseError } from "./modules/host/datadir.ts";
 import { startHead } from "./modules/host/head.ts";
+import { createLogger, setLogFormat } from "./modules/host/log.ts";
+import denoJson from "./deno.json" with { type: "json" };
 
-const USAGE = `Usage: main.ts <command>
-  start [options]   run the head (see: main.ts start --help)
-  job <command>     submit, follow, stop, list and delete jobs (see: main.ts job --help)`;
+const USAGE = `Usage: jobhead <command>
+  start [options]   run the head (see: jobhead start --help)
+  job <command>     submit, follow, stop, list and delete jobs (see: jobhead job --help)
+  --version         print jobhead's version`;
 
 /** Runs the head until SIGTERM or SIGINT. */
 async function runHead(args: string[]): Promise<number> {
@@ -24,19 +28,29 @@ async function runHead(args: string[]): Promise<number> {
     console.error(`jobhead: ${err.message}`);
     return 2;
   }
+  setLogFormat(config.logFormat);
+  const logger = createLogger("head");
   // A stray rejection is a bug to log, never a reason to take the head and its API down.
   globalThis.addEventListener("unhandledrejection", (event) => {
     event.preventDefault();
-    console.error("jobhead: unhandled rejection:", event.reason);
+    logger.error("unhandled rejection:", event.reason);
   });
   let head;
   try {
     head = await startHead(config);
   } catch (err) {
-    console.error(`jobhead: cannot start: ${err instanceof Error ? err.message : err}`);
+    // A data directory in use is said as is; anything else is why the head cannot start.
+    const message = err instanceof DataDirInUseError
+      ? err.message
+      : `cannot start: ${err instanceof Error ? err.message : err}`;
+    // Scripts and people read this line: in text it stays `jobhead: …`, as before the log.
+    if (config.logFormat === "json") logger.error(message);
+    else console.error(`jobhead: ${message}`);
     return 1;
   }
   console.log(`jobhead listening on ${head.info.address}`);
+  const openable = openableAddresses(head.info.address);
+  if (openable) console.log(`jobhead: open ${openable}`);
   const stop = () => head.shutdown();
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
@@ -45,7 +59,28 @@ async function runHead(args: string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * For a head listening on every address (0.0.0.0, ::), addresses a browser can open:
+ * loopback here, the host's name from elsewhere. Undefined for a specific address.
+ */
+export function openableAddresses(address: string): string | undefined {
+  const url = new URL(address);
+  if (url.hostname !== "0.0.0.0" && url.hostname !== "[::]") return undefined;
+  return `http://127.0.0.1:${url.port}/ on this machine, or http://${Deno.hostname()}:${url.port}/ ` +
+    `from others`;
+}
+
 if (import.meta.main) {
+  // Under `deno task` the working directory is the checkout; paths the user types
+  // (--data-dir, --module, --working-dir) are meant from where they typed them.
+  const userCwd = Deno.env.get("INIT_CWD");
+  if (userCwd) {
+    try {
+      Deno.chdir(userCwd);
+    } catch {
+      // gone or not ours: stay where the task runs
+    }
+  }
   const [command, ...rest] = Deno.args;
   let code: number;
   if (command === "job") {
@@ -54,6 +89,9 @@ if (import.meta.main) {
     code = await runJobCommand(rest);
   } else if (command === "start") {
     code = await runHead(rest);
+  } else if (command === "--version" || command === "version") {
+    console.log(`jobhead ${denoJson.version}`);
+    code = 0;
   } else {
     console.error(USAGE);
     code = command === undefined || command === "--help" ? 0 : 2;

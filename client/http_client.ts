@@ -148,8 +148,8 @@ export class JobClient {
   }
 
   /**
-   * A job's log (`GET /api/jobs/{id}/logs`): all of it when small, the last 16 MiB of a
-   * larger one (`truncated`), or the byte range `offset` (negative: from the end) and `limit`.
+   * A job's log (`GET /api/jobs/{id}/logs`): all of it, or the byte range `offset`
+   * (negative: from the end) and `limit` (at most 16 MiB), with `offset` and `size` then.
    */
   async getJobLogs(
     id: string,
@@ -160,6 +160,15 @@ export class JobClient {
     if (range.limit !== undefined) query.set("limit", String(range.limit));
     const path = `${jobPath(id)}/logs${query.size ? `?${query}` : ""}`;
     return await this.#call("GET", path, JobLogsResponse);
+  }
+
+  /**
+   * A job's log as its exact bytes (`GET /api/jobs/{id}/logs/raw`), streamed: no
+   * transcoding, so binary output arrives as written. Throws JobheadError `NOT_FOUND`.
+   */
+  async getJobLogsRaw(id: string): Promise<ReadableStream<Uint8Array>> {
+    const response = await this.#request("GET", `${jobPath(id)}/logs/raw`);
+    return response.body ?? new Blob([]).stream();
   }
 
   /**

@@ -32,7 +32,11 @@ export function gapMarker(gap: LogGap): string {
 export interface LogStore {
   /** Path of the job's log file; jobs append to it directly. */
   pathOf(id: string): string;
-  /** Creates the job's log file, empty, if it does not exist. */
+  /**
+   * Creates the job's log file empty, replacing a log an earlier job of the same id left
+   * (its record may be gone with a lost store). Only for a job about to start: never for
+   * one whose processes run. Makes the logs directory again if it went missing.
+   */
   create(id: string): Promise<void>;
   /** The log's size in bytes (0 for a missing log). */
   size(id: string): Promise<number>;
@@ -58,13 +62,19 @@ export interface LogStore {
 /** Disk blocks are freed whole: gap edges fall on this boundary. */
 const BLOCK_BYTES = 4096;
 
+/** Mode of new log files unless told otherwise: their owner only (logs hold what jobs print). */
+const LOG_FILE_MODE = 0o600;
+
 /** LogStore on plain files: `<dir>/<id>.log`. */
 export class FileLogStore implements LogStore {
   #dir: string;
+  #fileMode: number;
   #gaps = new Map<string, LogGap | null>();
 
-  constructor(dir: string) {
+  /** `options.fileMode` is the mode of new log files (before the umask), 0600 by default. */
+  constructor(dir: string, options: { fileMode?: number } = {}) {
     this.#dir = dir;
+    this.#fileMode = options.fileMode ?? LOG_FILE_MODE;
   }
 
   /** The directory holding the log files. */
@@ -77,7 +87,24 @@ export class FileLogStore implements LogStore {
   }
 
   async create(id: string): Promise<void> {
-    const file = await Deno.open(this.pathOf(id), { append: true, create: true });
+    // Removed rather than emptied: the new file gets this store's mode, not the old one's.
+    await this.remove(id);
+    const open = () =>
+      Deno.open(this.pathOf(id), {
+        write: true,
+        create: true,
+        truncate: true,
+        mode: this.#fileMode,
+      });
+    let file: Deno.FsFile;
+    try {
+      file = await open();
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      // The directory was removed under the running head: make it again, as private.
+      await Deno.mkdir(this.#dir, { recursive: true, mode: dirModeOf(this.#fileMode) });
+      file = await open();
+    }
     file.close();
   }
 
@@ -193,4 +220,9 @@ export class FileLogStore implements LogStore {
       });
     }
   }
+}
+
+/** The mode of a directory whose files get `fileMode`: search rights where read rights are. */
+function dirModeOf(fileMode: number): number {
+  return fileMode | ((fileMode & 0o444) >> 2);
 }

@@ -54,3 +54,16 @@ Deno.test("FileLogStore.trim() drops the middle, keeps offsets, and reads it as 
     assert.equal(store.gapOf("j"), undefined);
   });
 });
+
+Deno.test("FileLogStore.create() starts a private, empty log, even over an earlier one's", async () => {
+  await withStore(async (store) => {
+    await Deno.writeTextFile(store.pathOf("k1"), "x".repeat(3 * 4096) + "old output\n");
+    assert.ok(await store.trim("k1", 0, 0), "the earlier log had a gap");
+    await store.create("k1");
+    assert.equal(await store.size("k1"), 0);
+    assert.equal(store.gapOf("k1"), undefined);
+    assert.equal((await Deno.stat(store.pathOf("k1"))).mode! & 0o077, 0);
+    await Deno.writeTextFile(store.pathOf("k1"), "new\n", { append: true });
+    assert.equal(text((await store.read("k1", 0, 100)).bytes), "new\n");
+  });
+});

@@ -1,7 +1,23 @@
 /** The head's log is for operators: one line per event, no stack traces for what clients do. */
 import assert from "node:assert/strict";
-import { startHead } from "./harness.ts";
-import { rawUpgrade, submitJob } from "./helpers.ts";
+import { withTimeout } from "./fifos.ts";
+import { type RunningHead, startHead } from "./harness.ts";
+import { submitJob } from "./helpers.ts";
+
+/** Opens a log tail over a raw socket, reads the 101, and closes the socket mid-stream. */
+async function openAndDrop(head: RunningHead, id: string): Promise<string> {
+  const { hostname, port } = new URL(head.url);
+  using conn = await Deno.connect({ hostname, port: Number(port) });
+  await conn.write(new TextEncoder().encode(
+    `GET /api/jobs/${id}/logs/tail HTTP/1.1\r\nHost: ${hostname}:${port}\r\n` +
+      "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  ));
+  const buffer = new Uint8Array(1024);
+  // The head is busy reading a fast writer's log: give it time on a loaded machine.
+  const n = await withTimeout(conn.read(buffer), 60_000, "an answer to a tail's upgrade");
+  return new TextDecoder().decode(buffer.subarray(0, n ?? 0)).split("\r\n")[0];
+}
 
 Deno.test({
   name: "followers that leave early and event streams that are dropped print no stack trace",
@@ -14,11 +30,8 @@ Deno.test({
       entrypoint: "yes 'a line of the log' | head -c 2000000000",
     });
     for (let round = 0; round < 40; round++) {
-      // rawUpgrade reads the 101 answer and closes the socket at once, mid-stream.
-      const tails = await Promise.all(
-        Array.from({ length: 5 }, () => rawUpgrade(head, `/api/jobs/${id}/logs/tail`)),
-      );
-      for (const tail of tails) assert.equal(tail.status, 101);
+      const tails = await Promise.all(Array.from({ length: 5 }, () => openAndDrop(head, id)));
+      for (const status of tails) assert.match(status, /^HTTP\/1\.1 101 /);
     }
     for (let i = 0; i < 3; i++) {
       const drop = new AbortController();

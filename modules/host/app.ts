@@ -1,11 +1,12 @@
 /** The head's Hono app: authentication, body limits, and the one place errors become statuses. */
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import {
   ConflictError,
+  InsufficientStorageError,
   InvalidPackageError,
   InvalidStateError,
   NotFoundError,
@@ -17,6 +18,7 @@ import {
   UnavailableError,
   ValidationError,
 } from "./errors.ts";
+import type { ErrorResponse } from "./schemas.ts";
 import {
   checkLoopbackHost,
   checkOrigin,
@@ -35,6 +37,10 @@ export interface AppOptions {
   maxBodyBytes: number;
   /** Path prefixes whose routes take bodies of their own size (uploads). */
   rawBodyPrefixes?: string[];
+  /** Serves `/metrics` without the token; otherwise it needs the token as `/api/*` does. */
+  metricsPublic?: boolean;
+  /** Runs first, around every request (the HTTP metrics). */
+  observe?: MiddlewareHandler;
 }
 
 /** The one place where an error becomes an HTTP status. */
@@ -48,6 +54,7 @@ export function statusOf(err: unknown): ContentfulStatusCode {
   if (err instanceof InvalidStateError) return 409;
   if (err instanceof TooLargeError) return 413;
   if (err instanceof UnavailableError) return 503;
+  if (err instanceof InsufficientStorageError) return 507;
   if (err instanceof HTTPException) return err.status as ContentfulStatusCode;
   return 500;
 }
@@ -62,10 +69,11 @@ const CODES: Record<number, string> = {
   413: "TOO_LARGE",
   500: "INTERNAL",
   503: "UNAVAILABLE",
+  507: "INSUFFICIENT_STORAGE",
 };
 
 /** The JSON body of an error response with `status`. */
-export function errorBody(status: number, message: string) {
+export function errorBody(status: number, message: string): ErrorResponse {
   return { error: { code: CODES[status] ?? `HTTP_${status}`, message } };
 }
 
@@ -82,9 +90,10 @@ export function createApp(options: AppOptions): Hono {
   app.notFound((c) => {
     return c.json(errorBody(404, `No route for ${c.req.method} ${c.req.path}`), 404);
   });
+  if (options.observe) app.use("*", options.observe);
   app.use("*", async (c, next) => {
     if (options.token === undefined) checkLoopbackHost(c);
-    checkOrigin(c, await authenticate(c, options.token));
+    checkOrigin(c, await authenticate(c, options.token, options.metricsPublic ?? false));
     await next();
   });
   const limit = bodyLimit({
@@ -102,16 +111,22 @@ export function createApp(options: AppOptions): Hono {
 }
 
 /**
- * How the request is let in. With a token, `/api/*` (but the login) needs the bearer
- * token or a session cookie: throws ForbiddenError when the request carries a wrong
- * token, UnauthorizedError when it carries none.
+ * How the request is let in. With a token, `/api/*` (but the login) and `/metrics` (unless
+ * public) need the bearer token or a session cookie: throws ForbiddenError when the
+ * request carries a wrong token, UnauthorizedError when it carries none.
  */
-async function authenticate(c: Context, token: string | undefined): Promise<Credential> {
+async function authenticate(
+  c: Context,
+  token: string | undefined,
+  metricsPublic: boolean,
+): Promise<Credential> {
   if (token === undefined) return "none";
   if (hasBearer(c, token)) return "bearer";
   if (await hasSession(c, token)) return "cookie";
   const path = c.req.path;
-  if ((path !== "/api" && !path.startsWith("/api/")) || path === SESSION_PATH) return "none";
+  const guarded = path === "/api" || path.startsWith("/api/") ||
+    (path === "/metrics" && !metricsPublic);
+  if (!guarded || path === SESSION_PATH) return "none";
   if (hasCredentials(c)) {
     throw new ForbiddenError("Wrong token: give the token the head was started with");
   }

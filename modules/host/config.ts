@@ -1,5 +1,14 @@
-/** The head's configuration: command-line flags, each with an environment twin (DESIGN.md). */
+/**
+ * The head's configuration (DESIGN.md): every option has a flag, an environment twin and
+ * a key in the `--config` file. Flags win over the environment, the environment over the
+ * file, the file over the defaults. `OPTIONS` is the one list of them: the parser, the
+ * usage text and the list of the environment variables the head reads all come from it.
+ */
 import { parseArgs } from "node:util";
+import { extname } from "node:path";
+import { parse as parseToml } from "smol-toml";
+import type { LogFormat } from "./log.ts";
+import { DEFAULT_MAX_EXTRACTED_BYTES, DEFAULT_MAX_RATIO } from "../../storage/zip_safety.ts";
 
 /** Everything the head is configured with. */
 export interface HeadConfig {
@@ -14,6 +23,8 @@ export interface HeadConfig {
   minimal: boolean;
   /** Operators' modules: paths or import specifiers. */
   modules: string[];
+  /** Start without an operator's module that fails to load, rather than refuse to start. */
+  skipBrokenModules: boolean;
   /** Default grace between SIGTERM and SIGKILL when stopping a job. */
   stopGraceMs: number;
   /** Largest accepted JSON request body. */
@@ -24,13 +35,31 @@ export interface HeadConfig {
   logRetentionDays: number;
   /** A log tail socket silent this long is pinged, and closed if no pong comes; 0: never. */
   tailIdleTimeoutS: number;
-  /** Largest accepted package upload; DEFAULT_MAX_PACKAGE_BYTES when absent. */
-  maxPackageBytes?: number;
-  /** Open log tails at most; past it an upgrade is answered 503. DEFAULT_MAX_LOG_TAILS when absent. */
-  maxLogTails?: number;
+  /** Largest accepted package upload. */
+  maxPackageBytes: number;
+  /** How the head writes its own log lines. */
+  logFormat: LogFormat;
+  /** Finished jobs that ended longer ago than this are deleted; absent: kept. */
+  jobRetentionDays?: number;
+  /** Past this many finished jobs the oldest are deleted; absent: no limit. */
+  maxFinishedJobs?: number;
+  /** Packages no job names, unused this many days, are deleted; 0 keeps them. */
+  packageRetentionDays: number;
+  /** Mode of the data directory and its subdirectories; files get it without execute bits. */
+  dataMode: number;
+  /** Move a damaged KV file aside and take back running jobs the store lost. */
+  recover: boolean;
+  /** Most bytes one package may expand to. */
+  maxPackageExtractBytes: number;
+  /** Most bytes a package may expand to per byte of zip, past its first MiB; 0: no limit. */
+  maxPackageRatio: number;
+  /** Serve `GET /metrics` without the token. */
+  metricsPublic: boolean;
+  /** Open log tails at most; past it an upgrade is answered 503. */
+  maxLogTails: number;
   /** Seconds a connection may take to send a request's headers; 0: no limit. */
-  headerTimeoutS?: number;
-  /** Open client connections at most; past it new ones are closed. From the fd limit when absent. */
+  headerTimeoutS: number;
+  /** Open client connections at most; past it new ones get 503. From the fd limit when absent. */
   maxConnections?: number;
 }
 
@@ -39,143 +68,310 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** Default grace between SIGTERM and SIGKILL on stop (API.md: 3 s). */
-export const DEFAULT_STOP_GRACE_MS = 3_000;
-/** Default cap on one job's log (1 GiB). */
-export const DEFAULT_LOG_MAX_BYTES = 1024 ** 3;
-/** Default limit on JSON request bodies. */
-export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-/** Default limit on package uploads (zipped working directories). */
-export const DEFAULT_MAX_PACKAGE_BYTES = 100 * 1024 * 1024;
-/** Default cap on open log tails. */
-export const DEFAULT_MAX_LOG_TAILS = 4096;
-/** Default time a client has to send a request's headers. */
-export const DEFAULT_HEADER_TIMEOUT_S = 30;
+/** One option of `jobhead start`. */
+interface OptionSpec {
+  /** The flag without its dashes; also the option's key in a `--config` file. */
+  flag: string;
+  /** The environment twin. */
+  env: string;
+  /** `list` options repeat as flags and are comma-separated in the environment. */
+  kind: "string" | "boolean" | "list";
+  /** What the value looks like in the usage text. */
+  placeholder?: string;
+  /** As the usage text shows it; absent: none. */
+  default?: string;
+  help: string;
+}
 
-const USAGE = `Usage: main.ts start [options]
-  --host HOST           address to listen on (JOBHEAD_HOST, default 127.0.0.1)
-  --port PORT           port, 0 for a free one (JOBHEAD_PORT, default 8265)
-  --data-dir DIR        KV file, logs and run files (JOBHEAD_DATA_DIR, default ./.jobhead)
-  --token TOKEN         bearer token required on every API call (JOBHEAD_AUTH_TOKEN)
-  --token-file FILE     read the token from FILE
-  --minimal             load only the minimal modules (JOBHEAD_MINIMAL=1)
-  --module SPEC         load an operator's module by path or specifier; repeatable
-                        (JOBHEAD_MODULES, comma-separated)
-  --stop-wait-s SECONDS grace between SIGTERM and SIGKILL on stop (JOBHEAD_STOP_WAIT_S, default 3)
-  --max-body-bytes N    largest JSON request body (JOBHEAD_MAX_BODY_BYTES, default 1048576)
-  --log-max-bytes N     cap on one job's log: past it the middle is dropped, head and tail
-                        kept (JOBHEAD_LOG_MAX_BYTES, default 1073741824)
-  --log-retention-days D  delete the logs of jobs that ended D days ago; 0 keeps them
-                        (JOBHEAD_LOG_RETENTION_DAYS, default 0)
-  --tail-idle-timeout-s S  ping a log tail socket silent for S seconds, close it if it
-                        does not answer; 0 never (JOBHEAD_TAIL_IDLE_TIMEOUT_S, default 30)
-  --max-package-bytes N largest working_dir package upload
-                        (JOBHEAD_MAX_PACKAGE_BYTES, default 104857600)
-  --max-log-tails N     open log tails at most; past it a tail is answered 503
-                        (JOBHEAD_MAX_LOG_TAILS, default 4096)
-  --header-timeout-s S  close a connection that takes longer than S seconds to send a
-                        request's headers; 0 never (JOBHEAD_HEADER_TIMEOUT_S, default 30)
-  --max-connections N   open client connections at most; past it new ones are closed
-                        (JOBHEAD_MAX_CONNECTIONS, default 4096, less when the open-files
-                        limit is lower: each connection may take 4 file descriptors)`;
+/** Every option of `jobhead start`, in the order the usage text lists them. */
+export const OPTIONS = [
+  {
+    flag: "config",
+    env: "JOBHEAD_CONFIG",
+    kind: "string",
+    placeholder: "FILE",
+    help: "read options from a JSON or TOML file (keys: the flags' names)",
+  },
+  {
+    flag: "host",
+    env: "JOBHEAD_HOST",
+    kind: "string",
+    placeholder: "HOST",
+    default: "127.0.0.1",
+    help: "address to listen on; anything but loopback needs a token",
+  },
+  {
+    flag: "port",
+    env: "JOBHEAD_PORT",
+    kind: "string",
+    placeholder: "PORT",
+    default: "8265",
+    help: "port to listen on; 0 picks a free one",
+  },
+  {
+    flag: "data-dir",
+    env: "JOBHEAD_DATA_DIR",
+    kind: "string",
+    placeholder: "DIR",
+    default: "./.jobhead",
+    help: "KV file, logs and run files",
+  },
+  {
+    flag: "token",
+    env: "JOBHEAD_AUTH_TOKEN",
+    kind: "string",
+    placeholder: "TOKEN",
+    help:
+      "bearer token required on every API call (visible to local users in the process list: prefer the environment or --token-file)",
+  },
+  {
+    flag: "token-file",
+    env: "JOBHEAD_TOKEN_FILE",
+    kind: "string",
+    placeholder: "FILE",
+    help: "read the token from FILE",
+  },
+  {
+    flag: "minimal",
+    env: "JOBHEAD_MINIMAL",
+    kind: "boolean",
+    default: "false",
+    help: "load only the minimal modules",
+  },
+  {
+    flag: "module",
+    env: "JOBHEAD_MODULES",
+    kind: "list",
+    placeholder: "SPEC",
+    help:
+      "load an operator's module by path or specifier; repeatable (comma-separated in the environment)",
+  },
+  {
+    flag: "skip-broken-modules",
+    env: "JOBHEAD_SKIP_BROKEN_MODULES",
+    kind: "boolean",
+    default: "false",
+    help: "start without an operator's module that fails to load (logged), rather than exit 1",
+  },
+  {
+    flag: "stop-wait-s",
+    env: "JOBHEAD_STOP_WAIT_S",
+    kind: "string",
+    placeholder: "SECONDS",
+    default: "3",
+    help: "grace between SIGTERM and SIGKILL on stop",
+  },
+  {
+    flag: "max-body-bytes",
+    env: "JOBHEAD_MAX_BODY_BYTES",
+    kind: "string",
+    placeholder: "N",
+    default: "1048576",
+    help: "largest JSON request body",
+  },
+  {
+    flag: "log-max-bytes",
+    env: "JOBHEAD_LOG_MAX_BYTES",
+    kind: "string",
+    placeholder: "N",
+    default: "1073741824",
+    help: "cap on one job's log: past it the middle is dropped, head and tail kept",
+  },
+  {
+    flag: "log-retention-days",
+    env: "JOBHEAD_LOG_RETENTION_DAYS",
+    kind: "string",
+    placeholder: "D",
+    default: "0",
+    help: "delete the logs of jobs that ended D days ago; 0 keeps them",
+  },
+  {
+    flag: "tail-idle-timeout-s",
+    env: "JOBHEAD_TAIL_IDLE_TIMEOUT_S",
+    kind: "string",
+    placeholder: "S",
+    default: "30",
+    help: "ping a log tail socket silent for S seconds, close it if it does not answer; 0 never",
+  },
+  {
+    flag: "max-package-bytes",
+    env: "JOBHEAD_MAX_PACKAGE_BYTES",
+    kind: "string",
+    placeholder: "N",
+    default: "104857600",
+    help: "largest working_dir package upload",
+  },
+  {
+    flag: "max-log-tails",
+    env: "JOBHEAD_MAX_LOG_TAILS",
+    kind: "string",
+    placeholder: "N",
+    default: "4096",
+    help: "open log tails at most; past it a tail is answered 503",
+  },
+  {
+    flag: "header-timeout-s",
+    env: "JOBHEAD_HEADER_TIMEOUT_S",
+    kind: "string",
+    placeholder: "S",
+    default: "30",
+    help:
+      "close a connection that takes longer than S seconds to send a request's headers (from its opening or its last response); 0 never",
+  },
+  {
+    flag: "max-connections",
+    env: "JOBHEAD_MAX_CONNECTIONS",
+    kind: "string",
+    placeholder: "N",
+    help:
+      "open client connections at most, past it new ones get 503; unset: 4096, less when the open-files limit is lower (a connection may take 4 descriptors)",
+  },
+  {
+    flag: "max-package-extract-bytes",
+    env: "JOBHEAD_MAX_PACKAGE_EXTRACT_BYTES",
+    kind: "string",
+    placeholder: "N",
+    default: String(DEFAULT_MAX_EXTRACTED_BYTES),
+    help: "most bytes one working_dir package may expand to",
+  },
+  {
+    flag: "max-package-ratio",
+    env: "JOBHEAD_MAX_PACKAGE_RATIO",
+    kind: "string",
+    placeholder: "R",
+    default: String(DEFAULT_MAX_RATIO),
+    help: "most bytes a package may expand to per byte of zip, past its first MiB; 0 no limit",
+  },
+  {
+    flag: "log-format",
+    env: "JOBHEAD_LOG_FORMAT",
+    kind: "string",
+    placeholder: "text|json",
+    default: "text",
+    help: "the head's own log lines: text, or one JSON object per line",
+  },
+  {
+    flag: "job-retention-days",
+    env: "JOBHEAD_JOB_RETENTION_DAYS",
+    kind: "string",
+    placeholder: "D",
+    help: "delete finished jobs (record, log, files) that ended D days ago; unset keeps them",
+  },
+  {
+    flag: "max-finished-jobs",
+    env: "JOBHEAD_MAX_FINISHED_JOBS",
+    kind: "string",
+    placeholder: "N",
+    help: "keep at most N finished jobs, deleting the oldest; unset keeps all",
+  },
+  {
+    flag: "package-retention-days",
+    env: "JOBHEAD_PACKAGE_RETENTION_DAYS",
+    kind: "string",
+    placeholder: "D",
+    default: "7",
+    help:
+      "delete working_dir packages no job names that were not uploaded or used for D days; 0 keeps them",
+  },
+  {
+    flag: "data-mode",
+    env: "JOBHEAD_DATA_MODE",
+    kind: "string",
+    placeholder: "MODE",
+    default: "0700",
+    help:
+      "mode of the data directory and its subdirectories, files the same without execute bits; 0750 lets the group read",
+  },
+  {
+    flag: "recover",
+    env: "JOBHEAD_RECOVER",
+    kind: "boolean",
+    default: "false",
+    help:
+      "move a damaged KV file aside, start with an empty store and take back the jobs still running",
+  },
+  {
+    flag: "metrics-public",
+    env: "JOBHEAD_METRICS_PUBLIC",
+    kind: "boolean",
+    default: "false",
+    help: "serve GET /metrics without the token",
+  },
+] as const satisfies readonly OptionSpec[];
 
-/** The usage text of `main.ts start`. */
+/** An option's flag name. */
+export type OptionName = typeof OPTIONS[number]["flag"];
+
+/** The environment variables the head reads as its configuration: jobs never inherit them. */
+export const CONFIG_ENV_NAMES: readonly string[] = OPTIONS.map((option) => option.env);
+
+/** The usage text of `jobhead start`, every option with its environment twin and default. */
 export function startUsage(): string {
-  return USAGE;
+  const lines = [
+    "Usage: jobhead start [options]",
+    "Each option can also be set by its environment variable or a --config file key (the",
+    "flag's name); flags win over the environment, the environment over the file.",
+    "",
+  ];
+  for (const option of OPTIONS as readonly OptionSpec[]) {
+    const flag = `  --${option.flag}${option.placeholder ? ` ${option.placeholder}` : ""}`;
+    const twin = `${option.env}${
+      option.default === undefined ? "" : `, default ${option.default}`
+    }`;
+    lines.push(`${flag.padEnd(28)}${option.help}`, `${"".padEnd(28)}(${twin})`);
+  }
+  lines.push(`${"  -h, --help".padEnd(28)}this text`);
+  return lines.join("\n");
 }
 
 /**
- * Builds the configuration from `args` (flags win) and `env`.
+ * Builds the configuration from `args`, `env` and the `--config` file they name.
  * Throws ConfigError with a message for the operator.
  */
 export function parseConfig(args: string[], env: Record<string, string | undefined>): HeadConfig {
-  let flags;
-  try {
-    flags = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        host: { type: "string" },
-        port: { type: "string" },
-        "data-dir": { type: "string" },
-        token: { type: "string" },
-        "token-file": { type: "string" },
-        minimal: { type: "boolean" },
-        module: { type: "string", multiple: true },
-        "stop-wait-s": { type: "string" },
-        "max-body-bytes": { type: "string" },
-        "log-max-bytes": { type: "string" },
-        "log-retention-days": { type: "string" },
-        "tail-idle-timeout-s": { type: "string" },
-        "max-package-bytes": { type: "string" },
-        "max-log-tails": { type: "string" },
-        "header-timeout-s": { type: "string" },
-        "max-connections": { type: "string" },
-      },
-    }).values;
-  } catch (err) {
-    throw new ConfigError(`${(err as Error).message}\n${USAGE}`);
-  }
-  const host = flags.host ?? env.JOBHEAD_HOST ?? "127.0.0.1";
-  const port = parseNumber("port", flags.port ?? env.JOBHEAD_PORT ?? "8265", { max: 65535 });
-  const token = readToken(flags.token, flags["token-file"], env.JOBHEAD_AUTH_TOKEN);
+  const options = resolveOptions(args, env);
+  const host = options.string("host");
+  const token = options.token();
   if (!token && !isLoopback(host)) {
     throw new ConfigError(
       `Refusing to listen on ${host} without a token: anyone who can reach it could run ` +
-        `commands on this machine. Set one with --token, --token-file or JOBHEAD_AUTH_TOKEN, ` +
-        `or listen on 127.0.0.1.`,
+        `commands on this machine. Set one with JOBHEAD_AUTH_TOKEN or --token-file (or ` +
+        `--token), or listen on 127.0.0.1.`,
     );
   }
-  const envModules = (env.JOBHEAD_MODULES ?? "").split(",").map((m) => m.trim()).filter(Boolean);
   return {
     host,
-    port,
-    dataDir: flags["data-dir"] ?? env.JOBHEAD_DATA_DIR ?? "./.jobhead",
+    port: parseNumber("port", options.string("port"), { max: 65535 }),
+    dataDir: options.string("data-dir"),
     token,
-    minimal: flags.minimal ?? ["1", "true"].includes(env.JOBHEAD_MINIMAL ?? ""),
-    modules: [...envModules, ...(flags.module ?? [])],
-    stopGraceMs: 1000 *
-      parseNumber("stop-wait-s", flags["stop-wait-s"] ?? env.JOBHEAD_STOP_WAIT_S ?? "3", {
-        fractional: true,
-      }),
-    maxBodyBytes: parseNumber(
-      "max-body-bytes",
-      flags["max-body-bytes"] ?? env.JOBHEAD_MAX_BODY_BYTES ?? String(DEFAULT_MAX_BODY_BYTES),
-    ),
-    logMaxBytes: parseNumber(
-      "log-max-bytes",
-      flags["log-max-bytes"] ?? env.JOBHEAD_LOG_MAX_BYTES ?? String(DEFAULT_LOG_MAX_BYTES),
-    ),
-    logRetentionDays: parseNumber(
-      "log-retention-days",
-      flags["log-retention-days"] ?? env.JOBHEAD_LOG_RETENTION_DAYS ?? "0",
-      { fractional: true },
-    ),
-    tailIdleTimeoutS: parseNumber(
-      "tail-idle-timeout-s",
-      flags["tail-idle-timeout-s"] ?? env.JOBHEAD_TAIL_IDLE_TIMEOUT_S ?? "30",
-    ),
-    maxPackageBytes: parseNumber(
-      "max-package-bytes",
-      flags["max-package-bytes"] ?? env.JOBHEAD_MAX_PACKAGE_BYTES ??
-        String(DEFAULT_MAX_PACKAGE_BYTES),
-    ),
-    maxLogTails: parseNumber(
-      "max-log-tails",
-      flags["max-log-tails"] ?? env.JOBHEAD_MAX_LOG_TAILS ?? String(DEFAULT_MAX_LOG_TAILS),
-    ),
-    headerTimeoutS: parseNumber(
-      "header-timeout-s",
-      flags["header-timeout-s"] ?? env.JOBHEAD_HEADER_TIMEOUT_S ?? String(DEFAULT_HEADER_TIMEOUT_S),
-      { fractional: true },
-    ),
-    maxConnections: optionalNumber(
-      "max-connections",
-      flags["max-connections"] ?? env.JOBHEAD_MAX_CONNECTIONS,
-      { min: 1 },
-    ),
+    minimal: options.boolean("minimal"),
+    modules: options.list("module"),
+    skipBrokenModules: options.boolean("skip-broken-modules"),
+    stopGraceMs: 1000 * options.number("stop-wait-s", { fractional: true }),
+    maxBodyBytes: options.number("max-body-bytes"),
+    logMaxBytes: options.number("log-max-bytes"),
+    logRetentionDays: options.number("log-retention-days", { fractional: true }),
+    tailIdleTimeoutS: options.number("tail-idle-timeout-s"),
+    maxPackageBytes: options.number("max-package-bytes"),
+    jobRetentionDays: options.optionalNumber("job-retention-days", { fractional: true }),
+    maxFinishedJobs: options.optionalNumber("max-finished-jobs"),
+    packageRetentionDays: options.number("package-retention-days", { fractional: true }),
+    dataMode: parseDataMode(options.string("data-mode")),
+    recover: options.boolean("recover"),
+    metricsPublic: options.boolean("metrics-public"),
+    logFormat: parseChoice("log-format", options.string("log-format"), ["text", "json"] as const),
+    maxPackageExtractBytes: options.number("max-package-extract-bytes"),
+    maxPackageRatio: options.number("max-package-ratio", { fractional: true }),
+    maxLogTails: options.number("max-log-tails"),
+    headerTimeoutS: options.number("header-timeout-s", { fractional: true }),
+    maxConnections: positive("max-connections", options.optionalNumber("max-connections")),
   };
+}
+
+/** `value`, unless it is 0: a cap of nothing. */
+function positive(name: string, value: number | undefined): number | undefined {
+  if (value === 0) throw new ConfigError(`Invalid --${name}: it must be at least 1`);
+  return value;
 }
 
 /** Whether the listen address `host` is loopback, where no token is needed: `::1` or a loopback name. */
@@ -199,21 +395,134 @@ function isOctet(text: string): boolean {
   return /^(0|[1-9][0-9]{0,2})$/.test(text) && Number(text) <= 255;
 }
 
-function readToken(
-  flag: string | undefined,
-  file: string | undefined,
-  env: string | undefined,
-): string | undefined {
-  if (flag !== undefined) return nonEmptyToken(flag, "--token");
-  if (file !== undefined) {
-    try {
-      return nonEmptyToken(Deno.readTextFileSync(file).trim(), `--token-file ${file}`);
-    } catch (err) {
-      if (err instanceof ConfigError) throw err;
-      throw new ConfigError(`Cannot read the token file ${file}: ${(err as Error).message}`);
+/** A value as one source gives it: a flag, an environment variable, or a config file key. */
+type Raw = string | boolean | string[];
+
+/** The options' values, each from the first source that has it. */
+interface ResolvedOptions {
+  string(name: OptionName): string;
+  boolean(name: OptionName): boolean;
+  list(name: OptionName): string[];
+  number(name: OptionName, options?: { fractional?: boolean }): number;
+  /** Undefined when no source sets it. */
+  optionalNumber(name: OptionName, options?: { fractional?: boolean }): number | undefined;
+  token(): string | undefined;
+}
+
+function resolveOptions(
+  args: string[],
+  env: Record<string, string | undefined>,
+): ResolvedOptions {
+  let flags: Record<string, Raw | undefined>;
+  try {
+    flags = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: Object.fromEntries(
+        OPTIONS.map((option) => [option.flag, {
+          type: option.kind === "boolean" ? "boolean" as const : "string" as const,
+          multiple: option.kind === "list",
+        }]),
+      ),
+    }).values as Record<string, Raw | undefined>;
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}\n${startUsage()}`);
+  }
+  const fromEnv: Record<string, Raw | undefined> = {};
+  for (const option of OPTIONS as readonly OptionSpec[]) {
+    const text = env[option.env];
+    if (text === undefined || text === "") continue;
+    if (option.kind === "list") {
+      fromEnv[option.flag] = text.split(",").map((s) => s.trim()).filter(Boolean);
+    } else if (option.kind === "boolean") {
+      fromEnv[option.flag] = parseBoolean(option.env, text);
+    } else {
+      fromEnv[option.flag] = text;
     }
   }
-  return env ? env : undefined;
+  const configPath = (flags.config ?? fromEnv.config) as string | undefined;
+  const fromFile = configPath === undefined ? {} : readConfigFile(configPath);
+  const sources = [flags, fromEnv, fromFile];
+  const first = (name: OptionName): Raw | undefined => {
+    for (const source of sources) if (source[name] !== undefined) return source[name];
+    return (OPTIONS as readonly OptionSpec[]).find((o) => o.flag === name)?.default;
+  };
+  const string = (name: OptionName) => String(first(name) ?? "");
+  return {
+    string,
+    boolean: (name) => {
+      const value = first(name);
+      return typeof value === "string" ? parseBoolean(`--${name}`, value) : value === true;
+    },
+    // Lists add up: the file's, the environment's, then the flags' (as given, no repeats).
+    list: (name) => [...new Set(sources.toReversed().flatMap((s) => (s[name] as string[]) ?? []))],
+    number: (name, options) => parseNumber(name, string(name), options),
+    optionalNumber: (name, options) =>
+      first(name) === undefined ? undefined : parseNumber(name, string(name), options),
+    token: () => {
+      for (const source of sources) {
+        if (source.token !== undefined) return nonEmptyToken(String(source.token), "the token");
+        const file = source["token-file"];
+        if (file !== undefined) return readTokenFile(String(file));
+      }
+      return undefined;
+    },
+  };
+}
+
+/**
+ * Reads a `--config` file: TOML when its name ends in `.toml`, JSON otherwise, with the
+ * flags' names as keys. Throws ConfigError naming the file and what is wrong.
+ */
+function readConfigFile(path: string): Record<string, Raw> {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    throw new ConfigError(`Cannot read the config file ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = extname(path) === ".toml" ? parseToml(text) : JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`The config file ${path} is not valid: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`The config file ${path} must hold an object of options`);
+  }
+  const values: Record<string, Raw> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    const option = (OPTIONS as readonly OptionSpec[]).find((o) => o.flag === key);
+    if (!option || option.flag === "config") {
+      throw new ConfigError(`The config file ${path} has an unknown option "${key}"`);
+    }
+    const ok = option.kind === "list"
+      ? Array.isArray(value) && value.every((v) => typeof v === "string")
+      : option.kind === "boolean"
+      ? typeof value === "boolean"
+      : typeof value === "string" || typeof value === "number";
+    if (!ok) {
+      const expected = option.kind === "list"
+        ? "a list of strings"
+        : option.kind === "boolean"
+        ? "true or false"
+        : "a string or a number";
+      throw new ConfigError(`The config file ${path}: "${key}" must be ${expected}`);
+    }
+    values[key] = typeof value === "number" ? String(value) : value as Raw;
+  }
+  return values;
+}
+
+function readTokenFile(file: string): string {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch (err) {
+    throw new ConfigError(`Cannot read the token file ${file}: ${(err as Error).message}`);
+  }
+  return nonEmptyToken(text.trim(), `the token file ${file}`);
 }
 
 function nonEmptyToken(token: string, source: string): string {
@@ -221,21 +530,36 @@ function nonEmptyToken(token: string, source: string): string {
   return token;
 }
 
-function optionalNumber(
-  name: string,
-  text: string | undefined,
-  options: { min?: number } = {},
-): number | undefined {
-  return text === undefined ? undefined : parseNumber(name, text, options);
+function parseBoolean(name: string, text: string): boolean {
+  if (["1", "true", "yes"].includes(text.toLowerCase())) return true;
+  if (["0", "false", "no"].includes(text.toLowerCase())) return false;
+  throw new ConfigError(`Invalid ${name}: ${JSON.stringify(text)}: expected true or false`);
+}
+
+/** An octal directory mode that leaves its owner every right, e.g. `0750`. */
+function parseDataMode(text: string): number {
+  const mode = /^0?[0-7]{3}$/.test(text.trim()) ? parseInt(text, 8) : NaN;
+  if (!(mode >= 0) || (mode & 0o700) !== 0o700) {
+    throw new ConfigError(
+      `Invalid --data-mode: ${JSON.stringify(text)}: an octal mode such as 0700 or 0750 ` +
+        `that gives its owner read, write and execute`,
+    );
+  }
+  return mode;
+}
+
+function parseChoice<T extends string>(name: string, text: string, choices: readonly T[]): T {
+  if ((choices as readonly string[]).includes(text)) return text as T;
+  throw new ConfigError(`Invalid --${name}: ${JSON.stringify(text)}: one of ${choices.join(", ")}`);
 }
 
 function parseNumber(
   name: string,
   text: string,
-  options: { min?: number; max?: number; fractional?: boolean } = {},
+  options: { max?: number; fractional?: boolean } = {},
 ): number {
   const value = Number(text);
-  const valid = text.trim() !== "" && Number.isFinite(value) && value >= (options.min ?? 0) &&
+  const valid = text.trim() !== "" && Number.isFinite(value) && value >= 0 &&
     (options.fractional || Number.isInteger(value)) && value <= (options.max ?? Infinity);
   if (!valid) throw new ConfigError(`Invalid --${name}: ${JSON.stringify(text)}`);
   return value;

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { ConfigError, isLoopback, isLoopbackName, parseConfig } from "./config.ts";
+import {
+  CONFIG_ENV_NAMES,
+  ConfigError,
+  isLoopback,
+  isLoopbackName,
+  OPTIONS,
+  parseConfig,
+  startUsage,
+} from "./config.ts";
 
 Deno.test("parseConfig() defaults to loopback, port 8265 and ./.jobhead", () => {
   const config = parseConfig([], {});
@@ -88,4 +96,106 @@ Deno.test("parseConfig() reads the limits on connections and tails, with environ
   assert.deepEqual([flags.headerTimeoutS, flags.maxConnections, flags.maxLogTails], [0, 3, 0]);
   assert.throws(() => parseConfig(["--max-connections", "0"], {}), ConfigError);
   assert.throws(() => parseConfig(["--header-timeout-s", "-1"], {}), ConfigError);
+});
+
+async function withFile(name: string, text: string, fn: (path: string) => void) {
+  const dir = await Deno.makeTempDir({ prefix: "jobhead-config-" });
+  try {
+    const path = `${dir}/${name}`;
+    await Deno.writeTextFile(path, text);
+    fn(path);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("parseConfig() reads a TOML or JSON --config file; the environment and flags win over it", async () => {
+  const toml = `port = 9100\ndata-dir = "/from-file"\nminimal = true\nmodule = ["f.ts"]\n` +
+    `stop-wait-s = 1.5\n`;
+  await withFile("head.toml", toml, (path) => {
+    const config = parseConfig(["--config", path], {});
+    assert.equal(config.port, 9100);
+    assert.equal(config.dataDir, "/from-file");
+    assert.equal(config.minimal, true);
+    assert.deepEqual(config.modules, ["f.ts"]);
+    assert.equal(config.stopGraceMs, 1500);
+    const overridden = parseConfig(["--config", path, "--port", "9300", "--module", "g.ts"], {
+      JOBHEAD_DATA_DIR: "/from-env",
+      JOBHEAD_PORT: "9200",
+      JOBHEAD_MINIMAL: "0",
+    });
+    assert.equal(overridden.port, 9300);
+    assert.equal(overridden.dataDir, "/from-env");
+    assert.equal(overridden.minimal, false);
+    assert.deepEqual(overridden.modules, ["f.ts", "g.ts"]);
+  });
+  await withFile("head.json", `{"port": 9400, "token": "from-file"}`, (path) => {
+    const config = parseConfig([], { JOBHEAD_CONFIG: path });
+    assert.equal(config.port, 9400);
+    assert.equal(config.token, "from-file");
+  });
+});
+
+Deno.test("parseConfig() names the file and the key of a bad --config file", async () => {
+  const cases: [string, string, RegExp][] = [
+    ["a.json", `{"prot": 1}`, /unknown option "prot"/],
+    ["b.json", `{"port": true}`, /"port" must be a string or a number/],
+    ["c.json", `[1]`, /must hold an object/],
+    ["d.toml", `port = `, /is not valid/],
+    ["e.json", `{"module": "x.ts"}`, /"module" must be a list of strings/],
+  ];
+  for (const [name, text, pattern] of cases) {
+    await withFile(name, text, (path) => {
+      assert.throws(() => parseConfig(["--config", path], {}), (err: Error) => {
+        return err instanceof ConfigError && err.message.includes(path) &&
+          pattern.test(err.message);
+      }, name);
+    });
+  }
+  assert.throws(() => parseConfig(["--config", "/no/such/file.json"], {}), /Cannot read/);
+});
+
+Deno.test("startUsage() lists every option with its environment twin and default", () => {
+  const usage = startUsage();
+  for (const option of OPTIONS) {
+    assert.match(usage, new RegExp(`--${option.flag}\\b`));
+    assert.ok(usage.includes(option.env), option.env);
+  }
+  assert.match(usage, /--port PORT .*\n\s+\(JOBHEAD_PORT, default 8265\)/);
+  assert.ok(CONFIG_ENV_NAMES.includes("JOBHEAD_AUTH_TOKEN"));
+});
+
+Deno.test("parseConfig() reads --data-mode as octal, keeping the owner's rights", () => {
+  assert.equal(parseConfig([], {}).dataMode, 0o700);
+  assert.equal(parseConfig(["--data-mode", "0750"], {}).dataMode, 0o750);
+  assert.equal(parseConfig([], { JOBHEAD_DATA_MODE: "755" }).dataMode, 0o755);
+  for (const bad of ["0600", "750x", "0o750", "", "07500", "9"]) {
+    assert.throws(() => parseConfig(["--data-mode", bad], {}), ConfigError, bad);
+  }
+});
+
+Deno.test("parseConfig() takes --recover and its twin", () => {
+  assert.equal(parseConfig([], {}).recover, false);
+  assert.equal(parseConfig(["--recover"], {}).recover, true);
+  assert.equal(parseConfig([], { JOBHEAD_RECOVER: "1" }).recover, true);
+});
+
+Deno.test("parseConfig() takes the package extraction limits, flags over environment", () => {
+  const defaults = parseConfig([], {});
+  assert.equal(defaults.maxPackageExtractBytes, 1024 ** 3);
+  assert.equal(defaults.maxPackageRatio, 200);
+  const env = { JOBHEAD_MAX_PACKAGE_EXTRACT_BYTES: "1000", JOBHEAD_MAX_PACKAGE_RATIO: "0" };
+  const fromEnv = parseConfig([], env);
+  assert.equal(fromEnv.maxPackageExtractBytes, 1000);
+  assert.equal(fromEnv.maxPackageRatio, 0);
+  const flags = parseConfig(
+    ["--max-package-extract-bytes", "5", "--max-package-ratio", "2.5"],
+    env,
+  );
+  assert.equal(flags.maxPackageExtractBytes, 5);
+  assert.equal(flags.maxPackageRatio, 2.5);
+  assert.throws(
+    () => parseConfig(["--max-package-ratio", "lots"], {}),
+    /Invalid --max-package-ratio/,
+  );
 });

@@ -1,9 +1,9 @@
 /** The jobs module: submits, stops and tails shell-command jobs. */
-import { DEFAULT_MAX_LOG_TAILS } from "../host/config.ts";
 import type { HeadModule } from "../host/module.ts";
 import { isTerminal } from "../../storage/jobs.ts";
 import { LogFollowers } from "./log_follower.ts";
 import { LogWatcher } from "./log_watcher.ts";
+import { keepRetention } from "./retention.ts";
 import { jobRoutes, toDetails } from "./routes.ts";
 import { JobService } from "./service.ts";
 
@@ -35,17 +35,40 @@ export function createModule(): HeadModule {
         gapOf: (id) => ctx.stores.logs.gapOf(id),
         watcher: logWatcher,
       });
+      const followerCount = ctx.metrics.gauge({
+        name: "log_followers",
+        help: "Followers of job logs (live tails), across all followed jobs.",
+        collect: () => followerCount.set(followers.stats.followers),
+      });
       return jobRoutes(service, {
         info: ctx.info,
         followers,
+        tailsOpen: ctx.metrics.gauge({
+          name: "log_tail_sockets_open",
+          help: "WebSocket log tails (GET /api/jobs/{id}/logs/tail) open.",
+        }),
         idleTimeoutS: ctx.config.tailIdleTimeoutS,
-        maxTails: ctx.config.maxLogTails ?? DEFAULT_MAX_LOG_TAILS,
+        maxTails: ctx.config.maxLogTails,
         signal: ctx.signal,
       });
     },
     async start(ctx) {
       await service?.adoptRunningJobs(); // jobs the previous head left running
       service?.maintainLogs(ctx.signal);
+      if (service) {
+        keepRetention(service, {
+          retentionDays: ctx.config.jobRetentionDays,
+          maxFinished: ctx.config.maxFinishedJobs,
+        }, {
+          now: Date.now,
+          logger: ctx.logger,
+          signal: ctx.signal,
+          onJobFinished: (listener) =>
+            ctx.events.on((event) => {
+              if (event.type === "job" && isTerminal(event.job.status)) listener();
+            }),
+        });
+      }
     },
     stop() {
       service?.close(); // running jobs keep running

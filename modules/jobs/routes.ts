@@ -3,19 +3,22 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { parseInput, readJson } from "../host/app.ts";
 import { UnavailableError, ValidationError } from "../host/errors.ts";
-import type { HeadInfo } from "../host/module.ts";
+import type { Gauge, HeadInfo } from "../host/module.ts";
 import { decodeCursor, type Job } from "../../storage/jobs.ts";
+import { jsonArrayStream } from "../host/json_stream.ts";
+import { describeRoute } from "../host/route_doc.ts";
 import { type LogFollowers, messageOf } from "./log_follower.ts";
+import { wholeLogJson } from "./whole_log.ts";
 import {
-  type DeleteJobResponse,
-  type JobDetails,
+  DeleteJobResponse,
+  JobDetails,
   JobId,
-  type JobLogsResponse,
+  JobLogsResponse,
   JobStatus,
-  type StopJobResponse,
+  StopJobResponse,
   SubmitJobRequest,
-  type SubmitJobResponse,
-  type VersionResponse,
+  SubmitJobResponse,
+  VersionResponse,
 } from "./schemas.ts";
 import { actorIdOf, type JobService } from "./service.ts";
 
@@ -33,7 +36,12 @@ export interface JobRoutesOptions {
   maxTails: number;
   /** Aborted at shutdown: live tails close with 1001. */
   signal: AbortSignal;
+  /** Counts the tail sockets open. */
+  tailsOpen?: Gauge;
 }
+
+/** Jobs read from the store at a time when a list is streamed whole. */
+const LIST_PAGE_SIZE = 500;
 
 const Integer = z.coerce.number().int();
 const ListQuery = z.object({
@@ -45,13 +53,18 @@ const LogsQuery = z.object({
   offset: Integer.optional(),
   limit: Integer.min(0).optional(),
 });
+const IdParams = z.object({ id: JobId });
 
 /** The jobs API as a Hono app. */
 export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
   const { info } = options;
   const app = new Hono();
 
-  app.get("/api/version", (c) => {
+  const versionDoc = describeRoute({
+    summary: "The Ray API level spoken, and jobhead's version",
+    response: VersionResponse,
+  });
+  app.get("/api/version", versionDoc, (c) => {
     return c.json(
       {
         version: RAY_API_VERSION,
@@ -68,8 +81,14 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     const job = await jobs.submit(request);
     return c.json({ job_id: job.id, submission_id: job.id } satisfies SubmitJobResponse);
   };
-  app.post("/api/jobs/", submit);
-  app.post("/api/jobs", submit);
+  const submitDoc = describeRoute({
+    summary: "Submits a job: answers at once, the job PENDING; it starts asynchronously",
+    description: "Unknown fields are a 400 naming the field; `null` stands for an absent field.",
+    body: SubmitJobRequest,
+    response: SubmitJobResponse,
+  });
+  app.post("/api/jobs/", submitDoc, submit);
+  app.post("/api/jobs", submitDoc, submit);
 
   const list = async (c: Context) => {
     const query = parseInput(ListQuery, c.req.query(), "query");
@@ -83,36 +102,95 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
         throw new ValidationError("Invalid request: cursor: not a cursor this server issued");
       }
     }
+    if (query.limit === undefined) {
+      // Ray's list_jobs() pages nothing: every job, streamed page by page from the store.
+      const all = allJobs(jobs, statuses, query.cursor);
+      return c.body(jsonArrayStream(all), 200, { "content-type": "application/json" });
+    }
     const page = await jobs.list({ statuses, limit: query.limit, cursor: query.cursor });
     if (page.cursor) c.header("X-Next-Cursor", page.cursor);
     return c.json(page.jobs.map((job) => toDetails(job, info)));
   };
-  app.get("/api/jobs/", list);
-  app.get("/api/jobs", list);
 
-  app.get("/api/jobs/:id", async (c) => {
+  async function* allJobs(service: JobService, statuses?: JobStatus[], cursor?: string) {
+    do {
+      const page = await service.list({ statuses, limit: LIST_PAGE_SIZE, cursor });
+      for (const job of page.jobs) yield toDetails(job, info);
+      cursor = page.cursor;
+    } while (cursor);
+  }
+  const listDoc = describeRoute({
+    summary: "Jobs, newest first",
+    description: "`status` is a comma-separated list. Without `limit`, every job (streamed); " +
+      "with `limit`, a page, and the next page's cursor in the `X-Next-Cursor` header.",
+    query: ListQuery,
+    response: z.array(JobDetails),
+    responseHeaders: {
+      "X-Next-Cursor": "With `limit`: `cursor` of the next page; absent at the end",
+    },
+  });
+  app.get("/api/jobs/", listDoc, list);
+  app.get("/api/jobs", listDoc, list);
+
+  const getDoc = describeRoute({ summary: "One job", params: IdParams, response: JobDetails });
+  app.get("/api/jobs/:id", getDoc, async (c) => {
     const job = await jobs.get(jobIdParam(c));
     return c.json(toDetails(job, info));
   });
 
-  app.post("/api/jobs/:id/stop", async (c) => {
+  const stopDoc = describeRoute({
+    summary: "Stops a job: `stopped` is true if it was PENDING or RUNNING",
+    params: IdParams,
+    response: StopJobResponse,
+  });
+  app.post("/api/jobs/:id/stop", stopDoc, async (c) => {
     const stopped = await jobs.stop(jobIdParam(c));
     return c.json({ stopped } satisfies StopJobResponse);
   });
 
-  app.delete("/api/jobs/:id", async (c) => {
+  const deleteDoc = describeRoute({
+    summary: "Deletes an ended job and its log (409 while it runs)",
+    params: IdParams,
+    response: DeleteJobResponse,
+  });
+  app.delete("/api/jobs/:id", deleteDoc, async (c) => {
     await jobs.delete(jobIdParam(c));
     return c.json({ deleted: true } satisfies DeleteJobResponse);
   });
 
-  app.get("/api/jobs/:id/logs", async (c) => {
+  const logsDoc = describeRoute({
+    summary: "A job's log: the whole of it, or a byte range",
+    description: 'Without `offset` and `limit`: `{"logs"}` alone, the whole log. ' +
+      "With either (`offset` < 0 counts from the end; `limit` at most 16 MiB): " +
+      "the range, with `offset` and `size`.",
+    params: IdParams,
+    query: LogsQuery,
+    response: JobLogsResponse,
+  });
+  app.get("/api/jobs/:id/logs", logsDoc, async (c) => {
     const query = parseInput(LogsQuery, c.req.query(), "query");
-    const range = await jobs.readLogs(jobIdParam(c), query);
+    const id = jobIdParam(c);
+    if (query.offset === undefined && query.limit === undefined) {
+      await jobs.get(id); // 404 before the answer starts
+      const body = wholeLogJson(jobs.logStore, id);
+      return c.body(body, 200, { "content-type": "application/json" });
+    }
+    const range = await jobs.readLogs(id, query);
     return c.json(range satisfies JobLogsResponse);
   });
 
+  const tailDoc = describeRoute({
+    summary: "WebSocket: a job's log, live",
+    description: "Text frames of the log from byte `offset` (0 by default), every byte once " +
+      "and in order. Closes with 1000 once the job has ended and its log is drained, " +
+      "1001 when the head shuts down, 1011 if reading the log fails. Past --max-log-tails " +
+      "open tails the upgrade is answered 503.",
+    params: IdParams,
+    query: LogsQuery.pick({ offset: true }),
+    websocket: true,
+  });
   let openTails = 0;
-  app.get("/api/jobs/:id/logs/tail", async (c) => {
+  app.get("/api/jobs/:id/logs/tail", tailDoc, async (c) => {
     const { offset } = parseInput(LogsQuery, c.req.query(), "query");
     const id = jobIdParam(c);
     await jobs.get(id); // 404 before the upgrade
@@ -130,7 +208,11 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     });
     openTails++;
     socket.addEventListener("close", () => openTails--, { once: true });
-    socket.onopen = () => streamLog(socket, id, offset ?? 0);
+    socket.onopen = () => {
+      options.tailsOpen?.inc();
+      socket.addEventListener("close", () => options.tailsOpen?.dec(), { once: true });
+      streamLog(socket, id, offset ?? 0);
+    };
     return response;
   });
 

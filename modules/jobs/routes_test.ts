@@ -8,14 +8,20 @@ import { Supervisor } from "../actors/supervisor.ts";
 import { createApp } from "../host/app.ts";
 import { parseConfig } from "../host/config.ts";
 import { EventBus } from "../host/events.ts";
-import { createLogger, type ModuleContext } from "../host/module.ts";
+import { createLogger } from "../host/log.ts";
+import type { ModuleContext } from "../host/module.ts";
 import { WorkerPool } from "../host/worker_pool.ts";
+import { aJob } from "../../storage/jobs_fixture.ts";
 import { createModule } from "./mod.ts";
+import { MetricsRegistry } from "../metrics/registry.ts";
 
 /** The jobs module mounted on the head's app, over in-memory KV; nothing is spawned. */
 async function withApp(
   options: { token?: string },
-  fn: (request: (path: string, init?: RequestInit) => Promise<Response>) => Promise<void>,
+  fn: (
+    request: (path: string, init?: RequestInit) => Promise<Response>,
+    ctx: ModuleContext,
+  ) => Promise<void>,
 ) {
   const dir = await Deno.makeTempDir({ prefix: "jobhead-routes-" });
   using kv = await Deno.openKv(":memory:");
@@ -42,13 +48,14 @@ async function withApp(
     events: new EventBus(),
     supervisor: new Supervisor(join(dir, "run")),
     workers: new WorkerPool({ size: 1 }),
+    metrics: new MetricsRegistry(),
     signal: shutdown.signal,
   };
   const app = createApp({ token: options.token, maxBodyBytes: config.maxBodyBytes });
   const module = createModule();
   app.route("/", module.routes!(ctx));
   try {
-    await fn((path, init) => Promise.resolve(app.request(path, init)));
+    await fn((path, init) => Promise.resolve(app.request(path, init)), ctx);
   } finally {
     shutdown.abort();
     await module.stop?.();
@@ -167,5 +174,48 @@ Deno.test("env var names with '=' and NUL bytes are refused before anything runs
         /entrypoint|env_vars/,
       );
     }
+  });
+});
+
+Deno.test("GET /api/jobs/ without a limit streams every job, as Ray's list_jobs() expects", async () => {
+  await withApp({}, async (request, ctx) => {
+    const count = 5_000; // many pages of the store, and more than the old cap of 1,000
+    for (let i = 0; i < count; i++) {
+      await ctx.stores.jobs.create(
+        aJob({ id: `j-${i}`, status: i % 3 ? "SUCCEEDED" : "FAILED", start_time: 1_000 + i }),
+      );
+    }
+    const all = await request("/api/jobs/");
+    assert.equal(all.status, 200);
+    assert.equal(all.headers.get("x-next-cursor"), null);
+    const jobs = await all.json();
+    assert.equal(jobs.length, count);
+    assert.equal(jobs[0].submission_id, `j-${count - 1}`, "newest first");
+    assert.equal(jobs[count - 1].submission_id, "j-0");
+    assert.equal(new Set(jobs.map((j: { job_id: string }) => j.job_id)).size, count);
+    // What Ray's SDK builds from each entry: JobDetails(**entry), a pydantic model that
+    // needs type, status and entrypoint and ignores keys it does not know.
+    for (const job of jobs) {
+      assert.equal(job.type, "SUBMISSION");
+      assert.ok(["PENDING", "RUNNING", "STOPPED", "SUCCEEDED", "FAILED"].includes(job.status));
+      assert.equal(typeof job.entrypoint, "string");
+      assert.ok(Number.isInteger(job.start_time));
+      assert.ok(job.driver_info === null || typeof job.driver_info.pid === "string");
+    }
+
+    const failed = await (await request("/api/jobs?status=FAILED")).json();
+    assert.equal(failed.length, Math.ceil(count / 3));
+
+    const page = await request("/api/jobs/?limit=10");
+    assert.equal((await page.json()).length, 10);
+    assert.ok(page.headers.get("x-next-cursor"), "a limited list still pages");
+  });
+});
+
+Deno.test("GET /api/jobs/ of an empty store is an empty array", async () => {
+  await withApp({}, async (request) => {
+    const res = await request("/api/jobs/");
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), []);
   });
 });
