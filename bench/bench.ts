@@ -27,7 +27,16 @@ import {
   readRssByKind,
   resolveServerPid,
 } from "./procs.ts";
-import { atLeast, atMost, epochNs, mapPool, round, summarize, waitUntil } from "./stats.ts";
+import {
+  atLeast,
+  atMost,
+  epochNs,
+  mapPool,
+  percentile,
+  round,
+  summarize,
+  waitUntil,
+} from "./stats.ts";
 
 type Head = RunningHead;
 
@@ -45,6 +54,8 @@ interface SectionContext {
 interface Section {
   name: string;
   description: string;
+  /** Flags for the section's head, after the harness's own. */
+  headArgs?: string[];
   run(ctx: SectionContext): Promise<Record<string, unknown>>;
 }
 
@@ -60,6 +71,8 @@ const TARGETS = {
   tailP99Ms: 100,
   followerMbPerS: 200,
   headRssWithFollowersKb: 120 * 1024,
+  stalledTailsRssOverIdleKb: 100 * 1024,
+  stalledTailsHealthzP99Ms: 50,
 } as const;
 
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "STOPPED"]);
@@ -98,6 +111,13 @@ const SECTIONS: Section[] = [
     description: "log tail latency (WebSocket vs tail -f), follower MB/s on a 200 MB log, " +
       "head RSS with 1000 followers of 100 jobs",
     run: benchLogs,
+  },
+  {
+    name: "stalled_tails",
+    description: "500 log tails that never read a byte: head RSS over idle, /-/healthz latency",
+    // Stalled sockets are kept (no idle ping) so that the figure is the worst case.
+    headArgs: ["--tail-idle-timeout-s", "0"],
+    run: benchStalledTails,
   },
 ];
 
@@ -1103,6 +1123,118 @@ function killEverything(): void {
 }
 
 /**
+ * 500 WebSocket tails (raw sockets that send the upgrade and never read) follow a job that
+ * writes 200 MB. Head RSS idle, at its peak, with the tails stalled and after they close;
+ * `/-/healthz` latency (sequential GETs) while the job writes and once the tails are stalled.
+ */
+async function benchStalledTails(ctx: SectionContext): Promise<Record<string, unknown>> {
+  const { head, serverPid } = ctx;
+  const tails = ctx.quick ? 100 : 500;
+  const bytes = ctx.quick ? 50_000_000 : 200_000_000;
+  const gate = await Deno.makeTempFile({ prefix: "jobhead-bench-gate-" });
+  await Deno.remove(gate);
+  const sockets: Deno.TcpConn[] = [];
+  let peakKb = 0;
+  const sampler = setInterval(() => {
+    peakKb = Math.max(peakKb, readMemory(serverPid).rssKb);
+  }, 100);
+  try {
+    const warm = await mapPool(Array(3).fill("true"), 3, (e) => submitJob(head, e));
+    await waitAllTerminal(head, warm, { intervalMs: 20, timeoutMs: 30_000 });
+    await healthzLatencies(head, 100); // warm-up
+    const idleLatencies = await healthzLatencies(head, ctx.quick ? 100 : 500);
+    await delay(500);
+    const idle = readMemory(serverPid);
+
+    const id = await submitJob(
+      head,
+      `${waitForGate(gate)}; head -c ${bytes} /dev/zero | tr '\\0' x | fold -w 100; ` +
+        "echo end; exec sleep 600",
+    );
+    await waitForLogFile(head, id);
+    log(`stalled_tails: opening ${tails} tails that never read`);
+    const { hostname, port } = new URL(head.url);
+    const upgrade = new TextEncoder().encode(
+      `GET /api/jobs/${id}/logs/tail HTTP/1.1\r\nHost: ${hostname}:${port}\r\n` +
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    for (let i = 0; i < tails; i++) {
+      const conn = await Deno.connect({ hostname, port: Number(port) });
+      sockets.push(conn);
+      await conn.write(upgrade);
+    }
+    const withTails = readMemory(serverPid);
+    peakKb = withTails.rssKb;
+
+    log(`stalled_tails: the job writes ${bytes / 1e6} MB; /-/healthz meanwhile`);
+    await Deno.writeTextFile(gate, "");
+    const logPath = logPathOf(head, id);
+    const whileWriting: number[] = [];
+    const writeStart = performance.now();
+    for (;;) {
+      whileWriting.push(...await healthzLatencies(head, 10));
+      // Lines of 100 characters, the last one without its newline, then "end\n".
+      if ((await Deno.stat(logPath)).size >= bytes + bytes / 100 + 3) break;
+      if (performance.now() - writeStart > 300_000) throw new Error("the job did not finish");
+    }
+    const writeS = (performance.now() - writeStart) / 1000;
+    await delay(2_000); // the tails' buffers fill, the head settles
+    const stalledLatencies = await healthzLatencies(head, ctx.quick ? 100 : 500);
+    const stalled = readMemory(serverPid);
+    const kinds = readRssByKind(serverPid);
+    const peak = peakKb;
+
+    log(`stalled_tails: closing ${tails} tails`);
+    for (const conn of sockets.splice(0)) conn.close();
+    await delay(2_000);
+    const afterClose = readMemory(serverPid);
+    const overIdle = stalled.rssKb - idle.rssKb;
+    return {
+      tails,
+      log_bytes: bytes,
+      write_s: round(writeS),
+      head_rss_kb_idle: idle.rssKb,
+      head_rss_kb_with_tails_attached: withTails.rssKb,
+      head_rss_kb_peak: peak,
+      head_rss_kb_stalled: stalled.rssKb,
+      head_rss_kb_after_closing: afterClose.rssKb,
+      rss_kb_over_idle: atMost(overIdle, TARGETS.stalledTailsRssOverIdleKb),
+      per_tail_kb: round(overIdle / tails),
+      rss_kb_by_mapping: kinds,
+      healthz_ms_idle: summarize(idleLatencies),
+      healthz_ms_while_writing: summarize(whileWriting),
+      healthz_ms_stalled: summarize(stalledLatencies),
+      healthz_p99_ms_while_writing: atMost(
+        percentile(whileWriting, 99),
+        TARGETS.stalledTailsHealthzP99Ms,
+      ),
+      healthz_p99_ms_stalled: atMost(
+        percentile(stalledLatencies, 99),
+        TARGETS.stalledTailsHealthzP99Ms,
+      ),
+    };
+  } finally {
+    clearInterval(sampler);
+    for (const conn of sockets) conn.close();
+    await Deno.remove(gate).catch(() => {});
+  }
+}
+
+/** `n` sequential `GET /-/healthz` latencies (ms). */
+async function healthzLatencies(head: Head, n: number): Promise<number[]> {
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const res = await head.fetch("/-/healthz", { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    await res.text();
+    ms.push(performance.now() - t0);
+    if (!res.ok) throw new Error(`/-/healthz answered ${res.status}`);
+  }
+  return ms;
+}
+
+/**
  * Runs one section against a head of its own. Whatever happens, every process the section
  * started is killed and the head's data dir is removed; failures become `error` fields.
  */
@@ -1114,7 +1246,7 @@ async function runSection(
   const started = performance.now();
   let head: Head;
   try {
-    head = await startHead({});
+    head = await startHead({ extraArgs: section.headArgs });
   } catch (err) {
     log(`${section.name}: the head did not start: ${describeError(err, true)}`);
     return { error: `the head did not start: ${describeError(err, false)}` };

@@ -50,7 +50,7 @@ export const EXIT_CODES = {
   USAGE: 2,
   /** The job waited for ended STOPPED. */
   STOPPED: 3,
-  /** The head could not be reached, or refused the request (401, 404, 409, …). */
+  /** The head could not be reached, or refused the request (401, 403, 404, 409, …). */
   ERROR: 4,
   /** Ctrl-C detached from a followed job; it keeps running. */
   DETACHED: 130,
@@ -73,7 +73,7 @@ Options of every command:
   -h, --help       help for the command
 
 Exit codes: 0 ok (a followed job SUCCEEDED), 1 the job FAILED, 2 bad command line,
-3 the job was STOPPED, 4 the head could not be reached or refused (401, 404, 409, …),
+3 the job was STOPPED, 4 the head could not be reached or refused (401, 403, 404, 409, …),
 130 Ctrl-C detached from the job (it keeps running).`;
 
 const SUBMIT_USAGE = `Usage: jobhead job submit [options] -- ENTRYPOINT…
@@ -155,11 +155,12 @@ export function describeError(err: unknown, address: string, token: string | und
   if (err instanceof ConnectionError) {
     return `${err.message}: is it running? Point to it with --address or JOBHEAD_ADDRESS`;
   }
-  // 401: no token was sent; 403: the token was wrong (as Ray's head answers).
-  if (err instanceof JobheadError && (err.status === 401 || err.status === 403)) {
-    return token === undefined
-      ? `the head at ${address} requires a token: pass --token or set JOBHEAD_AUTH_TOKEN`
-      : `the head at ${address} rejected the token: check --token or JOBHEAD_AUTH_TOKEN`;
+  if (err instanceof JobheadError && err.status === 401) {
+    return `the head at ${address} requires a token: pass --token or set JOBHEAD_AUTH_TOKEN`;
+  }
+  // A wrong token is a 403 (API.md); without a token a 403 says why itself.
+  if (err instanceof JobheadError && err.status === 403 && token !== undefined) {
+    return `the head at ${address} rejected the token: check --token or JOBHEAD_AUTH_TOKEN`;
   }
   if (err instanceof JobheadError || err instanceof WorkingDirError) return oneLine(err.message);
   if (err instanceof Deno.errors.BrokenPipe) return "output closed";

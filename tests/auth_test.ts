@@ -1,6 +1,7 @@
 /** End to end: listening beyond loopback needs a token, and a token guards every API route. */
 import assert from "node:assert/strict";
-import { startHead, waitForStatus } from "./harness.ts";
+import { withTimeout } from "./fifos.ts";
+import { type RunningHead, startHead, waitForStatus } from "./harness.ts";
 import { assertError, rawUpgrade, submitJob, tailLog } from "./helpers.ts";
 
 const TOKEN = "s3cret-token";
@@ -36,15 +37,16 @@ Deno.test("with --token every /api route and the log tail need the bearer token"
     ["GET", "/api/jobs/unknown-job"],
     ["GET", "/api/snapshot"],
   ];
-  const denied: Record<string, string>[] = [
-    {},
-    { authorization: "Bearer wrong" },
-    { authorization: TOKEN },
-    { authorization: `Basic ${btoa(`user:${TOKEN}`)}` },
-    { "x-ray-authorization": "Bearer wrong" },
+  // No token at all is a 401; a token that is wrong is a 403 (as Ray's head answers).
+  const denied: [Record<string, string>, number, string][] = [
+    [{}, 401, "UNAUTHORIZED"],
+    [{ authorization: "Bearer wrong" }, 403, "FORBIDDEN"],
+    [{ authorization: TOKEN }, 403, "FORBIDDEN"],
+    [{ authorization: `Basic ${btoa(`user:${TOKEN}`)}` }, 403, "FORBIDDEN"],
+    [{ "x-ray-authorization": "Bearer wrong" }, 403, "FORBIDDEN"],
   ];
   for (const [method, path, body] of routes) {
-    for (const headers of denied) {
+    for (const [headers, status, code] of denied) {
       const res = await fetch(head.url + path, {
         method,
         headers: { "content-type": "application/json", ...headers },
@@ -58,7 +60,7 @@ Deno.test("with --token every /api route and the log tail need the bearer token"
         parsed = text;
       }
       try {
-        assertError({ status: res.status, body: parsed }, 401, "UNAUTHORIZED");
+        assertError({ status: res.status, body: parsed }, status, code);
       } catch (err) {
         throw new Error(
           `${method} ${path} with ${JSON.stringify(headers)}: ${(err as Error).message}`,
@@ -81,7 +83,7 @@ Deno.test("with --token every /api route and the log tail need the bearer token"
   const wrongToken = await rawUpgrade(head, `/api/jobs/${id}/logs/tail`, {
     Authorization: "Bearer wrong",
   });
-  assert.equal(wrongToken.status, 401);
+  assert.equal(wrongToken.status, 403);
   const tail = await tailLog(head, id);
   assert.equal(tail.code, 1000);
   assert.equal(tail.text, "guarded\n");
@@ -112,4 +114,65 @@ Deno.test("--token-file supplies the token", async () => {
   } finally {
     await Deno.remove(file);
   }
+});
+
+/** Sends one HTTP/1.1 request over a raw socket, so the test chooses the Host header. */
+async function rawRequest(
+  head: RunningHead,
+  request: { method: string; path: string; headers: Record<string, string>; body?: string },
+): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(head.url);
+  using conn = await Deno.connect({ hostname, port: Number(port) });
+  const body = request.body ?? "";
+  const lines = [
+    `${request.method} ${request.path} HTTP/1.1`,
+    ...Object.entries(request.headers).map(([k, v]) => `${k}: ${v}`),
+    `Content-Length: ${new TextEncoder().encode(body).length}`,
+    "Connection: close",
+    "",
+    "",
+  ].join("\r\n");
+  await conn.write(new TextEncoder().encode(lines + body));
+  const decoder = new TextDecoder();
+  const buf = new Uint8Array(16 * 1024);
+  let text = "";
+  await withTimeout(
+    (async () => {
+      for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+        text += decoder.decode(buf.subarray(0, n), { stream: true });
+      }
+    })(),
+    10_000,
+    `an answer to ${request.method} ${request.path}`,
+  );
+  const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+  assert.ok(m, `no status line in ${JSON.stringify(text)}`);
+  return { status: Number(m[1]), body: text.slice(text.indexOf("\r\n\r\n") + 4) };
+}
+
+Deno.test("a head without a token refuses a rebound name that starts like a loopback address", async () => {
+  await using head = await startHead();
+  const port = new URL(head.url).port;
+  const submit = JSON.stringify({ entrypoint: "echo rebound", submission_id: "rebound" });
+  for (
+    const name of ["127.evil.example", "127.0.0.1.evil.example", "127.0.0.1evil", "localhost.evil"]
+  ) {
+    const host = `${name}:${port}`;
+    const res = await rawRequest(head, {
+      method: "POST",
+      path: "/api/jobs/",
+      headers: { Host: host, Origin: `http://${host}`, "Content-Type": "application/json" },
+      body: submit,
+    });
+    assert.equal(res.status, 403, `Host: ${host} answered ${res.status}: ${res.body}`);
+    assert.match(res.body, /"FORBIDDEN"/);
+  }
+  assert.deepEqual((await head.json("/api/jobs/")).body, [], "no job was created");
+  const loopback = `127.0.0.2:${port}`;
+  const ok = await rawRequest(head, {
+    method: "GET",
+    path: "/api/jobs/",
+    headers: { Host: loopback, Origin: `http://${loopback}` },
+  });
+  assert.equal(ok.status, 200, "any 127.0.0.0/8 literal is loopback");
 });

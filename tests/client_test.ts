@@ -169,7 +169,7 @@ Deno.test("JobClient sends its token, and a tail cut by the head's exit throws",
   );
   await assert.rejects(
     new JobClient({ address: head.url, token: "wrong" }).version(),
-    { code: "UNAUTHORIZED" },
+    { code: "FORBIDDEN", status: 403 },
   );
   const client = new JobClient({ address: head.url, token: "s3cret" });
   const { submission_id: id } = await client.submitJob({ entrypoint: "echo ready; exec sleep 30" });

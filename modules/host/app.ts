@@ -11,13 +11,20 @@ import {
   InvalidStateError,
   NotFoundError,
 } from "../../storage/errors.ts";
-import { ForbiddenError, TooLargeError, UnauthorizedError, ValidationError } from "./errors.ts";
+import {
+  ForbiddenError,
+  TooLargeError,
+  UnauthorizedError,
+  UnavailableError,
+  ValidationError,
+} from "./errors.ts";
 import type { ErrorResponse } from "./schemas.ts";
 import {
   checkLoopbackHost,
   checkOrigin,
   type Credential,
   hasBearer,
+  hasCredentials,
   hasSession,
   SESSION_PATH,
 } from "./session.ts";
@@ -46,6 +53,7 @@ export function statusOf(err: unknown): ContentfulStatusCode {
   if (err instanceof ConflictError) return 409;
   if (err instanceof InvalidStateError) return 409;
   if (err instanceof TooLargeError) return 413;
+  if (err instanceof UnavailableError) return 503;
   if (err instanceof InsufficientStorageError) return 507;
   if (err instanceof HTTPException) return err.status as ContentfulStatusCode;
   return 500;
@@ -60,6 +68,7 @@ const CODES: Record<number, string> = {
   409: "CONFLICT",
   413: "TOO_LARGE",
   500: "INTERNAL",
+  503: "UNAVAILABLE",
   507: "INSUFFICIENT_STORAGE",
 };
 
@@ -74,6 +83,7 @@ export function createApp(options: AppOptions): Hono {
   app.onError((err, c) => {
     const status = statusOf(err);
     if (status === 500) console.error("jobhead: internal error:", err);
+    // A 503 says which limit is reached; only a bug's message is withheld.
     const message = status === 500 ? "Internal server error" : err.message;
     return c.json(errorBody(status, message), status);
   });
@@ -102,7 +112,8 @@ export function createApp(options: AppOptions): Hono {
 
 /**
  * How the request is let in. With a token, `/api/*` (but the login) and `/metrics` (unless
- * public) need the bearer token or a session cookie: throws UnauthorizedError otherwise.
+ * public) need the bearer token or a session cookie: throws ForbiddenError when the
+ * request carries a wrong token, UnauthorizedError when it carries none.
  */
 async function authenticate(
   c: Context,
@@ -116,6 +127,9 @@ async function authenticate(
   const guarded = path === "/api" || path.startsWith("/api/") ||
     (path === "/metrics" && !metricsPublic);
   if (!guarded || path === SESSION_PATH) return "none";
+  if (hasCredentials(c)) {
+    throw new ForbiddenError("Wrong token: give the token the head was started with");
+  }
   throw new UnauthorizedError(
     "A valid token is required: send the header 'Authorization: Bearer <token>'",
   );

@@ -59,6 +59,12 @@ export interface HeadConfig {
   metricsPublic: boolean;
   /** "auto": stops go through cgroup v2 where it is writable; "off": environment markers only. */
   cgroup: "auto" | "off";
+  /** Open log tails at most; past it an upgrade is answered 503. */
+  maxLogTails: number;
+  /** Seconds a connection may take to send a request's headers; 0: no limit. */
+  headerTimeoutS: number;
+  /** Open client connections at most; past it new ones get 503. From the fd limit when absent. */
+  maxConnections?: number;
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -198,6 +204,31 @@ export const OPTIONS = [
     placeholder: "N",
     default: "104857600",
     help: "largest working_dir package upload",
+  },
+  {
+    flag: "max-log-tails",
+    env: "JOBHEAD_MAX_LOG_TAILS",
+    kind: "string",
+    placeholder: "N",
+    default: "4096",
+    help: "open log tails at most; past it a tail is answered 503",
+  },
+  {
+    flag: "header-timeout-s",
+    env: "JOBHEAD_HEADER_TIMEOUT_S",
+    kind: "string",
+    placeholder: "S",
+    default: "30",
+    help:
+      "close a connection that takes longer than S seconds to send a request's headers (from its opening or its last response); 0 never",
+  },
+  {
+    flag: "max-connections",
+    env: "JOBHEAD_MAX_CONNECTIONS",
+    kind: "string",
+    placeholder: "N",
+    help:
+      "open client connections at most, past it new ones get 503; unset: 4096, less when the open-files limit is lower (a connection may take 4 descriptors)",
   },
   {
     flag: "max-package-extract-bytes",
@@ -354,12 +385,37 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     logFormat: parseChoice("log-format", options.string("log-format"), ["text", "json"] as const),
     maxPackageExtractBytes: options.number("max-package-extract-bytes"),
     maxPackageRatio: options.number("max-package-ratio", { fractional: true }),
+    maxLogTails: options.number("max-log-tails"),
+    headerTimeoutS: options.number("header-timeout-s", { fractional: true }),
+    maxConnections: positive("max-connections", options.optionalNumber("max-connections")),
   };
 }
 
-/** Whether `host` is a loopback address, where no token is needed. */
+/** `value`, unless it is 0: a cap of nothing. */
+function positive(name: string, value: number | undefined): number | undefined {
+  if (value === 0) throw new ConfigError(`Invalid --${name}: it must be at least 1`);
+  return value;
+}
+
+/** Whether the listen address `host` is loopback, where no token is needed: `::1` or a loopback name. */
 export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\./.test(host);
+  return host === "::1" || isLoopbackName(host);
+}
+
+/**
+ * Whether a URL host name (without its port) is loopback: exactly `localhost`, an IPv4
+ * literal in 127.0.0.0/8 written as four decimal octets, or `[::1]`. Parsed, never
+ * prefix-matched: `127.evil.example` is a DNS name anyone can point anywhere.
+ */
+export function isLoopbackName(name: string): boolean {
+  const lower = name.toLowerCase();
+  if (lower === "localhost" || lower === "[::1]") return true;
+  const octets = lower.split(".");
+  return octets.length === 4 && octets[0] === "127" && octets.every(isOctet);
+}
+
+function isOctet(text: string): boolean {
+  return /^(0|[1-9][0-9]{0,2})$/.test(text) && Number(text) <= 255;
 }
 
 /** A value as one source gives it: a flag, an environment variable, or a config file key. */

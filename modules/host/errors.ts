@@ -5,7 +5,7 @@ export class ValidationError extends Error {
   override name = "ValidationError";
 }
 
-/** A token is required and the request has none, or the wrong one. */
+/** A token is required and the request has none. */
 export class UnauthorizedError extends Error {
   override name = "UnauthorizedError";
 }
@@ -15,7 +15,12 @@ export class TooLargeError extends Error {
   override name = "TooLargeError";
 }
 
-/** The request is authenticated but not allowed: another origin's page made it. */
+/** The request is not allowed: its token is wrong, or another origin's page made it. */
 export class ForbiddenError extends Error {
   override name = "ForbiddenError";
+}
+
+/** A limit of the head is reached (too many log tails, connections): try again later. */
+export class UnavailableError extends Error {
+  override name = "UnavailableError";
 }

@@ -4,7 +4,6 @@
  */
 import { fileURLToPath } from "node:url";
 import { join, resolve } from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
 import type { Hono } from "hono";
 import { KvActorStore } from "../../storage/actors.ts";
 import { KvJobStore } from "../../storage/jobs.ts";
@@ -23,6 +22,7 @@ import {
   prepareDataDir,
 } from "./datadir.ts";
 import { EventBus } from "./events.ts";
+import { defaultMaxConnections, openGate, readOpenFilesLimit } from "./gate.ts";
 import { loadModules, RouteTable } from "./loader.ts";
 import { createLogger } from "./log.ts";
 import type { HeadInfo, HeadModule, ModuleContext } from "./module.ts";
@@ -177,13 +177,15 @@ export async function startHead(config: HeadConfig): Promise<Head> {
   let app = buildApp();
   metrics.start({ stores, events, supervisor }); // before any job can change
 
-  const listening = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve({
+  const gate = await openGate({
     hostname: config.host,
     port: config.port,
-    onListen: (addr) => listening.resolve(addr),
-  }, (request, connInfo) => app.fetch(request, connInfo));
-  const addr = await listening.promise;
+    headerTimeoutS: config.headerTimeoutS,
+    maxConnections: config.maxConnections ?? defaultMaxConnections(readOpenFilesLimit()),
+    handler: async (request, connInfo) => await app.fetch(request, connInfo),
+    log: (line) => logger.warn(line),
+  });
+  const addr = gate.addr;
   info.address = `http://${formatHost(addr.hostname)}:${addr.port}`;
 
   const modulesBefore = modules.length;
@@ -212,18 +214,13 @@ export async function startHead(config: HeadConfig): Promise<Head> {
       }
       await supervisor.close();
       workers.close();
-      const timer = new AbortController();
-      await Promise.race([
-        server.shutdown(),
-        delay(SHUTDOWN_GRACE_MS, undefined, { signal: timer.signal }).catch(() => {}),
-      ]);
-      timer.abort();
+      await gate.shutdown(SHUTDOWN_GRACE_MS);
       kv.close();
       lock.close();
     })();
     return shuttingDown;
   };
-  return { info, modules, routes: () => app.routes, shutdown, finished: server.finished };
+  return { info, modules, routes: () => app.routes, shutdown, finished: gate.finished };
 }
 
 /** The session name and node id: made once per data directory, then kept in KV. */

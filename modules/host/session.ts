@@ -8,8 +8,8 @@
 import { type Context, Hono } from "hono";
 import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
 import { z } from "zod";
-import { isLoopback } from "./config.ts";
-import { ForbiddenError, UnauthorizedError, ValidationError } from "./errors.ts";
+import { isLoopbackName } from "./config.ts";
+import { ForbiddenError, ValidationError } from "./errors.ts";
 import { describeRoute } from "./route_doc.ts";
 
 /** How long a session cookie is good for. */
@@ -99,12 +99,18 @@ export function checkOrigin(c: Context, credential: Credential): void {
  */
 export function checkLoopbackHost(c: Context): void {
   const host = c.req.header("host") ?? new URL(c.req.url).host;
-  const name = host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.split(":")[0];
-  if (isLoopback(name)) return;
+  const name = hostName(host);
+  if (name !== undefined && isLoopbackName(name)) return;
   throw new ForbiddenError(
-    `Request refused: "${name}" is not a loopback name, and a head without a token answers ` +
-      `only to 127.0.0.1, localhost or [::1] (a guard against DNS rebinding)`,
+    `Request refused: "${name ?? host}" is not a loopback name, and a head without a token ` +
+      `answers only to 127.0.0.1, localhost or [::1] (a guard against DNS rebinding)`,
   );
+}
+
+/** The name part of a `Host` header (`name`, `name:port`, `[v6]:port`); undefined if malformed. */
+export function hostName(host: string): string | undefined {
+  const m = /^(\[[^\]]*\]|[^:[\]]*)(?::[0-9]{1,5})?$/.exec(host);
+  return m?.[1];
 }
 
 function isOwnOrigin(c: Context, origin: string): boolean {
@@ -141,7 +147,7 @@ export function sessionRoutes(token: string | undefined): Hono {
       throw new ValidationError('Invalid request: body: expected {"token": "<the head\'s token>"}');
     }
     if (!sameText(login.data.token, token)) {
-      throw new UnauthorizedError("Wrong token: give the token the head was started with");
+      throw new ForbiddenError("Wrong token: give the token the head was started with");
     }
     const expires = Date.now() + SESSION_TTL_MS;
     await setSignedCookie(c, sessionCookieName(c), String(expires), token, {
@@ -176,6 +182,13 @@ export function hasBearer(c: Context, token: string): boolean {
     if (value !== undefined && sameText(value, expected)) return true;
   }
   return false;
+}
+
+/** Whether the request carries a token at all, right or wrong (either header Ray clients use). */
+export function hasCredentials(c: Context): boolean {
+  return ["Authorization", "X-Ray-Authorization"].some((header) => {
+    return (c.req.header(header) ?? "").trim() !== "";
+  });
 }
 
 /** Compares two strings in time that depends only on their lengths. */

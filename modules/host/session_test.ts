@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { createApp } from "./app.ts";
-import { sessionRoutes } from "./session.ts";
+import { hostName, sessionRoutes } from "./session.ts";
 
 const TOKEN = "t0ken";
 const BASE = "http://head.test:8265";
@@ -43,9 +43,9 @@ Deno.test("POST /api/session trades the right token for a session cookie, and on
     headers: { origin: BASE },
     body: JSON.stringify({ token: "guess" }),
   });
-  assert.equal(wrong.status, 401);
+  assert.equal(wrong.status, 403, "a wrong token is a 403, as on every route");
   assert.equal(wrong.headers.get("set-cookie"), null);
-  assert.equal((await wrong.json()).error.code, "UNAUTHORIZED");
+  assert.equal((await wrong.json()).error.code, "FORBIDDEN");
   const malformed = await app.request(`${BASE}/api/session`, {
     method: "POST",
     headers: { origin: BASE },
@@ -153,9 +153,29 @@ Deno.test("a head without a token refuses requests addressed to other names (DNS
   const rebound = await open.request("http://attacker.test:8265/api/thing");
   assert.equal(rebound.status, 403);
   assert.match((await rebound.json()).error.message, /not a loopback name/);
+  // Names that only start like a loopback address, with an Origin of the same name.
+  const lookalikes = ["127.evil.example:8265", "127.0.0.1.evil.example", "127.0.0.1:8265:1"];
+  for (const host of [...lookalikes, "[::1]x:8265", "127.0.0.1:http"]) {
+    const res = await open.request("http://127.0.0.1:8265/api/thing", {
+      method: "POST",
+      headers: { host, origin: `http://${host}` },
+    });
+    assert.equal(res.status, 403, host);
+    assert.equal((await res.json()).error.code, "FORBIDDEN");
+  }
   const withToken = await testApp(TOKEN).request("http://head.test:8265/api/thing", {
     headers: { authorization: `Bearer ${TOKEN}` },
   });
   assert.equal(withToken.status, 200, "a head with a token may be reached by any name");
   await withToken.body?.cancel();
+});
+
+Deno.test("hostName() takes the name from a Host header, and nothing from a malformed one", () => {
+  assert.equal(hostName("127.0.0.1"), "127.0.0.1");
+  assert.equal(hostName("127.0.0.1:8265"), "127.0.0.1");
+  assert.equal(hostName("[::1]:8265"), "[::1]");
+  assert.equal(hostName("localhost"), "localhost");
+  assert.equal(hostName("127.0.0.1:8265:1"), undefined);
+  assert.equal(hostName("127.0.0.1:http"), undefined);
+  assert.equal(hostName("[::1]x"), undefined);
 });

@@ -6,23 +6,28 @@
  * it catches up: the file is the buffer, so a slow follower costs no memory beyond
  * its socket's bounded send buffer, and never slows the others.
  */
-import { setTimeout as delay } from "node:timers/promises";
+import { setImmediate as immediate, setTimeout as delay } from "node:timers/promises";
 import { concat, cutFrames, MAX_FRAME_BYTES, utf8Boundary } from "./framing.ts";
 import type { LogWatcher } from "./log_watcher.ts";
 import { gapMarker, type LogGap } from "../../storage/logs.ts";
 
 /** A hub re-reads its file at least this often, even without a file event. */
 const SAFETY_RECHECK_MS = 1_000;
-/** A follower whose socket holds more unsent bytes than this reads on its own. */
-export const MAX_BUFFERED_BYTES = 1024 * 1024;
 /**
- * A follower over its buffer limit looks again after 1 ms, backing off to 64 ms while
- * its socket stays full: a fast reader drains in about a millisecond, a stalled one
- * costs a timer now and then.
+ * A follower whose socket holds more unsent bytes than this sends nothing more until it
+ * drains, and reads the file on its own from there: what a follower that does not read
+ * costs the head is this plus one frame, whatever the job writes.
  */
+export const MAX_BUFFERED_BYTES = 64 * 1024;
+/**
+ * A follower over its buffer limit looks again at once, a few times (a fast reader has
+ * drained by then: the limit is small), then after 1 ms, backing off to 250 ms while its
+ * socket stays full: a stalled follower costs a timer now and then, not a busy loop.
+ */
+const DRAIN_IMMEDIATE_CHECKS = 16;
 const DRAIN_CHECK_MIN_MS = 1;
-const DRAIN_CHECK_MAX_MS = 64;
-/** Bytes a reader takes from the file at once. */
+const DRAIN_CHECK_MAX_MS = 250;
+/** Bytes the hub takes from the file at once. */
 const READ_BYTES = 4 * MAX_FRAME_BYTES;
 
 /** Where frames go: a WebSocket, or anything of the same shape. */
@@ -81,7 +86,9 @@ class LogHub {
     this.#unsubscribeEnd = source.onFinished(id, wake);
     this.#started = this.#open();
     this.#started.then(() => this.#pump()).catch((err) => {
-      console.error(`jobhead: following the log of job "${id}" failed:`, err);
+      // Closing the hub cancels a read in progress (EINTR): that is no failure.
+      if (this.#stop.signal.aborted) return;
+      console.error(`jobhead: following the log of job "${id}" failed: ${messageOf(err)}`);
       this.#end();
     });
   }
@@ -236,7 +243,6 @@ export class LogFollowers {
     let position = await this.#startPosition(id, options.fromByte ?? 0);
     let file: Deno.FsFile | undefined;
     let pending: Uint8Array = new Uint8Array();
-    let drainWaitMs = DRAIN_CHECK_MIN_MS;
     try {
       while (!signal?.aborted) {
         const target = hub.framePos;
@@ -244,16 +250,19 @@ export class LogFollowers {
         if (readPos < target) {
           // Behind the hub: read on our own, as fast as the socket takes it.
           if (sink.bufferedAmount() > MAX_BUFFERED_BYTES) {
-            await delay(drainWaitMs, undefined, { signal }).catch(() => {});
-            drainWaitMs = Math.min(drainWaitMs * 2, DRAIN_CHECK_MAX_MS);
+            const stalled = await waitForDrain(sink, signal);
+            if (stalled) {
+              // Long stalls keep no file open: a stalled follower holds no descriptor.
+              file?.close();
+              file = undefined;
+            }
             continue;
           }
-          drainWaitMs = DRAIN_CHECK_MIN_MS;
           file ??= await openLog(this.#source.pathOf(id));
           if (!file) throw new Error(`the log of job "${id}" disappeared`);
           await file.seek(readPos, Deno.SeekMode.Start);
-          // Sized to what is missing: a follower only a few lines behind holds little.
-          const buffer = new Uint8Array(Math.min(READ_BYTES, target - readPos));
+          // One frame's worth at most, and sized to what is missing: a follower holds little.
+          const buffer = new Uint8Array(Math.min(MAX_FRAME_BYTES, target - readPos));
           const n = await file.read(buffer);
           if (n === null || n === 0) throw new Error(`the log of job "${id}" shrank`);
           const clipped = clipAtGap(buffer.subarray(0, n), readPos, this.#source.gapOf(id));
@@ -341,6 +350,23 @@ export class LogFollowers {
   }
 }
 
+/**
+ * Waits until `sink` holds at most MAX_BUFFERED_BYTES unsent, or `signal` aborts. Returns
+ * whether it had to wait on timers (the reader is stalled, not just a little behind).
+ */
+async function waitForDrain(sink: FrameSink, signal: AbortSignal | undefined): Promise<boolean> {
+  for (let check = 0; check < DRAIN_IMMEDIATE_CHECKS; check++) {
+    await immediate();
+    if (sink.bufferedAmount() <= MAX_BUFFERED_BYTES || signal?.aborted) return false;
+  }
+  let waitMs = DRAIN_CHECK_MIN_MS;
+  while (sink.bufferedAmount() > MAX_BUFFERED_BYTES && !signal?.aborted) {
+    await delay(waitMs, undefined, { signal }).catch(() => {});
+    waitMs = Math.min(waitMs * 2, DRAIN_CHECK_MAX_MS);
+  }
+  return true;
+}
+
 /** Cuts bytes read at `pos` where the log's dropped range begins; returns the gap if reached. */
 function clipAtGap(
   bytes: Uint8Array,
@@ -367,6 +393,11 @@ async function readFully(file: Deno.FsFile, into: Uint8Array): Promise<void> {
     if (n === null) return;
     filled += n;
   }
+}
+
+/** An error as one line for the operator's log: no stack trace. */
+export function messageOf(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).replaceAll("\n", " ");
 }
 
 const decoder = new TextDecoder();

@@ -48,6 +48,7 @@ export function createModule(): HeadModule {
           help: "WebSocket log tails (GET /api/jobs/{id}/logs/tail) open.",
         }),
         idleTimeoutS: ctx.config.tailIdleTimeoutS,
+        maxTails: ctx.config.maxLogTails,
         signal: ctx.signal,
       });
     },

@@ -2,12 +2,12 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { parseInput, readJson } from "../host/app.ts";
-import { ValidationError } from "../host/errors.ts";
+import { UnavailableError, ValidationError } from "../host/errors.ts";
 import type { Gauge, HeadInfo } from "../host/module.ts";
 import { decodeCursor, type Job } from "../../storage/jobs.ts";
 import { jsonArrayStream } from "../host/json_stream.ts";
 import { describeRoute } from "../host/route_doc.ts";
-import type { LogFollowers } from "./log_follower.ts";
+import { type LogFollowers, messageOf } from "./log_follower.ts";
 import { wholeLogJson } from "./whole_log.ts";
 import {
   DeleteJobResponse,
@@ -32,6 +32,8 @@ export interface JobRoutesOptions {
   followers: LogFollowers;
   /** Seconds of silence after which a tail socket is pinged, and dropped if it does not answer. */
   idleTimeoutS: number;
+  /** Open tails at most: past it an upgrade is answered 503. */
+  maxTails: number;
   /** Aborted at shutdown: live tails close with 1001. */
   signal: AbortSignal;
   /** Counts the tail sockets open. */
@@ -181,11 +183,13 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     summary: "WebSocket: a job's log, live",
     description: "Text frames of the log from byte `offset` (0 by default), every byte once " +
       "and in order. Closes with 1000 once the job has ended and its log is drained, " +
-      "1001 when the head shuts down, 1011 if reading the log fails.",
+      "1001 when the head shuts down, 1011 if reading the log fails. Past --max-log-tails " +
+      "open tails the upgrade is answered 503.",
     params: IdParams,
     query: LogsQuery.pick({ offset: true }),
     websocket: true,
   });
+  let openTails = 0;
   app.get("/api/jobs/:id/logs/tail", tailDoc, async (c) => {
     const { offset } = parseInput(LogsQuery, c.req.query(), "query");
     const id = jobIdParam(c);
@@ -193,9 +197,17 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       throw new ValidationError("This endpoint is a WebSocket: send an Upgrade: websocket request");
     }
+    if (openTails >= options.maxTails) {
+      throw new UnavailableError(
+        `Cannot open a log tail of job "${id}": ${openTails} tails are open, the most this ` +
+          `head allows (--max-log-tails); try again later`,
+      );
+    }
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw, {
       idleTimeout: options.idleTimeoutS,
     });
+    openTails++;
+    socket.addEventListener("close", () => openTails--, { once: true });
     socket.onopen = () => {
       options.tailsOpen?.inc();
       socket.addEventListener("close", () => options.tailsOpen?.dec(), { once: true });
@@ -225,8 +237,9 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
       if (finished) socket.close(1000, "job finished");
       else socket.close(1001, "jobhead is shutting down");
     } catch (err) {
-      console.error(`jobhead: log tail of job "${id}" failed:`, err);
-      if (!closedByPeer) socket.close(1011, "log tail failed");
+      if (closedByPeer) return; // what failed was sending to a peer that left: no news
+      console.error(`jobhead: log tail of job "${id}" failed: ${messageOf(err)}`);
+      socket.close(1011, "log tail failed");
     } finally {
       options.signal.removeEventListener("abort", onShutdown);
     }

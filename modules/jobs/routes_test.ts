@@ -147,7 +147,7 @@ Deno.test("with a token, API routes need it as a bearer token", async () => {
   await withApp({ token: "s3cret" }, async (request) => {
     await expectError(await request("/api/version"), 401, "UNAUTHORIZED", /token/);
     const wrong = await request("/api/version", { headers: { Authorization: "Bearer nope" } });
-    await expectError(wrong, 401, "UNAUTHORIZED", /token/);
+    await expectError(wrong, 403, "FORBIDDEN", /token/);
     const ok = await request("/api/version", { headers: { Authorization: "Bearer s3cret" } });
     assert.equal((await ok.json()).version, "4");
     const ray = await request("/api/jobs/", {
