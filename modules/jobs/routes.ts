@@ -7,6 +7,8 @@ import type { HeadInfo } from "../host/module.ts";
 import { decodeCursor, type Job } from "../../storage/jobs.ts";
 import { jsonArrayStream } from "../host/json_stream.ts";
 import type { LogFollowers } from "./log_follower.ts";
+import { LogLines } from "./log_lines.ts";
+import { rawLogResponse } from "./raw_log.ts";
 import { wholeLogJson } from "./whole_log.ts";
 import {
   type DeleteJobResponse,
@@ -14,6 +16,8 @@ import {
   JobId,
   type JobLogsResponse,
   JobStatus,
+  type LogLineResponse,
+  type LogSearchResponse,
   type StopJobResponse,
   SubmitJobRequest,
   type SubmitJobResponse,
@@ -47,6 +51,15 @@ const ListQuery = z.object({
 const LogsQuery = z.object({
   offset: Integer.optional(),
   limit: Integer.min(0).optional(),
+});
+const LogLineQuery = z.union([
+  z.object({ offset: Integer }).strict(),
+  z.object({ line: Integer.min(0) }).strict(),
+]);
+const LogSearchQuery = z.object({
+  q: z.string().min(1).max(1000),
+  from: Integer.min(0).default(0),
+  direction: z.enum(["forward", "backward"]).default("forward"),
 });
 
 /** The jobs API as a Hono app. */
@@ -131,6 +144,50 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     }
     const range = await jobs.readLogs(id, query);
     return c.json(range satisfies JobLogsResponse);
+  });
+
+  // The log view's reads (docs/ui.md): exact bytes, line numbers, and search over the file.
+  const lines = new LogLines();
+  app.get("/api/jobs/:id/logs/raw", async (c) => {
+    const id = jobIdParam(c);
+    await jobs.get(id);
+    const gap = jobs.logStore.gapOf(id);
+    const headers: Record<string, string> = gap
+      ? { "x-jobhead-log-gap": `${gap.start}-${gap.end}` }
+      : {};
+    return await rawLogResponse(jobs.logPath(id), c.req.header("range"), headers);
+  });
+
+  app.get("/api/jobs/:id/logs/lines", async (c) => {
+    const query = parseInput(LogLineQuery, c.req.query(), "query");
+    const id = jobIdParam(c);
+    await jobs.get(id);
+    const path = jobs.logPath(id);
+    const gapEnd = jobs.logStore.gapOf(id)?.end;
+    const size = await jobs.logStore.size(id);
+    if ("line" in query) {
+      const offset = await lines.offsetOf(id, path, query.line, gapEnd);
+      const line = await lines.lineAt(id, path, offset, gapEnd);
+      return c.json({ line, offset, size } satisfies LogLineResponse);
+    }
+    const offset = Math.max(
+      0,
+      Math.min(size, query.offset < 0 ? size + query.offset : query.offset),
+    );
+    const line = await lines.lineAt(id, path, offset, gapEnd);
+    return c.json({ line, offset, size } satisfies LogLineResponse);
+  });
+
+  app.get("/api/jobs/:id/logs/search", async (c) => {
+    const query = parseInput(LogSearchQuery, c.req.query(), "query");
+    const id = jobIdParam(c);
+    await jobs.get(id);
+    const result = await lines.search(id, jobs.logPath(id), query.q, {
+      from: query.from,
+      backward: query.direction === "backward",
+      gapEnd: jobs.logStore.gapOf(id)?.end,
+    });
+    return c.json(result satisfies LogSearchResponse);
   });
 
   app.get("/api/jobs/:id/logs/tail", async (c) => {
