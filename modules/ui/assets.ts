@@ -37,11 +37,16 @@ interface Asset {
 /** The files under a directory, served by their path relative to it. */
 export class Assets {
   #dir: URL;
+  #extra: Record<string, string>;
   #files: Promise<Map<string, Asset>> | undefined;
 
-  /** `dir`: a `file:` URL ending in `/`. Nothing is read until the first request. */
-  constructor(dir: URL) {
+  /**
+   * `dir`: a `file:` URL ending in `/`. `extra`: more files, by path, with their text.
+   * Nothing is read until the first request.
+   */
+  constructor(dir: URL, extra: Record<string, string> = {}) {
     this.#dir = dir;
+    this.#extra = extra;
   }
 
   /** Answers with file `path`; throws NotFoundError when there is none. */
@@ -63,23 +68,27 @@ export class Assets {
 
   async #load(): Promise<Map<string, Asset>> {
     const files = new Map<string, Asset>();
+    const add = async (path: string, body: Uint8Array<ArrayBuffer>) => {
+      const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
+      const etag = `"${
+        Array.from(hash.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("")
+      }"`;
+      files.set(path, { body, type: TYPES[path.split(".").pop() ?? ""], etag });
+    };
     const walk = async (dir: URL, prefix: string) => {
       for await (const entry of Deno.readDir(dir)) {
         if (entry.isDirectory) {
           await walk(new URL(`${entry.name}/`, dir), `${prefix}${entry.name}/`);
           continue;
         }
-        const type = TYPES[entry.name.split(".").pop() ?? ""];
-        if (!entry.isFile || !type) continue;
-        const body = await Deno.readFile(new URL(entry.name, dir));
-        const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
-        const etag = `"${
-          Array.from(hash.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("")
-        }"`;
-        files.set(`${prefix}${entry.name}`, { body, type, etag });
+        if (!entry.isFile || !TYPES[entry.name.split(".").pop() ?? ""]) continue;
+        await add(`${prefix}${entry.name}`, await Deno.readFile(new URL(entry.name, dir)));
       }
     };
     await walk(this.#dir, "");
+    for (const [path, text] of Object.entries(this.#extra)) {
+      await add(path, new TextEncoder().encode(text));
+    }
     return files;
   }
 }

@@ -53,7 +53,7 @@ function route() {
     ["/snapshot", () => snapshotView(ctx)],
   ];
   const make = job
-    ? () => jobView(ctx, decodeURIComponent(job[1]))
+    ? () => jobView(ctx, decodeURIComponent(job[1]), params)
     : views.find(([p]) => p === path)?.[1] ?? (() => jobsView(ctx, params));
   current = make();
   const section = job ? "/jobs" : views.some(([p]) => p === path) ? path : "/jobs";
