@@ -280,6 +280,8 @@ export class LogView {
   #hit;
   /** @type {number | undefined} the linked line */
   #target;
+  /** @type {Promise<[RawRange, { line: number, offset: number }]> | undefined} */
+  #prefetched;
   #content = h("div", { class: "log-lines" });
   #partialEl = h("div", { class: "log-line partial" });
   #box = h(
@@ -389,21 +391,40 @@ export class LogView {
       await this.#openAt(at.line, at.offset);
       return;
     }
-    const range = await fetchRaw(this.#id, `bytes=-${FETCH_BYTES}`);
+    const [range, at] = await (this.#prefetched ?? this.prefetchEnd());
+    this.#prefetched = undefined;
     this.#size = range.size;
     const { lines, end } = splitLines(range.bytes, range.start, {
       fromLineStart: range.start === 0,
       last: !running,
     });
-    const first = lines.length > 0 && lines[0].offset > 0
-      ? (await logApi(this.#id, "lines", { offset: lines[0].offset })).line
-      : 0;
+    let first = 0;
+    if (lines.length > 0 && lines[0].offset > 0) {
+      first = at.offset === range.start
+        ? at.line + 1 // the first line, partial, is left out
+        : (await logApi(this.#id, "lines", { offset: lines[0].offset })).line;
+    }
     this.#replace(lines, first, end);
     this.#draw(Math.max(0, lines.length - INITIAL_LINES), lines.length);
     if (running) this.#attach();
     this.#following = true;
     this.#follow.hidden = true;
     this.#box.scrollTop = this.#box.scrollHeight;
+  }
+
+  /**
+   * Starts reading the end of the log (and the number of its first line) before `open`
+   * is called, while the page is still asking about the job.
+   * @returns {Promise<[RawRange, { line: number, offset: number }]>}
+   */
+  prefetchEnd() {
+    // Both at once: a growing log may have moved on in between, which `open` notices.
+    this.#prefetched = Promise.all([
+      fetchRaw(this.#id, `bytes=-${FETCH_BYTES}`),
+      logApi(this.#id, "lines", { offset: -FETCH_BYTES }),
+    ]);
+    this.#prefetched.catch(() => {}); // `open` reports it
+    return this.#prefetched;
   }
 
   /** Jumps to the end and follows new output again. */

@@ -176,6 +176,7 @@ export function jobView(ctx, id, params) {
     ctx.live.on("resync", load),
   ];
   const line = Number(params?.get("line"));
+  if (!(line > 0)) logView.prefetchEnd();
   load().then(async () => {
     if (!job) return;
     const running = !isTerminal(job.status);
