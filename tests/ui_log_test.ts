@@ -107,6 +107,7 @@ browserTest(
     );
     assert.ok((await renderedLines(page)) <= 1_000, "only lines near the screen are drawn");
     await page.locator('.tail-state[data-state="ended"]').waitFor();
+    await page.locator(".log-tools").evaluate((el) => el.scrollIntoView());
     await screenshot(page, "log-40mb-end");
 
     // Scrolling up fetches earlier lines, and the line numbers follow.
@@ -136,6 +137,7 @@ browserTest(
     assert.equal(await page.locator(".log-line.hit mark").textContent(), "NEEDLE-IN-THE");
     assert.equal(await page.locator(".log-line.hit .ln").textContent(), "120");
     assert.match(await page.locator(".search-state").textContent() ?? "", /Line 120/);
+    await page.locator(".log-tools").evaluate((el) => el.scrollIntoView());
     await screenshot(page, "log-search");
     await page.click("#log-next");
     await page.locator(".search-state", { hasText: "No other match" }).waitFor();
@@ -302,6 +304,7 @@ browserTest(
         } ms, max ${Math.max(...latencies).toFixed(1)} ms over ${latencies.length} keys; ` +
         `slowest: ${[...latencies].sort((a, b) => b - a).slice(0, 5).map(Math.round).join(", ")}`,
     );
+    await page.locator(".log-tools").evaluate((el) => el.scrollIntoView());
     await screenshot(page, "log-live");
     await waitForStatus(head, id, ["SUCCEEDED"], { timeoutMs: 60_000 });
     await waitForLineOnScreen(page, "END");
