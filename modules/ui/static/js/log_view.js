@@ -520,6 +520,7 @@ export class LogView {
    */
   async #openAt(line, offset) {
     this.#detach();
+    if (!this.#complete) this.#onState("paused");
     const start = Math.max(0, offset - FETCH_BYTES / 2);
     const range = await fetchRaw(this.#id, `bytes=${start}-${offset + FETCH_BYTES / 2 - 1}`);
     this.#size = range.size;
@@ -575,7 +576,7 @@ export class LogView {
     this.#pendingChars = 0;
     this.#partial = "";
     this.#partialEl.remove();
-    this.#onState("paused");
+    if (!this.#complete) this.#onState("paused");
   }
 
   /**
@@ -699,6 +700,7 @@ export class LogView {
         class: "ln",
         href: `#/jobs/${seg(this.#id)}?line=${number + 1}`,
         title: "Copy a link to this line",
+        tabindex: "-1", // a thousand links are not a thousand tab stops
         text: String(number + 1),
       }),
     );
