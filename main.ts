@@ -49,6 +49,8 @@ async function runHead(args: string[]): Promise<number> {
     return 1;
   }
   console.log(`jobhead listening on ${head.info.address}`);
+  const openable = openableAddresses(head.info.address);
+  if (openable) console.log(`jobhead: open ${openable}`);
   const stop = () => head.shutdown();
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
@@ -57,7 +59,28 @@ async function runHead(args: string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * For a head listening on every address (0.0.0.0, ::), addresses a browser can open:
+ * loopback here, the host's name from elsewhere. Undefined for a specific address.
+ */
+export function openableAddresses(address: string): string | undefined {
+  const url = new URL(address);
+  if (url.hostname !== "0.0.0.0" && url.hostname !== "[::]") return undefined;
+  return `http://127.0.0.1:${url.port}/ on this machine, or http://${Deno.hostname()}:${url.port}/ ` +
+    `from others`;
+}
+
 if (import.meta.main) {
+  // Under `deno task` the working directory is the checkout; paths the user types
+  // (--data-dir, --module, --working-dir) are meant from where they typed them.
+  const userCwd = Deno.env.get("INIT_CWD");
+  if (userCwd) {
+    try {
+      Deno.chdir(userCwd);
+    } catch {
+      // gone or not ours: stay where the task runs
+    }
+  }
   const [command, ...rest] = Deno.args;
   let code: number;
   if (command === "job") {

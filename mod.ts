@@ -22,13 +22,20 @@
  * @module
  */
 export type {
+  Counter,
   ExitReason,
+  Gauge,
   HeadInfo,
   HeadModule,
+  Histogram,
+  HistogramOptions,
   KillRequest,
   Logger,
+  MetricOptions,
+  MetricsScope,
   ModuleContext,
   ModuleFactory,
+  ModuleView,
   SpawnOptions,
   Stores,
   SupervisedProcess,
@@ -36,6 +43,7 @@ export type {
   SupervisorIdentity,
 } from "./modules/host/module.ts";
 export type { HeadEvent, HeadEventListener } from "./modules/host/events.ts";
+export { describeRoute, type MediaBody, type RouteDoc } from "./modules/host/route_doc.ts";
 export type { WorkerPool } from "./modules/host/worker_pool.ts";
 export * from "./modules/jobs/schemas.ts";
 export * from "./modules/packages/schemas.ts";

@@ -87,6 +87,47 @@ export function statusesOf(text: string | undefined): JobStatus[] | undefined {
   });
 }
 
+/** `--metadata KEY=VALUE` flags as one filter; throws UsageError for a flag without `=`. */
+export function metadataFilterOf(pairs: string[]): Record<string, string> {
+  const filter: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new UsageError(`--metadata ${pair}: expected KEY=VALUE`);
+    filter[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return filter;
+}
+
+/** Whether a job's metadata holds every pair of `filter`. */
+export function hasMetadata(
+  job: { metadata: Record<string, string> },
+  filter: Record<string, string>,
+) {
+  return Object.entries(filter).every(([key, value]) => job.metadata[key] === value);
+}
+
+/** The last `count` lines of `text` (a last line without a newline counts as one). */
+export function tailLines(text: string, count: number): string {
+  let at = text.length;
+  if (text.endsWith("\n")) at--;
+  for (let found = 0; found < count; found++) {
+    const newline = text.lastIndexOf("\n", at - 1);
+    if (newline < 0) return text;
+    at = newline;
+  }
+  return text.slice(at + 1);
+}
+
+/** A flag's whole number ≥ 1, or undefined when absent; throws UsageError otherwise. */
+export function positiveIntegerOf(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new UsageError(`${flag} ${text}: expected a whole number of at least 1`);
+  }
+  return value;
+}
+
 /**
  * The request `job submit` sends, from its flags and the words after `--`: one word is
  * the entrypoint as written, several are quoted for the shell so each stays one argument.

@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
 import {
   connectionOf,
+  hasMetadata,
+  metadataFilterOf,
   parseCommandArgs,
+  positiveIntegerOf,
   shellQuote,
   statusesOf,
   SUBMIT_FLAGS,
   submitOptionsOf,
+  tailLines,
   UsageError,
 } from "./args.ts";
 
@@ -88,4 +92,29 @@ Deno.test("connectionOf() and statusesOf() read flags first, then the environmen
   assert.deepEqual(statusesOf("running, pending"), ["RUNNING", "PENDING"]);
   assert.equal(statusesOf(undefined), undefined);
   assert.throws(() => statusesOf("DONE"), /--status DONE: not one of PENDING, RUNNING/);
+});
+
+Deno.test("tailLines() takes the last lines, with or without a final newline", () => {
+  assert.equal(tailLines("a\nb\nc\n", 2), "b\nc\n");
+  assert.equal(tailLines("a\nb\nc", 2), "b\nc");
+  assert.equal(tailLines("a\nb\n", 5), "a\nb\n");
+  assert.equal(tailLines("", 3), "");
+  assert.equal(tailLines("only\n", 1), "only\n");
+});
+
+Deno.test("metadataFilterOf() and hasMetadata() match every KEY=VALUE given", () => {
+  const filter = metadataFilterOf(["owner=alice", "note=a=b"]);
+  assert.deepEqual(filter, { owner: "alice", note: "a=b" });
+  assert.ok(hasMetadata({ metadata: { owner: "alice", note: "a=b", x: "1" } }, filter));
+  assert.ok(!hasMetadata({ metadata: { owner: "alice" } }, filter));
+  assert.throws(() => metadataFilterOf(["nokey"]), UsageError);
+  assert.throws(() => metadataFilterOf(["=v"]), UsageError);
+});
+
+Deno.test("positiveIntegerOf() takes whole numbers from 1", () => {
+  assert.equal(positiveIntegerOf("--limit", undefined), undefined);
+  assert.equal(positiveIntegerOf("--limit", "5"), 5);
+  for (const bad of ["0", "-1", "1.5", "x", ""]) {
+    assert.throws(() => positiveIntegerOf("--limit", bad), UsageError, bad);
+  }
 });

@@ -1,5 +1,5 @@
 /**
- * `main.ts job …`: submit, follow, inspect, stop, list and delete jobs on a running head,
+ * `jobhead job …`: submit, follow, inspect, stop, list and delete jobs on a running head,
  * the way `ray job …` does. Human output by default, `--json` for scripts; logs go to
  * stdout and everything else to stderr, so `> out.txt` keeps only the job's output.
  * @module
@@ -15,11 +15,15 @@ import type { JobDetails } from "../modules/jobs/schemas.ts";
 import {
   connectionOf,
   type Flags,
+  hasMetadata,
   jobIdOf,
+  metadataFilterOf,
   parseCommandArgs,
+  positiveIntegerOf,
   statusesOf,
   SUBMIT_FLAGS,
   submitOptionsOf,
+  tailLines,
   UsageError,
 } from "./args.ts";
 import {
@@ -57,9 +61,9 @@ const USAGE = `Usage: jobhead job <command> [options]
 Commands:
   submit [options] -- ENTRYPOINT…   submit a job and follow its logs until it ends
   status ID                         show a job's status
-  logs ID [--follow]                print a job's log; --follow streams it until the job ends
+  logs ID [--follow] [--tail N]     print a job's log; --follow streams it until the job ends
   stop ID [--no-wait]               stop a job and wait until it has stopped
-  list [--status S,S]               list jobs, newest first
+  list [--status S,S] [--limit N]   list jobs, newest first (see: job list --help)
   delete ID                         delete an ended job and its log
 
 Options of every command:
@@ -77,8 +81,10 @@ const SUBMIT_USAGE = `Usage: jobhead job submit [options] -- ENTRYPOINT…
 Runs ENTRYPOINT with /bin/sh -c on the head. One word is taken as written
 ("echo a && echo b"); several are quoted so each stays one argument.
 Without --no-wait it streams the job's logs and exits with its outcome:
-0 SUCCEEDED, 1 FAILED, 3 STOPPED. Ctrl-C asks whether to stop the job or
-detach (exit 130); when stdin is not a terminal it detaches at once.
+0 SUCCEEDED, 1 FAILED, 3 STOPPED. Ctrl-C asks whether to stop the job (y)
+or keep following it (n); Ctrl-C again detaches (exit 130), and so does the
+first one when stdin is not a terminal. The job's stdin is /dev/null: this
+command does not forward its own stdin.
 
 Options:
   --submission-id ID          the job's id (default: generated)
@@ -149,7 +155,8 @@ export function describeError(err: unknown, address: string, token: string | und
   if (err instanceof ConnectionError) {
     return `${err.message}: is it running? Point to it with --address or JOBHEAD_ADDRESS`;
   }
-  if (err instanceof JobheadError && err.status === 401) {
+  // 401: no token was sent; 403: the token was wrong (as Ray's head answers).
+  if (err instanceof JobheadError && (err.status === 401 || err.status === 403)) {
     return token === undefined
       ? `the head at ${address} requires a token: pass --token or set JOBHEAD_AUTH_TOKEN`
       : `the head at ${address} rejected the token: check --token or JOBHEAD_AUTH_TOKEN`;
@@ -232,25 +239,62 @@ async function status(args: string[], env: Env): Promise<number> {
   return EXIT_CODES.OK;
 }
 
+const LOGS_USAGE = `Usage: jobhead job logs ID [--follow] [--tail N | --raw]
+
+Prints the job's whole log; --follow keeps printing until the job ends.
+  --tail N   only the last N lines (with --follow: then what comes)
+  --raw      the log's exact bytes (binary output unchanged), not with --follow`;
+
 async function logs(args: string[], env: Env): Promise<number> {
   const { flags, positionals } = parseCommandArgs(args, {
     follow: { type: "boolean", short: "f" },
+    tail: { type: "string" },
+    raw: { type: "boolean" },
   });
-  if (flags.help) {
-    return await help(
-      "Usage: jobhead job logs ID [--follow]\n" +
-        "Prints the job's whole log; --follow keeps printing until the job ends.",
-    );
-  }
+  if (flags.help) return await help(LOGS_USAGE);
   const id = jobIdOf(positionals, "logs");
+  const lines = positiveIntegerOf("--tail", flags.tail as string | undefined);
+  if (flags.raw && (flags.follow || lines !== undefined)) {
+    throw new UsageError("--raw prints the whole log as it is: not with --follow or --tail");
+  }
   const client = env.connect(flags);
-  if (flags.follow) {
-    await followJob(client, id, { toStderr: false, interactive: false });
+  if (flags.raw) {
+    await (await client.getJobLogsRaw(id)).pipeTo(Deno.stdout.writable, { preventClose: true });
     return EXIT_CODES.OK;
   }
-  await writeOut((await client.getJobLogs(id)).logs);
+  const tail = lines === undefined ? undefined : await lastLines(client, id, lines);
+  if (flags.follow) {
+    if (tail) await writeOut(tail.text);
+    await followJob(client, id, { toStderr: false, interactive: false, offset: tail?.end });
+    return EXIT_CODES.OK;
+  }
+  await writeOut(tail ? tail.text : (await client.getJobLogs(id)).logs);
   return EXIT_CODES.OK;
 }
+
+/**
+ * The last `count` lines of a job's log, read backwards in growing ranges, and the byte
+ * offset where the log stood when they were read (a follow resumes there).
+ */
+async function lastLines(
+  client: JobClient,
+  id: string,
+  count: number,
+): Promise<{ text: string; end: number }> {
+  for (let bytes = 64 * 1024;; bytes *= 4) {
+    const page = await client.getJobLogs(id, { offset: -bytes, limit: bytes });
+    const size = page.size ?? 0;
+    const start = page.offset ?? 0;
+    const text = tailLines(page.logs, count);
+    const whole = start === 0 || text.length < page.logs.length;
+    if (whole || bytes >= MAX_TAIL_READ_BYTES) {
+      return { text, end: Math.min(size, start + new TextEncoder().encode(page.logs).length) };
+    }
+  }
+}
+
+/** The most one `--tail` reads from the end of a log before it prints what it has. */
+const MAX_TAIL_READ_BYTES = 16 * 1024 * 1024;
 
 async function stop(args: string[], env: Env): Promise<number> {
   const { flags, positionals } = parseCommandArgs(args, { "no-wait": { type: "boolean" } });
@@ -284,24 +328,46 @@ async function stop(args: string[], env: Env): Promise<number> {
   return EXIT_CODES.OK;
 }
 
+const LIST_USAGE =
+  `Usage: jobhead job list [--status S,S] [--metadata KEY=VALUE]… [--limit N [--cursor C]]
+
+Lists jobs, newest first: every job, or with --limit the N newest (then the next
+page's --cursor is printed on stderr). --status keeps jobs in those statuses
+(the head filters); --metadata keeps jobs whose metadata has KEY=VALUE, every
+one given (repeatable; applied to what the head returned).
+
+Options:
+  --status S,S         PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED
+  --metadata KEY=VALUE repeatable
+  --limit N            at most N jobs, one page
+  --cursor C           the page after the one that printed C
+  --address URL  --token TOKEN  --json`;
+
 async function list(args: string[], env: Env): Promise<number> {
-  const { flags, positionals } = parseCommandArgs(args, { status: { type: "string" } });
-  if (flags.help) {
-    return await help("Usage: jobhead job list [--status RUNNING,PENDING,…] [--json]");
-  }
+  const { flags, positionals } = parseCommandArgs(args, {
+    status: { type: "string" },
+    metadata: { type: "string", multiple: true },
+    limit: { type: "string" },
+    cursor: { type: "string" },
+  });
+  if (flags.help) return await help(LIST_USAGE);
   if (positionals.length) throw new UsageError(`list takes no arguments, got ${positionals[0]}`);
-  const client = env.connect(flags);
   const status = statusesOf(flags.status as string | undefined);
-  const jobs: JobDetails[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await client.listJobs({ status, cursor });
-    jobs.push(...page.jobs);
-    cursor = page.nextCursor;
-  } while (cursor);
+  const metadata = metadataFilterOf((flags.metadata as string[] | undefined) ?? []);
+  const limit = positiveIntegerOf("--limit", flags.limit as string | undefined);
+  const cursor = flags.cursor as string | undefined;
+  if (cursor !== undefined && limit === undefined) {
+    throw new UsageError("--cursor pages: give --limit N too");
+  }
+  const client = env.connect(flags);
+  const page = await client.listJobs({ status, limit, cursor });
+  const jobs = page.jobs.filter((job) => hasMetadata(job, metadata));
   if (flags.json) await writeOut(`${JSON.stringify(jobs)}\n`);
   else if (jobs.length === 0) await writeErr("No jobs\n");
   else await writeOut(formatJobTable(jobs));
+  if (page.nextCursor) {
+    await writeErr(`More: jobhead job list --limit ${limit} --cursor ${page.nextCursor}\n`);
+  }
   return EXIT_CODES.OK;
 }
 
@@ -330,7 +396,7 @@ async function help(text: string): Promise<number> {
 async function followJob(
   client: JobClient,
   id: string,
-  options: { toStderr: boolean; interactive: boolean },
+  options: { toStderr: boolean; interactive: boolean; offset?: number },
 ): Promise<JobDetails | undefined> {
   const output = new OrderedOutput(options.toStderr ? writeErr : writeOut);
   const detach = new AbortController();
@@ -338,6 +404,7 @@ async function followJob(
   let asking = false;
   let stopping = false;
   const onInterrupt = () => {
+    // A second Ctrl-C while asking, or any without a terminal to ask on, detaches.
     if (!options.interactive || asking || stopping || !Deno.stdin.isTerminal()) {
       detach.abort();
       return;
@@ -347,7 +414,10 @@ async function followJob(
     output.hold();
     askToStop(id).then(async (stopIt) => {
       asking = false;
-      if (!stopIt) return detach.abort();
+      if (!stopIt) {
+        await writeErr(`Still following job '${id}'; Ctrl-C to ask again\n`);
+        return;
+      }
       stopping = true;
       await client.stopJob(id);
       await writeErr(`Stopping job '${id}'…\n`);
@@ -358,7 +428,8 @@ async function followJob(
   Deno.addSignalListener("SIGINT", onInterrupt);
   spinner.start(`Job '${id}' is running: waiting for output`);
   try {
-    for await (const text of client.tailJobLogs(id, { signal: detach.signal })) {
+    const tail = client.tailJobLogs(id, { offset: options.offset, signal: detach.signal });
+    for await (const text of tail) {
       spinner.stop();
       await output.write(text);
     }

@@ -163,6 +163,15 @@ export class JobClient {
   }
 
   /**
+   * A job's log as its exact bytes (`GET /api/jobs/{id}/logs/raw`), streamed: no
+   * transcoding, so binary output arrives as written. Throws JobheadError `NOT_FOUND`.
+   */
+  async getJobLogsRaw(id: string): Promise<ReadableStream<Uint8Array>> {
+    const response = await this.#request("GET", `${jobPath(id)}/logs/raw`);
+    return response.body ?? new Blob([]).stream();
+  }
+
+  /**
    * Follows a job's log live (`GET /api/jobs/{id}/logs/tail`, a WebSocket), from byte
    * `offset` (default 0), yielding text as it is written. It ends when the job has ended and
    * all its output has been yielded. Throws TailClosedError if the socket closes before

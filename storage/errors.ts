@@ -19,3 +19,16 @@ export class InvalidStateError extends Error {
 export class InvalidPackageError extends Error {
   override name = "InvalidPackageError";
 }
+
+/** A write could not be stored because the disk holding the data is full. */
+export class InsufficientStorageError extends Error {
+  override name = "InsufficientStorageError";
+}
+
+/** Whether `err` is a write that failed for lack of disk space (ENOSPC, SQLite's SQLITE_FULL). */
+export function isDiskFull(err: unknown): boolean {
+  if (err instanceof InsufficientStorageError) return true;
+  if (!(err instanceof Error)) return false;
+  return (err as { code?: string }).code === "ENOSPC" ||
+    /database or disk is full|No space left on device/.test(err.message);
+}

@@ -3,8 +3,9 @@
  * Every status change is a versionstamp-checked atomic write, so racing writers
  * (stop vs exit, monitor vs supervisor) can never produce two terminal statuses.
  */
+import { setTimeout as delay } from "node:timers/promises";
 import { z } from "zod";
-import { ConflictError, NotFoundError } from "./errors.ts";
+import { ConflictError, InsufficientStorageError, isDiskFull, NotFoundError } from "./errors.ts";
 
 /** A job id: names files, so restricted to a safe character set (API.md). */
 export const JobId = z.string().regex(
@@ -73,6 +74,8 @@ export const Job = z.object({
   driver_exit_code: z.number().int().nullable(),
   supervisor: SupervisorRef.nullable(),
   stop_requested_at: z.number().nullable(),
+  /** When log retention removed the job's log; absent while it is kept. */
+  log_removed_at: z.number().optional(),
 });
 export type Job = z.infer<typeof Job>;
 
@@ -89,9 +92,25 @@ export interface ListJobsOptions {
   cursor?: string;
 }
 
+/** Changes to a job, or a function that decides them from the job as it is stored. */
+export type JobChanges =
+  | Partial<Omit<Job, "id">>
+  | ((job: Job) => Partial<Omit<Job, "id">>);
+
+/** A stretch of time during which the store's writes failed for lack of disk space. */
+export interface StorageFullSpell {
+  /** When the first write failed. */
+  from: number;
+  /** When a write landed again; null while writes still fail. */
+  to: number | null;
+}
+
 /** Durable job records. Implementations must make `create` and `update` atomic. */
 export interface JobStore {
-  /** Stores a new job; throws ConflictError if the id already exists. */
+  /**
+   * Stores a new job; throws ConflictError if the id already exists, and
+   * InsufficientStorageError if the disk is full (nothing is stored then).
+   */
   create(job: Job): Promise<void>;
   /** The job, or undefined. */
   get(id: string): Promise<Job | undefined>;
@@ -100,12 +119,23 @@ export interface JobStore {
   /** Jobs that are not terminal, in submission order. */
   listActive(): Promise<Job[]>;
   /**
-   * Applies `changes` to a job that is in status `from`; throws ConflictError if it has
-   * left `from` (another writer won), NotFoundError if it does not exist.
+   * Applies `changes` to a job whose status is `from` (or one of them), in one checked
+   * write: a function is called with the job as stored, and again if another writer got
+   * in first. Throws ConflictError if the job has left `from` (another writer won),
+   * NotFoundError if it does not exist. A write that fails (a full disk) is retried with
+   * backoff until it lands; with `once` (a client waits for the answer) it throws
+   * instead: InsufficientStorageError for a full disk.
    */
-  update(id: string, from: JobStatus, changes: Partial<Omit<Job, "id">>): Promise<Job>;
-  /** Removes a terminal job; throws NotFoundError if absent. */
+  update(
+    id: string,
+    from: JobStatus | readonly JobStatus[],
+    changes: JobChanges,
+    options?: { once?: boolean },
+  ): Promise<Job>;
+  /** Removes a terminal job; throws NotFoundError if absent, InsufficientStorageError on a full disk. */
   delete(id: string): Promise<void>;
+  /** The latest spell of writes failing for lack of disk space, if there was one. */
+  storageFull(): StorageFullSpell | undefined;
 }
 
 const JOBS = "jobs";
@@ -113,6 +143,9 @@ const BY_TIME = "jobs_by_time";
 const ACTIVE = "jobs_active";
 const GET_MANY_MAX_KEYS = 10; // Deno KV's limit for getMany()
 const MAX_BATCHED_WRITES = 50; // well within KV's 100 checks and 1000 mutations per commit
+/** First and longest wait between attempts of a write that failed. */
+const RETRY_FIRST_MS = 25;
+const RETRY_MAX_MS = 1_000;
 
 /** A checked write waiting in the commit queue. */
 interface QueuedWrite {
@@ -127,16 +160,25 @@ export class KvJobStore implements JobStore {
   #kv: Deno.Kv;
   #queue: QueuedWrite[] = [];
   #flushing = false;
+  #full?: StorageFullSpell;
+  #failing = false;
 
   constructor(kv: Deno.Kv) {
     this.#kv = kv;
   }
 
   async create(job: Job): Promise<void> {
-    const ok = await this.#write([{ key: [JOBS, job.id], versionstamp: null }], (op) => {
-      op.set([JOBS, job.id], job).set([BY_TIME, job.start_time, job.id], job.id);
-      if (!isTerminal(job.status)) op.set([ACTIVE, job.id], job.start_time);
-    });
+    let ok: boolean;
+    try {
+      ok = await this.#write([{ key: [JOBS, job.id], versionstamp: null }], (op) => {
+        op.set([JOBS, job.id], job).set([BY_TIME, job.start_time, job.id], job.id);
+        if (!isTerminal(job.status)) op.set([ACTIVE, job.id], job.start_time);
+      });
+    } catch (err) {
+      this.#failed(err);
+      throw storageError(err, `Cannot store job "${job.id}"`);
+    }
+    this.#landed();
     if (!ok) {
       throw new ConflictError(
         `Job with submission_id ${job.id} already exists. Please use a different submission_id.`,
@@ -183,21 +225,42 @@ export class KvJobStore implements JobStore {
     return jobs.sort((a, b) => a.start_time - b.start_time);
   }
 
-  async update(id: string, from: JobStatus, changes: Partial<Omit<Job, "id">>): Promise<Job> {
+  async update(
+    id: string,
+    from: JobStatus | readonly JobStatus[],
+    changes: JobChanges,
+    options: { once?: boolean } = {},
+  ): Promise<Job> {
+    const statuses: readonly JobStatus[] = typeof from === "string" ? [from] : from;
+    let waitMs = RETRY_FIRST_MS;
     // A failed check means someone else wrote in between: re-read and decide again.
+    // A failed write (a full disk) is tried again, decided afresh, until it lands.
     for (;;) {
       const entry = await this.#kv.get<Job>([JOBS, id]);
       if (entry.value === null) throw new NotFoundError(`Job ${id} does not exist`);
-      if (entry.value.status !== from) {
+      if (!statuses.includes(entry.value.status)) {
         throw new ConflictError(
-          `Cannot move job "${id}" from ${from}: job is already ${entry.value.status}`,
+          `Cannot move job "${id}" from ${
+            statuses.join(" or ")
+          }: job is already ${entry.value.status}`,
         );
       }
-      const next: Job = { ...entry.value, ...changes, id };
-      const ok = await this.#write([entry], (op) => {
-        op.set([JOBS, id], next);
-        if (isTerminal(next.status)) op.delete([ACTIVE, id]);
-      });
+      const decided = typeof changes === "function" ? changes(entry.value) : changes;
+      const next: Job = { ...entry.value, ...decided, id };
+      let ok: boolean;
+      try {
+        ok = await this.#write([entry], (op) => {
+          op.set([JOBS, id], next);
+          if (isTerminal(next.status)) op.delete([ACTIVE, id]);
+        });
+      } catch (err) {
+        this.#failed(err);
+        if (options.once) throw storageError(err, `Cannot change job "${id}"`);
+        await delay(waitMs);
+        waitMs = Math.min(waitMs * 2, RETRY_MAX_MS);
+        continue;
+      }
+      this.#landed();
       if (ok) return next;
     }
   }
@@ -205,12 +268,44 @@ export class KvJobStore implements JobStore {
   async delete(id: string): Promise<void> {
     const entry = await this.#kv.get<Job>([JOBS, id]);
     if (entry.value === null) throw new NotFoundError(`Job ${id} does not exist`);
-    const result = await this.#kv.atomic().check(entry)
-      .delete([JOBS, id])
-      .delete([BY_TIME, entry.value.start_time, id])
-      .delete([ACTIVE, id])
-      .commit();
+    let result: Deno.KvCommitResult | Deno.KvCommitError;
+    try {
+      result = await this.#kv.atomic().check(entry)
+        .delete([JOBS, id])
+        .delete([BY_TIME, entry.value.start_time, id])
+        .delete([ACTIVE, id])
+        .commit();
+    } catch (err) {
+      this.#failed(err);
+      throw storageError(err, `Cannot delete job "${id}"`);
+    }
+    this.#landed();
     if (!result.ok) throw new ConflictError(`Cannot delete job "${id}": it changed meanwhile`);
+  }
+
+  storageFull(): StorageFullSpell | undefined {
+    return this.#full && { ...this.#full };
+  }
+
+  /** Notes a failed write: a full disk opens a spell, and the first failure of a run is logged. */
+  #failed(err: unknown): void {
+    if (isDiskFull(err) && (!this.#full || this.#full.to !== null)) {
+      this.#full = { from: Date.now(), to: null };
+    }
+    if (this.#failing) return;
+    this.#failing = true;
+    console.error(
+      `jobhead: writes to the job store fail (${messageOf(err)}); ` +
+        "the head's own are retried until they land",
+    );
+  }
+
+  /** Notes a write that landed: ends a spell of failures. */
+  #landed(): void {
+    if (!this.#failing) return;
+    this.#failing = false;
+    if (this.#full && this.#full.to === null) this.#full.to = Date.now();
+    console.error("jobhead: job store writes land again");
   }
 
   /**
@@ -285,6 +380,18 @@ export class KvJobStore implements JobStore {
     }
     return jobs;
   }
+}
+
+/** A failed write as the caller should see it: InsufficientStorageError for a full disk. */
+function storageError(err: unknown, what: string): unknown {
+  if (!isDiskFull(err)) return err;
+  return new InsufficientStorageError(
+    `${what}: the disk of the data directory is full (${messageOf(err)}); nothing was stored`,
+  );
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /**

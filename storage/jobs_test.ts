@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConflictError, NotFoundError } from "./errors.ts";
-import { decodeCursor, KvJobStore } from "./jobs.ts";
+import { decodeCursor, type Job, KvJobStore } from "./jobs.ts";
 import { aJob } from "./jobs_fixture.ts";
 
 Deno.test("KvJobStore.create() rejects an id that already exists", async () => {
@@ -42,6 +42,26 @@ Deno.test("KvJobStore.update() keeps a change made by another writer meanwhile",
   const job = (await store.get("job-1"))!;
   assert.equal(job.stop_requested_at, 5);
   assert.equal(job.message, "m");
+});
+
+Deno.test("KvJobStore.update() decides again from the record another writer changed", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const store = new KvJobStore(kv);
+  await store.create(aJob({ status: "RUNNING" }));
+  const decide = (
+    job: Job,
+  ) => ({ status: job.stop_requested_at === null ? "SUCCEEDED" : "STOPPED" } as const);
+  const [, ended] = await Promise.all([
+    store.update("job-1", ["PENDING", "RUNNING"], { stop_requested_at: 5 }),
+    store.update("job-1", ["PENDING", "RUNNING"], decide),
+  ]);
+  assert.equal(ended.status, "STOPPED");
+  await assert.rejects(
+    store.update("job-1", ["PENDING", "RUNNING"], { stop_requested_at: 6 }),
+    ConflictError,
+  );
+  assert.equal((await store.get("job-1"))?.stop_requested_at, 5);
+  assert.equal(store.storageFull(), undefined);
 });
 
 Deno.test("KvJobStore.update() of a missing job throws NotFoundError", async () => {

@@ -35,7 +35,7 @@ export interface LogStore {
   /**
    * Creates the job's log file empty, replacing a log an earlier job of the same id left
    * (its record may be gone with a lost store). Only for a job about to start: never for
-   * one whose processes run.
+   * one whose processes run. Makes the logs directory again if it went missing.
    */
   create(id: string): Promise<void>;
   /** The log's size in bytes (0 for a missing log). */
@@ -89,12 +89,22 @@ export class FileLogStore implements LogStore {
   async create(id: string): Promise<void> {
     // Removed rather than emptied: the new file gets this store's mode, not the old one's.
     await this.remove(id);
-    const file = await Deno.open(this.pathOf(id), {
-      write: true,
-      create: true,
-      truncate: true,
-      mode: this.#fileMode,
-    });
+    const open = () =>
+      Deno.open(this.pathOf(id), {
+        write: true,
+        create: true,
+        truncate: true,
+        mode: this.#fileMode,
+      });
+    let file: Deno.FsFile;
+    try {
+      file = await open();
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      // The directory was removed under the running head: make it again, as private.
+      await Deno.mkdir(this.#dir, { recursive: true, mode: dirModeOf(this.#fileMode) });
+      file = await open();
+    }
     file.close();
   }
 
@@ -210,4 +220,9 @@ export class FileLogStore implements LogStore {
       });
     }
   }
+}
+
+/** The mode of a directory whose files get `fileMode`: search rights where read rights are. */
+function dirModeOf(fileMode: number): number {
+  return fileMode | ((fileMode & 0o444) >> 2);
 }

@@ -1,14 +1,22 @@
 /**
  * The package store: zip archives uploaded as jobs' working directories
- * (`PUT /api/packages/{protocol}/{name}`), one file each, checked on the way in and
- * extracted into a job's own directory on the way out. No entry may land outside that
- * directory: names with `..` segments, absolute names and symlinks that lead out of it
- * are rejected.
+ * (`PUT /api/packages/{protocol}/{name}`), one file each, checked on the way in
+ * (storage/zip_safety.ts) and extracted on the way out: once per package content, into a
+ * read-only directory every job that names the package shares, or into a job's own
+ * writable copy. Extraction runs off the caller's thread and stops at the size and
+ * compression-ratio limits.
+ *
+ * On disk, under the store's directory:
+ * - `<protocol>/<name>`: the zip;
+ * - `extracted/<protocol>/<name>/<version>/`: its shared extracted copy, `<version>` naming
+ *   the zip's content (a replaced zip gets a new one), moved into place complete;
+ * - `extracted/<protocol>/<name>/.tmp-<uuid>/`: an extraction under way.
  */
-import { dirname, join, posix, sep } from "node:path";
-import { type Entry, type FileEntry, Reader, ZipReader } from "@zip.js/zip.js";
+import { dirname, join } from "node:path";
 import { z } from "zod";
 import { InvalidPackageError, NotFoundError } from "./errors.ts";
+import { checkZip } from "./package_extract.ts";
+import { DEFAULT_LIMITS, type ExpansionLimits } from "./zip_safety.ts";
 
 /** Where an uploaded package lives: `pkg` (jobhead's clients) or `gcs` (Ray's). */
 export const PackageProtocol = z.enum(["pkg", "gcs"]);
@@ -39,12 +47,18 @@ export function parsePackageUri(uri: string): PackageRef | undefined {
   return { protocol: protocol.data, name: match[2] };
 }
 
-/** Most bytes one package may unpack to (a zip bomb stops here). */
-export const MAX_EXTRACTED_BYTES = 2 * 1024 ** 3;
-/** Most entries one package may hold. */
-export const MAX_PACKAGE_ENTRIES = 100_000;
-/** Longest symlink target a package may hold. */
-const MAX_LINK_TARGET_BYTES = 4096;
+/** Runs an exported function of a module off the caller's thread: the head's WorkerPool. */
+export interface TaskRunner {
+  run<T>(module: string | URL, fn: string, args: unknown[]): Promise<T>;
+}
+
+/** Runs tasks on the caller's own thread: for tests and tools, never for the head. */
+export const IN_PROCESS: TaskRunner = {
+  async run<T>(module: string | URL, fn: string, args: unknown[]): Promise<T> {
+    const exports = await import(String(module));
+    return await exports[fn](...args);
+  },
+};
 
 /** Uploaded packages. */
 export interface PackageStore {
@@ -57,45 +71,75 @@ export interface PackageStore {
    */
   put(ref: PackageRef, body: ReadableStream<Uint8Array>): Promise<number>;
   /**
-   * Extracts the package into `targetDir`, replacing what was there. Throws NotFoundError
-   * for a missing package and InvalidPackageError for a corrupt or unsafe one (then
-   * `targetDir` is removed).
+   * The package's shared, read-only extracted directory, extracted first if needed: once
+   * per package content, however many callers ask at once. Throws NotFoundError for a
+   * missing package and InvalidPackageError for a corrupt, unsafe or too large one (then
+   * nothing of it is left).
    */
-  extract(ref: PackageRef, targetDir: string): Promise<void>;
+  extract(ref: PackageRef): Promise<string>;
+  /**
+   * Makes `targetDir` a writable copy of the package, replacing what was there. Throws as
+   * `extract()` does (then `targetDir` is removed).
+   */
+  copy(ref: PackageRef, targetDir: string): Promise<void>;
+  /**
+   * Removes what interrupted extractions left, and the extracted copies of content a
+   * package no longer has (it was replaced). Extractions under way are left alone.
+   */
+  prune(): Promise<void>;
+  /** Every stored package, with its size and when it was last uploaded or used. */
+  list(): Promise<StoredPackage[]>;
+  /** Removes a package and its extracted copies; throws NotFoundError when absent. */
+  delete(ref: PackageRef): Promise<void>;
 }
 
-/** Limits of a FilePackageStore, and the mode of its files. */
-export interface PackageLimits {
-  /** Most bytes one package may unpack to. */
-  maxExtractedBytes?: number;
-  /** Most entries one package may hold. */
-  maxEntries?: number;
+/** A stored package, as `PackageStore.list()` tells it. */
+export interface StoredPackage {
+  ref: PackageRef;
+  size: number;
+  /** Epoch ms of its upload, or of the last extraction a job asked for, whichever is later. */
+  lastUsed: number;
+}
+
+/** Options of a FilePackageStore. */
+export interface PackageStoreOptions {
+  /** How far a package may expand; DEFAULT_LIMITS for what is not given. */
+  limits?: Partial<ExpansionLimits>;
+  /** Where extractions and copies run; IN_PROCESS when absent. */
+  runner?: TaskRunner;
   /** Mode of stored packages (before the umask); 0600 by default. */
   fileMode?: number;
 }
 
-/** PackageStore on plain files: `<dir>/<protocol>/<name>`. */
+const EXTRACT_MODULE = new URL("./package_extract.ts", import.meta.url);
+const TEMP_PREFIX = ".tmp-";
+
+/** PackageStore on plain files (the layout is described at the top of this file). */
 export class FilePackageStore implements PackageStore {
   #dir: string;
-  #maxBytes: number;
-  #maxEntries: number;
   #fileMode: number;
+  #limits: ExpansionLimits;
+  #runner: TaskRunner;
+  /** Extractions under way, by their final directory. */
+  #extracting = new Map<string, Promise<void>>();
+  /** Temporary directories of the extractions under way. */
+  #temps = new Set<string>();
 
-  constructor(dir: string, limits: PackageLimits = {}) {
+  constructor(dir: string, options: PackageStoreOptions = {}) {
     this.#dir = dir;
-    this.#fileMode = limits.fileMode ?? 0o600;
-    this.#maxBytes = limits.maxExtractedBytes ?? MAX_EXTRACTED_BYTES;
-    this.#maxEntries = limits.maxEntries ?? MAX_PACKAGE_ENTRIES;
+    this.#fileMode = options.fileMode ?? 0o600;
+    const limits = options.limits ?? {};
+    this.#limits = {
+      maxBytes: limits.maxBytes ?? DEFAULT_LIMITS.maxBytes,
+      maxRatio: limits.maxRatio ?? DEFAULT_LIMITS.maxRatio,
+      maxEntries: limits.maxEntries ?? DEFAULT_LIMITS.maxEntries,
+    };
+    this.#runner = options.runner ?? IN_PROCESS;
   }
 
   async size(ref: PackageRef): Promise<number | undefined> {
-    try {
-      const info = await Deno.stat(this.#pathOf(ref));
-      return info.isFile ? info.size : undefined;
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return undefined;
-      throw err;
-    }
+    const info = await this.#stat(ref);
+    return info?.size;
   }
 
   async put(ref: PackageRef, body: ReadableStream<Uint8Array>): Promise<number> {
@@ -110,7 +154,9 @@ export class FilePackageStore implements PackageStore {
         mode: this.#fileMode,
       });
       for await (const chunk of body) await writeAll(file, chunk);
-      await this.#check(ref, file);
+      await checkZip(file, this.#limits).catch((err) => {
+        throw invalid(ref, err);
+      });
       await Deno.rename(temp, path);
       return (await file.stat()).size;
     } finally {
@@ -118,59 +164,118 @@ export class FilePackageStore implements PackageStore {
     }
   }
 
-  async extract(ref: PackageRef, targetDir: string): Promise<void> {
-    let file: Deno.FsFile;
+  async extract(ref: PackageRef): Promise<string> {
+    const info = await this.#stat(ref);
+    if (!info) throw new NotFoundError(`Package ${packageUri(ref)} does not exist`);
+    // Its access time says when it was last used (its modification time names its content).
+    await Deno.utime(this.#pathOf(ref), new Date(), info.mtime ?? new Date()).catch(() => {});
+    const dir = join(this.#extractedDirOf(ref), versionOf(info));
+    if (!this.#extracting.has(dir) && await isDirectory(dir)) return dir;
+    // No await between this look-up and the set: concurrent callers share one extraction.
+    let extracting = this.#extracting.get(dir);
+    if (!extracting) {
+      extracting = this.#extractOnce(ref, dir).finally(() => this.#extracting.delete(dir));
+      this.#extracting.set(dir, extracting);
+    }
+    await extracting;
+    return dir;
+  }
+
+  async copy(ref: PackageRef, targetDir: string): Promise<void> {
+    const shared = await this.extract(ref);
+    await removeTree(targetDir);
+    await Deno.mkdir(dirname(targetDir), { recursive: true });
     try {
-      file = await Deno.open(this.#pathOf(ref), { read: true });
+      await this.#runner.run(EXTRACT_MODULE, "copyTree", [shared, targetDir]);
+    } catch (err) {
+      await removeTree(targetDir);
+      throw err;
+    }
+  }
+
+  async prune(): Promise<void> {
+    const root = join(this.#dir, "extracted");
+    for (const protocol of PackageProtocol.options) {
+      for (const name of await listDir(join(root, protocol))) {
+        if (!PackageName.safeParse(name).success) continue;
+        const ref = { protocol, name };
+        const info = await this.#stat(ref);
+        const current = info && versionOf(info);
+        const dir = this.#extractedDirOf(ref);
+        for (const entry of await listDir(dir)) {
+          const path = join(dir, entry);
+          if (entry === current || this.#temps.has(path) || this.#extracting.has(path)) continue;
+          await removeTree(path);
+        }
+      }
+    }
+  }
+
+  async list(): Promise<StoredPackage[]> {
+    const packages: StoredPackage[] = [];
+    for (const protocol of PackageProtocol.options) {
+      for (const name of await listDir(join(this.#dir, protocol))) {
+        if (!PackageName.safeParse(name).success) continue; // an upload under way
+        const ref = { protocol, name };
+        const info = await this.#stat(ref);
+        if (!info) continue;
+        const times = [info.mtime, info.atime].map((t) => t?.getTime() ?? 0);
+        packages.push({ ref, size: info.size, lastUsed: Math.max(...times) });
+      }
+    }
+    return packages;
+  }
+
+  async delete(ref: PackageRef): Promise<void> {
+    const path = this.#pathOf(ref);
+    try {
+      await Deno.remove(path);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
         throw new NotFoundError(`Package ${packageUri(ref)} does not exist`);
       }
       throw err;
     }
-    using _file = file;
-    await Deno.remove(targetDir, { recursive: true }).catch(ignoreNotFound);
-    await Deno.mkdir(targetDir, { recursive: true });
+    // Extractions under way finish into a directory nobody names: prune() takes those.
+    for (const entry of await listDir(this.#extractedDirOf(ref))) {
+      const dir = join(this.#extractedDirOf(ref), entry);
+      if (!this.#temps.has(dir) && !this.#extracting.has(dir)) await removeTree(dir);
+    }
+  }
+
+  async #extractOnce(ref: PackageRef, dir: string): Promise<void> {
+    await Deno.mkdir(dirname(dir), { recursive: true });
+    const temp = join(dirname(dir), TEMP_PREFIX + crypto.randomUUID());
+    this.#temps.add(temp);
     try {
-      await this.#withEntries(ref, file, (plan) => unpack(plan, targetDir, this.#maxBytes));
+      await this.#runner.run(EXTRACT_MODULE, "extractPackage", [
+        this.#pathOf(ref),
+        temp,
+        this.#limits,
+      ]);
+      await Deno.rename(temp, dir);
     } catch (err) {
-      await Deno.remove(targetDir, { recursive: true }).catch(ignoreNotFound);
+      throw err instanceof Error && err.name === "NotFound"
+        ? new NotFoundError(`Package ${packageUri(ref)} does not exist`)
+        : invalid(ref, err);
+    } finally {
+      await removeTree(temp);
+      this.#temps.delete(temp);
+    }
+  }
+
+  async #stat(ref: PackageRef): Promise<Deno.FileInfo | undefined> {
+    try {
+      const info = await Deno.stat(this.#pathOf(ref));
+      return info.isFile ? info : undefined;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return undefined;
       throw err;
     }
   }
 
-  /** Checks that `file` is a zip this store would extract. */
-  #check(ref: PackageRef, file: Deno.FsFile): Promise<void> {
-    return this.#withEntries(ref, file, () => Promise.resolve());
-  }
-
-  /** Reads and plans the entries of the zip in `file`, then runs `use` on the plan. */
-  async #withEntries(
-    ref: PackageRef,
-    file: Deno.FsFile,
-    use: (plan: PlannedEntry[]) => Promise<void>,
-  ): Promise<void> {
-    const size = (await file.stat()).size;
-    const zip = new ZipReader(new FileReader(file, size), {
-      useWebWorkers: false,
-      filenameValidation: "tolerant", // planEntries() checks names, and says why one is bad
-      checkSignature: true,
-    });
-    try {
-      let entries: Entry[];
-      try {
-        entries = await zip.getEntries();
-      } catch (err) {
-        throw new InvalidPackageError(`it is not a readable zip (${messageOf(err)})`);
-      }
-      const limits = { maxBytes: this.#maxBytes, maxEntries: this.#maxEntries };
-      await use(await planEntries(entries, limits));
-    } catch (err) {
-      if (!(err instanceof InvalidPackageError)) throw err;
-      throw new InvalidPackageError(`Package ${packageUri(ref)} is invalid: ${err.message}`);
-    } finally {
-      await zip.close();
-    }
+  #extractedDirOf(ref: PackageRef): string {
+    return join(this.#dir, "extracted", ref.protocol, ref.name);
   }
 
   #pathOf(ref: PackageRef): string {
@@ -181,229 +286,62 @@ export class FilePackageStore implements PackageStore {
   }
 }
 
-/** An entry to extract, at a checked relative path. */
-interface PlannedEntry {
-  /** Relative POSIX path without `.`, `..` or empty segments. */
-  path: string;
-  kind: "dir" | "file" | "symlink";
-  entry: Entry;
-  /** A symlink's target. */
-  target?: string;
+/**
+ * Names the content of a stored zip: every upload writes a new file, so its inode, size
+ * and modification time change with it.
+ */
+function versionOf(info: Deno.FileInfo): string {
+  return `${info.ino ?? 0}-${info.size}-${info.mtime?.getTime() ?? 0}`;
 }
 
 /**
- * Checks every entry of a zip and returns them in extraction order (directories, files,
- * then symlinks). Throws InvalidPackageError naming the first bad entry.
+ * `err` as the InvalidPackageError of `ref`, when it is one (thrown here, or by a worker,
+ * which keeps only its name); other errors pass through.
  */
-async function planEntries(
-  entries: Entry[],
-  limits: { maxBytes: number; maxEntries: number },
-): Promise<PlannedEntry[]> {
-  if (entries.length > limits.maxEntries) {
-    throw new InvalidPackageError(
-      `it holds ${entries.length} entries: the limit is ${limits.maxEntries}`,
-    );
-  }
-  const kinds = new Map<string, PlannedEntry["kind"]>();
-  const planned: PlannedEntry[] = [];
-  let declaredBytes = 0;
-  for (const entry of entries) {
-    const path = entryPath(entry.filename);
-    const kind = entry.directory ? "dir" : entry.symlink ? "symlink" : "file";
-    if (entry.encrypted) throw new InvalidPackageError(`entry "${path}" is encrypted`);
-    if (path === "") {
-      if (kind === "dir") continue; // "./": the target itself
-      throw new InvalidPackageError(`entry "${entry.filename}" has no name`);
-    }
-    const seen = kinds.get(path);
-    if (seen !== undefined) {
-      if (seen === "dir" && kind === "dir") continue;
-      throw new InvalidPackageError(`entry "${path}" appears twice`);
-    }
-    kinds.set(path, kind);
-    declaredBytes += entry.uncompressedSize;
-    if (declaredBytes > limits.maxBytes) throw tooBig(limits.maxBytes);
-    planned.push({ path, kind, entry });
-  }
-  for (const { path } of planned) {
-    // Nothing is written through a file or a symlink of the package itself.
-    for (let parent = posix.dirname(path); parent !== "."; parent = posix.dirname(parent)) {
-      const kind = kinds.get(parent);
-      if (kind !== undefined && kind !== "dir") {
-        throw new InvalidPackageError(`entry "${path}" lies under "${parent}", a ${kind}`);
-      }
-    }
-  }
-  for (const item of planned) {
-    if (item.kind !== "symlink") continue;
-    const bytes = await readEntry(item.entry as FileEntry, MAX_LINK_TARGET_BYTES);
-    item.target = new TextDecoder().decode(bytes);
-    checkLinkTarget(item.path, item.target);
-  }
-  const order = { dir: 0, file: 1, symlink: 2 };
-  return planned.sort((a, b) => order[a.kind] - order[b.kind]);
+function invalid(ref: PackageRef, err: unknown): unknown {
+  if (!(err instanceof Error) || err.name !== "InvalidPackageError") return err;
+  return new InvalidPackageError(`Package ${packageUri(ref)} is invalid: ${err.message}`);
 }
 
-/** The entry name as a relative path; throws InvalidPackageError if it could leave the target. */
-function entryPath(name: string): string {
-  if (name.includes("\0")) throw new InvalidPackageError(`entry "${name}" has a NUL in its name`);
-  if (name.includes("\\")) {
-    throw new InvalidPackageError(`entry "${name}" has a backslash in its name`);
-  }
-  if (name.startsWith("/") || /^[A-Za-z]:/.test(name)) {
-    throw new InvalidPackageError(`entry "${name}" is an absolute path`);
-  }
-  const segments = name.split("/").filter((s) => s !== "" && s !== ".");
-  if (segments.includes("..")) {
-    throw new InvalidPackageError(`entry "${name}" escapes the target directory`);
-  }
-  return segments.join("/");
-}
-
-/** Throws InvalidPackageError unless the link at `path` points inside the target, by name. */
-function checkLinkTarget(path: string, target: string): void {
-  if (target === "" || target.includes("\0")) {
-    throw new InvalidPackageError(`symlink "${path}" has an empty or invalid target`);
-  }
-  if (target.startsWith("/") || target.includes("\\") || /^[A-Za-z]:/.test(target)) {
-    throw new InvalidPackageError(`symlink "${path}" points to "${target}", an absolute path`);
-  }
-  const resolved = posix.normalize(posix.join(posix.dirname(path), target));
-  if (resolved === ".." || resolved.startsWith("../")) {
-    throw new InvalidPackageError(
-      `symlink "${path}" points to "${target}", outside the target directory`,
-    );
-  }
-}
-
-/** Writes the planned entries under `root`; every byte counts against `maxBytes`. */
-async function unpack(plan: PlannedEntry[], root: string, maxBytes: number): Promise<void> {
-  const budget = { left: maxBytes, max: maxBytes };
-  for (const item of plan) {
-    const path = join(root, ...item.path.split("/"));
-    if (item.kind === "dir") {
-      await Deno.mkdir(path, { recursive: true, mode: 0o755 });
-      continue;
-    }
-    await Deno.mkdir(dirname(path), { recursive: true, mode: 0o755 });
-    if (item.kind === "symlink") {
-      await Deno.symlink(item.target!, path);
-      continue;
-    }
-    const mode = item.entry.executable ? 0o755 : 0o644;
-    // createNew: never write through anything already at this path.
-    using file = await Deno.open(path, { write: true, createNew: true, mode });
-    await copyEntry(item.entry as FileEntry, file, budget);
-  }
-  // Each link points inside by name; links through links could still lead out.
-  const realRoot = await Deno.realPath(root);
-  for (const item of plan) {
-    if (item.kind !== "symlink") continue;
-    let real: string;
-    try {
-      real = await Deno.realPath(join(root, ...item.path.split("/")));
-    } catch {
-      throw new InvalidPackageError(
-        `symlink "${item.path}" points to "${item.target}", which is not in the package`,
-      );
-    }
-    if (real !== realRoot && !real.startsWith(realRoot + sep)) {
-      throw new InvalidPackageError(
-        `symlink "${item.path}" points to "${item.target}", outside the target directory`,
-      );
-    }
-  }
-}
-
-/** Decompresses `entry` into `file`, taking its bytes from `budget`. */
-async function copyEntry(
-  entry: FileEntry,
-  file: Deno.FsFile,
-  budget: { left: number; max: number },
-): Promise<void> {
-  const sink = new WritableStream<Uint8Array>({
-    async write(chunk) {
-      budget.left -= chunk.length;
-      if (budget.left < 0) throw tooBig(budget.max);
-      await writeAll(file, chunk);
-    },
-  });
+/** Removes `path` and everything under it, read-only directories included; absent is fine. */
+async function removeTree(path: string): Promise<void> {
   try {
-    await entry.getData(sink);
+    await Deno.remove(path, { recursive: true });
   } catch (err) {
-    if (err instanceof InvalidPackageError) throw err;
-    throw new InvalidPackageError(`entry "${entry.filename}" cannot be read: ${messageOf(err)}`);
+    if (err instanceof Deno.errors.NotFound) return;
+    if (!(err instanceof Deno.errors.PermissionDenied)) throw err;
+    // Not root: a read-only directory's entries cannot be removed until it is writable.
+    await makeWritable(path);
+    await Deno.remove(path, { recursive: true });
   }
 }
 
-/** The content of a small entry; throws InvalidPackageError past `maxBytes`. */
-async function readEntry(entry: FileEntry, maxBytes: number): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let length = 0;
-  const sink = new WritableStream<Uint8Array>({
-    write(chunk) {
-      length += chunk.length;
-      if (length > maxBytes) {
-        throw new InvalidPackageError(`entry "${entry.filename}" is over ${maxBytes} bytes`);
-      }
-      chunks.push(chunk);
-    },
-  });
+async function makeWritable(path: string): Promise<void> {
+  const info = await Deno.lstat(path);
+  if (!info.isDirectory) return;
+  await Deno.chmod(path, 0o700);
+  for await (const entry of Deno.readDir(path)) await makeWritable(join(path, entry.name));
+}
+
+async function isDirectory(path: string): Promise<boolean> {
   try {
-    await entry.getData(sink);
+    return (await Deno.stat(path)).isDirectory;
   } catch (err) {
-    if (err instanceof InvalidPackageError) throw err;
-    throw new InvalidPackageError(`entry "${entry.filename}" cannot be read: ${messageOf(err)}`);
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
   }
-  const bytes = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
 }
 
-/** Random access to a zip file for zip.js; reads run one at a time (they share the offset). */
-class FileReader extends Reader<Deno.FsFile> {
-  #file: Deno.FsFile;
-  #queue: Promise<unknown> = Promise.resolve();
-
-  constructor(file: Deno.FsFile, size: number) {
-    super(file);
-    this.#file = file;
-    this.size = size;
+async function listDir(path: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(path)) names.push(entry.name);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
-
-  override readUint8Array(index: number, length: number): Promise<Uint8Array> {
-    const read = this.#queue.then(async () => {
-      const bytes = new Uint8Array(Math.max(0, Math.min(length, this.size - index)));
-      await this.#file.seek(index, Deno.SeekMode.Start);
-      let done = 0;
-      while (done < bytes.length) {
-        const n = await this.#file.read(bytes.subarray(done));
-        if (n === null) break;
-        done += n;
-      }
-      return bytes.subarray(0, done);
-    });
-    this.#queue = read.catch(() => {});
-    return read;
-  }
+  return names;
 }
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
-}
-
-function tooBig(maxBytes: number): InvalidPackageError {
-  return new InvalidPackageError(`it unpacks to more than ${maxBytes} bytes`);
-}
-
-function ignoreNotFound(err: unknown): void {
-  if (!(err instanceof Deno.errors.NotFound)) throw err;
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -25,6 +25,11 @@ export const RestartPolicy = z.strictObject({
   /** Wait before the first restart; it doubles with every restart, up to the maximum. */
   initial_backoff_s: Seconds.default(1),
   max_backoff_s: Seconds.default(30),
+  /**
+   * How long a restarted replica without a health check must stay up before it counts as
+   * ready again (records stored before this field existed read as the default).
+   */
+  min_uptime_s: Seconds.default(10),
 });
 export type RestartPolicy = z.infer<typeof RestartPolicy>;
 

@@ -61,6 +61,7 @@ Deno.test("DeploymentSpec fills in defaults and wants one kind of health check",
     max_restarts: 3,
     initial_backoff_s: 1,
     max_backoff_s: 30,
+    min_uptime_s: 10,
   });
   assert.equal(
     DeploymentSpec.safeParse({ name: "web", entrypoint: "x", health_check: {} }).success,

@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { startHead, waitForStatus } from "./harness.ts";
 import { Fifos } from "./fifos.ts";
-import { assertError, assertNoJobProcesses, q, stopJob, submitJob } from "./helpers.ts";
+import { assertError, assertNoJobProcesses, jobLogs, q, stopJob, submitJob } from "./helpers.ts";
+import { makeZip } from "./zip.ts";
 
 Deno.test("GET /api/version speaks Ray's API level 4", async () => {
   await using head = await startHead();
@@ -276,6 +277,66 @@ Deno.test("DELETE removes a terminal job and its log, and refuses a running one"
   // The id is free again.
   await submitJob(head, { submission_id: id, entrypoint: "true" });
   await waitForStatus(head, id, ["SUCCEEDED"]);
+});
+
+Deno.test("metadata is returned as submitted; the job's own config adds its id and name", async () => {
+  await using head = await startHead();
+  const config = 'printf %s "$JOBHEAD_JOB_CONFIG_JSON"';
+  const plain = await submitJob(head, { submission_id: "meta-1", entrypoint: config });
+  const named = await submitJob(head, {
+    submission_id: "meta-2",
+    entrypoint: config,
+    metadata: { job_name: "mine", owner: "me" },
+  });
+  assert.deepEqual((await waitForStatus(head, plain, ["SUCCEEDED"])).metadata, {});
+  assert.deepEqual((await waitForStatus(head, named, ["SUCCEEDED"])).metadata, {
+    job_name: "mine",
+    owner: "me",
+  });
+  const listed = (await head.json("/api/jobs/")).body;
+  assert.deepEqual(listed.find((job: { job_id: string }) => job.job_id === plain).metadata, {});
+  assert.deepEqual(JSON.parse(await jobLogs(head, plain)).metadata, {
+    job_name: "meta-1",
+    job_submission_id: "meta-1",
+  });
+  assert.deepEqual(JSON.parse(await jobLogs(head, named)).metadata, {
+    job_name: "mine",
+    owner: "me",
+    job_submission_id: "meta-2",
+  });
+});
+
+Deno.test("a job stopped while PENDING, deleted and submitted again under its id runs", async () => {
+  await using head = await startHead();
+  const id = "stopped-pending";
+  // A job stays PENDING while its working_dir package is extracted: a package of many
+  // files (a new one per try, so nothing is reused) holds it there for the stop.
+  let stoppedWhilePending = false;
+  for (let attempt = 0; attempt < 5 && !stoppedWhilePending; attempt++) {
+    const files: Record<string, Uint8Array | string> = { "attempt.txt": String(attempt) };
+    for (let i = 0; i < 1000; i++) files[`data/${i}.bin`] = new Uint8Array(1024);
+    const name = `slow-${attempt}.zip`;
+    const put = await head.fetch(`/api/packages/pkg/${name}`, {
+      method: "PUT",
+      body: makeZip(files),
+    });
+    assert.equal(put.status, 200, await put.text());
+    await submitJob(head, {
+      submission_id: id,
+      entrypoint: "echo first",
+      runtime_env: { working_dir: `pkg://${name}` },
+    });
+    assert.equal(await stopJob(head, id), true);
+    const job = await waitForStatus(head, id, ["STOPPED"], { timeoutMs: 30_000 });
+    stoppedWhilePending = job.driver_info === null;
+    const res = await head.json(`/api/jobs/${id}`, { method: "DELETE" });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+  }
+  assert.ok(stoppedWhilePending, "no stop landed while the job was PENDING in 5 tries");
+
+  await submitJob(head, { submission_id: id, entrypoint: "echo again" });
+  await waitForStatus(head, id, ["SUCCEEDED"], { timeoutMs: 30_000 });
+  assert.equal(await jobLogs(head, id), "again\n");
 });
 
 /** Paths under `dir` whose file name contains `id`. */

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { type RunningHead, startHead, waitForStatus } from "./harness.ts";
 import { Fifos, withTimeout } from "./fifos.ts";
 import { q, stopJob, submitJob } from "./helpers.ts";
+import { waitFor } from "./poll.ts";
 
 const MAIN_TS = new URL("../main.ts", import.meta.url).pathname;
 
@@ -226,7 +227,9 @@ Deno.test("job submit --working-dir uploads the directory once and reuses it by 
   await using head = await startHead();
   const dir = await Deno.makeTempDir({ prefix: "jobhead-wd-" });
   try {
-    await Deno.writeTextFile(join(dir, "main.sh"), "echo from $(basename $PWD); cat notes.txt\n");
+    // Jobs run in the package's shared copy: packages/extracted/pkg/<name>/<version>.
+    const main = 'echo from $(basename "$(dirname "$PWD")"); cat notes.txt\n';
+    await Deno.writeTextFile(join(dir, "main.sh"), main);
     await Deno.writeTextFile(join(dir, "notes.txt"), "packed\n");
     await Deno.writeTextFile(join(dir, "secret.env"), "TOKEN=x\n");
     const args = ["submit", "--working-dir", dir, "--exclude", "*.env", "--", "sh main.sh; ls"];
@@ -234,9 +237,9 @@ Deno.test("job submit --working-dir uploads the directory once and reuses it by 
     assertCode(first, 0);
     assert.match(
       first.stderr,
-      /Uploaded working dir .* as pkg:\/\/[0-9a-f]{64}\.zip \(2 entries, 49 bytes\)/,
+      /Uploaded working dir .* as pkg:\/\/[0-9a-f]{64}\.zip \(2 entries, 64 bytes\)/,
     );
-    assert.match(first.stdout, /^from jobhead_\w+\npacked\nmain\.sh\nnotes\.txt\n$/);
+    assert.match(first.stdout, /^from [0-9a-f]{64}\.zip\npacked\nmain\.sh\nnotes\.txt\n$/);
     const second = await cli(head, args);
     assertCode(second, 0);
     assert.match(second.stderr, /Working dir .* is on the head already as pkg:\/\//);
@@ -263,4 +266,193 @@ Deno.test("jobhead --version prints the version; start --help lists every option
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: jobhead start/);
   assert.match(help.stdout, /--data-dir DIR .*\n\s+\(JOBHEAD_DATA_DIR, default \.\/\.jobhead\)/);
+});
+
+Deno.test("job list pages with --limit and --cursor, and filters by --metadata", async () => {
+  await using head = await startHead();
+  for (const [id, owner] of [["l-1", "alice"], ["l-2", "bob"], ["l-3", "alice"]]) {
+    await submitJob(head, { entrypoint: "true", submission_id: id, metadata: { owner } });
+    await waitForStatus(head, id, ["SUCCEEDED"]);
+  }
+  const ids = (result: CliResult) =>
+    JSON.parse(result.stdout).map((j: { job_id: string }) => j.job_id);
+  const first = await cli(head, ["list", "--json", "--limit", "2"]);
+  assertCode(first, 0);
+  assert.deepEqual(ids(first), ["l-3", "l-2"]);
+  const cursor = /--cursor (\S+)/.exec(first.stderr)?.[1];
+  assert.ok(cursor, first.stderr);
+  const second = await cli(head, ["list", "--json", "--limit", "2", "--cursor", cursor]);
+  assert.deepEqual(ids(second), ["l-1"]);
+  assert.doesNotMatch(second.stderr, /--cursor/);
+  const alice = await cli(head, ["list", "--json", "--metadata", "owner=alice"]);
+  assert.deepEqual(ids(alice), ["l-3", "l-1"]);
+  assertCode(await cli(head, ["list", "--limit", "0"]), 2);
+  assertCode(await cli(head, ["list", "--metadata", "owner"]), 2);
+});
+
+Deno.test("job logs --tail prints the last lines, and with --follow goes on from there", async () => {
+  await using fifos = await Fifos.create();
+  await fifos.make("more");
+  await using head = await startHead();
+  const id = await submitJob(head, {
+    entrypoint: `seq 1 100000; read x <${q(fifos.path("more"))}; echo after`,
+  });
+  await waitFor("the first 100000 lines", async () => {
+    const res = await head.json(`/api/jobs/${id}/logs?offset=-7&limit=7`);
+    return res.body.logs === "100000\n";
+  });
+  const last = await cli(head, ["logs", id, "--tail", "3"]);
+  assertCode(last, 0);
+  assert.equal(last.stdout, "99998\n99999\n100000\n");
+  const follow = startCli(head, ["logs", id, "--tail", "2", "--follow"]);
+  await follow.stdoutHas("100000\n");
+  await fifos.send("more");
+  const followed = await follow.result;
+  assertCode(followed, 0);
+  assert.equal(followed.stdout, "99999\n100000\nafter\n");
+  assertCode(await cli(head, ["logs", id, "--raw", "--follow"]), 2);
+});
+
+Deno.test("answering n to 'Stop job?' after Ctrl-C on a terminal keeps following", async () => {
+  await using fifos = await Fifos.create();
+  await fifos.make("go");
+  await using head = await startHead();
+  // `script` gives the CLI a terminal: Ctrl-C typed into it reaches the CLI as SIGINT.
+  const command = [
+    Deno.execPath(),
+    "run",
+    "--allow-all",
+    MAIN_TS,
+    "job",
+    "submit",
+    "--submission-id",
+    "asked",
+    "--",
+    `echo started; read x <${q(fifos.path("go"))}; echo finished`,
+  ]
+    .map(q).join(" ");
+  const child = new Deno.Command("script", {
+    args: ["-q", "-e", "-c", command, "/dev/null"],
+    env: { JOBHEAD_ADDRESS: head.url, NO_COLOR: "1", TERM: "dumb" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  let screen = "";
+  const waiters: { text: string; resolve: () => void }[] = [];
+  const reading = (async () => {
+    for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
+      screen += text;
+      for (const waiter of waiters.filter((w) => screen.includes(w.text))) waiter.resolve();
+    }
+  })();
+  const shows = (text: string) =>
+    withTimeout(
+      new Promise<void>((resolve) => {
+        if (screen.includes(text)) resolve();
+        else waiters.push({ text, resolve });
+      }),
+      30_000,
+      `the terminal to show ${JSON.stringify(text)}: ${JSON.stringify(screen)}`,
+    );
+  const keys = child.stdin.getWriter();
+  await shows("started");
+  await keys.write(new TextEncoder().encode("\x03"));
+  await shows("Stop job 'asked'?");
+  await keys.write(new TextEncoder().encode("n\r"));
+  await shows("Still following job 'asked'");
+  await fifos.send("go");
+  await shows("finished");
+  await keys.close();
+  const status = await withTimeout(child.status, 30_000, "the CLI to exit");
+  await reading;
+  assert.equal(status.code, 0, screen);
+  assert.match(screen, /Job 'asked' succeeded/);
+  assert.equal((await head.json("/api/jobs/asked")).body.status, "SUCCEEDED");
+});
+
+/** Runs `deno task …` from `cwd` as a user would, outside the checkout; the task's own group. */
+function denoTask(cwd: string, args: string[], env: Record<string, string> = {}) {
+  return new Deno.Command("setsid", {
+    args: [Deno.execPath(), "task", "--config", CONFIG, ...args],
+    cwd,
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+
+Deno.test("paths are the user's: --working-dir . and --module ./m.ts from another directory", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jobhead-user-cwd-" });
+  try {
+    await Deno.writeTextFile(join(dir, "marker.txt"), "from the user's directory\n");
+    await Deno.writeTextFile(
+      join(dir, "m.ts"),
+      `export function createModule() {
+  return { name: "mine", minimal: true, snapshot: () => ({ here: true }) };
+}`,
+    );
+    const head = denoTask(dir, [
+      "start",
+      "--port",
+      "0",
+      "--data-dir",
+      "data",
+      "--module",
+      "./m.ts",
+    ]);
+    const lines = head.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let printed = "";
+    while (!/listening on (\S+)/.test(printed)) {
+      const { value, done } = await withTimeout(lines.read(), 60_000, "the head to listen");
+      if (done) break;
+      printed += value;
+    }
+    const url = /listening on (\S+)/.exec(printed)?.[1];
+    try {
+      assert.ok(url, printed);
+      const snapshot = await (await fetch(`${url}/api/snapshot`)).json();
+      assert.deepEqual(snapshot.data.snapshot.mine, { here: true });
+      assert.ok(
+        (await Deno.stat(join(dir, "data", "jobhead.kv"))).isFile,
+        "data dir is the user's",
+      );
+      const submit = denoTask(dir, [
+        "jobhead",
+        "job",
+        "submit",
+        "--working-dir",
+        ".",
+        "--",
+        "cat marker.txt",
+      ], { JOBHEAD_ADDRESS: url! });
+      const [out, err] = await Promise.all([
+        new Response(submit.stdout).text(),
+        new Response(submit.stderr).text(),
+        submit.status,
+      ]);
+      assert.equal(out, "from the user's directory\n", err);
+    } finally {
+      Deno.kill(-head.pid, "SIGTERM");
+      await lines.cancel();
+      await head.stderr.cancel();
+      await head.status;
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a head on 0.0.0.0 also prints an address a browser can open", async () => {
+  await using head = await startHead({ host: "0.0.0.0", token: "t" });
+  const port = new URL(head.url).port;
+  // The line after the ready line: the harness returns at the ready line.
+  const stdout = await waitFor("the open line", async () => {
+    await Promise.resolve();
+    return head.output().stdout.includes("jobhead: open") && head.output().stdout;
+  });
+  assert.match(stdout, new RegExp(`jobhead: open http://127\\.0\\.0\\.1:${port}/ `));
 });

@@ -109,10 +109,14 @@ Deno.test("workingDir is uploaded once by content hash, and bad packages fail th
       workingDir: dir,
     });
     assert.equal((await client.waitForJob(second)).runtime_env.working_dir, uri);
-    const extracted = join(head.dataDir, "working_dirs", second);
-    assert.equal(await Deno.readTextFile(join(extracted, "data.txt")), "hello from the laptop\n");
+    // Jobs share the package's one extracted copy, which outlives them.
+    const extracted = join(head.dataDir, "packages", "extracted", uri.replace("://", "/"));
+    const versions = await Array.fromAsync(Deno.readDir(extracted));
+    assert.equal(versions.length, 1);
+    const data = join(extracted, versions[0].name, "data.txt");
+    assert.equal(await Deno.readTextFile(data), "hello from the laptop\n");
     await client.deleteJob(second);
-    await assert.rejects(Deno.stat(extracted), Deno.errors.NotFound);
+    assert.equal(await Deno.readTextFile(data), "hello from the laptop\n");
 
     await Deno.writeTextFile(join(dir, "data.txt"), "changed\n");
     const changed = await client.uploadWorkingDir(dir);

@@ -6,6 +6,7 @@ import { assertError, submitJob } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
 
 const EXAMPLE = new URL("../examples/hello_module.ts", import.meta.url).pathname;
+const MAIN_TS = new URL("../main.ts", import.meta.url).pathname;
 
 /** Module files that misbehave, each in its own way. */
 const FIXTURES: Record<string, string> = {
@@ -60,15 +61,15 @@ Deno.test("an operator's module loaded by path serves its routes and a snapshot 
   assert.equal(typeof commit, "string");
 });
 
-Deno.test("--minimal: modules that fail to load or start, or reuse a route, are skipped", async () => {
+Deno.test("--minimal --skip-broken-modules: modules that fail to load or start, or reuse a route, are skipped", async () => {
   const dir = await Deno.makeTempDir({ prefix: "jobhead-modules-" });
   try {
     const paths = Object.entries(FIXTURES).map(([name, text]) => {
       Deno.writeTextFileSync(join(dir, name), text);
       return join(dir, name);
     });
-    const extraArgs = ["--minimal", EXAMPLE, ...paths].flatMap((p) =>
-      p === "--minimal" ? [p] : ["--module", p]
+    const extraArgs = ["--minimal", "--skip-broken-modules", EXAMPLE, ...paths].flatMap((p) =>
+      p.startsWith("--") ? [p] : ["--module", p]
     );
     await using head = await startHead({ extraArgs });
 
@@ -107,7 +108,7 @@ Deno.test("--minimal: modules that fail to load or start, or reuse a route, are 
 
 Deno.test("with --log-format json every line the head logs is one JSON object", async () => {
   await using head = await startHead({
-    extraArgs: ["--log-format", "json", "--module", "/no/such/module.ts"],
+    extraArgs: ["--log-format", "json", "--skip-broken-modules", "--module", "/no/such/module.ts"],
   });
   assert.equal((await head.json("/api/version")).status, 200);
   const lines = head.output().stderr.split("\n").filter((line) => line !== "");
@@ -121,4 +122,36 @@ Deno.test("with --log-format json every line the head logs is one JSON object", 
     );
   }
   assert.ok(lines.some((line) => line.includes("/no/such/module.ts")), lines.join("\n"));
+});
+
+Deno.test("a module that fails to load stops the start with exit 1 naming it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jobhead-modules-" });
+  try {
+    const path = join(dir, "throws_on_load.ts");
+    await Deno.writeTextFile(path, FIXTURES["throws_on_load.ts"]);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-all",
+        MAIN_TS,
+        "start",
+        "--port",
+        "0",
+        "--data-dir",
+        join(dir, "d"),
+        "--module",
+        path,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1, stderr);
+    assert.equal(new TextDecoder().decode(out.stdout), "", "it never listened");
+    assert.match(stderr, new RegExp(`module ${path} failed to load: cannot load me`));
+    assert.match(stderr, /--skip-broken-modules/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { startHead, waitForStatus } from "./harness.ts";
 import { submitJob } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
+import { makeZip } from "./zip.ts";
 
 Deno.test("--max-finished-jobs keeps the newest finished jobs and deletes the oldest with their logs", async () => {
   await using head = await startHead({ extraArgs: ["--max-finished-jobs", "3"] });
@@ -31,10 +32,42 @@ Deno.test("a running job is never deleted by retention, nor counted", async () =
   await using head = await startHead({ extraArgs: ["--max-finished-jobs", "0"] });
   const running = await submitJob(head, { entrypoint: "exec sleep 600", submission_id: "runs" });
   await waitForStatus(head, running, ["RUNNING"]);
+  // With a limit of 0 the job may go as soon as it ends: wait for it to be gone.
   const done = await submitJob(head, { entrypoint: "true", submission_id: "done" });
-  await waitForStatus(head, done, ["SUCCEEDED"]);
   await waitFor("the finished job to go", async () => {
     return (await head.json(`/api/jobs/${done}`)).status === 404;
   });
   assert.equal((await head.json(`/api/jobs/${running}`)).body.status, "RUNNING");
+});
+
+Deno.test("packages no job names are deleted after --package-retention-days; named ones stay", async () => {
+  await using first = await startHead();
+  for (const name of ["unused.zip", "named.zip"]) {
+    const put = await first.fetch(`/api/packages/pkg/${name}`, {
+      method: "PUT",
+      body: makeZip({ "run.sh": "echo packaged\n" }),
+    });
+    assert.equal(put.status, 200);
+    await put.body?.cancel();
+  }
+  const id = await submitJob(first, {
+    entrypoint: "sh run.sh",
+    runtime_env: { working_dir: "pkg://named.zip" },
+  });
+  await waitForStatus(first, id, ["SUCCEEDED"]);
+  await first.kill();
+  // A head with a retention period of a few milliseconds sweeps at start.
+  await using second = await startHead({
+    dataDir: first.dataDir,
+    runId: first.runId,
+    extraArgs: ["--package-retention-days", "0.0000001"],
+  });
+  await waitFor("the unused package to go", async () => {
+    return (await second.json("/api/packages/pkg/unused.zip")).status === 404;
+  });
+  assert.equal((await second.json("/api/packages/pkg/named.zip")).status, 200);
+  await assert.rejects(
+    Deno.stat(join(second.dataDir, "packages", "pkg", "unused.zip")),
+    Deno.errors.NotFound,
+  );
 });

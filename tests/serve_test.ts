@@ -180,6 +180,7 @@ Deno.test("a replica that keeps crashing is left DEAD until another spec is appl
   });
   assert.equal(dead.replicas.length, 1, "a replica out of restarts is not replaced");
   assert.equal(dead.replicas[0].num_restarts, 2);
+  assert.equal(dead.replicas[0].ready, false, "a DEAD replica is not ready");
   assert.match(dead.message, /it exited with code 3; not restarted: it was restarted 2 times/);
   const { actor_id } = dead.replicas[0];
   const logs = await head.json(`/api/serve/deployments/${flaky}/replicas/${actor_id}/logs`);
@@ -200,4 +201,35 @@ Deno.test("a replica that keeps crashing is left DEAD until another spec is appl
     { deleted: true },
   );
   assert.deepEqual(await processesWithEnv("JOBHEAD_DEPLOYMENT", flaky), []);
+});
+
+Deno.test("a replica without a health check is not ready after a restart until it stays up", async () => {
+  await using head = await startHead();
+  const dir = await Deno.makeTempDir({ prefix: "jobhead-crash-once-" });
+  try {
+    const name = uniqueName("once");
+    const applied = await head.json("/api/serve/deployments", {
+      method: "POST",
+      body: {
+        name,
+        // Crashes on its first run, then stays up.
+        entrypoint: `if [ -e "$MARK" ]; then exec sleep 1000; fi; touch "$MARK"; exit 1`,
+        runtime_env: { env_vars: { MARK: `${dir}/ran` } },
+        restart_policy: { initial_backoff_s: 0.01, min_uptime_s: 600 },
+      },
+    });
+    assert.equal(applied.status, 200, JSON.stringify(applied.body));
+    const d = await waitFor("the replica to run again after its crash", async () => {
+      const d = await deployment(head, name);
+      const [r] = d.replicas;
+      return r?.state === "ALIVE" && r.num_restarts === 1 && d;
+    });
+    assert.equal(d.replicas[0].ready, false, "not ready until it stays up min_uptime_s");
+    assert.equal(d.status, "UNHEALTHY", d.message);
+    assert.match(d.message, /runs again after restart 1, not ready yet/);
+    await head.json(`/api/serve/deployments/${name}`, { method: "DELETE" });
+    assert.deepEqual(await processesWithEnv("JOBHEAD_DEPLOYMENT", name), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -212,9 +212,9 @@ browserTest(
       await screenshot(page, "deployments");
     });
 
-    await t.step("the raw snapshot", async () => {
+    await t.step("the snapshot", async () => {
       await page.goto(`${head.url}/#/snapshot`);
-      await page.locator("pre.snapshot", { hasText: '"session_name"' }).waitFor();
+      await page.locator(".json-tree", { hasText: "session_name" }).waitFor();
       await screenshot(page, "snapshot");
     });
 

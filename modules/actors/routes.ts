@@ -1,9 +1,12 @@
 /** HTTP routes of the actors module: list, read and kill supervised processes. */
 import { Hono } from "hono";
+import { z } from "zod";
 import { parseInput } from "../host/app.ts";
 import { enveloped } from "../host/envelope.ts";
 import { ValidationError } from "../host/errors.ts";
-import { type Actor, ActorId, ActorState, KillActorQuery, ListActorsQuery } from "./schemas.ts";
+import { describeRoute } from "../host/route_doc.ts";
+import { Envelope, EnvelopeError } from "../host/schemas.ts";
+import { Actor, ActorId, ActorState, KillActorQuery, ListActorsQuery } from "./schemas.ts";
 import type { ActorService } from "./service.ts";
 
 /** The actors API as a Hono app. */
@@ -11,8 +14,16 @@ export function actorRoutes(actors: ActorService): Hono {
   const app = new Hono();
 
   // Before `/api/actors/:id`, which would take "kill" for an id.
+  const killDoc = describeRoute({
+    summary: "Kills an actor: SIGTERM, then SIGKILL after the grace; at once with force_kill",
+    description: "Ray's dashboard envelope. `no_restart` keeps a killed serve replica dead.",
+    query: KillActorQuery,
+    response: Envelope,
+    errorBody: EnvelopeError,
+  });
   app.get(
     "/api/actors/kill",
+    killDoc,
     enveloped(async (c) => {
       const query = parseInput(KillActorQuery, c.req.query(), "query");
       if (query.actor_id === undefined) {
@@ -26,7 +37,13 @@ export function actorRoutes(actors: ActorService): Hono {
     }),
   );
 
-  app.get("/api/actors", async (c) => {
+  const listDoc = describeRoute({
+    summary: "Actors matching every filter given, newest first",
+    description: "`state` is a comma-separated list; `job_id` and `deployment` exclude each other.",
+    query: ListActorsQuery,
+    response: z.array(Actor),
+  });
+  app.get("/api/actors", listDoc, async (c) => {
     const query = parseInput(ListActorsQuery, c.req.query(), "query");
     const states = query.state?.split(",").map((s) =>
       parseInput(ActorState, s.trim().toUpperCase(), "state")
@@ -49,7 +66,12 @@ export function actorRoutes(actors: ActorService): Hono {
     return c.json(list satisfies Actor[]);
   });
 
-  app.get("/api/actors/:id", async (c) => {
+  const getDoc = describeRoute({
+    summary: "One actor",
+    params: z.object({ id: ActorId }),
+    response: Actor,
+  });
+  app.get("/api/actors/:id", getDoc, async (c) => {
     const actor = await actors.get(parseInput(ActorId, c.req.param("id"), "actor id"));
     return c.json(actor satisfies Actor);
   });

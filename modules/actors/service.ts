@@ -27,6 +27,8 @@ const SYNC_BATCH = 100;
  * PENDING, RUNNING and end then cost one write, not three.
  */
 const SYNC_DELAY_MS = 10;
+/** Wait before writing again records whose write failed. */
+const SYNC_RETRY_MS = 1_000;
 
 const STATE_OF_JOB: Record<JobStatus, ActorState> = {
   PENDING: "PENDING_CREATION",
@@ -148,13 +150,21 @@ export class ActorService {
 
   async #sync(): Promise<void> {
     await delay(SYNC_DELAY_MS, undefined, { signal: this.#hurry.signal }).catch(() => {});
+    let failing = false;
     while (this.#dirtyJobs.size > 0) {
       const batch = [...this.#dirtyJobs].slice(0, SYNC_BATCH);
       for (const [id] of batch) this.#dirtyJobs.delete(id);
       try {
         await this.#syncJobs(batch);
+        failing = false;
       } catch (err) {
-        this.#ctx.logger.error("recording job supervisor actors failed:", err);
+        if (!failing) this.#ctx.logger.error("recording job supervisor actors failed:", err);
+        failing = true;
+        // Tried again (a full disk frees up) until the head shuts down; the next head's
+        // resync() rewrites what is left.
+        if (this.#ctx.signal.aborted) continue;
+        for (const [id, job] of batch) if (!this.#dirtyJobs.has(id)) this.#dirtyJobs.set(id, job);
+        await delay(SYNC_RETRY_MS, undefined, { signal: this.#ctx.signal }).catch(() => {});
       }
     }
   }

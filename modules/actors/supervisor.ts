@@ -18,7 +18,9 @@ import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./
  * ends, the read returns: the watchdog notes a death the supervisor could not
  * report, then kills the whole group, which also cleans up stragglers after a normal
  * exit. The supervisor traps TERM so that a stop (TERM to the group) still lets it
- * record the command's status; the trap is reset for the command itself.
+ * record the command's status; the trap is reset for the command itself. It exits with
+ * the command's status too, which tells its parent the outcome when a full disk kept the
+ * exit file empty.
  */
 const SUPERVISOR_SCRIPT = `
 exec >>"$3" 2>&1 </dev/null
@@ -41,6 +43,7 @@ elif [ "$status" -gt 128 ]; then
 else
   echo "exit $status" >"$1"
 fi
+exit "$status"
 `;
 
 /**
@@ -176,19 +179,14 @@ export class Supervisor {
   /** Starts watching exit files; call once before spawning or adopting. */
   async start(): Promise<void> {
     await Deno.mkdir(join(this.#runDir, FIFO_DIR), { recursive: true });
-    this.#watcher = Deno.watchFs(this.#runDir, { recursive: false });
-    this.#watchExitFiles(this.#watcher);
+    this.#watchExitFiles(Deno.watchFs(this.#runDir, { recursive: false }));
     this.#safetyCheck();
   }
 
   /** Stops watching; supervised processes keep running. Safe to call twice. */
   close(): void {
     this.#abort.abort();
-    try {
-      this.#watcher?.close();
-    } catch {
-      // already closed
-    }
+    closeWatcher(this.#watcher);
   }
 
   /**
@@ -203,7 +201,11 @@ export class Supervisor {
     } catch {
       // none
     }
-    makeFifo(this.#fifoPath(options.id));
+    if (!makeFifo(this.#fifoPath(options.id))) {
+      // The run directory may have been removed under the running head: make it again.
+      Deno.mkdirSync(join(this.#runDir, FIFO_DIR), { recursive: true });
+      makeFifo(this.#fifoPath(options.id));
+    }
     const child = new Deno.Command("setsid", {
       args: [
         "sh",
@@ -225,8 +227,9 @@ export class Supervisor {
     const startTicks = readStat(child.pid)?.startTicks ?? 0;
     const process = new SupervisedProcess(options.id, { pid: child.pid, startTicks });
     this.#live.set(options.id, process);
-    // Our own child: its status is the fastest word of its end; the file says how.
-    child.status.then(() => this.#settleFromFile(process, { final: true }));
+    // Our own child: its status is the fastest word of its end; the file says how, and
+    // where the file could not be written (a full disk), its exit status does.
+    child.status.then((status) => this.#settleFromFile(process, { final: true, status }));
     return process;
   }
 
@@ -282,6 +285,11 @@ export class Supervisor {
     if (options.force) this.#killGroup(process);
     else await this.stop(process, options.graceMs);
     return process.exited;
+  }
+
+  /** How many processes this head spawned or adopted and has not released yet. */
+  get liveCount(): number {
+    return this.#live.size;
   }
 
   /** The live process of actor `id` this head spawned or adopted, if any. */
@@ -350,11 +358,17 @@ export class Supervisor {
   /**
    * Settles `process` from its exit file. Without `final`, a missing or incomplete file
    * means "not yet"; with it (the supervisor is known to be gone), it means it died.
+   * With the `status` of a supervisor this head spawned: a file that is there but does
+   * not say how the command exited means the supervisor ran to its end and could not
+   * write it (a full disk), so its own exit status says how.
    */
-  async #settleFromFile(process: SupervisedProcess, options: { final: boolean }) {
+  async #settleFromFile(
+    process: SupervisedProcess,
+    options: { final: boolean; status?: Deno.CommandStatus },
+  ) {
     if (process.settled) return;
     const path = this.#exitPath(process.id);
-    let text = "";
+    let text: string | undefined;
     let endTime = Date.now();
     try {
       text = await Deno.readTextFile(path);
@@ -362,23 +376,48 @@ export class Supervisor {
     } catch {
       // no file yet
     }
-    const reason = parseExitFile(text, endTime);
-    if (reason) process.settle(reason);
+    const reason = parseExitFile(text ?? "", endTime);
+    const status = options.status;
+    if (reason?.kind === "exited") process.settle(reason);
+    else if (text !== undefined && status && status.signal === null) {
+      process.settle(exitReasonOfStatus(status.code, endTime));
+    } else if (reason) process.settle(reason);
     else if (options.final) process.settle({ kind: "died", endTime });
   }
 
-  async #watchExitFiles(watcher: Deno.FsWatcher): Promise<void> {
-    try {
-      for await (const event of watcher) {
-        for (const path of event.paths) {
-          if (!path.endsWith(".exit")) continue;
-          const id = path.slice(this.#runDir.length + 1, -".exit".length);
-          const process = this.#live.get(id);
-          if (process) this.#settleFromFile(process, { final: false });
+  /**
+   * Settles live processes as their exit files appear. When the run directory was
+   * removed under the head (the safety check closes the watcher then), it is made
+   * again, watched anew, and every live process checked for an exit file written meanwhile.
+   */
+  async #watchExitFiles(first: Deno.FsWatcher): Promise<void> {
+    const signal = this.#abort.signal;
+    let watcher: Deno.FsWatcher | undefined = first;
+    while (!signal.aborted) {
+      try {
+        if (!watcher) {
+          await Deno.mkdir(join(this.#runDir, FIFO_DIR), { recursive: true });
+          watcher = Deno.watchFs(this.#runDir, { recursive: false });
+          for (const process of this.#live.values()) {
+            this.#settleFromFile(process, { final: false });
+          }
         }
+        this.#watcher = watcher;
+        for await (const event of watcher) {
+          for (const path of event.paths) {
+            if (!path.endsWith(".exit")) continue;
+            const id = path.slice(this.#runDir.length + 1, -".exit".length);
+            const process = this.#live.get(id);
+            if (process) this.#settleFromFile(process, { final: false });
+          }
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        console.error(`jobhead: watching ${this.#runDir} failed, trying again:`, err);
+        await delay(SAFETY_CHECK_MS, undefined, { signal }).catch(() => {});
       }
-    } catch {
-      // closed
+      closeWatcher(watcher);
+      watcher = undefined;
     }
   }
 
@@ -391,6 +430,9 @@ export class Supervisor {
       } catch {
         return;
       }
+      // A removed run directory does not tell its watcher while its fifos are open: the
+      // watcher is then replaced (see #watchExitFiles).
+      if (!await exists(this.#runDir)) closeWatcher(this.#watcher);
       for (const process of this.#live.values()) {
         if (process.settled) continue;
         const alive = isSameLiveProcess(process.pid, process.startTicks);
@@ -398,6 +440,28 @@ export class Supervisor {
       }
     }
   }
+}
+
+function closeWatcher(watcher: Deno.FsWatcher | undefined): void {
+  try {
+    watcher?.close();
+  } catch {
+    // already closed
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** How a command ended, from a shell's status: 128 + N is a death by signal N. */
+function exitReasonOfStatus(code: number, endTime: number): ExitReason {
+  return { kind: "exited", code: code > 128 ? -(code - 128) : code, endTime };
 }
 
 /** Reads an exit file: "exit N", "signal N" or "died"; undefined while missing or incomplete. */
@@ -414,10 +478,10 @@ function parseExitFile(text: string, endTime: number): ExitReason | undefined {
 let libc: { symbols: { mkfifo(path: BufferSource, mode: number): number } } | null | undefined;
 
 /**
- * Creates the supervisor's fifo through libc, which saves each job a `mkfifo` process.
- * Where libc cannot be loaded, the supervisor script makes it itself.
+ * Creates the supervisor's fifo through libc, which saves each job a `mkfifo` process;
+ * false if it did not. Where libc cannot be loaded, the supervisor script makes it itself.
  */
-function makeFifo(path: string): void {
+function makeFifo(path: string): boolean {
   if (libc === undefined) {
     try {
       libc = Deno.dlopen(
@@ -430,5 +494,5 @@ function makeFifo(path: string): void {
       libc = null;
     }
   }
-  libc?.symbols.mkfifo(new TextEncoder().encode(path + "\0"), 0o600);
+  return libc?.symbols.mkfifo(new TextEncoder().encode(path + "\0"), 0o600) === 0;
 }

@@ -1,16 +1,18 @@
 /** The head's Hono app: authentication, body limits, and the one place errors become statuses. */
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import {
   ConflictError,
+  InsufficientStorageError,
   InvalidPackageError,
   InvalidStateError,
   NotFoundError,
 } from "../../storage/errors.ts";
 import { ForbiddenError, TooLargeError, UnauthorizedError, ValidationError } from "./errors.ts";
+import type { ErrorResponse } from "./schemas.ts";
 import {
   checkLoopbackHost,
   checkOrigin,
@@ -28,6 +30,10 @@ export interface AppOptions {
   maxBodyBytes: number;
   /** Path prefixes whose routes take bodies of their own size (uploads). */
   rawBodyPrefixes?: string[];
+  /** Serves `/metrics` without the token; otherwise it needs the token as `/api/*` does. */
+  metricsPublic?: boolean;
+  /** Runs first, around every request (the HTTP metrics). */
+  observe?: MiddlewareHandler;
 }
 
 /** The one place where an error becomes an HTTP status. */
@@ -40,6 +46,7 @@ export function statusOf(err: unknown): ContentfulStatusCode {
   if (err instanceof ConflictError) return 409;
   if (err instanceof InvalidStateError) return 409;
   if (err instanceof TooLargeError) return 413;
+  if (err instanceof InsufficientStorageError) return 507;
   if (err instanceof HTTPException) return err.status as ContentfulStatusCode;
   return 500;
 }
@@ -53,10 +60,11 @@ const CODES: Record<number, string> = {
   409: "CONFLICT",
   413: "TOO_LARGE",
   500: "INTERNAL",
+  507: "INSUFFICIENT_STORAGE",
 };
 
 /** The JSON body of an error response with `status`. */
-export function errorBody(status: number, message: string) {
+export function errorBody(status: number, message: string): ErrorResponse {
   return { error: { code: CODES[status] ?? `HTTP_${status}`, message } };
 }
 
@@ -65,16 +73,17 @@ export function createApp(options: AppOptions): Hono {
   const app = new Hono();
   app.onError((err, c) => {
     const status = statusOf(err);
-    if (status >= 500) console.error("jobhead: internal error:", err);
-    const message = status >= 500 ? "Internal server error" : err.message;
+    if (status === 500) console.error("jobhead: internal error:", err);
+    const message = status === 500 ? "Internal server error" : err.message;
     return c.json(errorBody(status, message), status);
   });
   app.notFound((c) => {
     return c.json(errorBody(404, `No route for ${c.req.method} ${c.req.path}`), 404);
   });
+  if (options.observe) app.use("*", options.observe);
   app.use("*", async (c, next) => {
     if (options.token === undefined) checkLoopbackHost(c);
-    checkOrigin(c, await authenticate(c, options.token));
+    checkOrigin(c, await authenticate(c, options.token, options.metricsPublic ?? false));
     await next();
   });
   const limit = bodyLimit({
@@ -92,15 +101,21 @@ export function createApp(options: AppOptions): Hono {
 }
 
 /**
- * How the request is let in. With a token, `/api/*` (but the login) needs the bearer
- * token or a session cookie: throws UnauthorizedError otherwise.
+ * How the request is let in. With a token, `/api/*` (but the login) and `/metrics` (unless
+ * public) need the bearer token or a session cookie: throws UnauthorizedError otherwise.
  */
-async function authenticate(c: Context, token: string | undefined): Promise<Credential> {
+async function authenticate(
+  c: Context,
+  token: string | undefined,
+  metricsPublic: boolean,
+): Promise<Credential> {
   if (token === undefined) return "none";
   if (hasBearer(c, token)) return "bearer";
   if (await hasSession(c, token)) return "cookie";
   const path = c.req.path;
-  if ((path !== "/api" && !path.startsWith("/api/")) || path === SESSION_PATH) return "none";
+  const guarded = path === "/api" || path.startsWith("/api/") ||
+    (path === "/metrics" && !metricsPublic);
+  if (!guarded || path === SESSION_PATH) return "none";
   throw new UnauthorizedError(
     "A valid token is required: send the header 'Authorization: Bearer <token>'",
   );

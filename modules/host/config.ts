@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { extname } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import type { LogFormat } from "./log.ts";
+import { DEFAULT_MAX_EXTRACTED_BYTES, DEFAULT_MAX_RATIO } from "../../storage/zip_safety.ts";
 
 /** Everything the head is configured with. */
 export interface HeadConfig {
@@ -22,6 +23,8 @@ export interface HeadConfig {
   minimal: boolean;
   /** Operators' modules: paths or import specifiers. */
   modules: string[];
+  /** Start without an operator's module that fails to load, rather than refuse to start. */
+  skipBrokenModules: boolean;
   /** Default grace between SIGTERM and SIGKILL when stopping a job. */
   stopGraceMs: number;
   /** Largest accepted JSON request body. */
@@ -40,10 +43,18 @@ export interface HeadConfig {
   jobRetentionDays?: number;
   /** Past this many finished jobs the oldest are deleted; absent: no limit. */
   maxFinishedJobs?: number;
+  /** Packages no job names, unused this many days, are deleted; 0 keeps them. */
+  packageRetentionDays: number;
   /** Mode of the data directory and its subdirectories; files get it without execute bits. */
   dataMode: number;
   /** Move a damaged KV file aside and take back running jobs the store lost. */
   recover: boolean;
+  /** Most bytes one package may expand to. */
+  maxPackageExtractBytes: number;
+  /** Most bytes a package may expand to per byte of zip, past its first MiB; 0: no limit. */
+  maxPackageRatio: number;
+  /** Serve `GET /metrics` without the token. */
+  metricsPublic: boolean;
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -130,6 +141,13 @@ export const OPTIONS = [
       "load an operator's module by path or specifier; repeatable (comma-separated in the environment)",
   },
   {
+    flag: "skip-broken-modules",
+    env: "JOBHEAD_SKIP_BROKEN_MODULES",
+    kind: "boolean",
+    default: "false",
+    help: "start without an operator's module that fails to load (logged), rather than exit 1",
+  },
+  {
     flag: "stop-wait-s",
     env: "JOBHEAD_STOP_WAIT_S",
     kind: "string",
@@ -178,6 +196,22 @@ export const OPTIONS = [
     help: "largest working_dir package upload",
   },
   {
+    flag: "max-package-extract-bytes",
+    env: "JOBHEAD_MAX_PACKAGE_EXTRACT_BYTES",
+    kind: "string",
+    placeholder: "N",
+    default: String(DEFAULT_MAX_EXTRACTED_BYTES),
+    help: "most bytes one working_dir package may expand to",
+  },
+  {
+    flag: "max-package-ratio",
+    env: "JOBHEAD_MAX_PACKAGE_RATIO",
+    kind: "string",
+    placeholder: "R",
+    default: String(DEFAULT_MAX_RATIO),
+    help: "most bytes a package may expand to per byte of zip, past its first MiB; 0 no limit",
+  },
+  {
     flag: "log-format",
     env: "JOBHEAD_LOG_FORMAT",
     kind: "string",
@@ -200,6 +234,15 @@ export const OPTIONS = [
     help: "keep at most N finished jobs, deleting the oldest; unset keeps all",
   },
   {
+    flag: "package-retention-days",
+    env: "JOBHEAD_PACKAGE_RETENTION_DAYS",
+    kind: "string",
+    placeholder: "D",
+    default: "7",
+    help:
+      "delete working_dir packages no job names that were not uploaded or used for D days; 0 keeps them",
+  },
+  {
     flag: "data-mode",
     env: "JOBHEAD_DATA_MODE",
     kind: "string",
@@ -216,6 +259,13 @@ export const OPTIONS = [
     help:
       "move a damaged KV file aside, start with an empty store and take back the jobs still running",
   },
+  {
+    flag: "metrics-public",
+    env: "JOBHEAD_METRICS_PUBLIC",
+    kind: "boolean",
+    default: "false",
+    help: "serve GET /metrics without the token",
+  },
 ] as const satisfies readonly OptionSpec[];
 
 /** An option's flag name. */
@@ -223,13 +273,6 @@ export type OptionName = typeof OPTIONS[number]["flag"];
 
 /** The environment variables the head reads as its configuration: jobs never inherit them. */
 export const CONFIG_ENV_NAMES: readonly string[] = OPTIONS.map((option) => option.env);
-
-/** Default grace between SIGTERM and SIGKILL on stop (API.md: 3 s). */
-export const DEFAULT_STOP_GRACE_MS = 3_000;
-/** Default mode of the data directory: its owner only (files 0600). */
-export const DEFAULT_DATA_MODE = 0o700;
-/** Default limit on package uploads (zipped working directories). */
-export const DEFAULT_MAX_PACKAGE_BYTES = 104_857_600;
 
 /** The usage text of `jobhead start`, every option with its environment twin and default. */
 export function startUsage(): string {
@@ -272,6 +315,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     token,
     minimal: options.boolean("minimal"),
     modules: options.list("module"),
+    skipBrokenModules: options.boolean("skip-broken-modules"),
     stopGraceMs: 1000 * options.number("stop-wait-s", { fractional: true }),
     maxBodyBytes: options.number("max-body-bytes"),
     logMaxBytes: options.number("log-max-bytes"),
@@ -280,9 +324,13 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     maxPackageBytes: options.number("max-package-bytes"),
     jobRetentionDays: options.optionalNumber("job-retention-days", { fractional: true }),
     maxFinishedJobs: options.optionalNumber("max-finished-jobs"),
+    packageRetentionDays: options.number("package-retention-days", { fractional: true }),
     dataMode: parseDataMode(options.string("data-mode")),
     recover: options.boolean("recover"),
+    metricsPublic: options.boolean("metrics-public"),
     logFormat: parseChoice("log-format", options.string("log-format"), ["text", "json"] as const),
+    maxPackageExtractBytes: options.number("max-package-extract-bytes"),
+    maxPackageRatio: options.number("max-package-ratio", { fractional: true }),
   };
 }
 

@@ -113,3 +113,23 @@ Deno.test("parseConfig() takes --recover and its twin", () => {
   assert.equal(parseConfig(["--recover"], {}).recover, true);
   assert.equal(parseConfig([], { JOBHEAD_RECOVER: "1" }).recover, true);
 });
+
+Deno.test("parseConfig() takes the package extraction limits, flags over environment", () => {
+  const defaults = parseConfig([], {});
+  assert.equal(defaults.maxPackageExtractBytes, 1024 ** 3);
+  assert.equal(defaults.maxPackageRatio, 200);
+  const env = { JOBHEAD_MAX_PACKAGE_EXTRACT_BYTES: "1000", JOBHEAD_MAX_PACKAGE_RATIO: "0" };
+  const fromEnv = parseConfig([], env);
+  assert.equal(fromEnv.maxPackageExtractBytes, 1000);
+  assert.equal(fromEnv.maxPackageRatio, 0);
+  const flags = parseConfig(
+    ["--max-package-extract-bytes", "5", "--max-package-ratio", "2.5"],
+    env,
+  );
+  assert.equal(flags.maxPackageExtractBytes, 5);
+  assert.equal(flags.maxPackageRatio, 2.5);
+  assert.throws(
+    () => parseConfig(["--max-package-ratio", "lots"], {}),
+    /Invalid --max-package-ratio/,
+  );
+});

@@ -1,11 +1,14 @@
-/** The head's event bus: job and actor state changes, for modules and live views. */
+/** The head's event bus: job, actor and deployment changes, for modules and live views. */
 import type { Actor } from "../../storage/actors.ts";
 import type { Job } from "../../storage/jobs.ts";
+import type { Deployment } from "../../storage/serve.ts";
 
 /** A state change announced on the bus. */
 export type HeadEvent =
   | { type: "job"; job: Job }
-  | { type: "actor"; actor: Actor };
+  | { type: "actor"; actor: Actor }
+  /** A serve deployment's spec or status changed; `deployment` is null once it is deleted. */
+  | { type: "deployment"; name: string; deployment: Deployment | null };
 
 /** A listener; it must not throw (an error is logged and ignored). */
 export type HeadEventListener = (event: HeadEvent) => void;

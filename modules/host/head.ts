@@ -11,6 +11,7 @@ import { KvJobStore } from "../../storage/jobs.ts";
 import { FileLogStore } from "../../storage/logs.ts";
 import { FilePackageStore } from "../../storage/packages.ts";
 import { Supervisor } from "../actors/supervisor.ts";
+import { HeadMetrics } from "../metrics/mod.ts";
 import { createApp } from "./app.ts";
 import type { HeadConfig } from "./config.ts";
 import {
@@ -25,7 +26,9 @@ import { EventBus } from "./events.ts";
 import { loadModules, RouteTable } from "./loader.ts";
 import { createLogger } from "./log.ts";
 import type { HeadInfo, HeadModule, ModuleContext } from "./module.ts";
+import { openApiRoutes, type RouteSource } from "./openapi.ts";
 import { recoverRunningJobs } from "./recover.ts";
+import { describeRoute } from "./route_doc.ts";
 import { readGitCommit, snapshotRoutes } from "./snapshot.ts";
 import { sessionRoutes } from "./session.ts";
 import { WorkerPool } from "./worker_pool.ts";
@@ -35,11 +38,15 @@ import denoJson from "../../deno.json" with { type: "json" };
 export interface Head {
   info: HeadInfo;
   modules: HeadModule[];
+  /** Hono's list of what the app serves now: each route's method and path, middleware too. */
+  routes(): readonly { method: string; path: string }[];
   /** Stops serving and stops the modules; supervised jobs keep running. Safe to call twice. */
   shutdown(): Promise<void>;
   /** Settles when the head has shut down. */
   finished: Promise<void>;
 }
+
+const PLAIN_TEXT = { mediaType: "text/plain" };
 
 /** How long shutdown waits for open connections before it closes them. */
 const SHUTDOWN_GRACE_MS = 2_000;
@@ -77,16 +84,21 @@ export async function startHead(config: HeadConfig): Promise<Head> {
     version: denoJson.version,
     commit: await readGitCommit(fileURLToPath(new URL("../..", import.meta.url))),
   };
+  const workers = new WorkerPool();
   const supervisor = new Supervisor(join(dataDir, "run"));
   await supervisor.start();
-  const stores = {
+  const metrics = new HeadMetrics();
+  const stores = metrics.timeStores({
     jobs: new KvJobStore(kv),
     logs: new FileLogStore(logsDir, { fileMode: modes.file }),
-    packages: new FilePackageStore(join(dataDir, "packages"), { fileMode: modes.file }),
+    packages: new FilePackageStore(join(dataDir, "packages"), {
+      fileMode: modes.file,
+      limits: { maxBytes: config.maxPackageExtractBytes, maxRatio: config.maxPackageRatio },
+      runner: workers, // packages inflate off the event loop
+    }),
     actors: new KvActorStore(kv),
-  };
+  });
   if (config.recover) await recoverRunningJobs(stores.jobs, dataDir, logger);
-  const workers = new WorkerPool();
   const events = new EventBus();
   const shutdownController = new AbortController();
   const headConfig = { ...config, dataDir };
@@ -96,8 +108,17 @@ export async function startHead(config: HeadConfig): Promise<Head> {
   const moduleRoutes = new Map<HeadModule, Hono>();
   const hostRoutes = snapshotRoutes(() => modules, info, logger).get(
     "/-/healthz",
+    describeRoute({ summary: "Answers `ok` while the head serves", response: PLAIN_TEXT }),
     (c) => c.text("ok"),
-  ).route("/", sessionRoutes(config.token));
+  ).route("/", sessionRoutes(config.token)).route("/", openApiRoutes(() => routeSources(), info))
+    .route("/", metrics.routes());
+  const routeSources = (): RouteSource[] => [
+    { name: "head", routes: hostRoutes.routes },
+    ...modules.flatMap((m) => {
+      const routes = moduleRoutes.get(m)?.routes;
+      return routes ? [{ name: m.name, routes }] : [];
+    }),
+  ];
   const routeTable = new RouteTable();
   routeTable.claim("the head", hostRoutes);
   // Built once the modules are known, and again without those that fail to start.
@@ -107,6 +128,8 @@ export async function startHead(config: HeadConfig): Promise<Head> {
       maxBodyBytes: config.maxBodyBytes,
       // Package uploads are zips with a limit of their own, checked by the packages module.
       rawBodyPrefixes: ["/api/packages/"],
+      metricsPublic: config.metricsPublic,
+      observe: metrics.middleware,
     });
     app.route("/", hostRoutes);
     for (const module of modules) {
@@ -126,7 +149,10 @@ export async function startHead(config: HeadConfig): Promise<Head> {
       events,
       supervisor,
       workers,
+      metrics: metrics.forModule(module.name),
       signal: shutdownController.signal,
+      moduleViews: () =>
+        modules.flatMap((m) => (m.views ?? []).map((view) => ({ module: m.name, view }))),
     };
     contexts.set(module, ctx);
     try {
@@ -142,6 +168,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
     }
   }
   let app = buildApp();
+  metrics.start({ stores, events, supervisor }); // before any job can change
 
   const listening = Promise.withResolvers<Deno.NetAddr>();
   const server = Deno.serve({
@@ -168,6 +195,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
   const shutdown = () => {
     shuttingDown ??= (async () => {
       shutdownController.abort();
+      metrics.stop();
       for (const module of modules) {
         try {
           await module.stop?.();
@@ -188,7 +216,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
     })();
     return shuttingDown;
   };
-  return { info, modules, shutdown, finished: server.finished };
+  return { info, modules, routes: () => app.routes, shutdown, finished: server.finished };
 }
 
 /** The session name and node id: made once per data directory, then kept in KV. */

@@ -9,22 +9,32 @@ import * as serve from "../serve/mod.ts";
 import * as ui from "../ui/mod.ts";
 import type { HeadConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
-import type { HeadModule } from "./module.ts";
+import type { HeadModule, ModuleView } from "./module.ts";
 
 /** Built-in modules, in load order. */
 const BUILT_INS = [jobs, packages, actors, serve, ui];
 
 /**
  * The modules to run under `config`: built-ins (only minimal ones under `--minimal`),
- * then each `--module`. A module that fails to load, or reuses a name, is reported
- * and skipped; the rest still load.
+ * then each `--module`. An operator's module that fails to load, or reuses a name, stops
+ * the start (throws ModuleLoadError naming it) unless `skipBrokenModules`: then it is
+ * reported and skipped, and the rest still load.
  */
 export async function loadModules(config: HeadConfig, logger: Logger): Promise<HeadModule[]> {
   const loaded: HeadModule[] = [];
+  const broken = (source: string, why: string) => {
+    if (!config.skipBrokenModules) {
+      throw new ModuleLoadError(
+        `module ${source} failed to load: ${why}. Fix it, or start with --skip-broken-modules ` +
+          `to run without it`,
+      );
+    }
+    logger.error(`module ${source} skipped: ${why}`);
+  };
   const add = (module: HeadModule, source: string) => {
     const clash = loaded.find((m) => m.name === module.name);
     if (clash) {
-      logger.error(`module from ${source} skipped: the name "${module.name}" is already taken`);
+      broken(source, `the name "${module.name}" is already taken`);
     } else if (config.minimal && !module.minimal) {
       logger.info(`module "${module.name}" not loaded: --minimal`);
     } else {
@@ -33,13 +43,21 @@ export async function loadModules(config: HeadConfig, logger: Logger): Promise<H
   };
   for (const builtIn of BUILT_INS) add(builtIn.createModule(), "the built-ins");
   for (const spec of config.modules) {
+    let module: HeadModule;
     try {
-      add(await importModule(spec), spec);
+      module = await importModule(spec);
     } catch (err) {
-      logger.error(`module ${spec} skipped: ${(err as Error).message ?? err}`);
+      broken(spec, (err as Error).message ?? String(err));
+      continue;
     }
+    add(module, spec);
   }
   return loaded;
+}
+
+/** An operator's module could not be loaded, and broken modules are not to be skipped. */
+export class ModuleLoadError extends Error {
+  override name = "ModuleLoadError";
 }
 
 async function importModule(spec: string): Promise<HeadModule> {
@@ -55,7 +73,30 @@ async function importModule(spec: string): Promise<HeadModule> {
     throw new Error("createModule() must return an object with a name (letters, digits, _ and -)");
   }
   if (typeof module.minimal !== "boolean") module.minimal = false;
+  if (module.views !== undefined) checkViews(module.views);
   return module;
+}
+
+/**
+ * Checks a module's dashboard views: each has an id (`[a-z0-9_-]{1,64}`, unique), a
+ * title and a `file:` URL. Throws an Error naming the first bad one.
+ */
+export function checkViews(views: unknown): asserts views is ModuleView[] {
+  if (!Array.isArray(views)) throw new Error("views must be an array");
+  const ids = new Set<string>();
+  for (const [i, view] of views.entries()) {
+    const id = view?.id;
+    if (typeof id !== "string" || !/^[a-z0-9_-]{1,64}$/.test(id) || ids.has(id)) {
+      throw new Error(`views[${i}].id must be unique, of a-z 0-9 _ and - (1 to 64)`);
+    }
+    ids.add(id);
+    if (typeof view.title !== "string" || view.title.trim() === "") {
+      throw new Error(`views[${i}].title must be a non-empty string`);
+    }
+    if (!(view.file instanceof URL) || view.file.protocol !== "file:") {
+      throw new Error(`views[${i}].file must be a file: URL`);
+    }
+  }
 }
 
 /** Which module serves each route: two modules may not serve the same method and path. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { RouteTable } from "./loader.ts";
+import { checkViews, RouteTable } from "./loader.ts";
 
 Deno.test("RouteTable.claim() refuses a route another owner serves, naming both", () => {
   const table = new RouteTable();
@@ -30,4 +30,18 @@ Deno.test("RouteTable.claim() refuses a route another owner serves, naming both"
   );
   // A refused module claimed nothing: its other routes are still free.
   table.claim('module "e"', new Hono().get("/api/y", (c) => c.text("")));
+});
+
+Deno.test("checkViews() accepts ids, titles and file: URLs, and names the first bad view", () => {
+  const file = new URL("file:///srv/view.js");
+  checkViews([{ id: "greeter", title: "Hello", file }, { id: "stats-2", title: "Stats", file }]);
+  const bad: [unknown, RegExp][] = [
+    [{ id: "greeter" }, /^views must be an array$/],
+    [[{ id: "../x", title: "x", file }], /^views\[0\]\.id/],
+    [[{ id: "a", title: "A", file }, { id: "a", title: "B", file }], /^views\[1\]\.id/],
+    [[{ id: "a", title: " ", file }], /^views\[0\]\.title/],
+    [[{ id: "a", title: "A", file: new URL("https://example.com/v.js") }], /^views\[0\]\.file/],
+    [[{ id: "a", title: "A", file: "/srv/view.js" }], /^views\[0\]\.file/],
+  ];
+  for (const [views, message] of bad) assert.throws(() => checkViews(views), { message });
 });

@@ -5,6 +5,7 @@ import type { JobStore } from "../../storage/jobs.ts";
 import type { LogStore } from "../../storage/logs.ts";
 import type { PackageStore } from "../../storage/packages.ts";
 import type { Supervisor } from "../actors/supervisor.ts";
+import type { MetricsScope } from "../metrics/registry.ts";
 import type { HeadConfig } from "./config.ts";
 import type { EventBus } from "./events.ts";
 import type { Logger } from "./log.ts";
@@ -21,6 +22,14 @@ export type {
   Supervisor,
   SupervisorIdentity,
 } from "../actors/supervisor.ts";
+export type {
+  Counter,
+  Gauge,
+  Histogram,
+  HistogramOptions,
+  MetricOptions,
+  MetricsScope,
+} from "../metrics/registry.ts";
 
 /** A plugin module: built-in or an operator's, loaded by the host. */
 export interface HeadModule {
@@ -38,6 +47,27 @@ export interface HeadModule {
   snapshot?(): Promise<unknown> | unknown;
   /** The key of the snapshot section when it is not the name (serve's is `deployments`). */
   snapshotKey?: string;
+  /** Pages the module adds to the dashboard: a nav entry and an ES module each. */
+  views?: ModuleView[];
+}
+
+/**
+ * A dashboard page of a module (docs/modules.md, "Dashboard views"). The head serves
+ * `file` at `/ui/modules/<module>/<id>.js`; the page shows it at `#/m/<module>/<id>`.
+ */
+export interface ModuleView {
+  /** `[a-z0-9_-]{1,64}`, unique within the module. */
+  id: string;
+  /** The nav entry's text. */
+  title: string;
+  /** A `file:` URL of an ES module exporting `mount(el, ctx)` and, optionally, `unmount()`. */
+  file: URL;
+}
+
+/** A view together with the module that contributes it. */
+export interface ContributedView {
+  module: string;
+  view: ModuleView;
 }
 
 /** A module file's export: `createModule()`. */
@@ -82,6 +112,10 @@ export interface ModuleContext {
   supervisor: Supervisor;
   /** Runs CPU-heavy functions in workers, off the event loop; shared by all modules. */
   workers: WorkerPool;
+  /** Registers the module's own metrics, served at `GET /metrics` as `jobhead_<name>_…`. */
+  metrics: MetricsScope;
   /** Aborted when the head shuts down. */
   signal: AbortSignal;
+  /** The dashboard views of the modules loaded now (the head always sets it). */
+  moduleViews?: () => ContributedView[];
 }

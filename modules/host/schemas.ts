@@ -24,3 +24,67 @@ export const SnapshotResponse = z.object({
   data: z.object({ snapshot: Snapshot }),
 });
 export type SnapshotResponse = z.infer<typeof SnapshotResponse>;
+
+/**
+ * The JSON body of every error response (API.md, "Errors"). An `id` names a schema in
+ * the OpenAPI document (`components.schemas`), where routes refer to it.
+ */
+export const ErrorResponse = z.object({
+  error: z.object({ code: z.string(), message: z.string() }),
+}).meta({ id: "ErrorResponse" });
+export type ErrorResponse = z.infer<typeof ErrorResponse>;
+
+/** An error answer of a dashboard-envelope route: the envelope, and the usual `error`. */
+export const EnvelopeError = Envelope.extend({ result: z.literal(false) })
+  .extend(ErrorResponse.shape)
+  .meta({ id: "EnvelopeError" });
+export type EnvelopeError = z.infer<typeof EnvelopeError>;
+
+/** A JSON Schema (draft 2020-12, the dialect of OpenAPI 3.1), as zod writes it. */
+const JsonSchema = z.record(z.string(), z.unknown());
+
+/** Bodies by media type. */
+const OpenApiContent = z.record(z.string(), z.object({ schema: JsonSchema.optional() }));
+
+/** One operation (a method on a path) of the OpenAPI document. */
+export const OpenApiOperation = z.object({
+  /** The module that serves it, or `head`. */
+  tags: z.array(z.string()),
+  summary: z.string().optional(),
+  description: z.string().optional(),
+  parameters: z.array(z.object({
+    name: z.string(),
+    in: z.enum(["path", "query"]),
+    required: z.boolean(),
+    description: z.string().optional(),
+    schema: JsonSchema,
+  })).optional(),
+  requestBody: z.object({ required: z.boolean(), content: OpenApiContent }).optional(),
+  /** By status, or `4XX`, `5XX`, `default`. */
+  responses: z.record(
+    z.string(),
+    z.object({
+      description: z.string(),
+      headers: z.record(z.string(), z.object({ description: z.string(), schema: JsonSchema }))
+        .optional(),
+      content: OpenApiContent.optional(),
+    }),
+  ),
+  /** Empty when the route needs no token. */
+  security: z.array(z.record(z.string(), z.array(z.string()))),
+});
+export type OpenApiOperation = z.infer<typeof OpenApiOperation>;
+
+/** The body of `GET /api/openapi.json`: an OpenAPI 3.1 document of every route served. */
+export const OpenApiDocument = z.object({
+  openapi: z.string().regex(/^3\.1\.\d+$/),
+  info: z.object({ title: z.string(), version: z.string(), description: z.string() }),
+  /** Path (`/api/jobs/{id}`) → lower-case method → operation. */
+  paths: z.record(z.string(), z.record(z.string(), OpenApiOperation)),
+  components: z.object({
+    /** Schemas that are referenced (`$ref`) rather than written out: named or recursive ones. */
+    schemas: z.record(z.string(), JsonSchema).optional(),
+    securitySchemes: z.record(z.string(), JsonSchema),
+  }),
+});
+export type OpenApiDocument = z.infer<typeof OpenApiDocument>;

@@ -10,6 +10,7 @@ import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
 import { z } from "zod";
 import { isLoopback } from "./config.ts";
 import { ForbiddenError, UnauthorizedError, ValidationError } from "./errors.ts";
+import { describeRoute } from "./route_doc.ts";
 
 /** How long a session cookie is good for. */
 export const SESSION_TTL_MS = 7 * 24 * 60 * 60 * 1000;
@@ -122,9 +123,18 @@ export function sessionRoutes(token: string | undefined): Hono {
     authenticated: token === undefined || hasBearer(c, token) || await hasSession(c, token),
   });
 
-  app.get(SESSION_PATH, async (c) => c.json(await status(c)));
+  const statusDoc = describeRoute({
+    summary: "Whether a token is required, and whether this request has it (needs no token)",
+    response: SessionResponse,
+  });
+  app.get(SESSION_PATH, statusDoc, async (c) => c.json(await status(c)));
 
-  app.post(SESSION_PATH, async (c) => {
+  const loginDoc = describeRoute({
+    summary: "Signs a browser in: trades the token for a session cookie (401 if wrong)",
+    body: LoginRequest,
+    response: SessionResponse,
+  });
+  app.post(SESSION_PATH, loginDoc, async (c) => {
     if (token === undefined) return c.json(await status(c));
     const login = LoginRequest.safeParse(await c.req.json().catch(() => undefined));
     if (!login.success) {
@@ -144,7 +154,11 @@ export function sessionRoutes(token: string | undefined): Hono {
     return c.json({ token_required: true, authenticated: true } satisfies SessionResponse);
   });
 
-  app.delete(SESSION_PATH, (c) => {
+  const logoutDoc = describeRoute({
+    summary: "Signs a browser out: drops the session cookie",
+    response: SessionResponse,
+  });
+  app.delete(SESSION_PATH, logoutDoc, (c) => {
     deleteCookie(c, sessionCookieName(c), { path: "/", secure: isHttps(c) });
     return c.json(
       { token_required: token !== undefined, authenticated: token === undefined },

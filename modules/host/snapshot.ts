@@ -4,7 +4,8 @@ import { Hono } from "hono";
 import { enveloped } from "./envelope.ts";
 import type { Logger } from "./log.ts";
 import type { HeadInfo, HeadModule } from "./module.ts";
-import type { Snapshot } from "./schemas.ts";
+import { describeRoute } from "./route_doc.ts";
+import { EnvelopeError, type Snapshot, SnapshotResponse } from "./schemas.ts";
 
 /**
  * The snapshot route over the modules `modules()` lists at request time. A section that
@@ -17,6 +18,13 @@ export function snapshotRoutes(
 ): Hono {
   return new Hono().get(
     "/api/snapshot",
+    describeRoute({
+      summary: "Each module's section, and the head's session, version and commit",
+      description: "Ray's dashboard envelope; a section whose module failed is left out, " +
+        "and `msg` names it.",
+      response: SnapshotResponse,
+      errorBody: EnvelopeError,
+    }),
     enveloped(async () => {
       const failures: string[] = [];
       const sections = await Promise.all(

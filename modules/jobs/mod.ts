@@ -35,9 +35,18 @@ export function createModule(): HeadModule {
         gapOf: (id) => ctx.stores.logs.gapOf(id),
         watcher: logWatcher,
       });
+      const followerCount = ctx.metrics.gauge({
+        name: "log_followers",
+        help: "Followers of job logs (live tails), across all followed jobs.",
+        collect: () => followerCount.set(followers.stats.followers),
+      });
       return jobRoutes(service, {
         info: ctx.info,
         followers,
+        tailsOpen: ctx.metrics.gauge({
+          name: "log_tail_sockets_open",
+          help: "WebSocket log tails (GET /api/jobs/{id}/logs/tail) open.",
+        }),
         idleTimeoutS: ctx.config.tailIdleTimeoutS,
         signal: ctx.signal,
       });

@@ -3,25 +3,26 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { parseInput, readJson } from "../host/app.ts";
 import { ValidationError } from "../host/errors.ts";
-import type { HeadInfo } from "../host/module.ts";
+import type { Gauge, HeadInfo } from "../host/module.ts";
 import { decodeCursor, type Job } from "../../storage/jobs.ts";
 import { jsonArrayStream } from "../host/json_stream.ts";
+import { describeRoute } from "../host/route_doc.ts";
 import type { LogFollowers } from "./log_follower.ts";
 import { LogLines } from "./log_lines.ts";
 import { rawLogResponse } from "./raw_log.ts";
 import { wholeLogJson } from "./whole_log.ts";
 import {
-  type DeleteJobResponse,
-  type JobDetails,
+  DeleteJobResponse,
+  JobDetails,
   JobId,
-  type JobLogsResponse,
+  JobLogsResponse,
   JobStatus,
-  type LogLineResponse,
-  type LogSearchResponse,
-  type StopJobResponse,
+  LogLineResponse,
+  LogSearchResponse,
+  StopJobResponse,
   SubmitJobRequest,
-  type SubmitJobResponse,
-  type VersionResponse,
+  SubmitJobResponse,
+  VersionResponse,
 } from "./schemas.ts";
 import { actorIdOf, type JobService } from "./service.ts";
 
@@ -37,6 +38,8 @@ export interface JobRoutesOptions {
   idleTimeoutS: number;
   /** Aborted at shutdown: live tails close with 1001. */
   signal: AbortSignal;
+  /** Counts the tail sockets open. */
+  tailsOpen?: Gauge;
 }
 
 /** Jobs read from the store at a time when a list is streamed whole. */
@@ -52,10 +55,11 @@ const LogsQuery = z.object({
   offset: Integer.optional(),
   limit: Integer.min(0).optional(),
 });
-const LogLineQuery = z.union([
-  z.object({ offset: Integer }).strict(),
-  z.object({ line: Integer.min(0) }).strict(),
-]);
+const IdParams = z.object({ id: JobId });
+const LogLineQuery = z.object({
+  offset: Integer.optional(),
+  line: Integer.min(0).optional(),
+}).strict();
 const LogSearchQuery = z.object({
   q: z.string().min(1).max(1000),
   from: Integer.min(0).default(0),
@@ -67,7 +71,11 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
   const { info } = options;
   const app = new Hono();
 
-  app.get("/api/version", (c) => {
+  const versionDoc = describeRoute({
+    summary: "The Ray API level spoken, and jobhead's version",
+    response: VersionResponse,
+  });
+  app.get("/api/version", versionDoc, (c) => {
     return c.json(
       {
         version: RAY_API_VERSION,
@@ -84,8 +92,14 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     const job = await jobs.submit(request);
     return c.json({ job_id: job.id, submission_id: job.id } satisfies SubmitJobResponse);
   };
-  app.post("/api/jobs/", submit);
-  app.post("/api/jobs", submit);
+  const submitDoc = describeRoute({
+    summary: "Submits a job: answers at once, the job PENDING; it starts asynchronously",
+    description: "Unknown fields are a 400 naming the field; `null` stands for an absent field.",
+    body: SubmitJobRequest,
+    response: SubmitJobResponse,
+  });
+  app.post("/api/jobs/", submitDoc, submit);
+  app.post("/api/jobs", submitDoc, submit);
 
   const list = async (c: Context) => {
     const query = parseInput(ListQuery, c.req.query(), "query");
@@ -116,25 +130,55 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
       cursor = page.cursor;
     } while (cursor);
   }
-  app.get("/api/jobs/", list);
-  app.get("/api/jobs", list);
+  const listDoc = describeRoute({
+    summary: "Jobs, newest first",
+    description: "`status` is a comma-separated list. Without `limit`, every job (streamed); " +
+      "with `limit`, a page, and the next page's cursor in the `X-Next-Cursor` header.",
+    query: ListQuery,
+    response: z.array(JobDetails),
+    responseHeaders: {
+      "X-Next-Cursor": "With `limit`: `cursor` of the next page; absent at the end",
+    },
+  });
+  app.get("/api/jobs/", listDoc, list);
+  app.get("/api/jobs", listDoc, list);
 
-  app.get("/api/jobs/:id", async (c) => {
+  const getDoc = describeRoute({ summary: "One job", params: IdParams, response: JobDetails });
+  app.get("/api/jobs/:id", getDoc, async (c) => {
     const job = await jobs.get(jobIdParam(c));
     return c.json(toDetails(job, info));
   });
 
-  app.post("/api/jobs/:id/stop", async (c) => {
+  const stopDoc = describeRoute({
+    summary: "Stops a job: `stopped` is true if it was PENDING or RUNNING",
+    params: IdParams,
+    response: StopJobResponse,
+  });
+  app.post("/api/jobs/:id/stop", stopDoc, async (c) => {
     const stopped = await jobs.stop(jobIdParam(c));
     return c.json({ stopped } satisfies StopJobResponse);
   });
 
-  app.delete("/api/jobs/:id", async (c) => {
+  const deleteDoc = describeRoute({
+    summary: "Deletes an ended job and its log (409 while it runs)",
+    params: IdParams,
+    response: DeleteJobResponse,
+  });
+  app.delete("/api/jobs/:id", deleteDoc, async (c) => {
     await jobs.delete(jobIdParam(c));
     return c.json({ deleted: true } satisfies DeleteJobResponse);
   });
 
-  app.get("/api/jobs/:id/logs", async (c) => {
+  const logsDoc = describeRoute({
+    summary: "A job's log: the whole of it, or a byte range",
+    description: 'Without `offset` and `limit`: `{"logs"}` alone, the whole log. ' +
+      "With either (`offset` < 0 counts from the end; `limit` at most 16 MiB): " +
+      "the range, with `offset` and `size`.",
+    params: IdParams,
+    query: LogsQuery,
+    response: JobLogsResponse,
+  });
+  app.get("/api/jobs/:id/logs", logsDoc, async (c) => {
     const query = parseInput(LogsQuery, c.req.query(), "query");
     const id = jobIdParam(c);
     if (query.offset === undefined && query.limit === undefined) {
@@ -148,7 +192,19 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
 
   // The log view's reads (docs/ui.md): exact bytes, line numbers, and search over the file.
   const lines = new LogLines();
-  app.get("/api/jobs/:id/logs/raw", async (c) => {
+  const rawDoc = describeRoute({
+    summary: "A job's log as its exact bytes, with HTTP ranges",
+    description: "`text/plain`, never transcoded. One `Range: bytes=…` range answers 206 with " +
+      "`Content-Range`; a range past the end 416; several ranges or none, the whole log. " +
+      "A capped log's dropped range reads as zeros.",
+    params: IdParams,
+    response: { mediaType: "text/plain" },
+    responseHeaders: {
+      "accept-ranges": "bytes",
+      "x-jobhead-log-gap": "`A-B`: the dropped range of a capped log, when it has one",
+    },
+  });
+  app.get("/api/jobs/:id/logs/raw", rawDoc, async (c) => {
     const id = jobIdParam(c);
     await jobs.get(id);
     const gap = jobs.logStore.gapOf(id);
@@ -158,27 +214,45 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     return await rawLogResponse(jobs.logPath(id), c.req.header("range"), headers);
   });
 
-  app.get("/api/jobs/:id/logs/lines", async (c) => {
+  const linesDoc = describeRoute({
+    summary: "The line a byte of a job's log is on, or where a line starts",
+    description: "Exactly one of `offset` (bytes; < 0 counts from the end) or `line` " +
+      "(from 0; past the last line: the last). Lines are counted from 0.",
+    params: IdParams,
+    query: LogLineQuery,
+    response: LogLineResponse,
+  });
+  app.get("/api/jobs/:id/logs/lines", linesDoc, async (c) => {
     const query = parseInput(LogLineQuery, c.req.query(), "query");
+    if ((query.offset === undefined) === (query.line === undefined)) {
+      throw new ValidationError("Invalid request: query: give either offset or line");
+    }
     const id = jobIdParam(c);
     await jobs.get(id);
     const path = jobs.logPath(id);
     const gapEnd = jobs.logStore.gapOf(id)?.end;
     const size = await jobs.logStore.size(id);
-    if ("line" in query) {
+    if (query.line !== undefined) {
       const offset = await lines.offsetOf(id, path, query.line, gapEnd);
       const line = await lines.lineAt(id, path, offset, gapEnd);
       return c.json({ line, offset, size } satisfies LogLineResponse);
     }
-    const offset = Math.max(
-      0,
-      Math.min(size, query.offset < 0 ? size + query.offset : query.offset),
-    );
+    const asked = query.offset!;
+    const offset = Math.max(0, Math.min(size, asked < 0 ? size + asked : asked));
     const line = await lines.lineAt(id, path, offset, gapEnd);
     return c.json({ line, offset, size } satisfies LogLineResponse);
   });
 
-  app.get("/api/jobs/:id/logs/search", async (c) => {
+  const searchDoc = describeRoute({
+    summary: "Lines of a job's log holding a text, 16 MiB of the file per request",
+    description: "ASCII letters match either case. `forward` (the default): occurrences " +
+      "from byte `from` on; `backward`: before it, nearest first. Each line once. `next` is " +
+      "the `from` of the following request, null at the log's edge.",
+    params: IdParams,
+    query: LogSearchQuery,
+    response: LogSearchResponse,
+  });
+  app.get("/api/jobs/:id/logs/search", searchDoc, async (c) => {
     const query = parseInput(LogSearchQuery, c.req.query(), "query");
     const id = jobIdParam(c);
     await jobs.get(id);
@@ -190,7 +264,16 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     return c.json(result satisfies LogSearchResponse);
   });
 
-  app.get("/api/jobs/:id/logs/tail", async (c) => {
+  const tailDoc = describeRoute({
+    summary: "WebSocket: a job's log, live",
+    description: "Text frames of the log from byte `offset` (0 by default), every byte once " +
+      "and in order. Closes with 1000 once the job has ended and its log is drained, " +
+      "1001 when the head shuts down, 1011 if reading the log fails.",
+    params: IdParams,
+    query: LogsQuery.pick({ offset: true }),
+    websocket: true,
+  });
+  app.get("/api/jobs/:id/logs/tail", tailDoc, async (c) => {
     const { offset } = parseInput(LogsQuery, c.req.query(), "query");
     const id = jobIdParam(c);
     await jobs.get(id); // 404 before the upgrade
@@ -200,7 +283,11 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw, {
       idleTimeout: options.idleTimeoutS,
     });
-    socket.onopen = () => streamLog(socket, id, offset ?? 0);
+    socket.onopen = () => {
+      options.tailsOpen?.inc();
+      socket.addEventListener("close", () => options.tailsOpen?.dec(), { once: true });
+      streamLog(socket, id, offset ?? 0);
+    };
     return response;
   });
 

@@ -13,6 +13,7 @@ import type { ModuleContext } from "../host/module.ts";
 import { WorkerPool } from "../host/worker_pool.ts";
 import { aJob } from "../../storage/jobs_fixture.ts";
 import { createModule } from "./mod.ts";
+import { MetricsRegistry } from "../metrics/registry.ts";
 
 /** The jobs module mounted on the head's app, over in-memory KV; nothing is spawned. */
 async function withApp(
@@ -47,6 +48,7 @@ async function withApp(
     events: new EventBus(),
     supervisor: new Supervisor(join(dir, "run")),
     workers: new WorkerPool({ size: 1 }),
+    metrics: new MetricsRegistry(),
     signal: shutdown.signal,
   };
   const app = createApp({ token: options.token, maxBodyBytes: config.maxBodyBytes });
@@ -177,7 +179,7 @@ Deno.test("env var names with '=' and NUL bytes are refused before anything runs
 
 Deno.test("GET /api/jobs/ without a limit streams every job, as Ray's list_jobs() expects", async () => {
   await withApp({}, async (request, ctx) => {
-    const count = 2_345; // more than one page of the store, and more than the old cap of 1,000
+    const count = 5_000; // many pages of the store, and more than the old cap of 1,000
     for (let i = 0; i < count; i++) {
       await ctx.stores.jobs.create(
         aJob({ id: `j-${i}`, status: i % 3 ? "SUCCEEDED" : "FAILED", start_time: 1_000 + i }),
@@ -191,6 +193,15 @@ Deno.test("GET /api/jobs/ without a limit streams every job, as Ray's list_jobs(
     assert.equal(jobs[0].submission_id, `j-${count - 1}`, "newest first");
     assert.equal(jobs[count - 1].submission_id, "j-0");
     assert.equal(new Set(jobs.map((j: { job_id: string }) => j.job_id)).size, count);
+    // What Ray's SDK builds from each entry: JobDetails(**entry), a pydantic model that
+    // needs type, status and entrypoint and ignores keys it does not know.
+    for (const job of jobs) {
+      assert.equal(job.type, "SUBMISSION");
+      assert.ok(["PENDING", "RUNNING", "STOPPED", "SUCCEEDED", "FAILED"].includes(job.status));
+      assert.equal(typeof job.entrypoint, "string");
+      assert.ok(Number.isInteger(job.start_time));
+      assert.ok(job.driver_info === null || typeof job.driver_info.pid === "string");
+    }
 
     const failed = await (await request("/api/jobs?status=FAILED")).json();
     assert.equal(failed.length, Math.ceil(count / 3));

@@ -11,8 +11,9 @@ import {
   RuntimeEnv,
   TERMINAL_STATUSES,
 } from "../../storage/jobs.ts";
+import { ErrorResponse } from "../host/schemas.ts";
 
-export { isTerminal, JobErrorType, JobId, JobStatus, RuntimeEnv, TERMINAL_STATUSES };
+export { ErrorResponse, isTerminal, JobErrorType, JobId, JobStatus, RuntimeEnv, TERMINAL_STATUSES };
 
 const StringMap = z.record(z.string(), z.string());
 const NonNegative = z.number().finite().nonnegative();
@@ -68,7 +69,7 @@ export const JobDetails = z.object({
   entrypoint_num_gpus: z.number(),
   entrypoint_memory: z.number(),
   entrypoint_resources: z.record(z.string(), z.number()),
-});
+}).meta({ id: "JobDetails" }); // a named schema in the OpenAPI document
 export type JobDetails = z.infer<typeof JobDetails>;
 
 /** Response of `POST /api/jobs/{id}/stop`. */
@@ -116,9 +117,3 @@ export const VersionResponse = z.object({
   jobhead_version: z.string(),
 });
 export type VersionResponse = z.infer<typeof VersionResponse>;
-
-/** The JSON body of every error response (API.md, "Errors"). */
-export const ErrorResponse = z.object({
-  error: z.object({ code: z.string(), message: z.string() }),
-});
-export type ErrorResponse = z.infer<typeof ErrorResponse>;

@@ -2,16 +2,23 @@
  * The job service: submits jobs, runs each under a supervisor, records every status
  * change in the job store, stops jobs, and re-adopts the jobs a previous head left.
  */
-import { isAbsolute, join, resolve } from "node:path";
+import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import type { ExitReason, SupervisedProcess } from "../actors/supervisor.ts";
 import { ValidationError } from "../host/errors.ts";
 import type { ModuleContext } from "../host/module.ts";
 import { ConflictError, InvalidStateError, NotFoundError } from "../../storage/errors.ts";
 import { jobSupervisorActorId } from "../../storage/actors.ts";
-import type { Job, JobErrorType, JobPage, JobStatus } from "../../storage/jobs.ts";
+import type {
+  Job,
+  JobChanges,
+  JobErrorType,
+  JobPage,
+  JobStatus,
+  StorageFullSpell,
+} from "../../storage/jobs.ts";
 import type { LogChunk, LogStore } from "../../storage/logs.ts";
-import { parsePackageUri } from "../../storage/packages.ts";
+import { prepareWorkingDir, wantsWorkingDirCopy } from "../../storage/working_dirs.ts";
 import { isTerminal, TERMINAL_STATUSES } from "../../storage/jobs.ts";
 import { utf8Boundary } from "./framing.ts";
 import type { SubmitJobRequest } from "./schemas.ts";
@@ -44,6 +51,14 @@ export function actorIdOf(jobId: string): string {
   return jobSupervisorActorId(jobId);
 }
 
+/** What this head holds in memory about one submission; a resubmitted id gets a new one. */
+interface JobRun {
+  /** A stop was accepted: the job must not be spawned any more. */
+  stopRequested: boolean;
+  /** Its supervised process, once spawned or adopted. */
+  process?: SupervisedProcess;
+}
+
 /** A range of a job's log, decoded. */
 export interface LogRange {
   logs: string;
@@ -56,10 +71,12 @@ export interface LogRange {
 /** Submits, tracks, stops and deletes jobs. */
 export class JobService {
   #ctx: ModuleContext;
-  /** Supervised processes of the jobs this head runs or adopted. */
-  #running = new Map<string, SupervisedProcess>();
-  /** Jobs asked to stop; checked synchronously right before a spawn. */
-  #stopRequested = new Set<string>();
+  /**
+   * The submissions this head is starting, running or adopted, by job id. Each launch
+   * holds its own run, so a job deleted and submitted again under the same id starts
+   * clean whatever is left of the earlier one.
+   */
+  #runs = new Map<string, JobRun>();
   #closed = false;
 
   constructor(ctx: ModuleContext) {
@@ -70,8 +87,10 @@ export class JobService {
   async submit(request: SubmitJobRequest): Promise<Job> {
     const job = this.#newJob(request);
     await this.#ctx.stores.jobs.create(job);
+    const run: JobRun = { stopRequested: false };
+    this.#runs.set(job.id, run);
     this.#announce(job);
-    setTimeout(() => this.#start(job), 0);
+    setTimeout(() => this.#start(job, run), 0);
     return job;
   }
 
@@ -89,38 +108,48 @@ export class JobService {
 
   /**
    * Stops a job: true if it was PENDING (it never starts) or RUNNING (it ends STOPPED
-   * after SIGTERM, then SIGKILL past its grace), false if it had already ended.
+   * after SIGTERM, then SIGKILL past its grace), false if it had already ended. The
+   * answer and the outcome are decided by one checked write: a true answer means the
+   * stop is stored before the job's end is, so the job ends STOPPED. Throws
+   * InsufficientStorageError when a running job's stop cannot be stored (nothing changed).
    */
   async stop(id: string): Promise<boolean> {
-    const job = await this.get(id);
-    if (isTerminal(job.status)) return false;
-    this.#stopRequested.add(id);
-    const process = this.#running.get(id);
-    if (!process) {
-      // Not spawned, and #start checks #stopRequested before spawning: it never will be.
+    for (;;) {
+      const job = await this.get(id);
+      if (isTerminal(job.status)) return false;
+      const run = this.#runs.get(id);
+      const now = Date.now();
       try {
-        await this.#change(id, "PENDING", {
-          status: "STOPPED",
-          message: STATUS_MESSAGES.STOPPED,
-          end_time: Date.now(),
-        });
-        return true;
+        if (job.status === "PENDING" && !run?.process) {
+          // Set before any await: #launch checks it right before spawning, so a job not
+          // spawned by now never will be, and its stop must be stored whatever it takes.
+          if (run) run.stopRequested = true;
+          await this.#change(id, "PENDING", {
+            status: "STOPPED",
+            message: STATUS_MESSAGES.STOPPED,
+            end_time: now,
+            stop_requested_at: now,
+          });
+          return true;
+        }
+        await this.#change(id, ["PENDING", "RUNNING"], (current) => ({
+          stop_requested_at: current.stop_requested_at ?? now,
+        }), { once: true });
       } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-        // It left PENDING meanwhile: a previous head's job, or one that just ended.
-        const now = await this.get(id);
-        if (isTerminal(now.status)) return false;
+        // The job moved meanwhile (it started, or it ended): decide again.
+        if (err instanceof ConflictError) continue;
+        throw err;
       }
+      // Stored: the job ends STOPPED. Whoever holds its process (this, or an adoption
+      // under way, which checks the flag once it has one) stops it.
+      if (run) run.stopRequested = true;
+      const process = run?.process;
+      if (process) {
+        this.#ctx.supervisor.stop(process, graceMsOf(job, this.#ctx.config.stopGraceMs))
+          .catch((err) => this.#ctx.logger.error(`stopping job "${id}" failed:`, err));
+      }
+      return true;
     }
-    await this.#change(id, "RUNNING", { stop_requested_at: Date.now() }).catch((err) => {
-      if (!(err instanceof ConflictError)) throw err;
-    });
-    const running = this.#running.get(id);
-    if (running) {
-      this.#ctx.supervisor.stop(running, graceMsOf(job, this.#ctx.config.stopGraceMs))
-        .catch((err) => this.#ctx.logger.error(`stopping job "${id}" failed:`, err));
-    }
-    return true;
   }
 
   /** Deletes a terminal job and its log; throws InvalidStateError (409) otherwise. */
@@ -185,7 +214,7 @@ export class JobService {
   async maintainLogs(signal: AbortSignal): Promise<void> {
     let lastExpiry = 0;
     while (!signal.aborted) {
-      for (const id of [...this.#running.keys()]) await this.#capLog(id);
+      for (const [id, run] of [...this.#runs]) if (run.process) await this.#capLog(id);
       if (
         this.#ctx.config.logRetentionDays > 0 && Date.now() - lastExpiry > LOG_RETENTION_CHECK_MS
       ) {
@@ -214,9 +243,14 @@ export class JobService {
     do {
       const page = await this.list({ statuses: [...TERMINAL_STATUSES], limit: 1000, cursor });
       for (const job of page.jobs) {
-        if (job.end_time !== null && job.end_time < cutoff) {
-          await this.#ctx.stores.logs.remove(job.id);
-        }
+        if (job.end_time === null || job.end_time >= cutoff) continue;
+        if (job.log_removed_at !== undefined) continue; // removed by an earlier sweep
+        await this.#ctx.stores.logs.remove(job.id);
+        await this.#ctx.stores.jobs.update(job.id, job.status, { log_removed_at: Date.now() })
+          .catch((err) => {
+            // Deleted meanwhile, or the disk is full: the next sweep tries again.
+            this.#ctx.logger.warn(`marking the log of job "${job.id}" removed failed:`, err);
+          });
       }
       cursor = page.cursor;
     } while (cursor);
@@ -244,7 +278,7 @@ export class JobService {
     const spec = {
       entrypoint: request.entrypoint,
       runtime_env: runtimeEnv,
-      metadata: { job_name: id, ...request.metadata, job_submission_id: id },
+      metadata: request.metadata ?? {},
       entrypoint_num_cpus: request.entrypoint_num_cpus ?? 0,
       entrypoint_num_gpus: request.entrypoint_num_gpus ?? 0,
       entrypoint_memory: request.entrypoint_memory ?? 0,
@@ -271,24 +305,28 @@ export class JobService {
     };
   }
 
-  async #start(job: Job): Promise<void> {
+  async #start(job: Job, run: JobRun): Promise<void> {
     try {
-      await this.#launch(job);
+      await this.#launch(job, run);
     } catch (err) {
       this.#ctx.logger.error(`starting job "${job.id}" failed:`, err);
+    } finally {
+      if (!run.process) this.#forget(job.id, run);
     }
   }
 
-  async #launch(job: Job): Promise<void> {
-    if (this.#stopRequested.has(job.id) || this.#closed) return;
+  async #launch(job: Job, run: JobRun): Promise<void> {
+    if (run.stopRequested || this.#closed) return;
     const { stores, supervisor, info } = this.#ctx;
     let cwd: string | undefined;
     try {
       cwd = await this.#prepareWorkingDir(job);
       await stores.logs.create(job.id);
     } catch (err) {
+      // A stopped job is STOPPED already (and its id may belong to a new job by now).
+      if (run.stopRequested) return;
       await this.#fail(
-        job,
+        job.id,
         "RUNTIME_ENV_SETUP_FAILURE",
         `runtime_env setup failed: ${message(err)}`,
       );
@@ -296,7 +334,7 @@ export class JobService {
     }
     // Checked again after the awaits, with no await until the spawn: a stop that
     // arrived before this point is seen, and one after it finds the process.
-    if (this.#stopRequested.has(job.id) || this.#closed) return;
+    if (run.stopRequested || this.#closed) return;
     let process: SupervisedProcess;
     try {
       process = supervisor.spawn({
@@ -310,19 +348,19 @@ export class JobService {
           JOBHEAD_SUBMISSION_ID: job.id,
           JOBHEAD_JOB_CONFIG_JSON: JSON.stringify({
             runtime_env: job.runtime_env,
-            metadata: job.metadata,
+            metadata: jobConfigMetadata(job),
           }),
         },
       });
     } catch (err) {
       await this.#fail(
-        job,
+        job.id,
         "JOB_ENTRYPOINT_COMMAND_START_ERROR",
         `Job entrypoint command failed to start: ${message(err)}`,
       );
       return;
     }
-    this.#running.set(job.id, process);
+    run.process = process;
     try {
       await this.#change(job.id, "PENDING", {
         status: "RUNNING",
@@ -330,43 +368,37 @@ export class JobService {
         supervisor: { pid: process.pid, start_ticks: process.startTicks },
       });
     } catch (err) {
-      // Only a stop can move a PENDING job we are starting; #stop() found the process.
+      // It ended already (its end was recorded first): nothing more to say.
       if (!(err instanceof ConflictError)) throw err;
     }
-    await this.#watch(job.id, process);
+    await this.#watch(job.id, run, process);
   }
 
-  /** Where a job's working_dir package is extracted; removed when the job is deleted. */
+  /** Where a job's own writable copy of its package goes; removed when the job is deleted. */
   #packageDirOf(id: string): string {
     return join(this.#ctx.config.dataDir, "working_dirs", id);
   }
 
   /**
    * The job's working directory: a directory on the head, or its `pkg://` or `gcs://`
-   * package extracted into a directory of its own. Throws with a message saying why not.
+   * package: the copy every job of that package shares (read-only), or the job's own
+   * writable copy when its env_vars set JOBHEAD_WORKING_DIR_COPY. Throws with a message
+   * saying why not.
    */
-  async #prepareWorkingDir(job: Job): Promise<string | undefined> {
-    const workingDir = job.runtime_env.working_dir;
-    if (workingDir === undefined || !/^[a-z][a-z0-9+.-]*:\/\//i.test(workingDir)) {
-      return await resolveWorkingDir(workingDir);
-    }
-    const ref = parsePackageUri(workingDir);
-    if (!ref) {
-      throw new Error(
-        `working_dir "${workingDir}" is not a package URI: pkg://NAME or gcs://NAME, ` +
-          `NAME being 1-128 characters of A-Z a-z 0-9 _ . -`,
-      );
-    }
-    const dir = this.#packageDirOf(job.id);
-    await this.#ctx.stores.packages.extract(ref, dir);
-    return dir;
+  #prepareWorkingDir(job: Job): Promise<string | undefined> {
+    const { working_dir, env_vars } = job.runtime_env;
+    const copyDir = wantsWorkingDirCopy(env_vars) ? this.#packageDirOf(job.id) : undefined;
+    return prepareWorkingDir(this.#ctx.stores.packages, working_dir, { copyDir });
   }
 
   async #adopt(job: Job): Promise<void> {
     const supervisor = this.#ctx.supervisor;
+    const run: JobRun = { stopRequested: false };
+    this.#runs.set(job.id, run);
     let ref = job.supervisor;
     if (job.status === "PENDING") {
       if (job.stop_requested_at !== null) {
+        this.#forget(job.id, run);
         await this.#change(job.id, "PENDING", {
           status: "STOPPED",
           message: STATUS_MESSAGES.STOPPED,
@@ -378,18 +410,14 @@ export class JobService {
       const found = await supervisor.find(actorIdOf(job.id));
       ref = found ? { pid: found.pid, start_ticks: found.startTicks } : null;
       if (!ref) {
-        setTimeout(() => this.#start(job), 0);
+        setTimeout(() => this.#start(job, run), 0);
         return;
       }
-      await this.#change(job.id, "PENDING", {
-        status: "RUNNING",
-        message: STATUS_MESSAGES.RUNNING,
-        supervisor: ref,
-      });
     }
     if (!ref) {
+      this.#forget(job.id, run);
       await this.#fail(
-        job,
+        job.id,
         "JOB_SUPERVISOR_ACTOR_DIED",
         "Job supervisor actor died: it was never recorded",
       );
@@ -399,20 +427,34 @@ export class JobService {
       pid: ref.pid,
       startTicks: ref.start_ticks,
     });
-    this.#running.set(job.id, process);
-    this.#watch(job.id, process);
-    if (job.stop_requested_at !== null && !process.settled) {
+    run.process = process;
+    if (job.status === "PENDING") {
+      await this.#change(job.id, "PENDING", {
+        status: "RUNNING",
+        message: STATUS_MESSAGES.RUNNING,
+        supervisor: ref,
+      }).catch((err) => {
+        if (!(err instanceof ConflictError)) throw err;
+      });
+    }
+    this.#watch(job.id, run, process);
+    const stopAt = job.stop_requested_at ?? (run.stopRequested ? Date.now() : null);
+    if (stopAt !== null && !process.settled) {
       // The previous head accepted a stop and died within its grace: finish it.
-      this.#stopRequested.add(job.id);
       const grace = graceMsOf(job, this.#ctx.config.stopGraceMs);
-      const left = Math.max(0, grace - (Date.now() - job.stop_requested_at));
+      const left = Math.max(0, grace - (Date.now() - stopAt));
       supervisor.stop(process, left)
         .catch((err) => this.#ctx.logger.error(`stopping job "${job.id}" failed:`, err));
     }
   }
 
+  /** Forgets a job's run, unless the id already belongs to a newer submission. */
+  #forget(id: string, run: JobRun): void {
+    if (this.#runs.get(id) === run) this.#runs.delete(id);
+  }
+
   /** Waits for a job's process to end, records how, then lets the supervisor forget it. */
-  async #watch(id: string, process: SupervisedProcess): Promise<void> {
+  async #watch(id: string, run: JobRun, process: SupervisedProcess): Promise<void> {
     const reason = await process.exited;
     try {
       await this.#recordExit(id, reason, process.pid);
@@ -421,50 +463,30 @@ export class JobService {
     } catch (err) {
       this.#ctx.logger.error(`recording the end of job "${id}" failed:`, err);
     } finally {
-      this.#running.delete(id);
-      this.#stopRequested.delete(id);
+      this.#forget(id, run);
     }
   }
 
+  /**
+   * Records how a job's process ended, in one checked write decided from the record as
+   * stored: a stop stored first makes it STOPPED; a stop not yet stored then finds the
+   * job ended. Retried until it lands (a full disk), so the outcome is never lost.
+   */
   async #recordExit(id: string, reason: ExitReason, pid: number): Promise<void> {
     const job = await this.#ctx.stores.jobs.get(id);
     if (!job || isTerminal(job.status)) return;
-    const exitCode = reason.kind === "exited" ? reason.code : null;
-    const common = { end_time: reason.endTime, driver_exit_code: exitCode };
-    if (this.#stopRequested.has(id) || job.stop_requested_at !== null) {
-      await this.#change(id, job.status, {
-        ...common,
-        status: "STOPPED",
-        message: STATUS_MESSAGES.STOPPED,
-      });
-    } else if (reason.kind === "exited" && reason.code === 0) {
-      await this.#change(id, job.status, {
-        ...common,
-        status: "SUCCEEDED",
-        message: STATUS_MESSAGES.SUCCEEDED,
-      });
-    } else if (reason.kind === "exited") {
-      const tail = await this.#logTail(id);
-      const message = tail
-        ? `Job entrypoint command failed with exit code ${reason.code}, last available logs ` +
-          `(truncated to 20,000 chars):\n${tail}`
-        : `Job entrypoint command failed with exit code ${reason.code}. No logs available.`;
-      await this.#fail(job, "JOB_ENTRYPOINT_COMMAND_ERROR", message, common);
-    } else {
-      // The watchdog killed the group; processes that left it still carry the marker.
-      await this.#ctx.supervisor.killEscapees(actorIdOf(id));
-      const tail = await this.#logTail(id);
-      const how = reason.killed
-        ? `it was killed through the actors API (force_kill=${reason.killed.force})`
-        : `its supervisor process (pid ${pid}) ended before the entrypoint did`;
-      await this.#fail(
-        job,
-        "JOB_SUPERVISOR_ACTOR_DIED",
-        `Job supervisor actor died: ${how}, and the job's process group was killed with it` +
-          (tail ? `. Last available logs (truncated to 20,000 chars):\n${tail}` : ""),
-        common,
-      );
-    }
+    const succeeded = reason.kind === "exited" && reason.code === 0;
+    // The group is gone; processes that left it still carry the marker.
+    if (reason.kind === "died") await this.#ctx.supervisor.killEscapees(actorIdOf(id));
+    const tail = succeeded ? "" : await this.#logTail(id);
+    const jobs = this.#ctx.stores.jobs;
+    await this.#change(
+      id,
+      ["PENDING", "RUNNING"],
+      (current) => exitOutcome(current, reason, { tail, pid, diskFull: jobs.storageFull() }),
+    ).catch((err) => {
+      if (!(err instanceof ConflictError)) throw err;
+    });
   }
 
   async #logTail(id: string): Promise<string> {
@@ -476,17 +498,10 @@ export class JobService {
     return tail;
   }
 
-  async #fail(
-    job: Job,
-    errorType: JobErrorType,
-    message: string,
-    extra: Partial<Job> = {},
-  ): Promise<void> {
-    const current = await this.#ctx.stores.jobs.get(job.id);
-    if (!current || isTerminal(current.status)) return;
-    await this.#change(job.id, current.status, {
+  /** Ends a job that has not ended yet FAILED with `errorType` and `message`. */
+  async #fail(id: string, errorType: JobErrorType, message: string): Promise<void> {
+    await this.#change(id, ["PENDING", "RUNNING"], {
       end_time: Date.now(),
-      ...extra,
       status: "FAILED",
       error_type: errorType,
       message,
@@ -496,8 +511,13 @@ export class JobService {
   }
 
   /** One checked change of a job in status `from`, announced on the bus. */
-  async #change(id: string, from: JobStatus, changes: Partial<Job>): Promise<Job> {
-    const job = await this.#ctx.stores.jobs.update(id, from, changes);
+  async #change(
+    id: string,
+    from: JobStatus | readonly JobStatus[],
+    changes: JobChanges,
+    options?: { once?: boolean },
+  ): Promise<Job> {
+    const job = await this.#ctx.stores.jobs.update(id, from, changes, options);
     this.#announce(job);
     return job;
   }
@@ -507,23 +527,75 @@ export class JobService {
   }
 }
 
+/** What the head knows about a job's end besides how its process ended. */
+export interface ExitFacts {
+  /** The end of its log, for a message that quotes it ("" when not needed). */
+  tail: string;
+  /** Its supervisor's pid. */
+  pid: number;
+  /** The latest spell of the store's writes failing for lack of space. */
+  diskFull?: StorageFullSpell;
+}
+
+/**
+ * How a job ends, from its record as stored and how its process ended: STOPPED if a
+ * stop was stored, else SUCCEEDED or FAILED as the process ended. A job that ran while
+ * the disk was full says so: output it wrote then may be missing from its log.
+ */
+export function exitOutcome(job: Job, reason: ExitReason, facts: ExitFacts): Partial<Job> {
+  const common = {
+    end_time: reason.endTime,
+    driver_exit_code: reason.kind === "exited" ? reason.code : null,
+  };
+  const note = diskFullNote(job, facts.diskFull);
+  if (job.stop_requested_at !== null) {
+    return { ...common, status: "STOPPED", message: STATUS_MESSAGES.STOPPED + note };
+  }
+  if (reason.kind === "exited" && reason.code === 0) {
+    return { ...common, status: "SUCCEEDED", message: STATUS_MESSAGES.SUCCEEDED + note };
+  }
+  let message: string;
+  if (reason.kind === "exited") {
+    message = facts.tail
+      ? `Job entrypoint command failed with exit code ${reason.code}, last available logs ` +
+        `(truncated to 20,000 chars):\n${facts.tail}`
+      : `Job entrypoint command failed with exit code ${reason.code}. No logs available.`;
+  } else {
+    const how = reason.killed
+      ? `it was killed through the actors API (force_kill=${reason.killed.force})`
+      : `its supervisor process (pid ${facts.pid}) ended before the entrypoint did`;
+    message = `Job supervisor actor died: ${how}, and the job's process group was killed with it` +
+      (facts.tail ? `. Last available logs (truncated to 20,000 chars):\n${facts.tail}` : "");
+  }
+  const errorType = reason.kind === "exited"
+    ? "JOB_ENTRYPOINT_COMMAND_ERROR"
+    : "JOB_SUPERVISOR_ACTOR_DIED";
+  return { ...common, status: "FAILED", error_type: errorType, message: message + note };
+}
+
+/** The note on a job that ran while the store's disk was full; "" otherwise. */
+function diskFullNote(job: Job, spell: StorageFullSpell | undefined): string {
+  if (!spell || (spell.to !== null && spell.to < job.start_time)) return "";
+  const to = spell.to === null
+    ? " until this end was recorded"
+    : ` to ${new Date(spell.to).toISOString()}`;
+  return `\n[jobhead: the disk of the data directory was full while this job ran ` +
+    `(writes failed from ${new Date(spell.from).toISOString()}${to}): ` +
+    `output the job wrote then may be missing from its log]`;
+}
+
+/**
+ * The metadata a job sees in `JOBHEAD_JOB_CONFIG_JSON`: what was submitted, plus
+ * `job_submission_id` and `job_name` (the id unless the user named it), as Ray's are.
+ */
+export function jobConfigMetadata(job: Job): Record<string, string> {
+  return { job_name: job.id, ...job.metadata, job_submission_id: job.id };
+}
+
 /** The grace between SIGTERM and SIGKILL for a job: its own setting, else the head's. */
 function graceMsOf(job: Job, defaultMs: number): number {
   const seconds = job.runtime_env.env_vars?.[STOP_WAIT_ENV];
   return seconds === undefined ? defaultMs : Number(seconds) * 1000;
-}
-
-async function resolveWorkingDir(workingDir: string | undefined): Promise<string | undefined> {
-  if (workingDir === undefined) return undefined;
-  const path = isAbsolute(workingDir) ? workingDir : resolve(workingDir);
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(path);
-  } catch {
-    throw new Error(`working_dir "${workingDir}" does not exist`);
-  }
-  if (!info.isDirectory) throw new Error(`working_dir "${workingDir}" is not a directory`);
-  return path;
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { TextReader, Uint8ArrayWriter, ZipWriter } from "@zip.js/zip.js";
-import { FilePackageStore } from "../../storage/packages.ts";
+import { FilePackageStore, packageUri } from "../../storage/packages.ts";
 import { createApp } from "../host/app.ts";
 import { packageRoutes } from "./routes.ts";
 
@@ -8,11 +8,18 @@ const MAX_PACKAGE_BYTES = 64 * 1024;
 
 async function withApp(
   fn: (request: (path: string, init?: RequestInit) => Promise<Response>) => Promise<void>,
+  options: { inUse?: Set<string> } = {},
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "jobhead-packages-" });
   try {
     const app = createApp({ maxBodyBytes: 1024, rawBodyPrefixes: ["/api/packages/"] });
-    app.route("/", packageRoutes(new FilePackageStore(dir), { maxBytes: MAX_PACKAGE_BYTES }));
+    app.route(
+      "/",
+      packageRoutes(new FilePackageStore(dir), {
+        maxBytes: MAX_PACKAGE_BYTES,
+        usersOf: (ref) => Promise.resolve(options.inUse?.has(packageUri(ref)) ?? false),
+      }),
+    );
     await fn(async (path, init) => await app.request(path, init));
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -86,4 +93,26 @@ test("PUT /api/packages rejects bad names, zip-slip entries and oversized bodies
       await res.body?.cancel();
     }
   });
+});
+
+test("DELETE /api/packages/pkg/{name} removes a package; 404 when absent, 409 while a job runs in it", async () => {
+  const inUse = new Set<string>();
+  await withApp(async (request) => {
+    const zip = await zipOf({ "a.txt": "a" });
+    assert.equal(
+      (await request("/api/packages/pkg/d.zip", { method: "PUT", body: zip })).status,
+      200,
+    );
+    inUse.add("pkg://d.zip");
+    const busy = await request("/api/packages/pkg/d.zip", { method: "DELETE" });
+    assert.equal(busy.status, 409);
+    assert.match((await busy.json()).error.message, /a job that has not ended runs in it/);
+    assert.equal((await request("/api/packages/pkg/d.zip")).status, 200, "still there");
+    inUse.clear();
+    const gone = await request("/api/packages/pkg/d.zip", { method: "DELETE" });
+    assert.deepEqual(await gone.json(), { deleted: true });
+    assert.equal((await request("/api/packages/pkg/d.zip")).status, 404);
+    assert.equal((await request("/api/packages/pkg/d.zip", { method: "DELETE" })).status, 404);
+    assert.equal((await request("/api/packages/pkg/.hidden", { method: "DELETE" })).status, 400);
+  }, { inUse });
 });

@@ -13,3 +13,7 @@ export const PackageInfo = z.object({
   size: z.number().int().nonnegative(),
 });
 export type PackageInfo = z.infer<typeof PackageInfo>;
+
+/** Response of `DELETE /api/packages/{protocol}/{name}`. */
+export const DeletePackageResponse = z.object({ deleted: z.literal(true) });
+export type DeletePackageResponse = z.infer<typeof DeletePackageResponse>;

@@ -6,11 +6,11 @@
  * the serve store and, as an actor record, to the actor store; a later head re-adopts
  * the replicas from there.
  */
-import { isAbsolute, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import type { ExitReason, ModuleContext, SupervisedProcess } from "../host/module.ts";
 import type { Actor } from "../../storage/actors.ts";
 import type { LogStore } from "../../storage/logs.ts";
+import { localWorkingDirPath } from "../../storage/working_dirs.ts";
 import type {
   Deployment,
   DeploymentStatus,
@@ -18,6 +18,7 @@ import type {
   Replica,
   ServeStore,
 } from "../../storage/serve.ts";
+import { DEFAULT_MIN_UPTIME_S, deploymentStatus, readyAt } from "./health.ts";
 import type { DeploymentDetails } from "./schemas.ts";
 
 /** The class of a replica actor. */
@@ -106,7 +107,7 @@ export class DeploymentController {
       port: record.port,
       num_restarts: record.num_restarts,
       start_time: record.start_time,
-      ready,
+      ready: ready && record.state === "ALIVE",
       death_cause: record.death_cause,
     }));
     replicas.sort((a, b) => a.start_time - b.start_time);
@@ -146,7 +147,7 @@ export class DeploymentController {
     this.#deployment = { ...this.#deployment, spec, updated_at: Date.now() };
     this.#specChanged.abort();
     this.#specChanged = new AbortController();
-    await this.#deps.store.putDeployment(this.#deployment);
+    await this.#putDeployment();
     for (const runtime of this.#replicas.values()) {
       if (runtime.record.state !== "DEAD" || runtime.stopping !== undefined) continue;
       runtime.stopping = "a new spec was applied";
@@ -165,7 +166,7 @@ export class DeploymentController {
         updated_at: Date.now(),
       };
       this.#specChanged.abort();
-      await this.#deps.store.putDeployment(this.#deployment);
+      await this.#putDeployment();
       this.#kick();
     }
     await this.#deleted.promise;
@@ -251,6 +252,11 @@ export class DeploymentController {
     await Promise.all(replicas.map((r) => this.#retire(r, "the deployment was deleted")));
     await this.#writes;
     await this.#deps.store.deleteDeployment(this.#deployment.name);
+    this.#deps.ctx.events.emit({
+      type: "deployment",
+      name: this.#deployment.name,
+      deployment: null,
+    });
     this.#gone = true;
     this.#deleted.resolve();
     this.#deps.onDeleted();
@@ -260,32 +266,22 @@ export class DeploymentController {
     const { status, message } = this.#status();
     if (status === this.#deployment.status && message === this.#deployment.message) return;
     this.#deployment = { ...this.#deployment, status, message, updated_at: Date.now() };
+    await this.#putDeployment();
+  }
+
+  /** Records the deployment and announces the change. */
+  async #putDeployment(): Promise<void> {
     await this.#deps.store.putDeployment(this.#deployment);
+    const { name } = this.#deployment;
+    this.#deps.ctx.events.emit({ type: "deployment", name, deployment: this.#deployment });
   }
 
   #status(): { status: DeploymentStatus; message: string } {
-    const { spec } = this.#deployment;
     const live = [...this.#replicas.values()].filter((r) => r.stopping === undefined);
-    const current = live.filter((r) => r.record.version === spec.version);
-    const failing = current.find((r) => r.record.state === "DEAD") ??
-      current.find((r) => r.record.state === "RESTARTING");
-    if (failing) {
-      const { replica_tag, state, num_restarts, death_cause } = failing.record;
-      const what = state === "DEAD"
-        ? "is DEAD and will not be restarted"
-        : `is RESTARTING (restart ${num_restarts})`;
-      return { status: "UNHEALTHY", message: `Replica ${replica_tag} ${what}: ${death_cause}` };
-    }
-    const ready = current.filter((r) => r.ready).length;
-    const olderCount = live.length - current.length;
-    if (ready === spec.num_replicas && current.length === ready && olderCount === 0) {
-      return { status: "HEALTHY", message: "" };
-    }
-    return {
-      status: "UPDATING",
-      message: `${ready} of ${spec.num_replicas} replicas of version ${spec.version} are ready` +
-        (olderCount > 0 ? `; ${olderCount} of another version still run` : ""),
-    };
+    return deploymentStatus(
+      this.#deployment.spec,
+      live.map(({ record, ready }) => ({ ...record, ready: ready && record.state === "ALIVE" })),
+    );
   }
 
   // --- Replicas -----------------------------------------------------------------------
@@ -368,7 +364,11 @@ export class DeploymentController {
     runtime.life = new AbortController();
     const check = this.#deployment.spec.health_check;
     // An adopted replica was serving already: it only has to stay healthy.
-    if (!check || options.adopted) this.#markReady(runtime);
+    if (options.adopted) this.#markReady(runtime);
+    else if (!check) {
+      const minUptimeS = this.#deployment.spec.restart_policy.min_uptime_s ?? DEFAULT_MIN_UPTIME_S;
+      this.#markReadyAt(runtime, readyAt(runtime.record, Date.now(), minUptimeS * 1000));
+    }
     if (check) {
       this.#checkHealth(runtime, AbortSignal.any([runtime.life.signal, this.#closed.signal]))
         .catch((err) => this.#deps.ctx.logger.error("health check failed to run:", err));
@@ -414,6 +414,7 @@ export class DeploymentController {
         death_cause: `${cause}; not restarted: it was restarted ${record.num_restarts} times, ` +
           `the most its max_restarts allows`,
       };
+      runtime.ready = false;
       runtime.readiness.resolve(false);
       this.#persist(runtime);
       this.#kick();
@@ -483,6 +484,13 @@ export class DeploymentController {
     this.#persist(runtime, { forget: true }).then(() => runtime.ended.resolve());
     runtime.readiness.resolve(false);
     this.#kick();
+  }
+
+  /** Marks a replica ready at `at` (epoch ms) unless its run ends first. */
+  #markReadyAt(runtime: ReplicaRuntime, at: number): void {
+    const signal = AbortSignal.any([runtime.life!.signal, this.#closed.signal]);
+    delay(Math.max(0, at - Date.now()), undefined, { signal })
+      .then(() => this.#markReady(runtime), () => {}); // the run ended, or the head stops
   }
 
   #markReady(runtime: ReplicaRuntime): void {
@@ -656,8 +664,7 @@ async function probe(check: HealthCheck, target: ProbeTarget, signal: AbortSigna
 }
 
 function workingDirOf(workingDir: string | undefined): string | undefined {
-  if (workingDir === undefined) return undefined;
-  return isAbsolute(workingDir) ? workingDir : resolve(workingDir);
+  return workingDir === undefined ? undefined : localWorkingDirPath(workingDir);
 }
 
 /** A port nothing listens on right now and not in `taken`, for a new replica's `$PORT`. */

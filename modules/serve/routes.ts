@@ -2,13 +2,14 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { parseInput, readJson } from "../host/app.ts";
+import { describeRoute } from "../host/route_doc.ts";
 import { ActorId } from "../../storage/actors.ts";
 import {
-  type DeleteDeploymentResponse,
-  type DeploymentDetails,
+  DeleteDeploymentResponse,
+  DeploymentDetails,
   DeploymentName,
   DeploymentSpec,
-  type ReplicaLogsResponse,
+  ReplicaLogsResponse,
 } from "./schemas.ts";
 import type { ServeService } from "./service.ts";
 
@@ -16,30 +17,58 @@ const LogsQuery = z.strictObject({
   offset: z.coerce.number().int().optional(),
   limit: z.coerce.number().int().min(0).optional(),
 });
+const NameParams = z.object({ name: DeploymentName });
 
 /** The serve API as a Hono app. */
 export function serveRoutes(serve: ServeService): Hono {
   const app = new Hono();
 
-  app.post("/api/serve/deployments", async (c) => {
+  const applyDoc = describeRoute({
+    summary: "Creates or updates a deployment; answers it",
+    description: "Another `version` rolls the replicas one at a time; " +
+      "another `num_replicas` scales.",
+    body: DeploymentSpec,
+    response: DeploymentDetails,
+  });
+  app.post("/api/serve/deployments", applyDoc, async (c) => {
     const spec = await readJson(c, DeploymentSpec);
     return c.json((await serve.apply(spec)) satisfies DeploymentDetails);
   });
 
-  app.get("/api/serve/deployments", (c) => {
+  const listDoc = describeRoute({
+    summary: "Every deployment, by name",
+    response: z.array(DeploymentDetails),
+  });
+  app.get("/api/serve/deployments", listDoc, (c) => {
     return c.json(serve.list() satisfies DeploymentDetails[]);
   });
 
-  app.get("/api/serve/deployments/:name", (c) => {
+  const getDoc = describeRoute({
+    summary: "One deployment with its replicas",
+    params: NameParams,
+    response: DeploymentDetails,
+  });
+  app.get("/api/serve/deployments/:name", getDoc, (c) => {
     return c.json(serve.get(nameParam(c)) satisfies DeploymentDetails);
   });
 
-  app.delete("/api/serve/deployments/:name", async (c) => {
+  const deleteDoc = describeRoute({
+    summary: "Stops every replica, then removes the deployment and its logs",
+    params: NameParams,
+    response: DeleteDeploymentResponse,
+  });
+  app.delete("/api/serve/deployments/:name", deleteDoc, async (c) => {
     await serve.delete(nameParam(c));
     return c.json({ deleted: true } satisfies DeleteDeploymentResponse);
   });
 
-  app.get("/api/serve/deployments/:name/replicas/:actorId/logs", async (c) => {
+  const logsDoc = describeRoute({
+    summary: "A byte range of a replica's log (by default its last 16 MiB)",
+    params: NameParams.extend({ actorId: ActorId }),
+    query: LogsQuery,
+    response: ReplicaLogsResponse,
+  });
+  app.get("/api/serve/deployments/:name/replicas/:actorId/logs", logsDoc, async (c) => {
     const query = parseInput(LogsQuery, c.req.query(), "query");
     const actorId = parseInput(ActorId, c.req.param("actorId"), "actor id");
     const range = await serve.readLogs(nameParam(c), actorId, query);

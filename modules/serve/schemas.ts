@@ -42,7 +42,7 @@ export const DeploymentDetails = z.object({
   updated_at: z.number(),
   spec: Deployment.shape.spec,
   replicas: z.array(ReplicaDetails),
-});
+}).meta({ id: "DeploymentDetails" }); // a named schema in the OpenAPI document
 export type DeploymentDetails = z.infer<typeof DeploymentDetails>;
 
 /** Response of `DELETE /api/serve/deployments/{name}`. */

@@ -3,7 +3,7 @@
  * re-adopts the deployments and replicas a previous head left.
  */
 import { createHash } from "node:crypto";
-import { isAbsolute, join, resolve } from "node:path";
+import { join } from "node:path";
 import { ValidationError } from "../host/errors.ts";
 import type { ModuleContext } from "../host/module.ts";
 import { ConflictError, NotFoundError } from "../../storage/errors.ts";
@@ -15,6 +15,7 @@ import {
   type Replica,
   type ServeStore,
 } from "../../storage/serve.ts";
+import { checkLocalWorkingDir, isWorkingDirUri } from "../../storage/working_dirs.ts";
 import { DeploymentController } from "./controller.ts";
 import type { DeploymentDetails, ReplicaLogsResponse } from "./schemas.ts";
 
@@ -170,12 +171,12 @@ function sha1(text: string): string {
 async function checkWorkingDir(workingDir: string | undefined): Promise<void> {
   if (workingDir === undefined) return;
   const field = "Invalid request: runtime_env.working_dir";
-  if (/^[a-z]+:\/\//.test(workingDir)) {
+  if (isWorkingDirUri(workingDir)) {
     throw new ValidationError(`${field}: packages are not supported for deployments`);
   }
-  const path = isAbsolute(workingDir) ? workingDir : resolve(workingDir);
-  const info = await Deno.stat(path).catch(() => undefined);
-  if (!info?.isDirectory) {
-    throw new ValidationError(`${field}: "${workingDir}" is not an existing directory`);
+  try {
+    await checkLocalWorkingDir(workingDir);
+  } catch (err) {
+    throw new ValidationError(`${field}: ${(err as Error).message}`);
   }
 }

@@ -54,41 +54,57 @@ export class Assets {
     this.#files ??= this.#load();
     const asset = (await this.#files).get(path);
     if (!asset) throw new NotFoundError(`No file "${path}" in the dashboard`);
-    const headers: Record<string, string> = {
-      ...PAGE_HEADERS,
-      "content-type": asset.type,
-      "cache-control": "no-cache",
-      etag: asset.etag,
-    };
-    if (c.req.header("if-none-match") === asset.etag) {
-      return new Response(null, { status: 304, headers });
-    }
-    return new Response(asset.body, { headers });
+    return answer(c, asset);
+  }
+
+  /**
+   * Answers with a module's view script, read from `file` at each request (a module's
+   * files are its own: the head does not keep them).
+   */
+  static async serveScript(c: Context, file: URL): Promise<Response> {
+    return answer(c, await toAsset(await Deno.readFile(file), TYPES.js));
   }
 
   async #load(): Promise<Map<string, Asset>> {
     const files = new Map<string, Asset>();
-    const add = async (path: string, body: Uint8Array<ArrayBuffer>) => {
-      const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
-      const etag = `"${
-        Array.from(hash.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("")
-      }"`;
-      files.set(path, { body, type: TYPES[path.split(".").pop() ?? ""], etag });
-    };
     const walk = async (dir: URL, prefix: string) => {
       for await (const entry of Deno.readDir(dir)) {
         if (entry.isDirectory) {
           await walk(new URL(`${entry.name}/`, dir), `${prefix}${entry.name}/`);
           continue;
         }
-        if (!entry.isFile || !TYPES[entry.name.split(".").pop() ?? ""]) continue;
-        await add(`${prefix}${entry.name}`, await Deno.readFile(new URL(entry.name, dir)));
+        const type = TYPES[entry.name.split(".").pop() ?? ""];
+        if (!entry.isFile || !type) continue;
+        const body = await Deno.readFile(new URL(entry.name, dir));
+        files.set(`${prefix}${entry.name}`, await toAsset(body, type));
       }
     };
     await walk(this.#dir, "");
     for (const [path, text] of Object.entries(this.#extra)) {
-      await add(path, new TextEncoder().encode(text));
+      const type = TYPES[path.split(".").pop() ?? ""];
+      files.set(path, await toAsset(new TextEncoder().encode(text), type));
     }
     return files;
   }
+}
+
+async function toAsset(body: Uint8Array<ArrayBuffer>, type: string): Promise<Asset> {
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
+  const etag = `"${
+    Array.from(hash.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("")
+  }"`;
+  return { body, type, etag };
+}
+
+function answer(c: Context, asset: Asset): Response {
+  const headers: Record<string, string> = {
+    ...PAGE_HEADERS,
+    "content-type": asset.type,
+    "cache-control": "no-cache",
+    etag: asset.etag,
+  };
+  if (c.req.header("if-none-match") === asset.etag) {
+    return new Response(null, { status: 304, headers });
+  }
+  return new Response(asset.body, { headers });
 }

@@ -1,12 +1,13 @@
 /**
- * `GET /api/events`: the bus's job and actor changes as server-sent events. Each stream
- * keeps only the latest change per job or actor until its reader takes it, so a slow
+ * `GET /api/events`: the bus's job, actor and deployment changes as server-sent events. Each stream
+ * keeps only the latest change per job, actor or deployment until its reader takes it, so a slow
  * reader costs at most one entry per changed object, and never slows the head.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import type { EventBus, HeadEvent } from "../host/events.ts";
 import type { Job } from "../../storage/jobs.ts";
-import type { EventType, JobRow } from "./schemas.ts";
+import type { Deployment } from "../../storage/serve.ts";
+import type { DeploymentEvent, EventType, JobRow } from "./schemas.ts";
 
 /** A comment line sent after this much silence: keeps proxies from closing an idle stream. */
 const KEEPALIVE_MS = 25_000;
@@ -26,6 +27,16 @@ export function toRow(job: Job): JobRow {
     end_time: job.end_time,
     driver_exit_code: job.driver_exit_code,
     metadata: job.metadata,
+  };
+}
+
+/** The `data:` of a `deployment` event for a deployment (null once deleted). */
+export function toDeploymentEvent(name: string, deployment: Deployment | null): DeploymentEvent {
+  return {
+    name,
+    status: deployment?.status ?? null,
+    message: deployment?.message ?? "",
+    updated_at: deployment?.updated_at ?? Date.now(),
   };
 }
 
@@ -53,7 +64,9 @@ export function eventStream(
     if (!options.types.has(event.type)) return;
     const [key, data] = event.type === "job"
       ? [`job:${event.job.id}`, toRow(event.job)]
-      : [`actor:${event.actor.actor_id}`, event.actor];
+      : event.type === "actor"
+      ? [`actor:${event.actor.actor_id}`, event.actor]
+      : [`deployment:${event.name}`, toDeploymentEvent(event.name, event.deployment)];
     pending.delete(key); // re-inserted last: changes go out in the order they were made
     pending.set(key, `event: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`);
     if (pending.size > MAX_PENDING) {

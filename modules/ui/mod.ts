@@ -1,4 +1,7 @@
-/** The ui module: the web dashboard at `/`, its job search, and the live event stream. */
+/**
+ * The ui module: the web dashboard at `/` (with the views other modules contribute), its
+ * job search, and the live event stream.
+ */
 import type { HeadModule } from "../host/module.ts";
 import { Assets } from "./assets.ts";
 import { uiRoutes } from "./routes.ts";
@@ -15,6 +18,7 @@ export function createModule(): HeadModule {
         events: ctx.events,
         assets: new Assets(new URL("./static/", import.meta.url), VENDOR_FILES),
         signal: ctx.signal,
+        moduleViews: ctx.moduleViews,
       });
     },
   };

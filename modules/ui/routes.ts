@@ -1,17 +1,22 @@
 /** Routes of the dashboard: the page and its files, job rows with search, and the event stream. */
 import { type Context, Hono } from "hono";
+import { z } from "zod";
 import { parseInput } from "../host/app.ts";
 import { ValidationError } from "../host/errors.ts";
 import type { EventBus } from "../host/events.ts";
+import type { ContributedView } from "../host/module.ts";
+import { describeRoute } from "../host/route_doc.ts";
+import { NotFoundError } from "../../storage/errors.ts";
 import { decodeCursor, encodeCursor, JobStatus, type JobStore } from "../../storage/jobs.ts";
-import type { Assets } from "./assets.ts";
+import { Assets } from "./assets.ts";
 import { eventStream, toRow } from "./event_stream.ts";
 import {
   EventsQuery,
   EventType,
   FindJobsQuery,
-  type FindJobsResponse,
+  FindJobsResponse,
   type JobRow,
+  ModuleViewsResponse,
 } from "./schemas.ts";
 import { matchesSearch } from "./static/js/match.js";
 
@@ -27,21 +32,76 @@ export interface UiRoutesOptions {
   assets: Assets;
   /** Aborted at shutdown: event streams end. */
   signal: AbortSignal;
+  /** The dashboard views modules contribute. */
+  moduleViews?: () => ContributedView[];
 }
 
 /** The dashboard as a Hono app. */
 export function uiRoutes(options: UiRoutesOptions): Hono {
   const app = new Hono();
 
-  app.get("/", (c) => options.assets.serve(c, "index.html"));
-  app.get("/ui/*", (c) => options.assets.serve(c, c.req.path.slice("/ui/".length)));
+  const pageDoc = describeRoute({
+    summary: "The dashboard",
+    response: { mediaType: "text/html" },
+  });
+  app.get("/", pageDoc, (c) => options.assets.serve(c, "index.html"));
+  const moduleViews = () => options.moduleViews?.() ?? [];
+  const viewFileDoc = describeRoute({
+    summary: "The script of a dashboard view a module contributes",
+    description: "Only the files modules declared in `views`, by module name and view id " +
+      "(`<id>.js`); no other file of a module is served.",
+    params: z.object({ module: z.string(), file: z.string() }),
+    response: { mediaType: "text/javascript" },
+  });
+  app.get("/ui/modules/:module/:file", viewFileDoc, (c) => {
+    const { module, file } = c.req.param();
+    const found = moduleViews().find((v) => v.module === module && `${v.view.id}.js` === file);
+    if (!found) throw new NotFoundError(`No view "${file}" of module "${module}"`);
+    return Assets.serveScript(c, found.view.file);
+  });
+  const fileDoc = describeRoute({
+    summary: "The dashboard's files: scripts, style sheet, icon",
+    response: { mediaType: "application/octet-stream" },
+  });
+  app.get("/ui/*", fileDoc, (c) => options.assets.serve(c, c.req.path.slice("/ui/".length)));
 
-  app.get("/api/ui/jobs", async (c) => {
+  const findDoc = describeRoute({
+    summary: "The dashboard's job rows: a page matching a status filter and a search",
+    query: FindJobsQuery,
+    response: FindJobsResponse,
+  });
+  app.get("/api/ui/jobs", findDoc, async (c) => {
     const query = parseInput(FindJobsQuery, c.req.query(), "query");
     return c.json(await findJobs(options.jobs, query) satisfies FindJobsResponse);
   });
 
-  app.get("/api/events", (c: Context) => {
+  const viewsDoc = describeRoute({
+    summary: "The dashboard views modules contribute: a nav entry and a script each",
+    response: ModuleViewsResponse,
+  });
+  app.get("/api/ui/views", viewsDoc, (c) => {
+    return c.json(
+      moduleViews().map(({ module, view }) => ({
+        module,
+        id: view.id,
+        title: view.title,
+        url: `/ui/modules/${module}/${view.id}.js`,
+      })) satisfies ModuleViewsResponse,
+    );
+  });
+
+  const eventsDoc = describeRoute({
+    summary: "Server-sent events: job, actor and deployment changes, live",
+    description: "`text/event-stream`: `ready` first, then `job` events (data: a job row, " +
+      "as `GET /api/ui/jobs` has them), `actor` events (data: the actor, as " +
+      "`GET /api/actors/{id}` has it) and `deployment` events (data: `name`, `status`, " +
+      "`message`, `updated_at`; `status` null once deleted); `reset` when changes were " +
+      "dropped for a slow reader. `types` picks kinds (comma-separated `job`, `actor`, " +
+      "`deployment`).",
+    query: EventsQuery,
+    response: { mediaType: "text/event-stream" },
+  });
+  app.get("/api/events", eventsDoc, (c: Context) => {
     const query = parseInput(EventsQuery, c.req.query(), "query");
     const types = new Set(
       query.types?.split(",").map((t) => parseInput(EventType, t.trim(), "types")) ??

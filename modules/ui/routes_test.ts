@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { EventBus } from "../host/events.ts";
+import type { ContributedView } from "../host/module.ts";
 import { createApp } from "../host/app.ts";
 import { type Job, KvJobStore } from "../../storage/jobs.ts";
 import { aJob } from "../../storage/jobs_fixture.ts";
@@ -7,7 +8,7 @@ import { Assets } from "./assets.ts";
 import { uiRoutes } from "./routes.ts";
 import type { FindJobsResponse } from "./schemas.ts";
 
-async function setUp(jobs: Partial<Job>[]) {
+async function setUp(jobs: Partial<Job>[], moduleViews: () => ContributedView[] = () => []) {
   const kv = await Deno.openKv(":memory:");
   const store = new KvJobStore(kv);
   for (const [i, changes] of jobs.entries()) {
@@ -25,6 +26,7 @@ async function setUp(jobs: Partial<Job>[]) {
       events,
       assets: new Assets(new URL("./static/", import.meta.url)),
       signal: shutdown.signal,
+      moduleViews,
     }),
   );
   return { kv, app, events, shutdown, [Symbol.dispose]: () => kv.close() };
@@ -114,4 +116,58 @@ Deno.test("the page and its files are served with a strict content security poli
   const missing = await t.app.request("/ui/../mod.ts");
   assert.equal(missing.status, 404);
   await missing.body?.cancel();
+});
+
+Deno.test("GET /api/events streams deployment changes, and their deletion", async () => {
+  using t = await setUp([]);
+  const res = await t.app.request("/api/events?types=deployment");
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  assert.match((await reader.read()).value ?? "", /event: ready\n/);
+  t.events.emit({ type: "deployment", name: "web", deployment: null });
+  const text = (await reader.read()).value ?? "";
+  assert.match(text, /^event: deployment\ndata: /);
+  const data = JSON.parse(text.split("data: ")[1]);
+  assert.equal(data.name, "web");
+  assert.equal(data.status, null, "deleted");
+  t.shutdown.abort();
+  assert.equal((await reader.read()).done, true);
+});
+
+Deno.test("a module's view is listed and served by its id; no other file is", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jobhead-views-" });
+  try {
+    await Deno.writeTextFile(`${dir}/page.js`, "export function mount(el) { el.textContent = 1; }");
+    await Deno.writeTextFile(`${dir}/secret.js`, "TOP-SECRET-CONTENT");
+    const file = new URL(`file://${dir}/page.js`);
+    using t = await setUp(
+      [],
+      () => [{ module: "hello", view: { id: "greeter", title: "Hi", file } }],
+    );
+    const list = await t.app.request("/api/ui/views");
+    assert.deepEqual(await list.json(), [
+      { module: "hello", id: "greeter", title: "Hi", url: "/ui/modules/hello/greeter.js" },
+    ]);
+    const script = await t.app.request("/ui/modules/hello/greeter.js");
+    assert.equal(script.status, 200);
+    assert.equal(script.headers.get("content-type"), "text/javascript; charset=utf-8");
+    assert.match(script.headers.get("content-security-policy") ?? "", /default-src 'self'/);
+    assert.match(await script.text(), /export function mount/);
+    for (
+      const path of [
+        "/ui/modules/hello/secret.js",
+        "/ui/modules/hello/page.js",
+        "/ui/modules/other/greeter.js",
+        "/ui/modules/hello/..%2Fsecret.js",
+        "/ui/modules/hello/%2E%2E%2Fsecret.js",
+        "/ui/modules/hello/greeter.js/../../secret.js",
+      ]
+    ) {
+      const res = await t.app.request(path);
+      const body = await res.text();
+      assert.equal(res.status, 404, `${path}: ${body}`);
+      assert.doesNotMatch(body, /TOP-SECRET/);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { Actor } from "../../storage/actors.ts";
 import { JobErrorType, JobId, JobStatus } from "../../storage/jobs.ts";
+import { DeploymentName, DeploymentStatus } from "../../storage/serve.ts";
 
 /** A job as the dashboard's table shows it: JobDetails' fields that a row needs. */
 export const JobRow = z.object({
@@ -37,12 +38,12 @@ export const FindJobsResponse = z.object({
 export type FindJobsResponse = z.infer<typeof FindJobsResponse>;
 
 /** Kinds of events `GET /api/events` sends: an SSE `event:` name each. */
-export const EventType = z.enum(["job", "actor"]);
+export const EventType = z.enum(["job", "actor", "deployment"]);
 export type EventType = z.infer<typeof EventType>;
 
 /** Query of `GET /api/events`. */
 export const EventsQuery = z.strictObject({
-  /** Comma-separated event types; both when absent. */
+  /** Comma-separated event types; all when absent. */
   types: z.string().optional(),
 });
 
@@ -50,3 +51,26 @@ export const EventsQuery = z.strictObject({
 export const JobEvent = JobRow;
 /** The `data:` of an `actor` event: the actor as `GET /api/actors/{id}` returns it. */
 export const ActorEvent = Actor;
+
+/** The `data:` of a `deployment` event: its status now, `null` once it is deleted. */
+export const DeploymentEvent = z.object({
+  name: DeploymentName,
+  status: DeploymentStatus.nullable(),
+  message: z.string(),
+  updated_at: z.number(),
+});
+export type DeploymentEvent = z.infer<typeof DeploymentEvent>;
+
+/** One entry of `GET /api/ui/views`: a dashboard view a module contributes. */
+export const ModuleViewEntry = z.object({
+  module: z.string(),
+  id: z.string(),
+  title: z.string(),
+  /** Where the head serves its script: `/ui/modules/<module>/<id>.js`. */
+  url: z.string(),
+});
+export type ModuleViewEntry = z.infer<typeof ModuleViewEntry>;
+
+/** Response of `GET /api/ui/views`. */
+export const ModuleViewsResponse = z.array(ModuleViewEntry);
+export type ModuleViewsResponse = z.infer<typeof ModuleViewsResponse>;

@@ -224,3 +224,100 @@ export function onConfirmedClick(button, question, action, errors) {
     }
   });
 }
+
+/** Elements whose duration ticks: `data-since` holds the start, in epoch milliseconds. */
+const TICKING = "[data-since]";
+/** @type {ReturnType<typeof setInterval> | undefined} */
+let ticker;
+
+/**
+ * A duration that moves on by itself while `running`: every element this makes is
+ * updated once a second by one shared timer (the first call starts it). Ended: a fixed
+ * `end - start`, or "—" without an end.
+ * @param {number} start epoch milliseconds
+ * @param {number | null | undefined} end epoch milliseconds
+ * @param {boolean} running
+ */
+export function liveDuration(start, end, running) {
+  if (!running) {
+    return h("span", { class: "duration", text: end ? formatDuration(end - start) : "—" });
+  }
+  ticker ??= setInterval(() => {
+    for (const el of document.querySelectorAll(TICKING)) {
+      const since = Number(/** @type {HTMLElement} */ (el).dataset.since);
+      el.textContent = formatDuration(Date.now() - since);
+    }
+  }, 1000);
+  return h("span", {
+    class: "duration",
+    "data-since": String(start),
+    text: formatDuration(Date.now() - start),
+  });
+}
+
+/** Ray's error types, in words. */
+const ERROR_TYPES = {
+  JOB_ENTRYPOINT_COMMAND_ERROR: "The entrypoint exited with a non-zero code",
+  JOB_ENTRYPOINT_COMMAND_START_ERROR: "The entrypoint could not be started",
+  RUNTIME_ENV_SETUP_FAILURE: "The runtime environment (working_dir, env_vars) could not be set up",
+  JOB_SUPERVISOR_ACTOR_DIED: "The job's supervisor died (killed, or the head lost it)",
+  JOB_SUPERVISOR_ACTOR_START_TIMEOUT: "The job's supervisor did not start in time",
+};
+
+/**
+ * What an error type means, in words (the type itself when unknown).
+ * @param {string} type
+ */
+export function explainErrorType(type) {
+  return /** @type {Record<string, string>} */ (ERROR_TYPES)[type] ?? type;
+}
+
+/**
+ * A button that copies `text` to the clipboard and says so.
+ * @param {string} text
+ * @param {string} label what is copied, for screen readers (e.g. "Copy id of job a1")
+ */
+export function copyButton(text, label) {
+  const button = h("button", { type: "button", class: "copy", title: label, "aria-label": label });
+  /** @param {string} state "", "done" or "failed" */
+  const show = (state) => {
+    button.dataset.state = state;
+    button.setAttribute(
+      "aria-label",
+      state === "done" ? "Copied" : state === "failed" ? "Could not copy" : label,
+    );
+    button.replaceChildren(state === "done" ? "✓" : state === "failed" ? "✕" : copyIcon());
+  };
+  show("");
+  button.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      show("done");
+    } catch {
+      show("failed"); // no clipboard here (an insecure origin): nothing copied
+    }
+  });
+  button.addEventListener("blur", () => show(""));
+  return button;
+}
+
+/** Two overlapping sheets, drawn: no font has to hold the glyph. */
+function copyIcon() {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 16 16");
+  svg.setAttribute("width", "12");
+  svg.setAttribute("height", "12");
+  svg.setAttribute("aria-hidden", "true");
+  for (const [x, y] of [[5, 1], [1, 5]]) {
+    const rect = document.createElementNS(ns, "rect");
+    for (const [key, value] of Object.entries({ x, y, width: 10, height: 10, rx: 1.5 })) {
+      rect.setAttribute(key, String(value));
+    }
+    rect.setAttribute("fill", x === 1 ? "var(--panel)" : "none");
+    rect.setAttribute("stroke", "currentColor");
+    rect.setAttribute("stroke-width", "1.5");
+    svg.append(rect);
+  }
+  return svg;
+}

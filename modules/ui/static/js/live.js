@@ -1,13 +1,13 @@
 /**
- * The page's one connection to `GET /api/events`. Views subscribe to job and actor
- * changes, and to `resync`: after a dropped stream (or a `reset`), changes may have been
+ * The page's one connection to `GET /api/events`. Views subscribe to job, actor and
+ * deployment changes, and to `resync`: after a dropped stream (or a `reset`), changes may have been
  * missed, so each view reads its data again.
  * @module
  */
 
-/** @typedef {"job" | "actor" | "resync"} LiveTopic */
+/** @typedef {"job" | "actor" | "deployment" | "resync"} LiveTopic */
 
-/** Job and actor changes from the head, with reconnection. */
+/** Job, actor and deployment changes from the head, with reconnection. */
 export class Live {
   /** @type {Map<LiveTopic, Set<(data: any) => void>>} */
   #listeners = new Map();
@@ -43,7 +43,7 @@ export class Live {
         this.#onState(false);
         resolve();
       });
-      for (const topic of /** @type {const} */ (["job", "actor"])) {
+      for (const topic of /** @type {const} */ (["job", "actor", "deployment"])) {
         source.addEventListener(topic, (event) => {
           this.#emit(topic, JSON.parse(/** @type {MessageEvent} */ (event).data));
         });

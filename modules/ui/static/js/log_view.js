@@ -300,6 +300,11 @@ export class LogView {
   #wrapToggle = h("input", { type: "checkbox", id: "log-wrap" });
   /** The element to put on the page. */
   el;
+  /** `g` `l` (main.js): the end of the log, not just of what the page holds. */
+  #onLogEnd = (/** @type {Event} */ event) => {
+    event.preventDefault();
+    this.scrollToEnd();
+  };
 
   /**
    * @param {string} id the job
@@ -359,6 +364,7 @@ export class LogView {
       this.#scrollFrame ||= requestAnimationFrame(() => this.#onScroll());
     });
     this.#follow.addEventListener("click", () => this.scrollToEnd());
+    addEventListener("jobhead:log-end", this.#onLogEnd);
     this.#content.addEventListener("click", (event) => {
       const link = /** @type {HTMLElement} */ (event.target).closest("a.ln");
       if (!link) return;
@@ -449,6 +455,7 @@ export class LogView {
 
   /** Stops drawing and closes the tail (the view is leaving the page). */
   dispose() {
+    removeEventListener("jobhead:log-end", this.#onLogEnd);
     cancelAnimationFrame(this.#frame);
     cancelAnimationFrame(this.#scrollFrame);
     this.#tail?.close();

@@ -1,13 +1,16 @@
 /**
  * The dashboard's entry point: signs in when the head wants a token, opens the event
- * stream, and shows the view the address (`#/…`) names.
+ * stream, adds the modules' views to the nav, shows the view the address (`#/…`) names,
+ * and answers the keyboard.
  * @module
  */
 import { api, setUnauthorizedHandler } from "./api.js";
 import { alertBox, h } from "./dom.js";
+import { onShortcut } from "./keys.js";
 import { Live } from "./live.js";
+import { listModuleViews, moduleView } from "./module_view.js";
 import { actorsView } from "./views/actors.js";
-import { deploymentsView } from "./views/deployments.js";
+import { deploymentsView, replicaLogView } from "./views/deployments.js";
 import { jobView } from "./views/job.js";
 import { jobsView } from "./views/jobs.js";
 import { snapshotView } from "./views/snapshot.js";
@@ -27,6 +30,7 @@ import { submitView } from "./views/submit.js";
  */
 
 const main = /** @type {HTMLElement} */ (document.getElementById("view"));
+const nav = /** @type {HTMLElement} */ (document.querySelector("nav"));
 const liveState = /** @type {HTMLElement} */ (document.getElementById("live"));
 const logout = /** @type {HTMLButtonElement} */ (document.getElementById("logout"));
 
@@ -37,6 +41,8 @@ const live = new Live((connected) => {
 
 /** @type {View | undefined} */
 let current;
+/** @type {import("./module_view.js").ModuleViewEntry[]} */
+let moduleViews = [];
 
 /** Shows the view the address names. */
 function route() {
@@ -45,18 +51,37 @@ function route() {
   const params = new URLSearchParams(query ?? "");
   const ctx = { live };
   const job = /^\/jobs\/([^/]+)$/.exec(path);
+  const replicaLog = /^\/deployments\/([^/]+)\/replicas\/([^/]+)\/logs$/.exec(path);
+  const contributed = /^\/m\/([^/]+)\/([^/]+)$/.exec(path);
   /** @type {[string, () => View][]} */
   const views = [
-    ["/submit", () => submitView(ctx)],
+    ["/submit", () => submitView(ctx, params)],
     ["/actors", () => actorsView(ctx)],
     ["/deployments", () => deploymentsView(ctx)],
     ["/snapshot", () => snapshotView(ctx)],
   ];
-  const make = job
-    ? () => jobView(ctx, decodeURIComponent(job[1]), params)
-    : views.find(([p]) => p === path)?.[1] ?? (() => jobsView(ctx, params));
-  current = make();
-  const section = job ? "/jobs" : views.some(([p]) => p === path) ? path : "/jobs";
+  /** @type {[string, () => View]} */
+  const [section, make] = job
+    ? ["/jobs", () => jobView(ctx, decodeURIComponent(job[1]), params)]
+    : replicaLog
+    ? ["/deployments", () =>
+      replicaLogView(ctx, decodeURIComponent(replicaLog[1]), decodeURIComponent(replicaLog[2]))]
+    : contributed
+    ? [path, () => {
+      const [module, id] = [contributed[1], contributed[2]].map(decodeURIComponent);
+      const entry = moduleViews.find((v) =>
+        v.module === module && v.id === id
+      );
+      return moduleView(ctx, entry, `${module}/${id}`);
+    }]
+    : views.find(([p]) => p === path) ?? ["/jobs", () => jobsView(ctx, params)];
+  try {
+    current = make();
+  } catch (err) {
+    const box = alertBox();
+    box.show(err);
+    current = { el: box.el, title: "Error", dispose() {} };
+  }
   for (const link of document.querySelectorAll("nav a")) {
     const here = link.getAttribute("href") === `#${section}`;
     if (here) link.setAttribute("aria-current", "page");
@@ -121,6 +146,17 @@ async function start() {
     return;
   }
   await live.open();
+  moduleViews = await listModuleViews();
+  for (const link of nav.querySelectorAll("a[data-module]")) link.remove();
+  nav.append(
+    ...moduleViews.map((v) =>
+      h("a", {
+        href: `#/m/${encodeURIComponent(v.module)}/${encodeURIComponent(v.id)}`,
+        "data-module": v.module,
+        text: v.title,
+      })
+    ),
+  );
   route();
 }
 
@@ -140,6 +176,7 @@ logout.addEventListener("click", async () => {
 addEventListener("hashchange", () => {
   if (current) route();
 });
+addEventListener("keydown", (event) => onShortcut(event, main));
 start().catch((err) => {
   const box = alertBox();
   box.show(err);

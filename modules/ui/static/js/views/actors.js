@@ -23,7 +23,7 @@ export function actorsView(ctx) {
     h("option", { value: "", text: "All states" }),
     h("option", { value: "DEAD", text: "Dead" }),
   );
-  const tbody = h("tbody");
+  const tbody = h("tbody", { "data-keyboard-list": "" });
   const empty = h("p", { class: "empty", hidden: true, text: "No actors match." });
   /** @type {Map<string, HTMLTableRowElement>} */
   const rowEls = new Map();
@@ -91,6 +91,8 @@ export function actorsView(ctx) {
         href: `#/jobs/${encodeURIComponent(actor.owner.id)}`,
         text: `job ${actor.owner.id}`,
       })
+      : actor.owner.kind === "deployment"
+      ? h("a", { href: "#/deployments", text: `deployment ${actor.owner.id}` })
       : `${actor.owner.kind} ${actor.owner.id}`;
     const alive = actor.state !== "DEAD";
     const tr = h(

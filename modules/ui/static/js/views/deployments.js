@@ -1,9 +1,9 @@
 /**
- * Serve deployments: status, version, replicas, and scaling.
+ * Serve deployments: status, version, replicas and their logs; create, scale, delete.
  * @module
  */
-import { api, ApiError } from "../api.js";
-import { alertBox, badge, coalesce, formatTime, h } from "../dom.js";
+import { api, ApiError, seg } from "../api.js";
+import { alertBox, badge, coalesce, formatBytes, formatTime, h, onConfirmedClick } from "../dom.js";
 
 /** @typedef {import("../main.js").ViewContext} ViewContext */
 
@@ -14,10 +14,11 @@ export function deploymentsView(ctx) {
   const empty = h(
     "p",
     { class: "empty", hidden: true },
-    "No deployments. Create one with ",
+    "No deployments. Create one here, or with ",
     h("code", { text: "POST /api/serve/deployments" }),
     ".",
   );
+  const create = createForm(() => load());
   const el = h(
     "section",
     { class: "view deployments-view" },
@@ -25,8 +26,10 @@ export function deploymentsView(ctx) {
       "div",
       { class: "toolbar" },
       h("h1", { text: "Deployments" }),
+      h("button", { id: "new-deployment", text: "New deployment", onclick: create.toggle }),
       h("button", { text: "Refresh", onclick: () => load() }),
     ),
+    create.el,
     errors.el,
     list,
     empty,
@@ -55,6 +58,21 @@ export function deploymentsView(ctx) {
   /** @param {any} d */
   function renderDeployment(d) {
     const alive = d.replicas.filter((/** @type {any} */ r) => r.state === "ALIVE").length;
+    const deleteErrors = alertBox();
+    const deleteButton = h("button", {
+      class: "danger delete-deployment",
+      text: "Delete",
+      disabled: d.status === "DELETING",
+    });
+    onConfirmedClick(deleteButton, {
+      title: `Delete deployment ${d.name}?`,
+      body: "Every replica is stopped, then the deployment and its replicas' logs are removed.",
+      confirm: "Delete deployment",
+      danger: true,
+    }, async () => {
+      await api(`/api/serve/deployments/${seg(d.name)}`, { method: "DELETE" });
+      await load();
+    }, deleteErrors);
     const replicas = h("input", {
       type: "number",
       min: "0",
@@ -91,7 +109,15 @@ export function deploymentsView(ctx) {
     return h(
       "article",
       { class: "card deployment", "data-name": d.name },
-      h("div", { class: "toolbar" }, h("h2", {}, h("code", { text: d.name })), badge(d.status)),
+      h(
+        "div",
+        { class: "toolbar" },
+        h("h2", {}, h("code", { text: d.name })),
+        badge(d.status),
+        h("span", { class: "spacer" }),
+        deleteButton,
+      ),
+      deleteErrors.el,
       h(
         "dl",
         { class: "details compact" },
@@ -118,7 +144,7 @@ export function deploymentsView(ctx) {
             h(
               "tr",
               {},
-              ["Replica", "State", "Version", "Pid", "Port", "Ready", "Restarts"].map((t) =>
+              ["Replica", "State", "Version", "Pid", "Port", "Ready", "Restarts", "Log"].map((t) =>
                 h("th", { text: t })
               ),
             ),
@@ -135,8 +161,22 @@ export function deploymentsView(ctx) {
                 h("td", {}, h("code", { text: r.version })),
                 h("td", { class: "num", text: r.pid ?? "—" }),
                 h("td", { class: "num", text: r.port }),
-                h("td", { text: r.ready ? "✓ yes" : "✕ no" }),
+                // Ready only while it runs: a replica that ended is not, whatever it last was.
+                h("td", {
+                  class: "ready",
+                  text: r.state === "ALIVE" && r.ready ? "✓ yes" : "✕ no",
+                }),
                 h("td", { class: "num", text: r.num_restarts }),
+                h(
+                  "td",
+                  {},
+                  h("a", {
+                    class: "replica-log",
+                    href: `#/deployments/${seg(d.name)}/replicas/${seg(r.actor_id)}/logs`,
+                    "aria-label": `Log of replica ${r.replica_tag}`,
+                    text: "Log",
+                  }),
+                ),
               )
             ),
           ),
@@ -149,6 +189,7 @@ export function deploymentsView(ctx) {
     ctx.live.on("actor", (actor) => {
       if (actor.owner?.kind === "deployment") load();
     }),
+    ctx.live.on("deployment", load),
     ctx.live.on("resync", load),
   ];
   load();
@@ -159,4 +200,125 @@ export function deploymentsView(ctx) {
       for (const off of unsubscribe) off();
     },
   };
+}
+
+/**
+ * The form that creates a deployment (name, entrypoint, replicas, version), hidden until
+ * `toggle` shows it.
+ * @param {() => Promise<void>} onCreated
+ */
+function createForm(onCreated) {
+  const errors = alertBox();
+  /**
+   * @param {string} id
+   * @param {string} label
+   * @param {HTMLElement} input
+   * @param {string} [hint]
+   */
+  const field = (id, label, input, hint) => {
+    input.id = id;
+    return h(
+      "div",
+      { class: "field" },
+      h("label", { for: id, text: label }),
+      input,
+      hint ? h("small", { class: "muted", text: hint }) : null,
+    );
+  };
+  const name = h("input", { required: true, autocomplete: "off", spellcheck: "false" });
+  const entrypoint = h("textarea", { rows: "2", required: true, spellcheck: "false" });
+  const replicas = h("input", { type: "number", min: "0", max: "100", value: "1" });
+  const version = h("input", { autocomplete: "off", spellcheck: "false" });
+  const el = h(
+    "form",
+    { class: "card create-deployment", hidden: true, novalidate: true },
+    h("h2", { text: "New deployment" }),
+    field(
+      "deployment-name",
+      "Name",
+      name,
+      "A-Z a-z 0-9 _ - (a deployment of this name is updated)",
+    ),
+    field("deployment-entrypoint", "Entrypoint", entrypoint, "Run with /bin/sh -c; serve on $PORT"),
+    field("deployment-replicas", "Replicas", replicas),
+    field("deployment-version", "Version", version, "Optional: derived from the entrypoint"),
+    errors.el,
+    h(
+      "div",
+      { class: "actions" },
+      h("button", { type: "button", text: "Cancel", onclick: () => toggle() }),
+      h("button", { type: "submit", class: "primary", text: "Create" }),
+    ),
+  );
+  el.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    errors.clear();
+    /** @type {Record<string, unknown>} */
+    const spec = {
+      name: name.value.trim(),
+      entrypoint: entrypoint.value,
+      num_replicas: Number(replicas.value),
+    };
+    if (version.value.trim()) spec.version = version.value.trim();
+    try {
+      await api("/api/serve/deployments", { method: "POST", body: spec });
+      el.reset();
+      el.hidden = true;
+      await onCreated();
+    } catch (err) {
+      errors.show(err);
+    }
+  });
+  function toggle() {
+    el.hidden = !el.hidden;
+    if (!el.hidden) name.focus();
+  }
+  return { el, toggle };
+}
+
+/** Bytes of a replica's log the page shows: its end. */
+const REPLICA_LOG_BYTES = 256 * 1024;
+
+/**
+ * The end of one replica's log (`#/deployments/<name>/replicas/<actor_id>/logs`).
+ * @param {ViewContext} _ctx
+ * @param {string} name
+ * @param {string} actorId
+ */
+export function replicaLogView(_ctx, name, actorId) {
+  const errors = alertBox();
+  const size = h("span", { class: "muted", role: "status" });
+  const pre = h("pre", { class: "code replica-log-text", tabindex: "0" });
+  async function load() {
+    try {
+      const range = await api(
+        `/api/serve/deployments/${seg(name)}/replicas/${seg(actorId)}/logs`,
+        { query: { offset: String(-REPLICA_LOG_BYTES) } },
+      );
+      errors.clear();
+      pre.textContent = range.logs || "(empty)";
+      size.textContent = range.offset > 0
+        ? `the last ${formatBytes(range.size - range.offset)} of ${formatBytes(range.size)}`
+        : formatBytes(range.size);
+      pre.scrollTop = pre.scrollHeight;
+    } catch (err) {
+      errors.show(err);
+    }
+  }
+  const el = h(
+    "section",
+    { class: "view replica-log-view" },
+    h("p", {}, h("a", { href: "#/deployments", text: "← All deployments" })),
+    h(
+      "div",
+      { class: "toolbar" },
+      h("h1", {}, "Log of ", h("code", { text: actorId })),
+      size,
+      h("button", { text: "Refresh", onclick: load }),
+    ),
+    errors.el,
+    pre,
+  );
+  load();
+  return { el, title: `Log of ${actorId}`, dispose() {} };
 }

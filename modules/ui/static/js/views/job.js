@@ -9,10 +9,10 @@ import {
   alertBox,
   badge,
   coalesce,
-  formatDuration,
   formatTime,
   h,
   isTerminal,
+  liveDuration,
   onConfirmedClick,
 } from "../dom.js";
 import { LogView } from "../log_view.js";
@@ -75,6 +75,12 @@ export function jobView(ctx, id, params) {
       title,
       statusSlot,
       h("span", { class: "spacer" }),
+      h("a", {
+        class: "button",
+        id: "rerun-job",
+        href: `#/submit?from=${seg(id)}`,
+        text: "↻ Re-run",
+      }),
       stopButton,
       deleteButton,
     ),
@@ -106,12 +112,11 @@ export function jobView(ctx, id, params) {
     el.dataset.status = job.status;
     stopButton.hidden = isTerminal(job.status);
     deleteButton.hidden = !isTerminal(job.status);
-    const end = job.end_time ?? (isTerminal(job.status) ? null : Date.now());
-    /** @type {[string, string][]} */
+    /** @type {[string, string | Node][]} */
     const facts = [
       ["Submitted", formatTime(job.start_time)],
       ["Ended", formatTime(job.end_time)],
-      ["Duration", end === null ? "—" : formatDuration(end - job.start_time)],
+      ["Duration", liveDuration(job.start_time, job.end_time, !isTerminal(job.status))],
       ["Exit code", job.driver_exit_code === null ? "—" : String(job.driver_exit_code)],
       ["Supervisor pid", job.driver_info?.pid ?? "—"],
     ];
@@ -121,9 +126,7 @@ export function jobView(ctx, id, params) {
     why.replaceChildren(h("strong", { text: explained ?? job.error_type ?? "" }));
     if (explained) why.append(h("span", { class: "muted", text: ` (${job.error_type})` }));
     factList.replaceChildren(
-      ...facts.map(([term, value]) =>
-        h("div", {}, h("dt", { text: term }), h("dd", { text: value }))
-      ),
+      ...facts.map(([term, value]) => h("div", {}, h("dt", { text: term }), h("dd", {}, value))),
     );
     /** @type {[string, string | Node][]} */
     const items = [

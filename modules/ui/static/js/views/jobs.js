@@ -5,8 +5,27 @@
  * @module
  */
 import { api } from "../api.js";
-import { alertBox, badge, formatDuration, formatTime, h, isTerminal, newerJob } from "../dom.js";
+import {
+  alertBox,
+  badge,
+  copyButton,
+  explainErrorType,
+  formatTime,
+  h,
+  isTerminal,
+  liveDuration,
+  newerJob,
+} from "../dom.js";
 import { matchesSearch } from "../match.js";
+
+/** Short names of error types for the table; the row's title explains them in words. */
+const SHORT_ERRORS = {
+  JOB_ENTRYPOINT_COMMAND_ERROR: "exit code",
+  JOB_ENTRYPOINT_COMMAND_START_ERROR: "did not start",
+  RUNTIME_ENV_SETUP_FAILURE: "runtime env",
+  JOB_SUPERVISOR_ACTOR_DIED: "supervisor died",
+  JOB_SUPERVISOR_ACTOR_START_TIMEOUT: "start timeout",
+};
 
 /** Rows asked for at a time. */
 const PAGE_SIZE = 100;
@@ -73,7 +92,7 @@ export function jobsView(ctx, params) {
     searchTimer = setTimeout(changeQuery, 250);
   });
   const count = h("span", { class: "muted", role: "status" });
-  const tbody = h("tbody");
+  const tbody = h("tbody", { "data-keyboard-list": "" });
   const empty = h("p", { class: "empty", hidden: true, text: "No jobs match." });
   const more = h("button", {
     class: "more",
@@ -106,12 +125,15 @@ export function jobsView(ctx, params) {
           h(
             "tr",
             {},
+            // TODO(#14): resources and node columns, once the scheduler and the cluster land.
             h("th", { text: "ID" }),
             h("th", { text: "Status" }),
+            h("th", { text: "Error" }),
             h("th", { text: "Entrypoint" }),
             h("th", { class: "wide", text: "Started" }),
             h("th", { text: "Duration" }),
             h("th", { class: "num", text: "Exit" }),
+            h("th", {}, h("span", { class: "visually-hidden", text: "Actions" })),
           ),
         ),
         tbody,
@@ -202,6 +224,7 @@ export function jobsView(ctx, params) {
   function fillRow(tr, job) {
     tr.dataset.status = job.status;
     const exit = job.driver_exit_code;
+    const error = job.error_type;
     tr.replaceChildren(
       h(
         "td",
@@ -210,16 +233,39 @@ export function jobsView(ctx, params) {
           href: `#/jobs/${encodeURIComponent(job.submission_id)}`,
           text: job.submission_id,
         }),
+        copyButton(job.submission_id, `Copy the id of job ${job.submission_id}`),
       ),
-      h("td", {}, badge(job.status)),
+      h("td", { class: "status" }, badge(job.status)),
+      h(
+        "td",
+        { class: "error-type" },
+        error
+          ? h("span", {
+            title: `${error}: ${explainErrorType(error)}`,
+            "data-error-type": error,
+            text: /** @type {Record<string, string>} */ (SHORT_ERRORS)[error] ?? error,
+          })
+          : null,
+      ),
       h("td", { class: "entrypoint" }, h("code", { title: job.entrypoint, text: job.entrypoint })),
       h("td", { class: "wide", text: formatTime(job.start_time) }),
-      h("td", {
-        class: "duration",
-        "data-since": isTerminal(job.status) ? undefined : String(job.start_time),
-        text: formatDuration((job.end_time ?? Date.now()) - job.start_time),
-      }),
+      h(
+        "td",
+        { class: "duration" },
+        liveDuration(job.start_time, job.end_time, !isTerminal(job.status)),
+      ),
       h("td", { class: "num", text: exit === null ? "—" : String(exit) }),
+      h(
+        "td",
+        { class: "row-actions" },
+        h("a", {
+          class: "button rerun",
+          href: `#/submit?from=${encodeURIComponent(job.submission_id)}`,
+          title: `Submit a copy of job ${job.submission_id}`,
+          "aria-label": `Re-run job ${job.submission_id}`,
+          text: "↻ Re-run",
+        }),
+      ),
     );
   }
 
@@ -269,22 +315,12 @@ export function jobsView(ctx, params) {
     updateFooter();
   }
 
-  // Durations of unfinished jobs move on; only their cells are redrawn.
-  const ticker = setInterval(() => {
-    for (const cell of el.querySelectorAll("td[data-since]")) {
-      cell.textContent = formatDuration(
-        Date.now() - Number(/** @type {HTMLElement} */ (cell).dataset.since),
-      );
-    }
-  }, 1000);
-
   const unsubscribe = [ctx.live.on("job", onJob), ctx.live.on("resync", reload)];
   reload();
   return {
     el,
     title: "Jobs",
     dispose() {
-      clearInterval(ticker);
       clearTimeout(searchTimer);
       cancelAnimationFrame(frame);
       for (const off of unsubscribe) off();

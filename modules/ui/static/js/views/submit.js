@@ -1,9 +1,10 @@
 /**
  * The submit form: entrypoint, submission id, working directory, environment variables
- * and metadata. The head's error message shows when it refuses a submission.
+ * and metadata, empty or filled in from a job to re-run (`#/submit?from=<id>`). The head's
+ * error message shows when it refuses a submission.
  * @module
  */
-import { api } from "../api.js";
+import { api, seg } from "../api.js";
 import { alertBox, h } from "../dom.js";
 
 /** @typedef {import("../main.js").ViewContext} ViewContext */
@@ -27,9 +28,35 @@ export function parsePairs(text, what) {
   return Object.keys(pairs).length ? pairs : undefined;
 }
 
-/** @param {ViewContext} _ctx */
-export function submitView(_ctx) {
+/**
+ * `KEY=value` lines of a record, the reverse of parsePairs.
+ * @param {Record<string, string> | null | undefined} pairs
+ */
+export function formatPairs(pairs) {
+  return Object.entries(pairs ?? {}).map(([key, value]) => `${key}=${value}`).join("\n");
+}
+
+/** Fields of a job that a copy keeps although the form does not show them. */
+const KEPT_FIELDS = [
+  "entrypoint_num_cpus",
+  "entrypoint_num_gpus",
+  "entrypoint_memory",
+  "entrypoint_resources",
+];
+
+/**
+ * @param {ViewContext} _ctx
+ * @param {URLSearchParams} [params] `from`: the id of a job to copy
+ */
+export function submitView(_ctx, params = new URLSearchParams()) {
+  const from = params.get("from");
   const errors = alertBox();
+  /**
+   * Fields of the copied job the form does not show, sent as they were.
+   * @type {Record<string, unknown>}
+   */
+  let kept = {};
+  const copied = h("p", { class: "notice", role: "status", hidden: true });
   /**
    * @param {string} id
    * @param {string} label
@@ -87,7 +114,7 @@ export function submitView(_ctx) {
     event.preventDefault();
     errors.clear();
     /** @type {Record<string, unknown>} */
-    const request = { entrypoint: entrypoint.value };
+    const request = { ...kept, entrypoint: entrypoint.value };
     try {
       if (submissionId.value.trim()) request.submission_id = submissionId.value.trim();
       /** @type {Record<string, unknown>} */
@@ -113,7 +140,38 @@ export function submitView(_ctx) {
     }
   });
 
-  const el = h("section", { class: "view submit" }, h("h1", { text: "Submit a job" }), form);
-  queueMicrotask(() => entrypoint.focus());
-  return { el, title: "Submit a job", dispose() {} };
+  /** Fills the form in from job `id`: everything but its submission id. */
+  async function copyFrom(/** @type {string} */ id) {
+    try {
+      const job = await api(`/api/jobs/${seg(id)}`);
+      entrypoint.value = job.entrypoint;
+      envVars.value = formatPairs(job.runtime_env?.env_vars);
+      workingDir.value = job.runtime_env?.working_dir ?? "";
+      // Jobs recorded by earlier heads carry these two for themselves: the copy gets its own.
+      const { job_submission_id: _id, ...meta } = job.metadata ?? {};
+      if (meta.job_name === id) delete meta.job_name;
+      metadata.value = formatPairs(meta);
+      kept = Object.fromEntries(
+        KEPT_FIELDS.filter((key) => job[key] !== null && job[key] !== undefined)
+          .map((key) => [key, job[key]]),
+      );
+      copied.textContent = `A copy of job ${id}: change what you like, then submit it.` +
+        (Object.keys(kept).length ? ` Also kept: ${Object.keys(kept).join(", ")}.` : "");
+      copied.hidden = false;
+      entrypoint.focus();
+    } catch (err) {
+      errors.show(err);
+    }
+  }
+
+  const el = h(
+    "section",
+    { class: "view submit" },
+    h("h1", { text: from ? "Re-run a job" : "Submit a job" }),
+    copied,
+    form,
+  );
+  if (from) copyFrom(from);
+  else queueMicrotask(() => entrypoint.focus());
+  return { el, title: from ? `Re-run ${from}` : "Submit a job", dispose() {} };
 }

@@ -1,0 +1,56 @@
+/** End to end: a stop racing a job's own exit gets an answer that matches the outcome. */
+import assert from "node:assert/strict";
+import { setTimeout as delay } from "node:timers/promises";
+import { startHead, TERMINAL, waitForStatus } from "./harness.ts";
+import { stopJob, submitJob } from "./helpers.ts";
+
+const RACES = 1_000;
+const CLIENTS = 20;
+
+Deno.test({
+  name: "1,000 stops racing their jobs' exits: true always ends STOPPED, false only once ended",
+  sanitizeOps: true,
+  sanitizeResources: true,
+  fn: async () => {
+    await using head = await startHead();
+    const counts = { stoppedTrue: 0, stoppedFalse: 0, stoppedWhilePending: 0 };
+    const violations: string[] = [];
+    let next = 0;
+    const client = async () => {
+      while (next < RACES) {
+        const i = next++;
+        // Jobs that end within milliseconds, and stops spread over their short lives.
+        const id = await submitJob(head, {
+          entrypoint: i % 2 === 0 ? "true" : `sleep 0.0${i % 10}`,
+        });
+        await delay(i % 7);
+        const stopped = await stopJob(head, id);
+        if (!stopped) {
+          counts.stoppedFalse++;
+          const now = await head.json(`/api/jobs/${id}`);
+          if (!TERMINAL.includes(now.body.status) || now.body.status === "STOPPED") {
+            violations.push(`"${id}": stop answered false, then the job was ${now.body.status}`);
+          }
+          continue;
+        }
+        counts.stoppedTrue++;
+        const job = await waitForStatus(head, id, TERMINAL, { timeoutMs: 30_000 });
+        if (job.driver_info === null) counts.stoppedWhilePending++;
+        if (job.status !== "STOPPED") {
+          violations.push(`"${id}": stop answered true, the job ended ${job.status}`);
+        }
+      }
+    };
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: CLIENTS }, client));
+    const seconds = ((performance.now() - t0) / 1000).toFixed(1);
+    console.log(
+      `${RACES} races, ${CLIENTS} clients, ${seconds} s: ${counts.stoppedTrue} true ` +
+        `(${counts.stoppedWhilePending} while PENDING), ${counts.stoppedFalse} false, ` +
+        `${violations.length} violations`,
+    );
+    assert.deepEqual(violations, []);
+    // Both answers occurred: the stops did race the exits.
+    assert.ok(counts.stoppedFalse > 0 && counts.stoppedTrue > 0, JSON.stringify(counts));
+  },
+});
