@@ -276,6 +276,8 @@ export class LogView {
   #following = true;
   #busy = false;
   #query = "";
+  /** Whether a search is under way (a press meanwhile is ignored). */
+  #searching = false;
   /** @type {{ line: number, offset: number } | undefined} the search hit shown */
   #hit;
   /** @type {number | undefined} the linked line */
@@ -469,7 +471,22 @@ export class LogView {
    * @param {"forward" | "backward"} direction
    */
   async search(query, direction) {
-    if (!query) return;
+    if (!query || this.#searching) return;
+    this.#searching = true;
+    try {
+      await this.#search(query, direction);
+    } catch (err) {
+      this.#searchState.textContent = `Search failed: ${/** @type {Error} */ (err).message}`;
+    } finally {
+      this.#searching = false;
+    }
+  }
+
+  /**
+   * @param {string} query
+   * @param {"forward" | "backward"} direction
+   */
+  async #search(query, direction) {
     if (query.toLowerCase() !== this.#query) {
       this.#query = query.toLowerCase();
       this.#hit = undefined;
