@@ -47,7 +47,7 @@ const MAX_RECONNECT_MS = 10_000;
  * changes nothing.
  * @param {string} text
  */
-export function terminalLine(text) {
+function terminalLine(text) {
   if (!text.includes("\r")) return text;
   const parts = text.split("\r");
   while (parts.length > 1 && parts[parts.length - 1] === "") parts.pop();
@@ -381,11 +381,6 @@ export class LogView {
     });
   }
 
-  /** Whether the view sticks to the end of the log. */
-  get following() {
-    return this.#following;
-  }
-
   /**
    * Opens the log: at line `line` (from 1) when given, else at its end; a running job
    * then follows live. Resolves when the lines are on the page.
@@ -448,11 +443,6 @@ export class LogView {
       this.#draw(Math.max(0, this.#lines.length - INITIAL_LINES), this.#lines.length);
     }
     this.#box.scrollTop = this.#box.scrollHeight;
-  }
-
-  /** The job has ended: its output is complete (the tail closes by itself). */
-  markComplete() {
-    this.#complete = true;
   }
 
   /** Stops drawing and closes the tail (the view is leaving the page). */
