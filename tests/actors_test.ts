@@ -4,6 +4,8 @@ import { startHead, waitForStatus } from "./harness.ts";
 import { Fifos } from "./fifos.ts";
 import { assertNoJobProcesses, q, submitJob } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
+import { join } from "node:path";
+import { KvJobStore } from "../storage/jobs.ts";
 
 Deno.test("killing a job's supervisor actor fails the job and takes its process group", async () => {
   await using fifos = await Fifos.create();
@@ -74,4 +76,25 @@ Deno.test("killing a job's supervisor actor fails the job and takes its process 
   const unknown = await head.json("/api/actors/kill?actor_id=no-such-actor");
   assert.equal(unknown.status, 404);
   assert.deepEqual([unknown.body.result, unknown.body.error.code], [false, "NOT_FOUND"]);
+});
+
+Deno.test("a head deletes the supervisor records a previous head left for deleted jobs", async () => {
+  await using first = await startHead();
+  const kept = await submitJob(first, { entrypoint: "true", submission_id: "kept" });
+  const gone = await submitJob(first, { entrypoint: "true", submission_id: "gone" });
+  for (const id of [kept, gone]) await waitForStatus(first, id, ["SUCCEEDED"]);
+  await waitFor("both supervisors to be recorded DEAD", async () => {
+    const { body } = await first.json("/api/actors?state=DEAD");
+    return body.length === 2;
+  });
+  await first.kill("SIGTERM");
+  // As a head before job-deleted events did: the job goes, its supervisor's record stays.
+  {
+    using kv = await Deno.openKv(join(first.dataDir, "jobhead.kv"));
+    await new KvJobStore(kv).delete(gone);
+  }
+
+  await using second = await startHead({ dataDir: first.dataDir, runId: first.runId });
+  const { body } = await second.json("/api/actors?class_name=JobSupervisor");
+  assert.deepEqual(body.map((x: { actor_id: string }) => x.actor_id), [`jobsup_${kept}`]);
 });

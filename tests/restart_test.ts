@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { isAlive, processInfo, startHead, waitForStatus } from "./harness.ts";
 import { Fifos } from "./fifos.ts";
+import { canUseCgroups, cgroupOfHead } from "./cgroups.ts";
 import {
   assertGroupGone,
   assertNoJobProcesses,
@@ -10,6 +11,9 @@ import {
   stopJob,
   submitJob,
 } from "./helpers.ts";
+
+/** Whether stops must go through cgroups on this machine. */
+const cgroupsUsable = await canUseCgroups();
 
 Deno.test("after a head SIGKILL the next head re-adopts running jobs and records what ended meanwhile", async () => {
   await using fifos = await Fifos.create();
@@ -176,3 +180,35 @@ async function supervisorOf(shellPid: number): Promise<{ supervisor: number; pgi
   assert.ok(leader && leader.state !== "Z", `the session leader ${info.sid} is gone`);
   return { supervisor: info.sid, pgid: info.pgid };
 }
+
+Deno.test({
+  name: "a re-adopted job keeps its cgroup: a stop by the next head reaches a cleared escapee",
+  ignore: !cgroupsUsable,
+}, async () => {
+  await using fifos = await Fifos.create();
+  await using first = await startHead();
+  const parent = cgroupOfHead(first.output().stderr);
+  assert.ok(parent, `no cgroup line: ${first.output().stderr}`);
+  const alive = await fifos.reader("alive");
+  const cleared = await fifos.reader("cleared");
+  const id = await submitJob(first, {
+    entrypoint: `exec 3>${q(alive.path)}; ` +
+      `env -i setsid sh -c 'echo $$ >${cleared.path}; exec sleep 1000' & exec sleep 1000`,
+  });
+  const escapee = Number(await cleared.text());
+  try {
+    await waitForStatus(first, id, ["RUNNING"]);
+    await first.kill("SIGKILL");
+
+    await using second = await startHead({ dataDir: first.dataDir, runId: first.runId });
+    assert.equal(cgroupOfHead(second.output().stderr), parent, "the same parent cgroup");
+    await waitForStatus(second, id, ["RUNNING"]);
+    assert.equal(await stopJob(second, id), true);
+    await alive.eof();
+    await waitForStatus(second, id, ["STOPPED"]);
+    assert.equal(await isAlive(escapee), false, "the escapee survived the stop");
+    await assertNoJobProcesses(id);
+  } finally {
+    if (await isAlive(escapee)) Deno.kill(escapee, "SIGKILL");
+  }
+});

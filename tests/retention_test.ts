@@ -71,3 +71,13 @@ Deno.test("packages no job names are deleted after --package-retention-days; nam
     Deno.errors.NotFound,
   );
 });
+
+Deno.test("the record of a DEAD actor is removed after --actor-retention-minutes; its job stays", async () => {
+  await using head = await startHead({ extraArgs: ["--actor-retention-minutes", "0.0001"] });
+  const id = await submitJob(head, { entrypoint: "true", submission_id: "short-lived" });
+  await waitForStatus(head, id, ["SUCCEEDED"]);
+  await waitFor("the supervisor's record to go", async () => {
+    return (await head.json(`/api/actors/jobsup_${id}`)).status === 404;
+  });
+  assert.equal((await head.json(`/api/jobs/${id}`)).body.status, "SUCCEEDED");
+});

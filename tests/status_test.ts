@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { startHead, waitForStatus } from "./harness.ts";
 import { Fifos } from "./fifos.ts";
+import { waitFor } from "./poll.ts";
 import { assertError, assertNoJobProcesses, jobLogs, q, stopJob, submitJob } from "./helpers.ts";
 
 const FAILED_PREFIX = (code: number) =>
@@ -128,22 +129,32 @@ Deno.test("exit 137 is an exit code, not a signal death", async () => {
   assert.equal(job.driver_exit_code, 137);
 });
 
-Deno.test("an entrypoint that cannot be launched is refused or ends FAILED with START_ERROR", async () => {
+Deno.test("a job whose supervisor cannot be launched ends FAILED with START_ERROR", async () => {
+  // A head whose PATH has no setsid (util-linux) cannot launch any supervisor.
+  await using head = await startHead({ env: { PATH: "/nonexistent" } });
+  const id = await submitJob(head, { entrypoint: "echo never" });
+  const job = await waitForStatus(head, id, ["FAILED"]);
+  assert.equal(job.error_type, "JOB_ENTRYPOINT_COMMAND_START_ERROR");
+  assert.match(job.message, /^Job entrypoint command failed to start: setsid was not found/);
+  assert.equal(job.driver_exit_code, null);
+  assert.equal((await head.json("/api/version")).status, 200, "the head is still up");
+});
+
+Deno.test("an entrypoint no process could be given is refused with 400; a job's own PATH does not stop its launch", async () => {
   await using head = await startHead();
-  // No process can be given an argument holding a NUL byte.
+  // No process can be given an argument holding a NUL byte: refused before anything runs.
   const res = await head.json("/api/jobs/", {
     method: "POST",
     body: { entrypoint: "echo a\u0000b" },
   });
-  if (res.status === 200) {
-    const job = await waitForStatus(head, res.body.submission_id, ["FAILED"]);
-    assert.equal(job.error_type, "JOB_ENTRYPOINT_COMMAND_START_ERROR");
-    assert.ok(job.message.length > 0);
-    assert.equal(job.driver_exit_code, null);
-  } else {
-    assertError(res, 400, "BAD_REQUEST", "entrypoint");
-  }
-  assert.equal((await head.json("/api/version")).status, 200, "the head is still up");
+  assertError(res, 400, "BAD_REQUEST", "entrypoint");
+  // The supervisor is found on the head's PATH; the job's PATH is the job's business.
+  const id = await submitJob(head, {
+    entrypoint: "echo $PATH",
+    runtime_env: { env_vars: { PATH: "/nonexistent" } },
+  });
+  const job = await waitForStatus(head, id, ["SUCCEEDED", "FAILED"]);
+  assert.notEqual(job.error_type, "JOB_ENTRYPOINT_COMMAND_START_ERROR", job.message);
 });
 
 Deno.test("a job gets JOBHEAD_ADDRESS, JOBHEAD_SUBMISSION_ID, JOBHEAD_JOB_CONFIG_JSON and env_vars", async () => {
@@ -204,4 +215,61 @@ Deno.test("a missing working_dir ends FAILED with RUNTIME_ENV_SETUP_FAILURE", as
     await assertNoJobProcesses(id);
   }
   await assert.rejects(Deno.stat(marker), Deno.errors.NotFound, "the entrypoint never ran");
+});
+
+Deno.test("exit 137 from a job with its own EXIT trap is an exit code, not a signal death", async () => {
+  await using head = await startHead();
+  const id = await submitJob(head, { entrypoint: "trap 'echo bye' EXIT; exit 137" });
+  const job = await waitForStatus(head, id, ["FAILED"]);
+  assert.equal(job.driver_exit_code, 137);
+  assert.equal(await jobLogs(head, id), "bye\n");
+});
+
+Deno.test("the entrypoint is a plain sh -c: $$ is its pid, and it can trap SIGINT", async () => {
+  await using fifos = await Fifos.create();
+  await using head = await startHead();
+  const shell = await fifos.reader("shell");
+  const entrypoint = `trap 'echo got INT; exit 5' INT; echo $$ >${q(shell.path)}; ` +
+    `while :; do sleep 1000 & wait; done`;
+  const id = await submitJob(head, { entrypoint });
+  const pid = Number(await shell.text());
+  const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+  assert.deepEqual(cmdline.split("\0").slice(0, 3), ["sh", "-c", entrypoint]);
+  await waitForStatus(head, id, ["RUNNING"]);
+  Deno.kill(pid, "SIGINT");
+  const job = await waitForStatus(head, id, ["FAILED"]);
+  assert.equal(job.driver_exit_code, 5, "the INT trap ran: SIGINT was not ignored");
+  assert.equal(await jobLogs(head, id), "got INT\n");
+  await assertNoJobProcesses(id);
+});
+
+Deno.test("a job does not inherit the head's token or configuration", async () => {
+  const token = `secret-${crypto.randomUUID()}`;
+  await using head = await startHead({
+    env: { JOBHEAD_AUTH_TOKEN: token, JOBHEAD_STOP_WAIT_S: "7", JOBHEAD_TEST_KEPT: "kept" },
+  });
+  const auth = { authorization: `Bearer ${token}` };
+  const submitted = await head.json("/api/jobs/", {
+    method: "POST",
+    headers: auth,
+    body: { entrypoint: "env", runtime_env: { env_vars: { MINE: "mine" } } },
+  });
+  assert.equal(submitted.status, 200, JSON.stringify(submitted.body));
+  const id = submitted.body.submission_id;
+  await waitFor(`job "${id}" to end`, async () => {
+    const { body } = await head.json(`/api/jobs/${id}`, { headers: auth });
+    assert.ok(["PENDING", "RUNNING", "SUCCEEDED"].includes(body.status), JSON.stringify(body));
+    return body.status === "SUCCEEDED";
+  });
+  const { body } = await head.json(`/api/jobs/${id}/logs`, { headers: auth });
+  const env = body.logs as string;
+  assert.ok(!env.includes(token), "the token leaked into the job");
+  assert.ok(!/^JOBHEAD_AUTH_TOKEN=/m.test(env), env);
+  assert.ok(!/^JOBHEAD_STOP_WAIT_S=/m.test(env), "the head's configuration leaked into the job");
+  assert.match(env, /^JOBHEAD_TEST_KEPT=kept$/m, "the rest of the head's environment is kept");
+  assert.match(env, /^MINE=mine$/m);
+  assert.match(env, new RegExp(`^JOBHEAD_SUBMISSION_ID=${id}$`, "m"));
+  assert.match(env, /^JOBHEAD_ADDRESS=http/m);
+  assert.match(env, /^JOBHEAD_JOB_CONFIG_JSON=/m);
+  assert.match(env, /^JOBHEAD_ACTOR_ID=jobsup_/m);
 });

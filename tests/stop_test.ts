@@ -4,6 +4,10 @@ import { isAlive, processInfo, startHead, waitForStatus } from "./harness.ts";
 import { Fifos } from "./fifos.ts";
 import { assertError, assertNoJobProcesses, q, stopJob, submitJob, tailLog } from "./helpers.ts";
 import { makeZip } from "./zip.ts";
+import { canUseCgroups, cgroupOfHead } from "./cgroups.ts";
+
+/** Whether stops must go through cgroups on this machine. */
+const cgroupsUsable = await canUseCgroups();
 
 Deno.test("stop of a RUNNING job kills its grandchildren and ends STOPPED", async () => {
   await using fifos = await Fifos.create();
@@ -185,4 +189,73 @@ Deno.test("a TERM-ignoring straggler left after the entrypoint exits is killed t
   assert.equal(job.driver_exit_code, 3);
   assert.equal(await isAlive(pid), false);
   await assertNoJobProcesses(id);
+});
+
+Deno.test({
+  name: "with cgroups, stop kills processes that cleared their environment and left the group",
+  ignore: !cgroupsUsable,
+  async fn() {
+    await using fifos = await Fifos.create();
+    await using head = await startHead();
+    const parent = cgroupOfHead(head.output().stderr);
+    assert.ok(parent, `no cgroup line: ${head.output().stderr}`);
+    const [alive, cleared, unmarked, terms] = await Promise.all(
+      ["alive", "cleared", "unmarked", "terms"].map((name) => fifos.reader(name)),
+    );
+    await fifos.make("go");
+    const id = await submitJob(head, {
+      entrypoint: `exec 3>${q(alive.path)}; ` +
+        `env -i setsid sh -c 'trap "echo TERM >${terms.path}; exit 0" TERM; ` +
+        `echo $$ >${cleared.path}; sleep 1000 & wait' & ` +
+        `(unset JOBHEAD_ACTOR_ID; setsid sh -c 'echo $$ >${unmarked.path}; exec sleep 1000') & ` +
+        // The grace is the entrypoint's: it ends only once the test has seen the escapee's
+        // TERM, as whatever is left in the cgroup is killed when it ends.
+        `trap 'read x <${fifos.path("go")}; exit 0' TERM; while :; do sleep 1000 & wait; done`,
+      runtime_env: { env_vars: { JOBHEAD_STOP_WAIT_S: "60" } },
+    });
+    const pids = [Number(await cleared.text()), Number(await unmarked.text())];
+    try {
+      await waitForStatus(head, id, ["RUNNING"]);
+      const cgroup = `${parent}/actor-jobsup_${id}`;
+      const inCgroup = await Deno.readTextFile(`${cgroup}/cgroup.procs`);
+      for (const pid of pids) assert.ok(inCgroup.split("\n").includes(String(pid)));
+
+      assert.equal(await stopJob(head, id), true);
+      assert.equal(await terms.text(), "TERM\n", "SIGTERM reached the escapee first");
+      await fifos.send("go");
+      await alive.eof();
+      await waitForStatus(head, id, ["STOPPED"]);
+      for (const pid of pids) assert.equal(await isAlive(pid), false, `escapee ${pid} survived`);
+      await assertNoJobProcesses(id);
+    } finally {
+      for (const pid of pids) if (await isAlive(pid)) Deno.kill(pid, "SIGKILL");
+    }
+  },
+});
+
+Deno.test("with --cgroup off, the head says stops use markers, and a cleared escapee survives (documented)", async () => {
+  await using fifos = await Fifos.create();
+  await using head = await startHead({ extraArgs: ["--cgroup", "off"] });
+  assert.match(
+    head.output().stderr,
+    /^jobhead: stops use environment markers only: processes that clear their environment and leave the group can escape$/m,
+  );
+  const cleared = await fifos.reader("cleared");
+  const marked = await fifos.reader("marked");
+  const id = await submitJob(head, {
+    entrypoint: `env -i setsid sh -c 'echo $$ >${cleared.path}; exec sleep 1000' & ` +
+      `setsid sh -c 'echo $$ >${marked.path}; exec sleep 1000' & exec sleep 1000`,
+  });
+  const escapee = Number(await cleared.text());
+  const markedPid = Number(await marked.text());
+  try {
+    await waitForStatus(head, id, ["RUNNING"]);
+    assert.equal(await stopJob(head, id), true);
+    await waitForStatus(head, id, ["STOPPED"]);
+    await assertNoJobProcesses(id);
+    assert.equal(await isAlive(markedPid), false, "a marked escapee is swept");
+    assert.equal(await isAlive(escapee), true, "the README says this one escapes");
+  } finally {
+    if (await isAlive(escapee)) Deno.kill(escapee, "SIGKILL");
+  }
 });

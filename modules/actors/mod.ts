@@ -1,5 +1,6 @@
 /** The actors module: lists and kills supervised processes (job supervisors, serve replicas). */
 import type { HeadModule } from "../host/module.ts";
+import { keepActorRetention } from "./retention.ts";
 import { actorRoutes } from "./routes.ts";
 import { ActorService } from "./service.ts";
 
@@ -17,8 +18,16 @@ export function createModule(): HeadModule {
       service.followJobs(); // before any module starts: no job event is missed
       return actorRoutes(service);
     },
-    async start() {
+    async start(ctx) {
       await service?.resync(); // what a previous head left unrecorded
+      if (ctx.config.actorRetentionMinutes > 0) {
+        keepActorRetention(ctx.stores.actors, {
+          retentionMinutes: ctx.config.actorRetentionMinutes,
+          now: Date.now,
+          logger: ctx.logger,
+          signal: ctx.signal,
+        });
+      }
     },
     async stop() {
       await service?.close();

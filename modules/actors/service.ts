@@ -59,28 +59,40 @@ export class ActorService {
   }
 
   /**
-   * Follows job events from now on: each rewrites that job's supervisor record. Writes
-   * are batched, and a job's later event replaces its earlier one before it is written.
+   * Follows job events from now on: each rewrites that job's supervisor record, and a
+   * deleted job's record is deleted. Writes are batched, and a job's later event replaces
+   * its earlier one before it is written.
    */
   followJobs(): void {
     this.#unsubscribe();
     this.#unsubscribe = this.#ctx.events.on((event) => {
       if (event.type === "job") this.#markDirty([event.job.id], event.job);
+      // Read again, the job is gone: its supervisor's record is deleted.
+      if (event.type === "job-deleted") this.#markDirty([event.jobId]);
     });
   }
 
   /**
-   * Rewrites the records of active jobs and of supervisors not known DEAD: for changes a
-   * previous head made without recording them. Call once at start.
+   * Rewrites the records of active jobs and of supervisors not known DEAD, and deletes
+   * those of jobs that no longer exist: for changes a previous head made without
+   * recording them. Call once at start.
    */
   async resync(): Promise<void> {
-    const active = await this.#ctx.stores.jobs.listActive();
-    const open = await this.#ctx.stores.actors.list({
+    const { jobs, actors } = this.#ctx.stores;
+    const active = await jobs.listActive();
+    const open = await actors.list({
       className: JOB_SUPERVISOR_CLASS,
       states: ["PENDING_CREATION", "ALIVE", "RESTARTING"],
     });
     this.#markDirty([...active.map((job) => job.id), ...open.map((actor) => actor.owner.id)]);
     await this.#synced();
+    // Records of deleted jobs that a head before job-deleted events left behind.
+    const dead = await actors.list({ className: JOB_SUPERVISOR_CLASS, states: ["DEAD"] });
+    for (let i = 0; i < dead.length; i += SYNC_BATCH) {
+      const batch = dead.slice(i, i + SYNC_BATCH);
+      const exists = await Promise.all(batch.map((actor) => jobs.get(actor.owner.id)));
+      await actors.delete(batch.filter((_, j) => !exists[j]).map((actor) => actor.actor_id));
+    }
   }
 
   /** Stops following jobs, once pending records are written. Safe to call twice. */

@@ -7,60 +7,72 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
+import { CgroupTree, parentCgroupName } from "./cgroup.ts";
 import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
 
 /**
- * The supervisor, run by `sh` (dash) as the leader of a new session.
- * $1 exit file, $2 fifo, $3 log file, $4 the command, $5 ENTRYPOINT_SHELL.
+ * The supervisor, run by `sh` as the leader of a new session. $1 exit file, $2 fifo,
+ * $3 log file, $4 the command, $5 the actor's cgroup ("" for none), $6 "1" when `env`
+ * can reset signal dispositions.
+ *
+ * It joins its cgroup first, before it forks anything, so every process of the actor
+ * starts inside it (the head writing the pid after the spawn would race with the forks).
+ *
+ * The command runs in a plain `sh -c` of its own ($$ is that shell's pid, as API.md
+ * says), with none of the supervisor's traps, in the background so that `jobs -l` can
+ * tell `exit 137` ("Done(137)") from a death by SIGKILL ("Killed"); where the shell has
+ * forgotten the job once waited for (bash), the 128 + N rule is left. A background command
+ * starts with SIGINT and SIGQUIT ignored, which its shell could not undo: `env` resets
+ * them where it can.
  *
  * The watchdog is a subshell blocked reading a fifo whose only writer is the
- * supervisor (fd 9, closed for the command). When the supervisor ends, however it
- * ends, the read returns: the watchdog notes a death the supervisor could not
- * report, then kills the whole group, which also cleans up stragglers after a normal
- * exit. The supervisor traps TERM so that a stop (TERM to the group) still lets it
- * record the command's status; the trap is reset for the command itself. It exits with
- * the command's status too, which tells its parent the outcome when a full disk kept the
- * exit file empty.
+ * supervisor (fd 9, closed for the command). The supervisor writes one line once the
+ * exit file is complete; a read that ends without it means the supervisor died, which
+ * the watchdog notes in the exit file. Either way, once the supervisor is gone, it kills
+ * the whole group, which also cleans up stragglers after a normal exit. The supervisor
+ * exits with the command's status too, which tells its parent the outcome when a full
+ * disk kept the exit file empty. The supervisor traps TERM so that a
+ * stop (TERM to the group) still lets it record the command's status: `wait` returns
+ * early on a trapped signal (with a status above 128), and is called again until the
+ * command has ended; for a command already waited for, dash answers its status again.
  */
 const SUPERVISOR_SCRIPT = `
 exec >>"$3" 2>&1 </dev/null
+if [ -n "$5" ] && ! echo $$ 2>/dev/null >"$5/cgroup.procs"; then
+  echo "jobhead: cannot join the cgroup $5"; exit 125
+fi
 [ -p "$2" ] || mkfifo "$2" || { echo "jobhead: cannot create the supervisor fifo $2"; exit 125; }
 (
   trap '' TERM INT HUP
-  read _ <"$2"
-  [ -s "$1" ] || echo died >"$1"
+  exec 8<"$2"
+  read _ <&8 || { [ -s "$1" ] || echo died >"$1"; }
+  read _ <&8
   kill -KILL 0
 ) &
 exec 9>"$2"
-trap : TERM INT HUP
-sh -c "$5" sh "$2.code" "$4" 9>&-
-status=$?
-if [ -s "$2.code" ]; then
-  read status <"$2.code"
-  echo "exit $status" >"$1"
-elif [ "$status" -gt 128 ]; then
+trap 'woke=1' TERM INT HUP
+if [ "$6" = 1 ]; then
+  env --default-signal=INT,QUIT sh -c "$4" 9>&- &
+else
+  sh -c "$4" 9>&- &
+fi
+pid=$!
+while woke=; wait $pid; status=$?; [ -n "$woke" ] && [ "$status" -gt 128 ]; do :; done
+jobs -l >"$2.code"
+how=
+while read -r line; do
+  case $line in
+    *" $pid Done"* | *" $pid Exit"*) how=exit ;;
+    *" $pid "*) how=signal ;;
+  esac
+done <"$2.code"
+if [ "$how" = signal ] || { [ -z "$how" ] && [ "$status" -gt 128 ]; }; then
   echo "signal $((status - 128))" >"$1"
 else
   echo "exit $status" >"$1"
 fi
+echo >&9
 exit "$status"
-`;
-
-/**
- * The entrypoint's shell, `sh -c` as API.md says ($$ is its own pid). $1 code file,
- * $2 the command. Its EXIT trap writes the status when the command exits by itself,
- * so `exit 137` is told apart from a death by SIGKILL, which runs no trap. Its TERM
- * trap waits for the running command to use its grace (an untrapped shell would die
- * at once and its end would take the group down early), then ends as that signal.
- */
-const ENTRYPOINT_SHELL = `
-__jobhead_code=$1 __jobhead_command=$2
-shift 2
-trap 'echo $? >"$__jobhead_code"' EXIT
-trap 'trap - EXIT; exit 129' HUP
-trap 'trap - EXIT; exit 130' INT
-trap 'trap - EXIT; exit 143' TERM
-eval "$__jobhead_command"
 `;
 
 /** The environment variable every process of an actor carries; stops sweep by it. */
@@ -102,8 +114,16 @@ export interface SpawnOptions {
   /** File the command's stdout and stderr are appended to. */
   logPath: string;
   cwd?: string;
-  /** Added to the head's environment. */
+  /** Added to the head's environment (less the variables withheld from actors). */
   env?: Record<string, string>;
+}
+
+/** How a Supervisor is set up. */
+export interface SupervisorOptions {
+  /** Variables of the head's environment that actors must not inherit (its configuration). */
+  withheldEnv?: readonly string[];
+  /** "auto": put each actor in a cgroup of its own where cgroup v2 is writable; "off": never. */
+  cgroup?: "auto" | "off";
 }
 
 /** Identity of a supervisor process, stored so a later head can adopt it. */
@@ -119,16 +139,23 @@ export class SupervisedProcess {
   /** Pid of the supervisor: also the process group and session id. */
   readonly pid: number;
   readonly startTicks: number;
+  /** The actor's cgroup, when it runs in one: stops and kills go through it. */
+  readonly cgroup?: string;
   /** Settles once, with how the command ended. */
   readonly exited: Promise<ExitReason>;
   #resolve!: (reason: ExitReason) => void;
   #settled = false;
   #killed?: KillRequest;
+  /** Set by `Supervisor.release()`, which it makes safe to repeat. */
+  released?: Promise<void>;
+  /** For a supervisor this head spawned: settles once it has exited and been reaped. */
+  reaped?: Promise<unknown>;
 
-  constructor(id: string, identity: SupervisorIdentity) {
+  constructor(id: string, identity: SupervisorIdentity, cgroup?: string) {
     this.id = id;
     this.pid = identity.pid;
     this.startTicks = identity.startTicks;
+    this.cgroup = cgroup;
     this.exited = new Promise((resolve) => this.#resolve = resolve);
   }
 
@@ -165,6 +192,11 @@ export class SupervisedProcess {
  */
 export class Supervisor {
   #runDir: string;
+  #options: SupervisorOptions;
+  #baseEnv: Record<string, string> = {};
+  #cgroups?: CgroupTree;
+  #programs = new Map<string, string>();
+  #resetsSignals = false;
   #live = new Map<string, SupervisedProcess>();
   #abort = new AbortController();
   #watcher?: Deno.FsWatcher;
@@ -172,21 +204,65 @@ export class Supervisor {
   #nextScan?: Promise<Map<string, number[]>>;
 
   /** `runDir` holds each actor's exit file and fifo until `release()`. */
-  constructor(runDir: string) {
+  constructor(runDir: string, options: SupervisorOptions = {}) {
     this.#runDir = runDir;
+    this.#options = options;
   }
 
-  /** Starts watching exit files; call once before spawning or adopting. */
+  /**
+   * How stops reach an actor's processes, for the head's start-up line: through cgroups,
+   * or through the environment marker only.
+   */
+  get stopMode(): string {
+    return this.#cgroups
+      ? `stops use cgroup v2 at ${this.#cgroups.path}`
+      : "stops use environment markers only: processes that clear their environment and " +
+        "leave the group can escape";
+  }
+
+  /**
+   * Starts watching exit files and finds out what the system offers (a writable cgroup
+   * v2 hierarchy, `env --default-signal`); call once before spawning or adopting.
+   */
   async start(): Promise<void> {
     await Deno.mkdir(join(this.#runDir, FIFO_DIR), { recursive: true });
+    this.#baseEnv = withoutKeys(Deno.env.toObject(), this.#options.withheldEnv ?? []);
+    if (this.#options.cgroup !== "off") {
+      this.#cgroups = await CgroupTree.probe(
+        await parentCgroupName(await Deno.realPath(this.#runDir)),
+      );
+    }
+    this.#resetsSignals = await (async () => {
+      try {
+        const out = await new Deno.Command("env", {
+          args: ["--default-signal=INT,QUIT", "true"],
+          stdout: "null",
+          stderr: "null",
+        }).output();
+        return out.success;
+      } catch {
+        return false; // no env on the head's PATH: spawns will say what is missing
+      }
+    })();
     this.#watchExitFiles(Deno.watchFs(this.#runDir, { recursive: false }));
     this.#safetyCheck();
   }
 
-  /** Stops watching; supervised processes keep running. Safe to call twice. */
-  close(): void {
+  /**
+   * Stops watching; supervised processes keep running. Removes the parent cgroup when no
+   * actor's cgroup is left in it. Safe to call twice.
+   */
+  async close(): Promise<void> {
     this.#abort.abort();
     closeWatcher(this.#watcher);
+    await this.#cgroups?.close();
+  }
+
+  /** A program's path on the head's PATH, looked up once; throws while it is missing. */
+  #program(name: string): string {
+    let path = this.#programs.get(name);
+    if (!path) this.#programs.set(name, path = findProgram(name, this.#baseEnv.PATH));
+    return path;
   }
 
   /**
@@ -206,9 +282,13 @@ export class Supervisor {
       Deno.mkdirSync(join(this.#runDir, FIFO_DIR), { recursive: true });
       makeFifo(this.#fifoPath(options.id));
     }
-    const child = new Deno.Command("setsid", {
+    // Found on the head's PATH, not the job's: a job's own PATH must not stop it starting.
+    const setsid = this.#program("setsid");
+    const sh = this.#program("sh");
+    const cgroup = this.#cgroups?.create(options.id);
+    const child = new Deno.Command(setsid, {
       args: [
-        "sh",
+        sh,
         "-c",
         SUPERVISOR_SCRIPT,
         "jobhead-supervisor",
@@ -216,20 +296,24 @@ export class Supervisor {
         this.#fifoPath(options.id),
         options.logPath,
         options.command,
-        ENTRYPOINT_SHELL,
+        cgroup ?? "",
+        this.#resetsSignals ? "1" : "",
       ],
       cwd: options.cwd,
-      env: { ...options.env, [ACTOR_ENV]: options.id },
+      clearEnv: true,
+      env: { ...this.#baseEnv, ...options.env, [ACTOR_ENV]: options.id },
       stdin: "null",
       stdout: "null",
       stderr: "null",
     }).spawn();
     const startTicks = readStat(child.pid)?.startTicks ?? 0;
-    const process = new SupervisedProcess(options.id, { pid: child.pid, startTicks });
+    const process = new SupervisedProcess(options.id, { pid: child.pid, startTicks }, cgroup);
     this.#live.set(options.id, process);
     // Our own child: its status is the fastest word of its end; the file says how, and
     // where the file could not be written (a full disk), its exit status does.
-    child.status.then((status) => this.#settleFromFile(process, { final: true, status }));
+    process.reaped = child.status.then((status) =>
+      this.#settleFromFile(process, { final: true, status })
+    );
     return process;
   }
 
@@ -239,7 +323,9 @@ export class Supervisor {
    * time when it could record them).
    */
   async adopt(id: string, identity: SupervisorIdentity): Promise<SupervisedProcess> {
-    const process = new SupervisedProcess(id, identity);
+    const cgroup = await this.#cgroups?.find(id);
+    if (cgroup) await this.#cgroups!.thaw(cgroup);
+    const process = new SupervisedProcess(id, identity, cgroup);
     // Register first, so an exit file written from now on is seen by the watcher.
     this.#live.set(id, process);
     await this.#settleFromFile(process, { final: false });
@@ -250,16 +336,18 @@ export class Supervisor {
   }
 
   /**
-   * Stops a supervised group: SIGTERM to the group (and to escaped processes), SIGKILL
-   * after `graceMs`, and a last sweep for escapees. Resolves once the command has
-   * ended. Safe to repeat.
+   * Stops a supervised group: SIGTERM to every process of its cgroup (else to the group
+   * and to escaped processes), SIGKILL after `graceMs`, and a last kill of whatever is
+   * left. Resolves once the command has ended. Safe to repeat.
    */
   async stop(process: SupervisedProcess, graceMs: number): Promise<ExitReason> {
     const timer = new AbortController();
     if (!process.settled) {
-      sendSignal(-process.pid, "SIGTERM");
-      this.#signalEscapees(process.id, "SIGTERM").catch((err) => {
-        console.error(`jobhead: sweeping the processes of "${process.id}" failed:`, err);
+      const terminated = process.cgroup
+        ? this.#cgroups!.signal(process.cgroup, "SIGTERM")
+        : (sendSignal(-process.pid, "SIGTERM"), this.#signalEscapees(process.id, "SIGTERM"));
+      terminated.catch((err) => {
+        console.error(`jobhead: signalling the processes of "${process.id}" failed:`, err);
       });
       delay(graceMs, undefined, { signal: timer.signal }).then(
         () => this.#killGroup(process),
@@ -268,7 +356,7 @@ export class Supervisor {
     }
     const reason = await process.exited;
     timer.abort();
-    await this.#signalEscapees(process.id, "SIGKILL");
+    await this.#killLeftovers(process);
     return reason;
   }
 
@@ -309,9 +397,23 @@ export class Supervisor {
     return undefined;
   }
 
-  /** Forgets a settled process and removes its files; call after its end is recorded. */
-  async release(process: SupervisedProcess): Promise<void> {
+  /**
+   * Forgets a settled process and removes its files and its cgroup, killing what is left
+   * in the cgroup first; call after its end is recorded. Safe to repeat: later calls
+   * share the first one's work.
+   */
+  release(process: SupervisedProcess): Promise<void> {
+    process.released ??= this.#release(process);
+    return process.released;
+  }
+
+  async #release(process: SupervisedProcess): Promise<void> {
     if (this.#live.get(process.id) === process) this.#live.delete(process.id);
+    await process.reaped; // it is about to exit, if it has not yet: the exit file is written
+    // Once the cgroup is empty the watchdog is gone too: it can write no file after ours go.
+    if (process.cgroup && !await this.#cgroups!.remove(process.cgroup)) {
+      console.error(`jobhead: the cgroup ${process.cgroup} could not be emptied and removed`);
+    }
     const fifo = this.#fifoPath(process.id);
     for (const path of [this.#exitPath(process.id), fifo, `${fifo}.code`]) {
       await Deno.remove(path).catch(() => {});
@@ -328,13 +430,28 @@ export class Supervisor {
 
   #killGroup(process: SupervisedProcess): void {
     sendSignal(-process.pid, "SIGKILL");
+    if (process.cgroup) {
+      this.#cgroups!.kill(process.cgroup).catch((err) => {
+        console.error(`jobhead: killing the cgroup ${process.cgroup} failed:`, err);
+      });
+    }
     // SIGKILL cannot be caught: the group is gone, even when no one is left to record it.
     this.#settleFromFile(process, { final: true });
   }
 
-  /** SIGKILLs every process still carrying the actor's marker (those that left its group). */
-  killEscapees(id: string): Promise<void> {
-    return this.#signalEscapees(id, "SIGKILL");
+  /**
+   * SIGKILLs every process of actor `id` that outlived its group: all of its cgroup, or
+   * else every process still carrying its marker.
+   */
+  async killEscapees(id: string): Promise<void> {
+    const process = this.#live.get(id);
+    if (process) await this.#killLeftovers(process);
+    else await this.#signalEscapees(id, "SIGKILL");
+  }
+
+  async #killLeftovers(process: SupervisedProcess): Promise<void> {
+    if (process.cgroup) await this.#cgroups!.kill(process.cgroup);
+    else await this.#signalEscapees(process.id, "SIGKILL");
   }
 
   async #signalEscapees(id: string, signal: Deno.Signal): Promise<void> {
@@ -382,7 +499,13 @@ export class Supervisor {
     else if (text !== undefined && status && status.signal === null) {
       process.settle(exitReasonOfStatus(status.code, endTime));
     } else if (reason) process.settle(reason);
-    else if (options.final) process.settle({ kind: "died", endTime });
+    else if (options.final) {
+      // Our child died without a word: its watchdog may be about to note that in the exit
+      // file, which release() would then leave behind. It dies now, as it was going to kill
+      // the group anyway. (With a cgroup, release() waits for the watchdog to be gone.)
+      if (status && !process.cgroup) sendSignal(-process.pid, "SIGKILL");
+      process.settle({ kind: "died", endTime });
+    }
   }
 
   /**
@@ -464,6 +587,15 @@ function exitReasonOfStatus(code: number, endTime: number): ExitReason {
   return { kind: "exited", code: code > 128 ? -(code - 128) : code, endTime };
 }
 
+/** A copy of `env` without the variables named in `keys`. */
+export function withoutKeys(
+  env: Record<string, string>,
+  keys: readonly string[],
+): Record<string, string> {
+  const withheld = new Set(keys);
+  return Object.fromEntries(Object.entries(env).filter(([key]) => !withheld.has(key)));
+}
+
 /** Reads an exit file: "exit N", "signal N" or "died"; undefined while missing or incomplete. */
 function parseExitFile(text: string, endTime: number): ExitReason | undefined {
   if (!text.endsWith("\n")) return undefined;
@@ -495,4 +627,22 @@ function makeFifo(path: string): boolean {
     }
   }
   return libc?.symbols.mkfifo(new TextEncoder().encode(path + "\0"), 0o600) === 0;
+}
+
+/**
+ * The absolute path of program `name` on `path` (a PATH value), as a shell would find it.
+ * Throws, naming the program and the PATH, when there is none.
+ */
+export function findProgram(name: string, path: string | undefined): string {
+  for (const dir of (path ?? "").split(":")) {
+    if (!dir.startsWith("/")) continue; // relative entries depend on the cwd: skipped
+    const candidate = join(dir, name);
+    try {
+      const info = Deno.statSync(candidate);
+      if (info.isFile && ((info.mode ?? 0) & 0o111) !== 0) return candidate;
+    } catch {
+      // not there
+    }
+  }
+  throw new Error(`${name} was not found on the head's PATH (${path ?? ""})`);
 }

@@ -45,6 +45,8 @@ export interface HeadConfig {
   maxFinishedJobs?: number;
   /** Packages no job names, unused this many days, are deleted; 0 keeps them. */
   packageRetentionDays: number;
+  /** Records of DEAD actors are removed this long after they died; 0 keeps them. */
+  actorRetentionMinutes: number;
   /** Mode of the data directory and its subdirectories; files get it without execute bits. */
   dataMode: number;
   /** Move a damaged KV file aside and take back running jobs the store lost. */
@@ -55,6 +57,8 @@ export interface HeadConfig {
   maxPackageRatio: number;
   /** Serve `GET /metrics` without the token. */
   metricsPublic: boolean;
+  /** "auto": stops go through cgroup v2 where it is writable; "off": environment markers only. */
+  cgroup: "auto" | "off";
 }
 
 /** A configuration problem, reported to the operator as is. */
@@ -243,6 +247,14 @@ export const OPTIONS = [
       "delete working_dir packages no job names that were not uploaded or used for D days; 0 keeps them",
   },
   {
+    flag: "actor-retention-minutes",
+    env: "JOBHEAD_ACTOR_RETENTION_MINUTES",
+    kind: "string",
+    placeholder: "M",
+    default: "60",
+    help: "remove the records of DEAD actors M minutes after they died; 0 keeps them",
+  },
+  {
     flag: "data-mode",
     env: "JOBHEAD_DATA_MODE",
     kind: "string",
@@ -265,6 +277,15 @@ export const OPTIONS = [
     kind: "boolean",
     default: "false",
     help: "serve GET /metrics without the token",
+  },
+  {
+    flag: "cgroup",
+    env: "JOBHEAD_CGROUP",
+    kind: "string",
+    placeholder: "auto|off",
+    default: "auto",
+    help:
+      "stop jobs through a cgroup each where cgroup v2 is writable (auto), or only through process groups and environment markers (off)",
   },
 ] as const satisfies readonly OptionSpec[];
 
@@ -325,9 +346,11 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     jobRetentionDays: options.optionalNumber("job-retention-days", { fractional: true }),
     maxFinishedJobs: options.optionalNumber("max-finished-jobs"),
     packageRetentionDays: options.number("package-retention-days", { fractional: true }),
+    actorRetentionMinutes: options.number("actor-retention-minutes", { fractional: true }),
     dataMode: parseDataMode(options.string("data-mode")),
     recover: options.boolean("recover"),
     metricsPublic: options.boolean("metrics-public"),
+    cgroup: parseChoice("cgroup", options.string("cgroup"), ["auto", "off"] as const),
     logFormat: parseChoice("log-format", options.string("log-format"), ["text", "json"] as const),
     maxPackageExtractBytes: options.number("max-package-extract-bytes"),
     maxPackageRatio: options.number("max-package-ratio", { fractional: true }),

@@ -133,3 +133,23 @@ Deno.test("parseConfig() takes the package extraction limits, flags over environ
     /Invalid --max-package-ratio/,
   );
 });
+
+Deno.test("parseConfig() reads no environment variable that CONFIG_ENV_NAMES does not list", () => {
+  const read = new Set<string>();
+  const env = new Proxy({}, {
+    get: (_, key) => {
+      if (typeof key === "string") read.add(key);
+      return undefined;
+    },
+  });
+  parseConfig([], env);
+  assert.ok(read.has("JOBHEAD_AUTH_TOKEN"));
+  assert.deepEqual([...read].filter((key) => !CONFIG_ENV_NAMES.includes(key)), []);
+});
+
+Deno.test("parseConfig() takes --cgroup auto|off and its twin", () => {
+  assert.equal(parseConfig([], {}).cgroup, "auto");
+  assert.equal(parseConfig(["--cgroup", "off"], {}).cgroup, "off");
+  assert.equal(parseConfig([], { JOBHEAD_CGROUP: "off" }).cgroup, "off");
+  assert.throws(() => parseConfig(["--cgroup", "v1"], {}), ConfigError);
+});

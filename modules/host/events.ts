@@ -6,6 +6,8 @@ import type { Deployment } from "../../storage/serve.ts";
 /** A state change announced on the bus. */
 export type HeadEvent =
   | { type: "job"; job: Job }
+  /** A job and its log were deleted; its supervisor actor's record goes with it. */
+  | { type: "job-deleted"; jobId: string }
   | { type: "actor"; actor: Actor }
   /** A serve deployment's spec or status changed; `deployment` is null once it is deleted. */
   | { type: "deployment"; name: string; deployment: Deployment | null };

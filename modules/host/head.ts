@@ -13,7 +13,7 @@ import { FilePackageStore } from "../../storage/packages.ts";
 import { Supervisor } from "../actors/supervisor.ts";
 import { HeadMetrics } from "../metrics/mod.ts";
 import { createApp } from "./app.ts";
-import type { HeadConfig } from "./config.ts";
+import { CONFIG_ENV_NAMES, type HeadConfig } from "./config.ts";
 import {
   dataModes,
   ensureDataDir,
@@ -85,8 +85,14 @@ export async function startHead(config: HeadConfig): Promise<Head> {
     commit: await readGitCommit(fileURLToPath(new URL("../..", import.meta.url))),
   };
   const workers = new WorkerPool();
-  const supervisor = new Supervisor(join(dataDir, "run"));
+  const supervisor = new Supervisor(join(dataDir, "run"), {
+    withheldEnv: CONFIG_ENV_NAMES,
+    cgroup: config.cgroup,
+  });
   await supervisor.start();
+  // Operators and tests look for this exact line; the JSON log gets it as a record.
+  if (config.logFormat === "json") logger.info(supervisor.stopMode);
+  else console.error(`jobhead: ${supervisor.stopMode}`);
   const metrics = new HeadMetrics();
   const stores = metrics.timeStores({
     jobs: new KvJobStore(kv),
@@ -203,7 +209,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
           logger.error(`module "${module.name}" failed to stop:`, err);
         }
       }
-      supervisor.close();
+      await supervisor.close();
       workers.close();
       const timer = new AbortController();
       await Promise.race([

@@ -161,6 +161,10 @@ export class JobService {
       );
     }
     await this.#ctx.stores.jobs.delete(id);
+    this.#ctx.events.emit({ type: "job-deleted", jobId: id });
+    // Its end is recorded but its run files may not be removed yet: wait until they are.
+    const process = this.#runs.get(id)?.process;
+    if (process) await this.#ctx.supervisor.release(process);
     await this.#ctx.stores.logs.remove(id);
     await Deno.remove(this.#packageDirOf(id), { recursive: true }).catch((err) => {
       if (err instanceof Deno.errors.NotFound) return;

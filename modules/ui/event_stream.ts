@@ -61,7 +61,7 @@ export function eventStream(
   };
 
   const onEvent = (event: HeadEvent) => {
-    if (!options.types.has(event.type)) return;
+    if (event.type === "job-deleted" || !options.types.has(event.type)) return;
     const [key, data] = event.type === "job"
       ? [`job:${event.job.id}`, toRow(event.job)]
       : event.type === "actor"
