@@ -8,6 +8,8 @@ import { decodeCursor, type Job } from "../../storage/jobs.ts";
 import { jsonArrayStream } from "../host/json_stream.ts";
 import { describeRoute } from "../host/route_doc.ts";
 import { type LogFollowers, messageOf } from "./log_follower.ts";
+import { LogLines } from "./log_lines.ts";
+import { rawLogResponse } from "./raw_log.ts";
 import { wholeLogJson } from "./whole_log.ts";
 import {
   DeleteJobResponse,
@@ -15,6 +17,8 @@ import {
   JobId,
   JobLogsResponse,
   JobStatus,
+  LogLineResponse,
+  LogSearchResponse,
   StopJobResponse,
   SubmitJobRequest,
   SubmitJobResponse,
@@ -54,6 +58,15 @@ const LogsQuery = z.object({
   limit: Integer.min(0).optional(),
 });
 const IdParams = z.object({ id: JobId });
+const LogLineQuery = z.object({
+  offset: Integer.optional(),
+  line: Integer.min(0).optional(),
+}).strict();
+const LogSearchQuery = z.object({
+  q: z.string().min(1).max(1000),
+  from: Integer.min(0).default(0),
+  direction: z.enum(["forward", "backward"]).default("forward"),
+});
 
 /** The jobs API as a Hono app. */
 export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
@@ -177,6 +190,80 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     }
     const range = await jobs.readLogs(id, query);
     return c.json(range satisfies JobLogsResponse);
+  });
+
+  // The log view's reads (docs/ui.md): exact bytes, line numbers, and search over the file.
+  const lines = new LogLines();
+  const rawDoc = describeRoute({
+    summary: "A job's log as its exact bytes, with HTTP ranges",
+    description: "`text/plain`, never transcoded. One `Range: bytes=…` range answers 206 with " +
+      "`Content-Range`; a range past the end 416; several ranges or none, the whole log. " +
+      "A capped log's dropped range reads as zeros.",
+    params: IdParams,
+    response: { mediaType: "text/plain" },
+    responseHeaders: {
+      "accept-ranges": "bytes",
+      "x-jobhead-log-gap": "`A-B`: the dropped range of a capped log, when it has one",
+    },
+  });
+  app.get("/api/jobs/:id/logs/raw", rawDoc, async (c) => {
+    const id = jobIdParam(c);
+    await jobs.get(id);
+    const gap = jobs.logStore.gapOf(id);
+    const headers: Record<string, string> = gap
+      ? { "x-jobhead-log-gap": `${gap.start}-${gap.end}` }
+      : {};
+    return await rawLogResponse(jobs.logPath(id), c.req.header("range"), headers);
+  });
+
+  const linesDoc = describeRoute({
+    summary: "The line a byte of a job's log is on, or where a line starts",
+    description: "Exactly one of `offset` (bytes; < 0 counts from the end) or `line` " +
+      "(from 0; past the last line: the last). Lines are counted from 0.",
+    params: IdParams,
+    query: LogLineQuery,
+    response: LogLineResponse,
+  });
+  app.get("/api/jobs/:id/logs/lines", linesDoc, async (c) => {
+    const query = parseInput(LogLineQuery, c.req.query(), "query");
+    if ((query.offset === undefined) === (query.line === undefined)) {
+      throw new ValidationError("Invalid request: query: give either offset or line");
+    }
+    const id = jobIdParam(c);
+    await jobs.get(id);
+    const path = jobs.logPath(id);
+    const gapEnd = jobs.logStore.gapOf(id)?.end;
+    const size = await jobs.logStore.size(id);
+    if (query.line !== undefined) {
+      const offset = await lines.offsetOf(id, path, query.line, gapEnd);
+      const line = await lines.lineAt(id, path, offset, gapEnd);
+      return c.json({ line, offset, size } satisfies LogLineResponse);
+    }
+    const asked = query.offset!;
+    const offset = Math.max(0, Math.min(size, asked < 0 ? size + asked : asked));
+    const line = await lines.lineAt(id, path, offset, gapEnd);
+    return c.json({ line, offset, size } satisfies LogLineResponse);
+  });
+
+  const searchDoc = describeRoute({
+    summary: "Lines of a job's log holding a text, 16 MiB of the file per request",
+    description: "ASCII letters match either case. `forward` (the default): occurrences " +
+      "from byte `from` on; `backward`: before it, nearest first. Each line once. `next` is " +
+      "the `from` of the following request, null at the log's edge.",
+    params: IdParams,
+    query: LogSearchQuery,
+    response: LogSearchResponse,
+  });
+  app.get("/api/jobs/:id/logs/search", searchDoc, async (c) => {
+    const query = parseInput(LogSearchQuery, c.req.query(), "query");
+    const id = jobIdParam(c);
+    await jobs.get(id);
+    const result = await lines.search(id, jobs.logPath(id), query.q, {
+      from: query.from,
+      backward: query.direction === "backward",
+      gapEnd: jobs.logStore.gapOf(id)?.end,
+    });
+    return c.json(result satisfies LogSearchResponse);
   });
 
   const tailDoc = describeRoute({

@@ -90,6 +90,24 @@ export const JobLogsResponse = z.object({
 });
 export type JobLogsResponse = z.infer<typeof JobLogsResponse>;
 
+/** Response of `GET /api/jobs/{id}/logs/lines`: line `line` (from 0) starts at byte `offset`. */
+export const LogLineResponse = z.object({
+  line: z.number().int(),
+  offset: z.number().int(),
+  size: z.number().int(),
+});
+export type LogLineResponse = z.infer<typeof LogLineResponse>;
+
+/** Response of `GET /api/jobs/{id}/logs/search`. */
+export const LogSearchResponse = z.object({
+  /** Matching lines, each once: its number (from 0) and the offset of its first byte. */
+  matches: z.array(z.object({ line: z.number().int(), offset: z.number().int() })),
+  /** Where the next request goes on (`from`), or null when the log's edge was reached. */
+  next: z.number().int().nullable(),
+  size: z.number().int(),
+});
+export type LogSearchResponse = z.infer<typeof LogSearchResponse>;
+
 /** Response of `GET /api/version`. */
 export const VersionResponse = z.object({
   version: z.string(),

@@ -37,11 +37,16 @@ interface Asset {
 /** The files under a directory, served by their path relative to it. */
 export class Assets {
   #dir: URL;
+  #extra: Record<string, string>;
   #files: Promise<Map<string, Asset>> | undefined;
 
-  /** `dir`: a `file:` URL ending in `/`. Nothing is read until the first request. */
-  constructor(dir: URL) {
+  /**
+   * `dir`: a `file:` URL ending in `/`. `extra`: more files, by path, with their text.
+   * Nothing is read until the first request.
+   */
+  constructor(dir: URL, extra: Record<string, string> = {}) {
     this.#dir = dir;
+    this.#extra = extra;
   }
 
   /** Answers with file `path`; throws NotFoundError when there is none. */
@@ -75,6 +80,10 @@ export class Assets {
       }
     };
     await walk(this.#dir, "");
+    for (const [path, text] of Object.entries(this.#extra)) {
+      const type = TYPES[path.split(".").pop() ?? ""];
+      files.set(path, await toAsset(new TextEncoder().encode(text), type));
+    }
     return files;
   }
 }

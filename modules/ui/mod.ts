@@ -5,6 +5,7 @@
 import type { HeadModule } from "../host/module.ts";
 import { Assets } from "./assets.ts";
 import { uiRoutes } from "./routes.ts";
+import { VENDOR_FILES } from "./vendor.ts";
 
 /** Creates the ui module. */
 export function createModule(): HeadModule {
@@ -15,7 +16,7 @@ export function createModule(): HeadModule {
       return uiRoutes({
         jobs: ctx.stores.jobs,
         events: ctx.events,
-        assets: new Assets(new URL("./static/", import.meta.url)),
+        assets: new Assets(new URL("./static/", import.meta.url), VENDOR_FILES),
         signal: ctx.signal,
         moduleViews: ctx.moduleViews,
       });

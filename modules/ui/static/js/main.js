@@ -62,7 +62,7 @@ function route() {
   ];
   /** @type {[string, () => View]} */
   const [section, make] = job
-    ? ["/jobs", () => jobView(ctx, decodeURIComponent(job[1]))]
+    ? ["/jobs", () => jobView(ctx, decodeURIComponent(job[1]), params)]
     : replicaLog
     ? ["/deployments", () =>
       replicaLogView(ctx, decodeURIComponent(replicaLog[1]), decodeURIComponent(replicaLog[2]))]

@@ -1,5 +1,7 @@
 /**
- * One job: its details, Stop and Delete, and its log following live.
+ * One job: its details, Stop and Delete, and its log (opened at its end, following live
+ * while the job runs). A failed job shows why first: its error type in words, and the
+ * end of its message.
  * @module
  */
 import { api, ApiError, seg } from "../api.js";
@@ -13,7 +15,7 @@ import {
   liveDuration,
   onConfirmedClick,
 } from "../dom.js";
-import { LogTail, LogView } from "../log_view.js";
+import { LogView } from "../log_view.js";
 
 /** @typedef {import("../main.js").ViewContext} ViewContext */
 
@@ -23,13 +25,26 @@ const TAIL_STATES = {
   ended: "✓ Complete: the job has ended",
   reconnecting: "○ Connection lost: reconnecting",
   gone: "The job no longer exists",
+  paused: "❚❚ Not following: showing earlier output",
+};
+
+/** What each error type (API.md, "error_type") means, in words. */
+export const ERROR_TYPES = {
+  JOB_ENTRYPOINT_COMMAND_ERROR: "The command exited with a non-zero status",
+  JOB_ENTRYPOINT_COMMAND_START_ERROR: "The command could not be started",
+  RUNTIME_ENV_SETUP_FAILURE:
+    "Setting up the runtime environment (working_dir, env vars) failed before the command ran",
+  JOB_SUPERVISOR_ACTOR_DIED:
+    "The job's supervisor process was killed or lost; the job's processes were stopped with it",
+  JOB_SUPERVISOR_ACTOR_START_TIMEOUT: "The job stayed PENDING too long and never started",
 };
 
 /**
  * @param {ViewContext} ctx
  * @param {string} id
+ * @param {URLSearchParams} [params] `line`: the log line (from 1) to open at
  */
-export function jobView(ctx, id) {
+export function jobView(ctx, id, params) {
   const errors = alertBox();
   const title = h("h1", { class: "job-title" }, h("code", { text: id }));
   const statusSlot = h("span", { class: "status-slot" });
@@ -38,7 +53,18 @@ export function jobView(ctx, id) {
   const factList = h("dl", { class: "facts" });
   const details = h("dl", { class: "details" });
   const tailState = h("span", { class: "tail-state", role: "status" });
-  const logView = new LogView();
+  const why = h("div", { class: "why", hidden: true });
+  const logView = new LogView(id, {
+    onState: showTailState,
+    jobExists: async () => {
+      try {
+        await api(`/api/jobs/${seg(id)}`);
+        return true;
+      } catch (err) {
+        return !(err instanceof ApiError && err.status === 404);
+      }
+    },
+  });
   const el = h(
     "section",
     { class: "view job" },
@@ -59,6 +85,7 @@ export function jobView(ctx, id) {
       deleteButton,
     ),
     errors.el,
+    why,
     factList,
     details,
     h("div", { class: "toolbar" }, h("h2", { text: "Log" }), tailState),
@@ -94,6 +121,10 @@ export function jobView(ctx, id) {
       ["Supervisor pid", job.driver_info?.pid ?? "—"],
     ];
     if (job.error_type) facts.push(["Error type", job.error_type]);
+    const explained = ERROR_TYPES[/** @type {keyof ERROR_TYPES} */ (job.error_type)];
+    why.hidden = !job.error_type;
+    why.replaceChildren(h("strong", { text: explained ?? job.error_type ?? "" }));
+    if (explained) why.append(h("span", { class: "muted", text: ` (${job.error_type})` }));
     factList.replaceChildren(
       ...facts.map(([term, value]) => h("div", {}, h("dt", { text: term }), h("dd", {}, value))),
     );
@@ -107,6 +138,8 @@ export function jobView(ctx, id) {
     details.replaceChildren(
       ...items.flatMap(([term, value]) => [h("dt", { text: term }), h("dd", {}, value)]),
     );
+    // The end of a message is where an error says what went wrong.
+    for (const box of details.querySelectorAll("pre.message")) box.scrollTop = box.scrollHeight;
   }
 
   onConfirmedClick(stopButton, {
@@ -129,23 +162,15 @@ export function jobView(ctx, id) {
     location.hash = "#/jobs";
   }, errors);
 
-  const tail = new LogTail(
-    id,
-    logView,
-    (state, detail) => {
-      tailState.textContent = `${TAIL_STATES[state]}${detail ? ` ${detail}` : ""}`;
-      tailState.dataset.state = state;
-      if (state === "ended") load(); // the job has ended: its final status and exit code
-    },
-    async () => {
-      try {
-        await api(`/api/jobs/${seg(id)}`);
-        return true;
-      } catch (err) {
-        return !(err instanceof ApiError && err.status === 404);
-      }
-    },
-  );
+  /**
+   * @param {import("../log_view.js").TailState} state
+   * @param {string} [detail]
+   */
+  function showTailState(state, detail) {
+    tailState.textContent = `${TAIL_STATES[state]}${detail ? ` ${detail}` : ""}`;
+    tailState.dataset.state = state;
+    if (state === "ended") load(); // the job has ended: its final status and exit code
+  }
 
   const unsubscribe = [
     ctx.live.on("job", (row) => {
@@ -153,14 +178,22 @@ export function jobView(ctx, id) {
     }),
     ctx.live.on("resync", load),
   ];
-  load().then(() => {
-    if (job) tail.connect();
+  const line = Number(params?.get("line"));
+  if (!(line > 0)) logView.prefetchEnd();
+  load().then(async () => {
+    if (!job) return;
+    const running = !isTerminal(job.status);
+    try {
+      await logView.open({ running, line: line > 0 ? line : undefined });
+    } catch (err) {
+      errors.show(err);
+    }
+    if (!running) showTailState("ended");
   });
   return {
     el,
     title: `Job ${id}`,
     dispose() {
-      tail.close();
       logView.dispose();
       for (const off of unsubscribe) off();
     },
