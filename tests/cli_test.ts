@@ -456,3 +456,16 @@ Deno.test("a head on 0.0.0.0 also prints an address a browser can open", async (
   });
   assert.match(stdout, new RegExp(`jobhead: open http://127\\.0\\.0\\.1:${port}/ `));
 });
+
+Deno.test("job logs --raw prints the log's exact bytes, binary included", async () => {
+  await using head = await startHead();
+  const id = await submitJob(head, { entrypoint: `printf 'a\\001\\377\\000\\303b\\n'` });
+  await waitForStatus(head, id, ["SUCCEEDED"]);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN_TS, "job", "logs", id, "--raw"],
+    env: { JOBHEAD_ADDRESS: head.url, NO_COLOR: "1" },
+    stdin: "null",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.deepEqual([...out.stdout], [0x61, 0x01, 0xff, 0x00, 0xc3, 0x62, 0x0a]);
+});

@@ -28,6 +28,9 @@ import {
   hasSession,
   SESSION_PATH,
 } from "./session.ts";
+import { createLogger } from "./log.ts";
+
+const log = createLogger("head");
 
 /** Options of `createApp()`. */
 export interface AppOptions {
@@ -82,7 +85,7 @@ export function createApp(options: AppOptions): Hono {
   const app = new Hono();
   app.onError((err, c) => {
     const status = statusOf(err);
-    if (status === 500) console.error("jobhead: internal error:", err);
+    if (status === 500) log.error("internal error:", err);
     // A 503 says which limit is reached; only a bug's message is withheld.
     const message = status === 500 ? "Internal server error" : err.message;
     return c.json(errorBody(status, message), status);

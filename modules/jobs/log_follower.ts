@@ -10,6 +10,9 @@ import { setImmediate as immediate, setTimeout as delay } from "node:timers/prom
 import { concat, cutFrames, MAX_FRAME_BYTES, utf8Boundary } from "./framing.ts";
 import type { LogWatcher } from "./log_watcher.ts";
 import { gapMarker, type LogGap } from "../../storage/logs.ts";
+import { createLogger } from "../host/log.ts";
+
+const log = createLogger("jobs");
 
 /** A hub re-reads its file at least this often, even without a file event. */
 const SAFETY_RECHECK_MS = 1_000;
@@ -88,7 +91,7 @@ class LogHub {
     this.#started.then(() => this.#pump()).catch((err) => {
       // Closing the hub cancels a read in progress (EINTR): that is no failure.
       if (this.#stop.signal.aborted) return;
-      console.error(`jobhead: following the log of job "${id}" failed: ${messageOf(err)}`);
+      log.error(`following the log of job "${id}" failed: ${messageOf(err)}`);
       this.#end();
     });
   }

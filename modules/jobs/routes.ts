@@ -25,6 +25,9 @@ import {
   VersionResponse,
 } from "./schemas.ts";
 import { actorIdOf, type JobService } from "./service.ts";
+import { createLogger } from "../host/log.ts";
+
+const log = createLogger("jobs");
 
 /** Ray's job API level, and the Ray version whose clients we answer as. */
 const RAY_API_VERSION = "4";
@@ -325,7 +328,7 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
       else socket.close(1001, "jobhead is shutting down");
     } catch (err) {
       if (closedByPeer) return; // what failed was sending to a peer that left: no news
-      console.error(`jobhead: log tail of job "${id}" failed: ${messageOf(err)}`);
+      log.error(`log tail of job "${id}" failed: ${messageOf(err)}`);
       socket.close(1011, "log tail failed");
     } finally {
       options.signal.removeEventListener("abort", onShutdown);
