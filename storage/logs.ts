@@ -226,3 +226,13 @@ export class FileLogStore implements LogStore {
 function dirModeOf(fileMode: number): number {
   return fileMode | ((fileMode & 0o444) >> 2);
 }
+
+/** A log file opened for reading, or undefined while it does not exist (yet). */
+export async function openLogFile(path: string): Promise<Deno.FsFile | undefined> {
+  try {
+    return await Deno.open(path, { read: true });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}

@@ -9,7 +9,7 @@
 import { setImmediate as immediate, setTimeout as delay } from "node:timers/promises";
 import { concat, cutFrames, MAX_FRAME_BYTES, utf8Boundary } from "./framing.ts";
 import type { LogWatcher } from "./log_watcher.ts";
-import { gapMarker, type LogGap } from "../../storage/logs.ts";
+import { gapMarker, type LogGap, openLogFile } from "../../storage/logs.ts";
 import { createLogger } from "../host/log.ts";
 
 const log = createLogger("jobs");
@@ -118,7 +118,7 @@ class LogHub {
   }
 
   async #open(): Promise<void> {
-    this.#file = await openLog(this.#source.pathOf(this.#id));
+    this.#file = await openLogFile(this.#source.pathOf(this.#id));
     if (!this.#file) return;
     // Start at the end, backed up to a character boundary so no frame begins mid-character.
     const size = (await this.#file.stat()).size;
@@ -138,7 +138,7 @@ class LogHub {
     let finishedBeforeRead = false;
     while (!stop.aborted) {
       this.#changed = false;
-      this.#file ??= await openLog(this.#source.pathOf(this.#id));
+      this.#file ??= await openLogFile(this.#source.pathOf(this.#id));
       const n = this.#file ? await this.#file.read(buffer) : null;
       if (stop.aborted) return;
       if (n !== null && n > 0) {
@@ -261,7 +261,7 @@ export class LogFollowers {
             }
             continue;
           }
-          file ??= await openLog(this.#source.pathOf(id));
+          file ??= await openLogFile(this.#source.pathOf(id));
           if (!file) throw new Error(`the log of job "${id}" disappeared`);
           await file.seek(readPos, Deno.SeekMode.Start);
           // One frame's worth at most, and sized to what is missing: a follower holds little.
@@ -378,15 +378,6 @@ function clipAtGap(
 ): { bytes: Uint8Array; gap?: LogGap } {
   if (!gap || pos + bytes.length <= gap.start || pos >= gap.end) return { bytes };
   return { bytes: bytes.subarray(0, Math.max(0, gap.start - pos)), gap };
-}
-
-async function openLog(path: string): Promise<Deno.FsFile | undefined> {
-  try {
-    return await Deno.open(path, { read: true });
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
-    throw err;
-  }
 }
 
 async function readFully(file: Deno.FsFile, into: Uint8Array): Promise<void> {

@@ -4,6 +4,7 @@
  * in chunks (never whole); the newline counts of its first megabytes are remembered per
  * job, so that numbering a line near the end of a long log reads only its last chunk.
  */
+import { openLogFile } from "../../storage/logs.ts";
 
 /** Bytes read from the file at a time, and the spacing of remembered newline counts. */
 const STEP_BYTES = 1 << 20;
@@ -46,7 +47,7 @@ export class LogLines {
    * of the line byte `offset` is on. `key` names the log; `gapEnd` is its dropped range's end (0: none).
    */
   async lineAt(key: string, path: string, offset: number, gapEnd = 0): Promise<number> {
-    using file = await openLog(path);
+    using file = await openLogFile(path);
     if (!file) return 0;
     const { size, index } = await this.#indexOf(key, file, gapEnd);
     offset = Math.max(0, Math.min(offset, size));
@@ -65,7 +66,7 @@ export class LogLines {
    * its last line when it has fewer.
    */
   async offsetOf(key: string, path: string, line: number, gapEnd = 0): Promise<number> {
-    using file = await openLog(path);
+    using file = await openLogFile(path);
     if (!file) return 0;
     const { size, index } = await this.#indexOf(key, file, gapEnd);
     // Skip whole remembered steps that end before the line, then scan.
@@ -96,7 +97,7 @@ export class LogLines {
     query: string,
     options: { from: number; backward?: boolean; gapEnd?: number },
   ): Promise<SearchResult> {
-    using file = await openLog(path);
+    using file = await openLogFile(path);
     const size = file ? (await file.stat()).size : 0;
     if (!file || size === 0) return { matches: [], next: null, size };
     const needle = BYTES_AS_TEXT.decode(new TextEncoder().encode(query)).toLowerCase();
@@ -160,16 +161,6 @@ export class LogLines {
       this.#indexes.delete(this.#indexes.keys().next().value!);
     }
     return index;
-  }
-}
-
-/** The log file at `path` open for reading, or undefined when there is none yet. */
-async function openLog(path: string): Promise<Deno.FsFile | undefined> {
-  try {
-    return await Deno.open(path, { read: true });
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
-    throw err;
   }
 }
 

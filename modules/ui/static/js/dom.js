@@ -321,3 +321,22 @@ function copyIcon() {
   }
   return svg;
 }
+
+/**
+ * A form field: `input` (given `id`) under its label, with an optional hint below.
+ * @param {string} id
+ * @param {string} label
+ * @param {HTMLElement} input
+ * @param {string} [hint]
+ * @returns {HTMLElement}
+ */
+export function field(id, label, input, hint) {
+  input.id = id;
+  return h(
+    "div",
+    { class: "field" },
+    h("label", { for: id, text: label }),
+    input,
+    hint ? h("small", { class: "muted", text: hint }) : null,
+  );
+}

@@ -3,7 +3,16 @@
  * @module
  */
 import { api, ApiError, seg } from "../api.js";
-import { alertBox, badge, coalesce, formatBytes, formatTime, h, onConfirmedClick } from "../dom.js";
+import {
+  alertBox,
+  badge,
+  coalesce,
+  field,
+  formatBytes,
+  formatTime,
+  h,
+  onConfirmedClick,
+} from "../dom.js";
 
 /** @typedef {import("../main.js").ViewContext} ViewContext */
 
@@ -209,22 +218,6 @@ export function deploymentsView(ctx) {
  */
 function createForm(onCreated) {
   const errors = alertBox();
-  /**
-   * @param {string} id
-   * @param {string} label
-   * @param {HTMLElement} input
-   * @param {string} [hint]
-   */
-  const field = (id, label, input, hint) => {
-    input.id = id;
-    return h(
-      "div",
-      { class: "field" },
-      h("label", { for: id, text: label }),
-      input,
-      hint ? h("small", { class: "muted", text: hint }) : null,
-    );
-  };
   const name = h("input", { required: true, autocomplete: "off", spellcheck: "false" });
   const entrypoint = h("textarea", { rows: "2", required: true, spellcheck: "false" });
   const replicas = h("input", { type: "number", min: "0", max: "100", value: "1" });

@@ -5,7 +5,7 @@
  * @module
  */
 import { api, seg } from "../api.js";
-import { alertBox, h } from "../dom.js";
+import { alertBox, field, h } from "../dom.js";
 
 /** @typedef {import("../main.js").ViewContext} ViewContext */
 
@@ -57,22 +57,6 @@ export function submitView(_ctx, params = new URLSearchParams()) {
    */
   let kept = {};
   const copied = h("p", { class: "notice", role: "status", hidden: true });
-  /**
-   * @param {string} id
-   * @param {string} label
-   * @param {HTMLElement} input
-   * @param {string} [hint]
-   */
-  const field = (id, label, input, hint) => {
-    input.id = id;
-    return h(
-      "div",
-      { class: "field" },
-      h("label", { for: id, text: label }),
-      input,
-      hint ? h("small", { class: "muted", text: hint }) : null,
-    );
-  };
   const entrypoint = h("textarea", {
     name: "entrypoint",
     rows: "3",
