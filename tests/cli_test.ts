@@ -373,10 +373,14 @@ Deno.test("answering n to 'Stop job?' after Ctrl-C on a terminal keeps following
 
 /** Runs `deno task …` from `cwd` as a user would, outside the checkout; the task's own group. */
 function denoTask(cwd: string, args: string[], env: Record<string, string> = {}) {
+  // `deno task` keeps an INIT_CWD it inherits (this suite may run under one): drop it.
+  const inherited = Deno.env.toObject();
+  delete inherited.INIT_CWD;
   return new Deno.Command("setsid", {
     args: [Deno.execPath(), "task", "--config", CONFIG, ...args],
     cwd,
-    env: { NO_COLOR: "1", ...env },
+    clearEnv: true,
+    env: { ...inherited, NO_COLOR: "1", ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
