@@ -265,7 +265,10 @@ Deno.test("jobhead --version prints the version; start --help lists every option
   const help = await run("start", "--help");
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: jobhead start/);
-  assert.match(help.stdout, /--data-dir DIR .*\n\s+\(JOBHEAD_DATA_DIR, default \.\/\.jobhead\)/);
+  assert.match(
+    help.stdout,
+    /--data-dir DIR +KV file, logs and run files \(JOBHEAD_DATA_DIR, default \.\/\.jobhead\)/,
+  );
 });
 
 Deno.test("job list pages with --limit and --cursor, and filters by --metadata", async () => {

@@ -326,6 +326,25 @@ export type OptionName = typeof OPTIONS[number]["flag"];
 /** The environment variables the head reads as its configuration: jobs never inherit them. */
 export const CONFIG_ENV_NAMES: readonly string[] = OPTIONS.map((option) => option.env);
 
+/** Columns of the usage text, and where the options' help starts. */
+const USAGE_WIDTH = 100;
+const USAGE_INDENT = 28;
+
+/** `text` in lines of at most `width` characters, broken between words. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  return [...lines, line];
+}
+
 /** The usage text of `jobhead start`, every option with its environment twin and default. */
 export function startUsage(): string {
   const lines = [
@@ -339,9 +358,13 @@ export function startUsage(): string {
     const twin = `${option.env}${
       option.default === undefined ? "" : `, default ${option.default}`
     }`;
-    lines.push(`${flag.padEnd(28)}${option.help}`, `${"".padEnd(28)}(${twin})`);
+    // The flag, then its help wrapped beside it (below it when the flag is long).
+    const help = wrap(`${option.help} (${twin})`, USAGE_WIDTH - USAGE_INDENT);
+    if (flag.length + 2 > USAGE_INDENT) lines.push(flag);
+    else lines.push(flag.padEnd(USAGE_INDENT) + help.shift());
+    for (const line of help) lines.push(" ".repeat(USAGE_INDENT) + line);
   }
-  lines.push(`${"  -h, --help".padEnd(28)}this text`);
+  lines.push(`${"  -h, --help".padEnd(USAGE_INDENT)}this text`);
   return lines.join("\n");
 }
 

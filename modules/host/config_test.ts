@@ -161,7 +161,10 @@ Deno.test("startUsage() lists every option with its environment twin and default
     assert.match(usage, new RegExp(`--${option.flag}\\b`));
     assert.ok(usage.includes(option.env), option.env);
   }
-  assert.match(usage, /--port PORT .*\n\s+\(JOBHEAD_PORT, default 8265\)/);
+  assert.match(
+    usage,
+    /--port PORT +port to listen on; 0 picks a free one \(JOBHEAD_PORT, default 8265\)/,
+  );
   assert.ok(CONFIG_ENV_NAMES.includes("JOBHEAD_AUTH_TOKEN"));
 });
 
@@ -218,4 +221,11 @@ Deno.test("parseConfig() takes --cgroup auto|off and its twin", () => {
   assert.equal(parseConfig(["--cgroup", "off"], {}).cgroup, "off");
   assert.equal(parseConfig([], { JOBHEAD_CGROUP: "off" }).cgroup, "off");
   assert.throws(() => parseConfig(["--cgroup", "v1"], {}), ConfigError);
+});
+
+Deno.test("startUsage() keeps lines within 100 columns and space after every flag", () => {
+  for (const line of startUsage().split("\n")) {
+    assert.ok(line.length <= 100, line);
+    if (line.startsWith("  --")) assert.match(line, /^ {2}--[a-z-]+( \S+)?( {2,}\S|$)/, line);
+  }
 });
