@@ -17,40 +17,34 @@ function browserTest(name: string, fn: (t: Deno.TestContext) => Promise<void>) {
   Deno.test({ name, ignore: !hasChromium() && !Deno.env.get("CI"), fn });
 }
 
-/** Whether the log line holding `text` is on the page and inside the log box's visible area. */
+/**
+ * Whether the log line holding `text` is on the page and inside the log box's visible
+ * area. Runs in the page: passed to `evaluate` and `waitForFunction` alike.
+ */
+function isLineOnScreen(text: string): boolean {
+  type Rect = { top: number; bottom: number };
+  type El = { textContent: string | null; getBoundingClientRect(): Rect };
+  type Doc = { querySelector(s: string): El | null; querySelectorAll(s: string): El[] };
+  const { document } = globalThis as unknown as { document: Doc };
+  const log = document.querySelector(".log");
+  if (!log) return false;
+  const box = log.getBoundingClientRect();
+  const line = [...document.querySelectorAll(".log-line")].find((el) =>
+    el.textContent?.includes(text)
+  );
+  if (!line) return false;
+  const rect = line.getBoundingClientRect();
+  return rect.top >= box.top - 1 && rect.bottom <= box.bottom + 1;
+}
+
+/** Whether the log line holding `text` is inside the log box's visible area now. */
 function lineOnScreen(page: Page, text: string): Promise<boolean> {
-  return page.evaluate((t) => {
-    type Rect = { top: number; bottom: number };
-    type El = { textContent: string | null; getBoundingClientRect(): Rect };
-    type Doc = { querySelector(s: string): El | null; querySelectorAll(s: string): El[] };
-    const { document } = globalThis as unknown as { document: Doc };
-    const box = document.querySelector(".log")!.getBoundingClientRect();
-    const line = [...document.querySelectorAll(".log-line")].find((el) =>
-      el.textContent?.includes(t)
-    );
-    if (!line) return false;
-    const rect = line.getBoundingClientRect();
-    return rect.top >= box.top - 1 && rect.bottom <= box.bottom + 1;
-  }, text);
+  return page.evaluate(isLineOnScreen, text);
 }
 
 /** Waits until the log line holding `text` is inside the log box's visible area. */
 async function waitForLineOnScreen(page: Page, text: string): Promise<void> {
-  await page.waitForFunction((t) => {
-    type Rect = { top: number; bottom: number };
-    type El = { textContent: string | null; getBoundingClientRect(): Rect };
-    type Doc = { querySelector(s: string): El | null; querySelectorAll(s: string): El[] };
-    const { document } = globalThis as unknown as { document: Doc };
-    const log = document.querySelector(".log");
-    if (!log) return false;
-    const box = log.getBoundingClientRect();
-    const line = [...document.querySelectorAll(".log-line")].find((el) =>
-      el.textContent?.includes(t)
-    );
-    if (!line) return false;
-    const rect = line.getBoundingClientRect();
-    return rect.top >= box.top - 1 && rect.bottom <= box.bottom + 1;
-  }, text);
+  await page.waitForFunction(isLineOnScreen, text);
 }
 
 /** Number of lines on the page. */
