@@ -208,7 +208,15 @@ browserTest(
       await card.locator(".replicas-input").fill("3");
       await card.getByRole("button", { name: "Scale" }).click();
       await card.locator("tbody tr").nth(2).waitFor();
-      await card.getByText("3 alive of 3 wanted").waitFor();
+      await card.getByText("3 alive of 3 wanted").waitFor().catch(async (err) => {
+        // Seen once in a full CI run and never alone: say what the head and the page held.
+        const { body } = await head.json("/api/serve/deployments");
+        const shown = await card.textContent().catch(() => "(no card)");
+        throw new Error(
+          `${err.message}\nthe head: ${JSON.stringify(body)}\nthe page: ${shown}\n` +
+            `page errors: ${JSON.stringify(browser.pageErrors)}`,
+        );
+      });
       await screenshot(page, "deployments");
     });
 
