@@ -3,10 +3,11 @@
  * `jobhead job <command>` talks to a running one (`deno task jobhead job …`).
  * @module
  */
-import { ConfigError, parseConfig, startUsage } from "./modules/host/config.ts";
-import { DataDirInUseError } from "./modules/host/datadir.ts";
-import { startHead } from "./modules/host/head.ts";
-import { createLogger, setLogFormat } from "./modules/host/log.ts";
+import { ConfigError, parseConfig, startUsage } from "./host/config.ts";
+import { DataDirInUseError } from "./host/datadir.ts";
+import { startHead } from "./host/head.ts";
+import { BUILT_IN_MODULES } from "./modules/mod.ts";
+import { createLogger, setLogFormat } from "./kit/log.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 const USAGE = `Usage: jobhead <command>
@@ -37,7 +38,7 @@ async function runHead(args: string[]): Promise<number> {
   });
   let head;
   try {
-    head = await startHead(config);
+    head = await startHead(config, BUILT_IN_MODULES);
   } catch (err) {
     // A data directory in use is said as is; anything else is why the head cannot start.
     const message = err instanceof DataDirInUseError

@@ -41,10 +41,10 @@ export type {
   SupervisedProcess,
   Supervisor,
   SupervisorIdentity,
-} from "./modules/host/module.ts";
-export type { HeadEvent, HeadEventListener } from "./modules/host/events.ts";
-export { describeRoute, type MediaBody, type RouteDoc } from "./modules/host/route_doc.ts";
-export type { WorkerPool } from "./modules/host/worker_pool.ts";
+} from "./kit/module.ts";
+export type { HeadEvent, HeadEventListener } from "./kit/events.ts";
+export { describeRoute, type MediaBody, type RouteDoc } from "./kit/route_doc.ts";
+export type { WorkerPool } from "./kit/worker_pool.ts";
 export * from "./modules/jobs/schemas.ts";
 export * from "./modules/packages/schemas.ts";
 export {
@@ -64,6 +64,7 @@ export {
 } from "./client/errors.ts";
 // Types only: packing a directory loads node:fs, which browsers lack (JobClient loads it lazily).
 export type { PackWorkingDirOptions } from "./client/working_dir.ts";
-export * from "./modules/host/schemas.ts";
+export * from "./kit/schemas.ts";
+export * from "./host/schemas.ts";
 export * from "./modules/actors/schemas.ts";
 export * from "./modules/serve/schemas.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { TextReader, Uint8ArrayReader, Uint8ArrayWriter, ZipWriter } from "@zip.js/zip.js";
 import { InvalidPackageError, NotFoundError } from "./errors.ts";
-import { WorkerPool } from "../modules/host/worker_pool.ts";
+import { WorkerPool } from "../kit/worker_pool.ts";
 import {
   FilePackageStore,
   type PackageRef,

@@ -1,6 +1,6 @@
 /** The cgroups a head made for its jobs, as its start-up line names them: for checks and cleanup. */
 import { setTimeout as delay } from "node:timers/promises";
-import { CgroupTree } from "../modules/actors/cgroup.ts";
+import { CgroupTree } from "../supervision/cgroup.ts";
 
 const CGROUP_LINE = /^jobhead: stops use cgroup v2 at (\S+)$/m;
 

@@ -1,7 +1,7 @@
 /** End to end: `GET /metrics` in the Prometheus text format, its series, its auth and its cost. */
 import assert from "node:assert/strict";
 import parsePrometheus from "parse-prometheus-text-format";
-import { parseConfig } from "../modules/host/config.ts";
+import { parseConfig } from "../host/config.ts";
 import { parseVmRssBytes } from "../modules/metrics/process.ts";
 import { type RunningHead, startHead, waitForStatus } from "./harness.ts";
 import { jobLogs, stopJob, submitJob, tailLog } from "./helpers.ts";

@@ -7,9 +7,10 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { Validator } from "@seriousme/openapi-schema-validator";
-import { parseConfig } from "../modules/host/config.ts";
-import { type Head, startHead } from "../modules/host/head.ts";
-import { OpenApiDocument } from "../modules/host/schemas.ts";
+import { parseConfig } from "../host/config.ts";
+import { type Head, startHead } from "../host/head.ts";
+import { BUILT_IN_MODULES } from "../modules/mod.ts";
+import { OpenApiDocument } from "../host/schemas.ts";
 
 const REPO = new URL("../", import.meta.url);
 const HELLO_MODULE = fileURLToPath(new URL("examples/hello_module.ts", REPO));
@@ -20,6 +21,7 @@ async function withHead(fn: (head: Head, doc: OpenApiDocument) => Promise<void> 
   const dataDir = await Deno.makeTempDir({ prefix: "jobhead-openapi-" });
   const head = await startHead(
     parseConfig(["--port", "0", "--data-dir", dataDir, "--module", HELLO_MODULE], {}),
+    BUILT_IN_MODULES,
   );
   try {
     const res = await fetch(`${head.info.address}/api/openapi.json`);

@@ -1,5 +1,5 @@
 /** The actors module: lists and kills supervised processes (job supervisors, serve replicas). */
-import type { HeadModule } from "../host/module.ts";
+import type { HeadModule } from "../../kit/module.ts";
 import { keepActorRetention } from "./retention.ts";
 import { actorRoutes } from "./routes.ts";
 import { ActorService } from "./service.ts";

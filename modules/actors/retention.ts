@@ -5,7 +5,7 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import type { Actor, ActorStore } from "../../storage/actors.ts";
-import type { Logger } from "../host/log.ts";
+import type { Logger } from "../../kit/log.ts";
 
 /** The longest a sweep waits for the next one. */
 const MAX_SWEEP_INTERVAL_MS = 5 * 60_000;

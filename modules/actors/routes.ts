@@ -1,11 +1,11 @@
 /** HTTP routes of the actors module: list, read and kill supervised processes. */
 import { Hono } from "hono";
 import { z } from "zod";
-import { parseInput } from "../host/app.ts";
-import { enveloped } from "../host/envelope.ts";
-import { ValidationError } from "../host/errors.ts";
-import { describeRoute } from "../host/route_doc.ts";
-import { Envelope, EnvelopeError } from "../host/schemas.ts";
+import { parseInput } from "../../kit/http.ts";
+import { enveloped } from "../../kit/envelope.ts";
+import { ValidationError } from "../../kit/errors.ts";
+import { describeRoute } from "../../kit/route_doc.ts";
+import { Envelope, EnvelopeError } from "../../kit/schemas.ts";
 import { Actor, ActorId, ActorState, KillActorQuery, ListActorsQuery } from "./schemas.ts";
 import type { ActorService } from "./service.ts";
 

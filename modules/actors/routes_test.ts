@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { createApp } from "../host/app.ts";
-import { EventBus } from "../host/events.ts";
-import type { ModuleContext } from "../host/module.ts";
+import { createApp } from "../../host/app.ts";
+import { EventBus } from "../../kit/events.ts";
+import type { ModuleContext } from "../../kit/module.ts";
 import { KvActorStore } from "../../storage/actors.ts";
 import { type Job, KvJobStore } from "../../storage/jobs.ts";
 import { aJob as baseJob } from "../../storage/jobs_fixture.ts";

@@ -4,7 +4,7 @@
  * Serve writes its replicas' records itself.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import type { ModuleContext } from "../host/module.ts";
+import type { ModuleContext } from "../../kit/module.ts";
 import { InvalidStateError, NotFoundError } from "../../storage/errors.ts";
 import {
   type Actor,

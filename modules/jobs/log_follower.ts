@@ -10,7 +10,7 @@ import { setImmediate as immediate, setTimeout as delay } from "node:timers/prom
 import { concat, cutFrames, MAX_FRAME_BYTES, utf8Boundary } from "./framing.ts";
 import type { LogWatcher } from "./log_watcher.ts";
 import { gapMarker, type LogGap, openLogFile } from "../../storage/logs.ts";
-import { createLogger } from "../host/log.ts";
+import { createLogger } from "../../kit/log.ts";
 
 const log = createLogger("jobs");
 

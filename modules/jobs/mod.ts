@@ -1,5 +1,5 @@
 /** The jobs module: submits, stops and tails shell-command jobs. */
-import type { HeadModule } from "../host/module.ts";
+import type { HeadModule } from "../../kit/module.ts";
 import { isTerminal } from "../../storage/jobs.ts";
 import { LogFollowers } from "./log_follower.ts";
 import { LogWatcher } from "./log_watcher.ts";

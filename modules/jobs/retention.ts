@@ -5,7 +5,7 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { isTerminal, type Job } from "../../storage/jobs.ts";
-import type { Logger } from "../host/log.ts";
+import type { Logger } from "../../kit/log.ts";
 
 /** What retention keeps; an absent bound does not apply. */
 export interface RetentionPolicy {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { aJob } from "../../storage/jobs_fixture.ts";
 import type { Job } from "../../storage/jobs.ts";
-import { createLogger } from "../host/log.ts";
+import { createLogger } from "../../kit/log.ts";
 import { expiredJobs, sweepJobs } from "./retention.ts";
 
 const DAY = 86_400_000;

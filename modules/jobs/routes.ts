@@ -1,12 +1,12 @@
 /** HTTP and WebSocket routes of the jobs API (API.md, "Jobs"): parse, call the service, respond. */
 import { type Context, Hono } from "hono";
 import { z } from "zod";
-import { parseInput, readJson } from "../host/app.ts";
-import { UnavailableError, ValidationError } from "../host/errors.ts";
-import type { Gauge, HeadInfo } from "../host/module.ts";
+import { parseInput, readJson } from "../../kit/http.ts";
+import { UnavailableError, ValidationError } from "../../kit/errors.ts";
+import type { Gauge, HeadInfo } from "../../kit/module.ts";
 import { decodeCursor, type Job } from "../../storage/jobs.ts";
-import { jsonArrayStream } from "../host/json_stream.ts";
-import { describeRoute } from "../host/route_doc.ts";
+import { jsonArrayStream } from "../../kit/json_stream.ts";
+import { describeRoute } from "../../kit/route_doc.ts";
 import { type LogFollowers, messageOf } from "./log_follower.ts";
 import { LogLines } from "./log_lines.ts";
 import { rawLogResponse } from "./raw_log.ts";
@@ -25,7 +25,7 @@ import {
   VersionResponse,
 } from "./schemas.ts";
 import { actorIdOf, type JobService } from "./service.ts";
-import { createLogger } from "../host/log.ts";
+import { createLogger } from "../../kit/log.ts";
 
 const log = createLogger("jobs");
 

@@ -4,16 +4,16 @@ import { KvActorStore } from "../../storage/actors.ts";
 import { KvJobStore } from "../../storage/jobs.ts";
 import { FileLogStore } from "../../storage/logs.ts";
 import { FilePackageStore } from "../../storage/packages.ts";
-import { Supervisor } from "../actors/supervisor.ts";
-import { createApp } from "../host/app.ts";
-import { parseConfig } from "../host/config.ts";
-import { EventBus } from "../host/events.ts";
-import { createLogger } from "../host/log.ts";
-import type { ModuleContext } from "../host/module.ts";
-import { WorkerPool } from "../host/worker_pool.ts";
+import { Supervisor } from "../../supervision/supervisor.ts";
+import { createApp } from "../../host/app.ts";
+import { parseConfig } from "../../host/config.ts";
+import { EventBus } from "../../kit/events.ts";
+import { createLogger } from "../../kit/log.ts";
+import type { ModuleContext } from "../../kit/module.ts";
+import { WorkerPool } from "../../kit/worker_pool.ts";
 import { aJob } from "../../storage/jobs_fixture.ts";
 import { createModule } from "./mod.ts";
-import { MetricsRegistry } from "../metrics/registry.ts";
+import { MetricsRegistry } from "../../kit/metrics.ts";
 
 /** The jobs module mounted on the head's app, over in-memory KV; nothing is spawned. */
 async function withApp(

@@ -11,7 +11,7 @@ import {
   RuntimeEnv,
   TERMINAL_STATUSES,
 } from "../../storage/jobs.ts";
-import { ErrorResponse } from "../host/schemas.ts";
+import { ErrorResponse } from "../../kit/schemas.ts";
 
 export { ErrorResponse, isTerminal, JobErrorType, JobId, JobStatus, RuntimeEnv, TERMINAL_STATUSES };
 

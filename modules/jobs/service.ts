@@ -4,9 +4,9 @@
  */
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import type { ExitReason, SupervisedProcess } from "../actors/supervisor.ts";
-import { ValidationError } from "../host/errors.ts";
-import type { ModuleContext } from "../host/module.ts";
+import type { ExitReason, SupervisedProcess } from "../../supervision/supervisor.ts";
+import { ValidationError } from "../../kit/errors.ts";
+import type { ModuleContext } from "../../kit/module.ts";
 import { ConflictError, InvalidStateError, NotFoundError } from "../../storage/errors.ts";
 import { jobSupervisorActorId } from "../../storage/actors.ts";
 import type {

@@ -1,7 +1,7 @@
 /** HTTP metrics: requests by route pattern and status, their latency, and job actions' outcomes. */
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
-import type { MetricsScope } from "./registry.ts";
+import type { MetricsScope } from "../../kit/metrics.ts";
 
 /** Methods kept as they are in the `method` label; any other is counted as "OTHER". */
 const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);

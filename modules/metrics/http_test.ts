@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { createApp } from "../host/app.ts";
+import { createApp } from "../../host/app.ts";
 import { httpMetrics, outcomeOf } from "./http.ts";
-import { MetricsRegistry } from "./registry.ts";
+import { MetricsRegistry } from "../../kit/metrics.ts";
 
 Deno.test("HTTP metrics label requests by route pattern, refused and unmatched ones too", async () => {
   const registry = new MetricsRegistry();

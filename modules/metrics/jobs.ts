@@ -2,7 +2,7 @@
  * Job metrics: jobs by status, counted from the store once at start and then kept
  * current from the event bus; submit→RUNNING and stop→gone latencies; log growth.
  */
-import type { EventBus } from "../host/events.ts";
+import type { EventBus } from "../../kit/events.ts";
 import {
   isTerminal,
   type Job,
@@ -11,8 +11,8 @@ import {
 } from "../../storage/jobs.ts";
 import type { JobStore } from "../../storage/jobs.ts";
 import type { LogStore } from "../../storage/logs.ts";
-import type { MetricsScope } from "./registry.ts";
-import { createLogger } from "../host/log.ts";
+import type { MetricsScope } from "../../kit/metrics.ts";
+import { createLogger } from "../../kit/log.ts";
 
 const log = createLogger("metrics");
 

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { EventBus } from "../host/events.ts";
+import { EventBus } from "../../kit/events.ts";
 import { KvActorStore } from "../../storage/actors.ts";
 import { KvJobStore } from "../../storage/jobs.ts";
 import { aJob } from "../../storage/jobs_fixture.ts";
 import { FileLogStore } from "../../storage/logs.ts";
 import { JobMetrics } from "./jobs.ts";
-import { MetricsRegistry } from "./registry.ts";
+import { MetricsRegistry } from "../../kit/metrics.ts";
 import { timeStoreWrites } from "./stores.ts";
 
 /** The value of the line `series` (name and labels as written) in `text`. */

@@ -14,19 +14,19 @@
  * ```
  * @module
  */
-import { describeRoute } from "../host/route_doc.ts";
+import { describeRoute } from "../../kit/route_doc.ts";
 import { Hono, type MiddlewareHandler } from "hono";
 import { setTimeout as delay } from "node:timers/promises";
-import type { EventBus } from "../host/events.ts";
-import type { Supervisor } from "../actors/supervisor.ts";
+import type { EventBus } from "../../kit/events.ts";
+import type { Supervisor } from "../../supervision/supervisor.ts";
 import type { LogStore } from "../../storage/logs.ts";
 import { httpMetrics } from "./http.ts";
 import { JobMetrics } from "./jobs.ts";
 import { registerProcessMetrics, watchEventLoopLag } from "./process.ts";
-import { EXPOSITION_CONTENT_TYPE, MetricsRegistry, type MetricsScope } from "./registry.ts";
+import { EXPOSITION_CONTENT_TYPE, MetricsRegistry, type MetricsScope } from "../../kit/metrics.ts";
 import { type TimedStores, timeStoreWrites } from "./stores.ts";
 
-export type { Counter, Gauge, Histogram, MetricOptions, MetricsScope } from "./registry.ts";
+export type { Counter, Gauge, Histogram, MetricOptions, MetricsScope } from "../../kit/metrics.ts";
 
 /** Where the metrics are served. */
 export const METRICS_PATH = "/metrics";

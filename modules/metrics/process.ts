@@ -1,6 +1,6 @@
 /** Metrics of the head process itself: memory, open files, event-loop lag. */
 import { setTimeout as delay } from "node:timers/promises";
-import type { MetricsScope } from "./registry.ts";
+import type { MetricsScope } from "../../kit/metrics.ts";
 
 /** How often the event loop's lag is measured. */
 const LAG_INTERVAL_MS = 500;

@@ -1,5 +1,5 @@
 /** The packages module: stores uploaded zips that jobs use as their working directory. */
-import type { HeadModule } from "../host/module.ts";
+import type { HeadModule } from "../../kit/module.ts";
 import { isTerminal } from "../../storage/jobs.ts";
 import { packageUri } from "../../storage/packages.ts";
 import { keepPackageRetention, packagesNamedByJobs } from "./retention.ts";

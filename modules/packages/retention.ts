@@ -12,7 +12,7 @@ import {
   parsePackageUri,
   type StoredPackage,
 } from "../../storage/packages.ts";
-import type { Logger } from "../host/log.ts";
+import type { Logger } from "../../kit/log.ts";
 
 /** How often unused packages are looked for. */
 const SWEEP_INTERVAL_MS = 3_600_000;

@@ -1,9 +1,9 @@
 /** HTTP routes of the packages API (API.md, "Packages"): parse, call the store, respond. */
 import { type Context, Hono } from "hono";
 import { z } from "zod";
-import { parseInput } from "../host/app.ts";
-import { TooLargeError } from "../host/errors.ts";
-import { describeRoute } from "../host/route_doc.ts";
+import { parseInput } from "../../kit/http.ts";
+import { TooLargeError } from "../../kit/errors.ts";
+import { describeRoute } from "../../kit/route_doc.ts";
 import { InvalidStateError, NotFoundError } from "../../storage/errors.ts";
 import {
   PackageName,

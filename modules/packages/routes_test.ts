@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { TextReader, Uint8ArrayWriter, ZipWriter } from "@zip.js/zip.js";
 import { FilePackageStore, packageUri } from "../../storage/packages.ts";
-import { createApp } from "../host/app.ts";
+import { createApp } from "../../host/app.ts";
 import { packageRoutes } from "./routes.ts";
 
 const MAX_PACKAGE_BYTES = 64 * 1024;

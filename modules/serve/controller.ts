@@ -7,7 +7,7 @@
  * the replicas from there.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import type { ExitReason, ModuleContext, SupervisedProcess } from "../host/module.ts";
+import type { ExitReason, ModuleContext, SupervisedProcess } from "../../kit/module.ts";
 import type { Actor } from "../../storage/actors.ts";
 import type { LogStore } from "../../storage/logs.ts";
 import { localWorkingDirPath } from "../../storage/working_dirs.ts";

@@ -1,5 +1,5 @@
 /** The serve module: long-running replicated deployments next to batch jobs. */
-import type { HeadModule } from "../host/module.ts";
+import type { HeadModule } from "../../kit/module.ts";
 import { serveRoutes } from "./routes.ts";
 import { ServeService } from "./service.ts";
 

@@ -1,8 +1,8 @@
 /** HTTP routes of the serve API (`/api/serve/…`): parse, call the service, respond. */
 import { type Context, Hono } from "hono";
 import { z } from "zod";
-import { parseInput, readJson } from "../host/app.ts";
-import { describeRoute } from "../host/route_doc.ts";
+import { parseInput, readJson } from "../../kit/http.ts";
+import { describeRoute } from "../../kit/route_doc.ts";
 import { ActorId } from "../../storage/actors.ts";
 import {
   DeleteDeploymentResponse,

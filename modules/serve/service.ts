@@ -4,8 +4,8 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { ValidationError } from "../host/errors.ts";
-import type { ModuleContext } from "../host/module.ts";
+import { ValidationError } from "../../kit/errors.ts";
+import type { ModuleContext } from "../../kit/module.ts";
 import { ConflictError, NotFoundError } from "../../storage/errors.ts";
 import { FileLogStore } from "../../storage/logs.ts";
 import {

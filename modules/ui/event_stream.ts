@@ -4,7 +4,7 @@
  * reader costs at most one entry per changed object, and never slows the head.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import type { EventBus, HeadEvent } from "../host/events.ts";
+import type { EventBus, HeadEvent } from "../../kit/events.ts";
 import type { Job } from "../../storage/jobs.ts";
 import type { Deployment } from "../../storage/serve.ts";
 import type { DeploymentEvent, EventType, JobRow } from "./schemas.ts";

@@ -2,7 +2,7 @@
  * The ui module: the web dashboard at `/` (with the views other modules contribute), its
  * job search, and the live event stream.
  */
-import type { HeadModule } from "../host/module.ts";
+import type { HeadModule } from "../../kit/module.ts";
 import { Assets } from "./assets.ts";
 import { uiRoutes } from "./routes.ts";
 import { VENDOR_FILES } from "./vendor.ts";

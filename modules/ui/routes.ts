@@ -1,11 +1,11 @@
 /** Routes of the dashboard: the page and its files, job rows with search, and the event stream. */
 import { type Context, Hono } from "hono";
 import { z } from "zod";
-import { parseInput } from "../host/app.ts";
-import { ValidationError } from "../host/errors.ts";
-import type { EventBus } from "../host/events.ts";
-import type { ContributedView } from "../host/module.ts";
-import { describeRoute } from "../host/route_doc.ts";
+import { parseInput } from "../../kit/http.ts";
+import { ValidationError } from "../../kit/errors.ts";
+import type { EventBus } from "../../kit/events.ts";
+import type { ContributedView } from "../../kit/module.ts";
+import { describeRoute } from "../../kit/route_doc.ts";
 import { NotFoundError } from "../../storage/errors.ts";
 import { decodeCursor, encodeCursor, JobStatus, type JobStore } from "../../storage/jobs.ts";
 import { Assets } from "./assets.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { EventBus } from "../host/events.ts";
-import type { ContributedView } from "../host/module.ts";
-import { createApp } from "../host/app.ts";
+import { EventBus } from "../../kit/events.ts";
+import type { ContributedView } from "../../kit/module.ts";
+import { createApp } from "../../host/app.ts";
 import { type Job, KvJobStore } from "../../storage/jobs.ts";
 import { aJob } from "../../storage/jobs_fixture.ts";
 import { Assets } from "./assets.ts";

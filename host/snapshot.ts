@@ -1,11 +1,12 @@
 /** `GET /api/snapshot`: each module's section, plus the session, version and commit (API.md). */
 import { join } from "node:path";
 import { Hono } from "hono";
-import { enveloped } from "./envelope.ts";
-import type { Logger } from "./log.ts";
-import type { HeadInfo, HeadModule } from "./module.ts";
-import { describeRoute } from "./route_doc.ts";
-import { EnvelopeError, type Snapshot, SnapshotResponse } from "./schemas.ts";
+import { enveloped } from "../kit/envelope.ts";
+import type { Logger } from "../kit/log.ts";
+import type { HeadInfo, HeadModule } from "../kit/module.ts";
+import { describeRoute } from "../kit/route_doc.ts";
+import { EnvelopeError } from "../kit/schemas.ts";
+import { type Snapshot, SnapshotResponse } from "./schemas.ts";
 
 /**
  * The snapshot route over the modules `modules()` lists at request time. A section that

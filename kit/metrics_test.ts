@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import parsePrometheus from "parse-prometheus-text-format";
-import { escapeLabelValue, MetricsRegistry } from "./registry.ts";
+import { escapeLabelValue, MetricsRegistry } from "./metrics.ts";
 
 Deno.test("escapeLabelValue() escapes backslash, double quote and newline only", () => {
   assert.equal(escapeLabelValue('a\\b"c\nd\te'), 'a\\\\b\\"c\\nd\te');

@@ -5,7 +5,7 @@
  * supervisor through a watchdog. The head may die and come back: the processes do not
  * notice, and `adopt()` picks them up again.
  */
-import { createLogger, type Logger } from "../host/log.ts";
+import { createLogger, type Logger } from "../kit/log.ts";
 import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
 import { CgroupTree, parentCgroupName } from "./cgroup.ts";

@@ -9,8 +9,8 @@ import { type Context, Hono } from "hono";
 import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
 import { z } from "zod";
 import { isLoopbackName } from "./config.ts";
-import { ForbiddenError, ValidationError } from "./errors.ts";
-import { describeRoute } from "./route_doc.ts";
+import { ForbiddenError, ValidationError } from "../kit/errors.ts";
+import { describeRoute } from "../kit/route_doc.ts";
 
 /** How long a session cookie is good for. */
 export const SESSION_TTL_MS = 7 * 24 * 60 * 60 * 1000;

@@ -1,13 +1,5 @@
-/** Schemas of the head's own responses: Ray's dashboard envelope and the snapshot (API.md). */
+/** Schemas of the head's own responses: the snapshot and the OpenAPI document (API.md). */
 import { z } from "zod";
-
-/** The body of every dashboard-envelope response; an error one also has the usual `error`. */
-export const Envelope = z.object({
-  result: z.boolean(),
-  msg: z.string(),
-  data: z.record(z.string(), z.unknown()),
-});
-export type Envelope = z.infer<typeof Envelope>;
 
 /** `data.snapshot`: the head's facts, and one section per module that has one. */
 export const Snapshot = z.object({
@@ -24,21 +16,6 @@ export const SnapshotResponse = z.object({
   data: z.object({ snapshot: Snapshot }),
 });
 export type SnapshotResponse = z.infer<typeof SnapshotResponse>;
-
-/**
- * The JSON body of every error response (API.md, "Errors"). An `id` names a schema in
- * the OpenAPI document (`components.schemas`), where routes refer to it.
- */
-export const ErrorResponse = z.object({
-  error: z.object({ code: z.string(), message: z.string() }),
-}).meta({ id: "ErrorResponse" });
-export type ErrorResponse = z.infer<typeof ErrorResponse>;
-
-/** An error answer of a dashboard-envelope route: the envelope, and the usual `error`. */
-export const EnvelopeError = Envelope.extend({ result: z.literal(false) })
-  .extend(ErrorResponse.shape)
-  .meta({ id: "EnvelopeError" });
-export type EnvelopeError = z.infer<typeof EnvelopeError>;
 
 /** A JSON Schema (draft 2020-12, the dialect of OpenAPI 3.1), as zod writes it. */
 const JsonSchema = z.record(z.string(), z.unknown());

@@ -2,25 +2,21 @@
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Hono } from "hono";
-import * as actors from "../actors/mod.ts";
-import * as jobs from "../jobs/mod.ts";
-import * as packages from "../packages/mod.ts";
-import * as serve from "../serve/mod.ts";
-import * as ui from "../ui/mod.ts";
 import type { HeadConfig } from "./config.ts";
-import type { Logger } from "./log.ts";
-import type { HeadModule, ModuleView } from "./module.ts";
-
-/** Built-in modules, in load order. */
-const BUILT_INS = [jobs, packages, actors, serve, ui];
+import type { Logger } from "../kit/log.ts";
+import type { HeadModule, ModuleFactory, ModuleView } from "../kit/module.ts";
 
 /**
- * The modules to run under `config`: built-ins (only minimal ones under `--minimal`),
- * then each `--module`. An operator's module that fails to load, or reuses a name, stops
+ * The modules to run under `config`: `builtIns` in their order (only minimal ones under
+ * `--minimal`), then each `--module`. An operator's module that fails to load, or reuses a name, stops
  * the start (throws ModuleLoadError naming it) unless `skipBrokenModules`: then it is
  * reported and skipped, and the rest still load.
  */
-export async function loadModules(config: HeadConfig, logger: Logger): Promise<HeadModule[]> {
+export async function loadModules(
+  config: HeadConfig,
+  builtIns: readonly ModuleFactory[],
+  logger: Logger,
+): Promise<HeadModule[]> {
   const loaded: HeadModule[] = [];
   const broken = (source: string, why: string) => {
     if (!config.skipBrokenModules) {
@@ -41,7 +37,7 @@ export async function loadModules(config: HeadConfig, logger: Logger): Promise<H
       loaded.push(module);
     }
   };
-  for (const builtIn of BUILT_INS) add(builtIn.createModule(), "the built-ins");
+  for (const createModule of builtIns) add(await createModule(), "the built-ins");
   for (const spec of config.modules) {
     let module: HeadModule;
     try {

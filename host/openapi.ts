@@ -5,8 +5,9 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { describeRoute, type MediaBody, type RouteDoc, routeDocOf } from "./route_doc.ts";
-import { ErrorResponse, OpenApiDocument, type OpenApiOperation } from "./schemas.ts";
+import { describeRoute, type MediaBody, type RouteDoc, routeDocOf } from "../kit/route_doc.ts";
+import { ErrorResponse } from "../kit/schemas.ts";
+import { OpenApiDocument, type OpenApiOperation } from "./schemas.ts";
 import { SESSION_PATH } from "./session.ts";
 
 /** The path of the document. */

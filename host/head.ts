@@ -5,12 +5,12 @@
 import { fileURLToPath } from "node:url";
 import { join, resolve } from "node:path";
 import type { Hono } from "hono";
-import { KvActorStore } from "../../storage/actors.ts";
-import { KvJobStore } from "../../storage/jobs.ts";
-import { FileLogStore } from "../../storage/logs.ts";
-import { FilePackageStore } from "../../storage/packages.ts";
-import { Supervisor } from "../actors/supervisor.ts";
-import { HeadMetrics } from "../metrics/mod.ts";
+import { KvActorStore } from "../storage/actors.ts";
+import { KvJobStore } from "../storage/jobs.ts";
+import { FileLogStore } from "../storage/logs.ts";
+import { FilePackageStore } from "../storage/packages.ts";
+import { Supervisor } from "../supervision/supervisor.ts";
+import { HeadMetrics } from "../modules/metrics/mod.ts";
 import { createApp } from "./app.ts";
 import { CONFIG_ENV_NAMES, type HeadConfig } from "./config.ts";
 import {
@@ -21,18 +21,18 @@ import {
   openStore,
   prepareDataDir,
 } from "./datadir.ts";
-import { EventBus } from "./events.ts";
+import { EventBus } from "../kit/events.ts";
 import { defaultMaxConnections, openGate, readOpenFilesLimit } from "./gate.ts";
 import { loadModules, RouteTable } from "./loader.ts";
-import { createLogger } from "./log.ts";
-import type { HeadInfo, HeadModule, ModuleContext } from "./module.ts";
+import { createLogger } from "../kit/log.ts";
+import type { HeadInfo, HeadModule, ModuleContext, ModuleFactory } from "../kit/module.ts";
 import { openApiRoutes, type RouteSource } from "./openapi.ts";
 import { recoverRunningJobs } from "./recover.ts";
-import { describeRoute } from "./route_doc.ts";
+import { describeRoute } from "../kit/route_doc.ts";
 import { readGitCommit, snapshotRoutes } from "./snapshot.ts";
 import { sessionRoutes } from "./session.ts";
-import { WorkerPool } from "./worker_pool.ts";
-import denoJson from "../../deno.json" with { type: "json" };
+import { WorkerPool } from "../kit/worker_pool.ts";
+import denoJson from "../deno.json" with { type: "json" };
 
 /** A running head. */
 export interface Head {
@@ -52,10 +52,14 @@ const PLAIN_TEXT = { mediaType: "text/plain" };
 const SHUTDOWN_GRACE_MS = 2_000;
 
 /**
- * Starts a head with `config`; resolves once it serves and its modules have started.
- * Throws DataDirInUseError when another head uses the data directory.
+ * Starts a head with `config` and the `builtIns` (`main.ts` gives modules/mod.ts's list);
+ * resolves once it serves and its modules have started. Throws DataDirInUseError when
+ * another head uses the data directory.
  */
-export async function startHead(config: HeadConfig): Promise<Head> {
+export async function startHead(
+  config: HeadConfig,
+  builtIns: readonly ModuleFactory[],
+): Promise<Head> {
   const logger = createLogger("head");
   const dataDir = resolve(config.dataDir);
   const logsDir = join(dataDir, "logs");
@@ -82,7 +86,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
     sessionName: session.name,
     nodeId: session.nodeId,
     version: denoJson.version,
-    commit: await readGitCommit(fileURLToPath(new URL("../..", import.meta.url))),
+    commit: await readGitCommit(fileURLToPath(new URL("..", import.meta.url))),
   };
   const workers = new WorkerPool();
   const supervisor = new Supervisor(join(dataDir, "run"), {
@@ -110,7 +114,7 @@ export async function startHead(config: HeadConfig): Promise<Head> {
   const shutdownController = new AbortController();
   const headConfig = { ...config, dataDir };
 
-  const modules = await loadModules(headConfig, logger);
+  const modules = await loadModules(headConfig, builtIns, logger);
   const contexts = new Map<HeadModule, ModuleContext>();
   const moduleRoutes = new Map<HeadModule, Hono>();
   const hostRoutes = snapshotRoutes(() => modules, info, logger).get(

@@ -8,7 +8,7 @@
  * 0.28 ms, for features (cluster aggregation, summaries, Node's default metrics) the
  * head does not use.
  */
-import { createLogger } from "../host/log.ts";
+import { createLogger } from "./log.ts";
 
 const log = createLogger("metrics");
 

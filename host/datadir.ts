@@ -4,7 +4,7 @@
  * when it is damaged, or moved aside to start afresh (`--recover`).
  */
 import { join } from "node:path";
-import type { Logger } from "./module.ts";
+import type { Logger } from "../kit/module.ts";
 
 /** The KV file, in the data directory. */
 export const KV_FILE = "jobhead.kv";

@@ -1,11 +1,11 @@
 /** The contract between the head and its plugin modules (DESIGN.md, "The head and its modules"). */
 import type { Hono } from "hono";
-import type { ActorStore } from "../../storage/actors.ts";
-import type { JobStore } from "../../storage/jobs.ts";
-import type { LogStore } from "../../storage/logs.ts";
-import type { PackageStore } from "../../storage/packages.ts";
-import type { Supervisor } from "../actors/supervisor.ts";
-import type { MetricsScope } from "../metrics/registry.ts";
+import type { ActorStore } from "../storage/actors.ts";
+import type { JobStore } from "../storage/jobs.ts";
+import type { LogStore } from "../storage/logs.ts";
+import type { PackageStore } from "../storage/packages.ts";
+import type { Supervisor } from "../supervision/supervisor.ts";
+import type { MetricsScope } from "./metrics.ts";
 import type { HeadConfig } from "./config.ts";
 import type { EventBus } from "./events.ts";
 import type { Logger } from "./log.ts";
@@ -21,7 +21,7 @@ export type {
   SupervisedProcess,
   Supervisor,
   SupervisorIdentity,
-} from "../actors/supervisor.ts";
+} from "../supervision/supervisor.ts";
 export type {
   Counter,
   Gauge,
@@ -29,7 +29,7 @@ export type {
   HistogramOptions,
   MetricOptions,
   MetricsScope,
-} from "../metrics/registry.ts";
+} from "./metrics.ts";
 
 /** A plugin module: built-in or an operator's, loaded by the host. */
 export interface HeadModule {

@@ -9,7 +9,7 @@ import {
   parseProcs,
 } from "./cgroup.ts";
 import { isSameLiveProcess, readStat } from "./procfs.ts";
-import { type FifoReader, Fifos } from "../../tests/fifos.ts";
+import { type FifoReader, Fifos } from "../tests/fifos.ts";
 
 const MOUNT_INFO = [
   "24 30 0:22 / /sys rw,nosuid shared:7 - sysfs sysfs rw",

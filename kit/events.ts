@@ -1,7 +1,7 @@
 /** The head's event bus: job, actor and deployment changes, for modules and live views. */
-import type { Actor } from "../../storage/actors.ts";
-import type { Job } from "../../storage/jobs.ts";
-import type { Deployment } from "../../storage/serve.ts";
+import type { Actor } from "../storage/actors.ts";
+import type { Job } from "../storage/jobs.ts";
+import type { Deployment } from "../storage/serve.ts";
 import { createLogger } from "./log.ts";
 
 const log = createLogger("events");

@@ -1,6 +1,6 @@
 /** Ray's dashboard envelope `{"result", "msg", "data"}` (API.md, "Dashboard modules"). */
 import type { Context, Handler } from "hono";
-import { errorBody, statusOf } from "./app.ts";
+import { errorBody, statusOf } from "./http.ts";
 import type { Envelope } from "./schemas.ts";
 import { createLogger } from "./log.ts";
 

@@ -12,7 +12,7 @@
  * would otherwise hold its connection after the server side has closed).
  */
 import { setTimeout as delay } from "node:timers/promises";
-import { errorBody } from "./app.ts";
+import { errorBody } from "../kit/http.ts";
 
 /** Options of `openGate()`. */
 export interface GateOptions {

@@ -5,12 +5,12 @@
  * adopts any running job, and records how they really end.
  */
 import { z } from "zod";
-import { ACTOR_ENV } from "../actors/supervisor.ts";
-import { groupProcessesByEnv, readStat } from "../actors/procfs.ts";
-import { jobSupervisorActorId } from "../../storage/actors.ts";
-import { type Job, JobId, type JobStore, RuntimeEnv } from "../../storage/jobs.ts";
-import { ConflictError } from "../../storage/errors.ts";
-import type { Logger } from "./module.ts";
+import { ACTOR_ENV } from "../supervision/supervisor.ts";
+import { groupProcessesByEnv, readStat } from "../supervision/procfs.ts";
+import { jobSupervisorActorId } from "../storage/actors.ts";
+import { type Job, JobId, type JobStore, RuntimeEnv } from "../storage/jobs.ts";
+import { ConflictError } from "../storage/errors.ts";
+import type { Logger } from "../kit/module.ts";
 
 /** Linux's USER_HZ: the unit of process start times in /proc/PID/stat. */
 const CLOCK_TICKS_PER_S = 100;

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { z } from "zod";
 import { openApiDocument, openApiPath } from "./openapi.ts";
-import { describeRoute, routeDocOf } from "./route_doc.ts";
+import { describeRoute, routeDocOf } from "../kit/route_doc.ts";
 
 Deno.test("describeRoute() passes requests on to the handler and carries its description", async () => {
   const doc = describeRoute({ summary: "Greets", response: z.object({ hello: z.string() }) });

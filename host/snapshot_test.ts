@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { HeadInfo, HeadModule } from "./module.ts";
+import type { HeadInfo, HeadModule } from "../kit/module.ts";
 import { readGitCommit, snapshotRoutes } from "./snapshot.ts";
 
 const info = { sessionName: "session_1", version: "1.2.3", commit: "abc" } as HeadInfo;

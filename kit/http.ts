@@ -1,0 +1,88 @@
+/** Requests and errors in HTTP terms: parsing input, and the one map from errors to statuses. */
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
+import {
+  ConflictError,
+  InsufficientStorageError,
+  InvalidPackageError,
+  InvalidStateError,
+  NotFoundError,
+} from "../storage/errors.ts";
+import {
+  ForbiddenError,
+  TooLargeError,
+  UnauthorizedError,
+  UnavailableError,
+  ValidationError,
+} from "./errors.ts";
+import type { ErrorResponse } from "./schemas.ts";
+
+/** The one place where an error becomes an HTTP status. */
+export function statusOf(err: unknown): ContentfulStatusCode {
+  if (err instanceof ValidationError) return 400;
+  if (err instanceof InvalidPackageError) return 400;
+  if (err instanceof UnauthorizedError) return 401;
+  if (err instanceof ForbiddenError) return 403;
+  if (err instanceof NotFoundError) return 404;
+  if (err instanceof ConflictError) return 409;
+  if (err instanceof InvalidStateError) return 409;
+  if (err instanceof TooLargeError) return 413;
+  if (err instanceof UnavailableError) return 503;
+  if (err instanceof InsufficientStorageError) return 507;
+  if (err instanceof HTTPException) return err.status as ContentfulStatusCode;
+  return 500;
+}
+
+const CODES: Record<number, string> = {
+  400: "BAD_REQUEST",
+  401: "UNAUTHORIZED",
+  403: "FORBIDDEN",
+  404: "NOT_FOUND",
+  405: "METHOD_NOT_ALLOWED",
+  409: "CONFLICT",
+  413: "TOO_LARGE",
+  500: "INTERNAL",
+  503: "UNAVAILABLE",
+  507: "INSUFFICIENT_STORAGE",
+};
+
+/** The JSON body of an error response with `status`. */
+export function errorBody(status: number, message: string): ErrorResponse {
+  return { error: { code: CODES[status] ?? `HTTP_${status}`, message } };
+}
+
+/**
+ * Parses the JSON body with `schema`. Throws ValidationError naming the field for
+ * malformed JSON, wrong types and unknown fields.
+ */
+export async function readJson<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
+  let body: unknown;
+  try {
+    body = JSON.parse(await c.req.text());
+  } catch (err) {
+    if (err instanceof TooLargeError) throw err;
+    throw new ValidationError(`Request body is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseInput(schema, body, "body");
+}
+
+/** Parses `value` with `schema`; throws ValidationError naming the offending field. */
+export function parseInput<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+  what: string,
+): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const messages = result.error.issues.map((issue) => {
+    const path = issue.path.map(String).join(".");
+    if (issue.code === "unrecognized_keys") {
+      const fields = issue.keys.map((key) => `"${path ? `${path}.` : ""}${key}"`).join(", ");
+      return `unknown field ${fields}`;
+    }
+    return `${path || what}: ${issue.message}`;
+  });
+  throw new ValidationError(`Invalid request: ${messages.join("; ")}`);
+}

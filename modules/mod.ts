@@ -1,0 +1,16 @@
+/** The built-in modules, in load order: `main.ts` hands them to the head. */
+import type { ModuleFactory } from "../kit/module.ts";
+import * as actors from "./actors/mod.ts";
+import * as jobs from "./jobs/mod.ts";
+import * as packages from "./packages/mod.ts";
+import * as serve from "./serve/mod.ts";
+import * as ui from "./ui/mod.ts";
+
+/** Created in this order; `--minimal` keeps the minimal ones. */
+export const BUILT_IN_MODULES: readonly ModuleFactory[] = [
+  jobs.createModule,
+  packages.createModule,
+  actors.createModule,
+  serve.createModule,
+  ui.createModule,
+];
