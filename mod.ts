@@ -22,6 +22,7 @@
  * @module
  */
 export type {
+  ActorRegistry,
   Counter,
   ExitReason,
   Gauge,

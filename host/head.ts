@@ -22,6 +22,9 @@ import {
   prepareDataDir,
 } from "./datadir.ts";
 import { EventBus } from "../kit/events.ts";
+import type { Actor } from "../kit/actor_record.ts";
+import { ActorRegistry } from "../kit/actor_registry.ts";
+import { type Job, TERMINAL_STATUSES } from "../kit/job_record.ts";
 import { defaultMaxConnections, openGate, readOpenFilesLimit } from "./gate.ts";
 import { loadModules, RouteTable } from "./loader.ts";
 import { createLogger } from "../kit/log.ts";
@@ -99,18 +102,22 @@ export async function startHead(
   if (config.logFormat === "json") logger.info(supervisor.stopMode);
   else console.error(`jobhead: ${supervisor.stopMode}`);
   const metrics = new HeadMetrics();
-  const stores = metrics.timeStores({
-    jobs: new KvJobStore(kv, { log: (line) => logger.warn(line) }),
+  const { actors: actorStore, ...stores } = metrics.timeStores({
+    jobs: new KvJobStore<Job>(kv, {
+      terminalStatuses: TERMINAL_STATUSES,
+      log: (line) => logger.warn(line),
+    }),
     logs: new FileLogStore(logsDir, { fileMode: modes.file }),
     packages: new FilePackageStore(join(dataDir, "packages"), {
       fileMode: modes.file,
       limits: { maxBytes: config.maxPackageExtractBytes, maxRatio: config.maxPackageRatio },
       runner: workers, // packages inflate off the event loop
     }),
-    actors: new KvActorStore(kv),
+    actors: new KvActorStore<Actor>(kv),
   });
   if (config.recover) await recoverRunningJobs(stores.jobs, dataDir, logger);
   const events = new EventBus();
+  const actors = new ActorRegistry(actorStore, events);
   const shutdownController = new AbortController();
   const headConfig = { ...config, dataDir };
 
@@ -158,6 +165,7 @@ export async function startHead(
       info,
       logger: createLogger(module.name),
       events,
+      actors,
       supervisor,
       workers,
       metrics: metrics.forModule(module.name),

@@ -7,8 +7,9 @@
 import { z } from "zod";
 import { ACTOR_ENV } from "../supervision/supervisor.ts";
 import { groupProcessesByEnv, readStat } from "../supervision/procfs.ts";
-import { jobSupervisorActorId } from "../storage/actors.ts";
-import { type Job, JobId, type JobStore, RuntimeEnv } from "../storage/jobs.ts";
+import { type Job, JobId, RuntimeEnv } from "../kit/job_record.ts";
+import { jobIdOfSupervisor } from "../modules/jobs/supervisor_actors.ts";
+import type { JobStore } from "../storage/jobs.ts";
 import { ConflictError } from "../storage/errors.ts";
 import type { Logger } from "../kit/module.ts";
 
@@ -61,10 +62,8 @@ export function isOfDataDir(found: FoundSupervisor, dataDirs: string[]): boolean
  * another actor (a serve replica).
  */
 export function jobIdOfActor(actorId: string): string | undefined {
-  const prefix = jobSupervisorActorId("");
-  if (!actorId.startsWith(prefix)) return undefined;
-  const id = actorId.slice(prefix.length);
-  return JobId.safeParse(id).success ? id : undefined;
+  const id = jobIdOfSupervisor(actorId);
+  return id !== undefined && JobId.safeParse(id).success ? id : undefined;
 }
 
 /**
@@ -143,7 +142,7 @@ export async function findSupervisors(dataDir: string): Promise<FoundSupervisor[
  * other actors (serve replicas) have no record to rebuild: they are only reported.
  */
 export async function recoverRunningJobs(
-  jobs: JobStore,
+  jobs: JobStore<Job>,
   dataDir: string,
   logger: Logger,
 ): Promise<string[]> {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Job } from "../storage/jobs.ts";
+import { Job } from "../kit/job_record.ts";
 import {
   entrypointOfSupervisor,
   type FoundSupervisor,

@@ -1,17 +1,24 @@
 /** The head's event bus: job, actor and deployment changes, for modules and live views. */
-import type { Actor } from "../storage/actors.ts";
-import type { Job } from "../storage/jobs.ts";
-import type { Deployment } from "../storage/serve.ts";
+import type { Actor } from "./actor_record.ts";
+import type { Deployment } from "./deployment_record.ts";
+import type { Job } from "./job_record.ts";
 import { createLogger } from "./log.ts";
 
 const log = createLogger("events");
 
-/** A state change announced on the bus. */
+/**
+ * A state change announced on the bus, once it is stored: every change of a job, an actor
+ * or a deployment is one.
+ */
 export type HeadEvent =
+  /** A job was submitted, or its record changed. */
   | { type: "job"; job: Job }
   /** A job and its log were deleted; its supervisor actor's record goes with it. */
   | { type: "job-deleted"; jobId: string }
+  /** An actor's record was created or changed. */
   | { type: "actor"; actor: Actor }
+  /** An actor's record was removed (its job was deleted, or it passed actor retention). */
+  | { type: "actor-deleted"; actorId: string }
   /** A serve deployment's spec or status changed; `deployment` is null once it is deleted. */
   | { type: "deployment"; name: string; deployment: Deployment | null };
 

@@ -1,10 +1,11 @@
 /** The contract between the head and its plugin modules (DESIGN.md, "The head and its modules"). */
 import type { Hono } from "hono";
-import type { ActorStore } from "../storage/actors.ts";
 import type { JobStore } from "../storage/jobs.ts";
 import type { LogStore } from "../storage/logs.ts";
 import type { PackageStore } from "../storage/packages.ts";
 import type { Supervisor } from "../supervision/supervisor.ts";
+import type { ActorRegistry } from "./actor_registry.ts";
+import type { Job } from "./job_record.ts";
 import type { MetricsScope } from "./metrics.ts";
 import type { HeadConfig } from "./config.ts";
 import type { EventBus } from "./events.ts";
@@ -12,6 +13,7 @@ import type { Logger } from "./log.ts";
 import type { WorkerPool } from "./worker_pool.ts";
 
 export type { Logger } from "./log.ts";
+export type { ActorRegistry } from "./actor_registry.ts";
 
 // The supervisor's types come with it in the context: modules import them from here.
 export type {
@@ -89,12 +91,11 @@ export interface HeadInfo {
 
 /** The stores modules share. */
 export interface Stores {
-  jobs: JobStore;
+  /** Job records; the jobs module writes them. */
+  jobs: JobStore<Job>;
   logs: LogStore;
   /** Uploaded working_dir packages. */
   packages: PackageStore;
-  /** Supervised processes; each is written by the module that owns it. */
-  actors: ActorStore;
 }
 
 /** What the host gives each module. */
@@ -108,6 +109,11 @@ export interface ModuleContext {
   info: HeadInfo;
   logger: Logger;
   events: EventBus;
+  /**
+   * Actor records (supervised processes): a module records the actors it owns here, and
+   * each change goes out on the bus. The one writer of the actor store.
+   */
+  actors: ActorRegistry;
   /** Spawns, stops and re-adopts supervised process groups (the actors' machinery). */
   supervisor: Supervisor;
   /** Runs CPU-heavy functions in workers, off the event loop; shared by all modules. */

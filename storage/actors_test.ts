@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { type Actor, KvActorStore } from "./actors.ts";
+import type { Actor } from "../kit/actor_record.ts";
+import { KvActorStore } from "./actors.ts";
 
 function anActor(changes: Partial<Actor> = {}): Actor {
   return {
@@ -25,7 +26,7 @@ function anActor(changes: Partial<Actor> = {}): Actor {
 
 Deno.test("KvActorStore.put() replaces records and list() filters them, newest first", async () => {
   using kv = await Deno.openKv(":memory:");
-  const store = new KvActorStore(kv);
+  const store = new KvActorStore<Actor>(kv);
   const replica = anActor({
     actor_id: "servereplica_web_a",
     class_name: "ServeReplica",

@@ -1,101 +1,39 @@
 /**
- * The job store: one record per job, and the only place job statuses change.
- * Every status change is a versionstamp-checked atomic write, so racing writers
- * (stop vs exit, monitor vs supervisor) can never produce two terminal statuses.
+ * The job store: one record per job, kept whole. It looks only at a record's id, status
+ * and submission time; what a job is belongs to the jobs module (kit/job_record.ts).
+ * Every change is a versionstamp-checked atomic write of a job in a given status, so
+ * racing writers (stop vs exit, monitor vs supervisor) can never produce two terminal
+ * statuses, and a job in a terminal status keeps it.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { z } from "zod";
 import { ConflictError, InsufficientStorageError, isDiskFull, NotFoundError } from "./errors.ts";
 
-/** A job id: names files, so restricted to a safe character set (API.md). */
-export const JobId = z.string().regex(
-  /^(?!\.)[A-Za-z0-9_.-]{1,128}$/,
-  "must be 1-128 characters of A-Z a-z 0-9 _ . - and not start with '.'",
-);
-export type JobId = z.infer<typeof JobId>;
-
-/** Job statuses; they move only forward: PENDING → RUNNING → one terminal status. */
-export const JobStatus = z.enum(["PENDING", "RUNNING", "STOPPED", "SUCCEEDED", "FAILED"]);
-export type JobStatus = z.infer<typeof JobStatus>;
-
-/** Statuses a job never leaves. */
-export const TERMINAL_STATUSES: readonly JobStatus[] = ["STOPPED", "SUCCEEDED", "FAILED"];
-
-/** Whether a job in `status` has ended for good. */
-export function isTerminal(status: JobStatus): boolean {
-  return TERMINAL_STATUSES.includes(status);
+/** What the store needs of a job's record. */
+export interface StoredJob {
+  id: string;
+  status: string;
+  /** Submission time, epoch milliseconds: the order of `list()`. */
+  start_time: number;
 }
 
-/** Why a FAILED job failed (Ray's `JobErrorType`). */
-export const JobErrorType = z.enum([
-  "JOB_ENTRYPOINT_COMMAND_ERROR",
-  "JOB_ENTRYPOINT_COMMAND_START_ERROR",
-  "RUNTIME_ENV_SETUP_FAILURE",
-  "JOB_SUPERVISOR_ACTOR_DIED",
-  "JOB_SUPERVISOR_ACTOR_START_TIMEOUT",
-]);
-export type JobErrorType = z.infer<typeof JobErrorType>;
-
-/** The runtime environment a job runs in; keys other than these are rejected. */
-export const RuntimeEnv = z.strictObject({
-  // Names and values end up in a process environment: no "=" in names, no NUL anywhere.
-  env_vars: z.record(
-    z.string().regex(/^[^=\0]+$/, "names must be non-empty, without '=' or NUL"),
-    z.string().regex(/^[^\0]*$/, "values must not contain NUL"),
-  ).optional(),
-  working_dir: z.string().min(1).optional(),
-});
-export type RuntimeEnv = z.infer<typeof RuntimeEnv>;
-
-/** The process that supervises a running job: enough to find it again after a restart. */
-export const SupervisorRef = z.object({
-  pid: z.number().int(),
-  /** Start time in clock ticks since boot (/proc/PID/stat field 22): guards against pid reuse. */
-  start_ticks: z.number().int(),
-});
-export type SupervisorRef = z.infer<typeof SupervisorRef>;
-
-/** A job as stored. Timestamps are epoch milliseconds. */
-export const Job = z.object({
-  id: JobId,
-  status: JobStatus,
-  entrypoint: z.string(),
-  runtime_env: RuntimeEnv,
-  metadata: z.record(z.string(), z.string()),
-  entrypoint_num_cpus: z.number(),
-  entrypoint_num_gpus: z.number(),
-  entrypoint_memory: z.number(),
-  entrypoint_resources: z.record(z.string(), z.number()),
-  message: z.string(),
-  error_type: JobErrorType.nullable(),
-  /** Submission time, as Ray reports `start_time`. */
-  start_time: z.number(),
-  end_time: z.number().nullable(),
-  driver_exit_code: z.number().int().nullable(),
-  supervisor: SupervisorRef.nullable(),
-  stop_requested_at: z.number().nullable(),
-  /** When log retention removed the job's log; absent while it is kept. */
-  log_removed_at: z.number().optional(),
-});
-export type Job = z.infer<typeof Job>;
-
 /** One page of jobs, newest first, and the cursor of the next page if there is one. */
-export interface JobPage {
-  jobs: Job[];
+export interface JobPage<J extends StoredJob = StoredJob> {
+  jobs: J[];
   cursor?: string;
 }
 
 /** Options of `JobStore.list()`. */
-export interface ListJobsOptions {
-  statuses?: readonly JobStatus[];
+export interface ListJobsOptions<Status extends string = string> {
+  statuses?: readonly Status[];
   limit?: number;
   cursor?: string;
 }
 
 /** Changes to a job, or a function that decides them from the job as it is stored. */
-export type JobChanges =
-  | Partial<Omit<Job, "id">>
-  | ((job: Job) => Partial<Omit<Job, "id">>);
+export type JobChanges<J extends StoredJob = StoredJob> =
+  | Partial<Omit<J, "id">>
+  | ((job: J) => Partial<Omit<J, "id">>);
 
 /** A stretch of time during which the store's writes failed for lack of disk space. */
 export interface StorageFullSpell {
@@ -105,33 +43,37 @@ export interface StorageFullSpell {
   to: number | null;
 }
 
-/** Durable job records. Implementations must make `create` and `update` atomic. */
-export interface JobStore {
+/**
+ * Durable job records. Implementations must make `create` and `update` atomic, and keep a
+ * job in a terminal status in that status.
+ */
+export interface JobStore<J extends StoredJob = StoredJob> {
   /**
    * Stores a new job; throws ConflictError if the id already exists, and
    * InsufficientStorageError if the disk is full (nothing is stored then).
    */
-  create(job: Job): Promise<void>;
+  create(job: J): Promise<void>;
   /** The job, or undefined. */
-  get(id: string): Promise<Job | undefined>;
+  get(id: string): Promise<J | undefined>;
   /** Jobs newest first, optionally only those in `statuses`. */
-  list(options?: ListJobsOptions): Promise<JobPage>;
+  list(options?: ListJobsOptions<J["status"]>): Promise<JobPage<J>>;
   /** Jobs that are not terminal, in submission order. */
-  listActive(): Promise<Job[]>;
+  listActive(): Promise<J[]>;
   /**
    * Applies `changes` to a job whose status is `from` (or one of them), in one checked
    * write: a function is called with the job as stored, and again if another writer got
    * in first. Throws ConflictError if the job has left `from` (another writer won),
-   * NotFoundError if it does not exist. A write that fails (a full disk) is retried with
+   * NotFoundError if it does not exist, and ConflictError for a change of a terminal status
+   * (one terminal status wins). A write that fails (a full disk) is retried with
    * backoff until it lands; with `once` (a client waits for the answer) it throws
    * instead: InsufficientStorageError for a full disk.
    */
   update(
     id: string,
-    from: JobStatus | readonly JobStatus[],
-    changes: JobChanges,
+    from: J["status"] | readonly J["status"][],
+    changes: JobChanges<J>,
     options?: { once?: boolean },
-  ): Promise<Job>;
+  ): Promise<J>;
   /** Removes a terminal job; throws NotFoundError if absent, InsufficientStorageError on a full disk. */
   delete(id: string): Promise<void>;
   /** The latest spell of writes failing for lack of disk space, if there was one. */
@@ -155,27 +97,36 @@ interface QueuedWrite {
   reject(err: unknown): void;
 }
 
+/** Options of `KvJobStore`. */
+export interface KvJobStoreOptions<Status extends string> {
+  /** The statuses a job never leaves: it drops out of `listActive()`, and keeps its status. */
+  terminalStatuses: readonly Status[];
+  /** Tells the operator when writes start failing and when they land again. */
+  log?: (line: string) => void;
+}
+
 /** JobStore on Deno KV: `["jobs", id]`, plus time and active-set indexes. */
-export class KvJobStore implements JobStore {
+export class KvJobStore<J extends StoredJob> implements JobStore<J> {
   #kv: Deno.Kv;
+  #terminal: readonly string[];
   #queue: QueuedWrite[] = [];
   #flushing = false;
   #full?: StorageFullSpell;
   #failing = false;
   #log: (line: string) => void;
 
-  /** `log` tells the operator when writes start failing and when they land again. */
-  constructor(kv: Deno.Kv, options: { log?: (line: string) => void } = {}) {
+  constructor(kv: Deno.Kv, options: KvJobStoreOptions<J["status"]>) {
     this.#kv = kv;
+    this.#terminal = options.terminalStatuses;
     this.#log = options.log ?? ((line) => console.error(`jobhead: ${line}`));
   }
 
-  async create(job: Job): Promise<void> {
+  async create(job: J): Promise<void> {
     let ok: boolean;
     try {
       ok = await this.#write([{ key: [JOBS, job.id], versionstamp: null }], (op) => {
         op.set([JOBS, job.id], job).set([BY_TIME, job.start_time, job.id], job.id);
-        if (!isTerminal(job.status)) op.set([ACTIVE, job.id], job.start_time);
+        if (!this.#isTerminal(job.status)) op.set([ACTIVE, job.id], job.start_time);
       });
     } catch (err) {
       this.#failed(err);
@@ -189,18 +140,18 @@ export class KvJobStore implements JobStore {
     }
   }
 
-  async get(id: string): Promise<Job | undefined> {
-    const entry = await this.#kv.get<Job>([JOBS, id]);
+  async get(id: string): Promise<J | undefined> {
+    const entry = await this.#kv.get<J>([JOBS, id]);
     return entry.value ?? undefined;
   }
 
-  async list(options: ListJobsOptions = {}): Promise<JobPage> {
+  async list(options: ListJobsOptions<J["status"]> = {}): Promise<JobPage<J>> {
     const limit = options.limit ?? 1000;
     const selector = options.cursor
       ? { start: [BY_TIME], end: [BY_TIME, ...decodeCursor(options.cursor)] }
       : { prefix: [BY_TIME] };
     // Collect one job past the page: its presence is what says there is a next page.
-    const jobs: Job[] = [];
+    const jobs: J[] = [];
     let ids: string[] = [];
     const take = async () => {
       for (const job of await this.#getMany(ids)) {
@@ -221,7 +172,7 @@ export class KvJobStore implements JobStore {
     return { jobs: page, cursor: encodeCursor(page[page.length - 1]) };
   }
 
-  async listActive(): Promise<Job[]> {
+  async listActive(): Promise<J[]> {
     const ids: string[] = [];
     for await (const entry of this.#kv.list({ prefix: [ACTIVE] })) ids.push(entry.key[1] as string);
     const jobs = await this.#getMany(ids);
@@ -230,16 +181,16 @@ export class KvJobStore implements JobStore {
 
   async update(
     id: string,
-    from: JobStatus | readonly JobStatus[],
-    changes: JobChanges,
+    from: J["status"] | readonly J["status"][],
+    changes: JobChanges<J>,
     options: { once?: boolean } = {},
-  ): Promise<Job> {
-    const statuses: readonly JobStatus[] = typeof from === "string" ? [from] : from;
+  ): Promise<J> {
+    const statuses: readonly string[] = typeof from === "string" ? [from] : from;
     let waitMs = RETRY_FIRST_MS;
     // A failed check means someone else wrote in between: re-read and decide again.
     // A failed write (a full disk) is tried again, decided afresh, until it lands.
     for (;;) {
-      const entry = await this.#kv.get<Job>([JOBS, id]);
+      const entry = await this.#kv.get<J>([JOBS, id]);
       if (entry.value === null) throw new NotFoundError(`Job ${id} does not exist`);
       if (!statuses.includes(entry.value.status)) {
         throw new ConflictError(
@@ -249,12 +200,17 @@ export class KvJobStore implements JobStore {
         );
       }
       const decided = typeof changes === "function" ? changes(entry.value) : changes;
-      const next: Job = { ...entry.value, ...decided, id };
+      const next = { ...entry.value, ...decided, id } as J;
+      if (this.#isTerminal(entry.value.status) && next.status !== entry.value.status) {
+        throw new ConflictError(
+          `Cannot move job "${id}" to ${next.status}: job is already ${entry.value.status}`,
+        );
+      }
       let ok: boolean;
       try {
         ok = await this.#write([entry], (op) => {
           op.set([JOBS, id], next);
-          if (isTerminal(next.status)) op.delete([ACTIVE, id]);
+          if (this.#isTerminal(next.status)) op.delete([ACTIVE, id]);
         });
       } catch (err) {
         this.#failed(err);
@@ -269,7 +225,7 @@ export class KvJobStore implements JobStore {
   }
 
   async delete(id: string): Promise<void> {
-    const entry = await this.#kv.get<Job>([JOBS, id]);
+    const entry = await this.#kv.get<J>([JOBS, id]);
     if (entry.value === null) throw new NotFoundError(`Job ${id} does not exist`);
     let result: Deno.KvCommitResult | Deno.KvCommitError;
     try {
@@ -288,6 +244,10 @@ export class KvJobStore implements JobStore {
 
   storageFull(): StorageFullSpell | undefined {
     return this.#full && { ...this.#full };
+  }
+
+  #isTerminal(status: string): boolean {
+    return this.#terminal.includes(status);
   }
 
   /** Notes a failed write: a full disk opens a spell, and the first failure of a run is logged. */
@@ -373,11 +333,11 @@ export class KvJobStore implements JobStore {
     return (await op.commit()).ok;
   }
 
-  async #getMany(ids: string[]): Promise<Job[]> {
-    const jobs: Job[] = [];
+  async #getMany(ids: string[]): Promise<J[]> {
+    const jobs: J[] = [];
     for (let i = 0; i < ids.length; i += GET_MANY_MAX_KEYS) {
       const keys = ids.slice(i, i + GET_MANY_MAX_KEYS).map((id) => [JOBS, id]);
-      for (const entry of await this.#kv.getMany<Job[]>(keys)) {
+      for (const entry of await this.#kv.getMany<J[]>(keys)) {
         if (entry.value) jobs.push(entry.value);
       }
     }
@@ -401,7 +361,7 @@ function messageOf(err: unknown): string {
  * Cursors name the last job of the previous page, so they stay valid while jobs are
  * added or deleted. A cursor that does not decode is reported as a bad request.
  */
-export function encodeCursor(job: Job): string {
+export function encodeCursor(job: Pick<StoredJob, "start_time" | "id">): string {
   return btoa(JSON.stringify([job.start_time, job.id])).replaceAll("=", "");
 }
 

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { ConflictError, NotFoundError } from "./errors.ts";
-import { decodeCursor, type Job, KvJobStore } from "./jobs.ts";
-import { aJob } from "./jobs_fixture.ts";
+import type { Job } from "../kit/job_record.ts";
+import { aJob, aJobStore } from "../kit/job_record_fixture.ts";
+import { decodeCursor } from "./jobs.ts";
 
 Deno.test("KvJobStore.create() rejects an id that already exists", async () => {
   using kv = await Deno.openKv(":memory:");
-  const store = new KvJobStore(kv);
+  const store = aJobStore(kv);
   await store.create(aJob());
   await assert.rejects(
     store.create(aJob({ entrypoint: "false" })),
@@ -19,7 +20,7 @@ Deno.test("KvJobStore.create() rejects an id that already exists", async () => {
 
 Deno.test("KvJobStore.update() lets one terminal status win", async () => {
   using kv = await Deno.openKv(":memory:");
-  const store = new KvJobStore(kv);
+  const store = aJobStore(kv);
   await store.create(aJob({ status: "RUNNING" }));
   const results = await Promise.allSettled([
     store.update("job-1", "RUNNING", { status: "SUCCEEDED" }),
@@ -31,9 +32,25 @@ Deno.test("KvJobStore.update() lets one terminal status win", async () => {
   assert.ok(["SUCCEEDED", "STOPPED"].includes((await store.get("job-1"))!.status));
 });
 
+Deno.test("KvJobStore.update() keeps a terminal status, and changes the rest", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const store = aJobStore(kv);
+  await store.create(aJob({ status: "SUCCEEDED", end_time: 2_000 }));
+  await assert.rejects(
+    store.update("job-1", ["SUCCEEDED", "RUNNING"], { status: "FAILED" }),
+    (err: Error) =>
+      err instanceof ConflictError &&
+      err.message === 'Cannot move job "job-1" to FAILED: job is already SUCCEEDED',
+  );
+  const marked = await store.update("job-1", "SUCCEEDED", { log_removed_at: 3_000 });
+  assert.equal(marked.status, "SUCCEEDED");
+  assert.equal((await store.get("job-1"))?.log_removed_at, 3_000);
+  assert.deepEqual(await store.listActive(), []);
+});
+
 Deno.test("KvJobStore.update() keeps a change made by another writer meanwhile", async () => {
   using kv = await Deno.openKv(":memory:");
-  const store = new KvJobStore(kv);
+  const store = aJobStore(kv);
   await store.create(aJob({ status: "RUNNING" }));
   await Promise.all([
     store.update("job-1", "RUNNING", { stop_requested_at: 5 }),
@@ -46,7 +63,7 @@ Deno.test("KvJobStore.update() keeps a change made by another writer meanwhile",
 
 Deno.test("KvJobStore.update() decides again from the record another writer changed", async () => {
   using kv = await Deno.openKv(":memory:");
-  const store = new KvJobStore(kv);
+  const store = aJobStore(kv);
   await store.create(aJob({ status: "RUNNING" }));
   const decide = (
     job: Job,
@@ -66,13 +83,13 @@ Deno.test("KvJobStore.update() decides again from the record another writer chan
 
 Deno.test("KvJobStore.update() of a missing job throws NotFoundError", async () => {
   using kv = await Deno.openKv(":memory:");
-  const store = new KvJobStore(kv);
+  const store = aJobStore(kv);
   await assert.rejects(store.update("nope", "PENDING", {}), NotFoundError);
 });
 
 Deno.test("KvJobStore.list() pages newest first and filters by status", async () => {
   using kv = await Deno.openKv(":memory:");
-  const store = new KvJobStore(kv);
+  const store = aJobStore(kv);
   for (let i = 0; i < 25; i++) {
     await store.create(aJob({
       id: `j${String(i).padStart(2, "0")}`,
@@ -103,7 +120,7 @@ Deno.test("KvJobStore.list() pages newest first and filters by status", async ()
 
 Deno.test("KvJobStore.listActive() drops jobs once terminal, and delete() removes them", async () => {
   using kv = await Deno.openKv(":memory:");
-  const store = new KvJobStore(kv);
+  const store = aJobStore(kv);
   await store.create(aJob({ id: "a", status: "RUNNING" }));
   await store.create(aJob({ id: "b", status: "RUNNING", start_time: 2_000 }));
   await store.update("a", "RUNNING", { status: "FAILED" });

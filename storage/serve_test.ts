@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { type Deployment, DeploymentSpec, KvServeStore, type Replica } from "./serve.ts";
+import { type Deployment, DeploymentSpec } from "../kit/deployment_record.ts";
+import type { Replica } from "../modules/serve/replica.ts";
+import { KvServeStore } from "./serve.ts";
 
 const PREFIX = ["mod", "serve"];
 
@@ -34,7 +36,7 @@ function aDeployment(name: string): Deployment {
 
 Deno.test("KvServeStore.deleteDeployment() removes its replicas and nobody else's", async () => {
   using kv = await Deno.openKv(":memory:");
-  const store = new KvServeStore(kv, PREFIX);
+  const store = new KvServeStore<Deployment, Replica>(kv, PREFIX);
   await store.putDeployment(aDeployment("web"));
   await store.putDeployment(aDeployment("web2"));
   await store.putReplica(aReplica("r1"));

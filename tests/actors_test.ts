@@ -5,7 +5,7 @@ import { Fifos } from "./fifos.ts";
 import { assertNoJobProcesses, q, submitJob } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
 import { join } from "node:path";
-import { KvJobStore } from "../storage/jobs.ts";
+import { aJobStore } from "../kit/job_record_fixture.ts";
 
 Deno.test("killing a job's supervisor actor fails the job and takes its process group", async () => {
   await using fifos = await Fifos.create();
@@ -91,7 +91,7 @@ Deno.test("a head deletes the supervisor records a previous head left for delete
   // As a head before job-deleted events did: the job goes, its supervisor's record stays.
   {
     using kv = await Deno.openKv(join(first.dataDir, "jobhead.kv"));
-    await new KvJobStore(kv).delete(gone);
+    await aJobStore(kv).delete(gone);
   }
 
   await using second = await startHead({ dataDir: first.dataDir, runId: first.runId });

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { startHead, waitForStatus } from "./harness.ts";
 import { submitJob } from "./helpers.ts";
 import { cgroupOfHead } from "./cgroups.ts";
+import { openEvents } from "./event_stream.ts";
 import { waitFor } from "./poll.ts";
 
 const JOBS = 50;
@@ -14,6 +15,24 @@ for (
     await deleteQuickJobs(extraArgs as string[]);
   });
 }
+
+Deno.test("deleting a job goes out on the event stream, and its supervisor's record with it", async () => {
+  await using head = await startHead();
+  await using events = await openEvents(head, "job,actor");
+  const id = await submitJob(head, { entrypoint: "true" });
+  const actorId = `jobsup_${id}`;
+  await events.next((e) =>
+    e.event === "actor" && e.data.actor_id === actorId && e.data.state === "DEAD"
+  );
+
+  const res = await head.fetch(`/api/jobs/${id}`, { method: "DELETE" });
+  assert.equal(res.status, 200, await res.text());
+  await events.next((e) => e.event === "job-deleted" && e.data.submission_id === id);
+  // The actors' owner heard of the deletion on the bus, and removed the record.
+  await events.next((e) => e.event === "actor-deleted" && e.data.actor_id === actorId);
+  assert.equal((await head.json(`/api/actors/${actorId}`)).status, 404);
+  assert.equal((await head.json(`/api/actors?job_id=${id}`)).body.length, 0);
+});
 
 /** Runs 50 quick jobs, deletes them, and checks run/, the actor records and the cgroups. */
 async function deleteQuickJobs(extraArgs: string[]): Promise<void> {

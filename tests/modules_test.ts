@@ -1,6 +1,7 @@
 /** End to end: operators' modules by path, their failures, --minimal, and the snapshot. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { openEvents } from "./event_stream.ts";
 import { startHead, waitForStatus } from "./harness.ts";
 import { assertError, submitJob } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
@@ -59,6 +60,57 @@ Deno.test("an operator's module loaded by path serves its routes and a snapshot 
   assert.match(session_name, /^session_/);
   assert.equal(typeof version, "string");
   assert.equal(typeof commit, "string");
+});
+
+/** An operator's module that owns an actor: it records it at start, ends and removes it on request. */
+const OWNS_AN_ACTOR = `import { Hono } from "hono";
+export function createModule() {
+  let ctx;
+  const probe = (state) => ({
+    actor_id: "probe_1", class_name: "Probe", name: "probe 1", namespace: "probes", state,
+    pid: null, node_id: ctx.info.nodeId, start_time: 1000, end_time: state === "DEAD" ? 2000 : null,
+    resources: {}, runtime_env: {}, owner: { kind: "probes", id: "1" }, port: null,
+    num_restarts: 0, death_cause: state === "DEAD" ? "done" : null, metadata: {},
+  });
+  return {
+    name: "probes",
+    minimal: true,
+    routes(context) {
+      ctx = context;
+      return new Hono()
+        .post("/api/probes/1/end", async (c) => c.json(await ctx.actors.record([probe("DEAD")]) ?? {}))
+        .delete("/api/probes/1", async (c) => c.json(await ctx.actors.remove(["probe_1"]) ?? {}));
+    },
+    start: () => ctx.actors.record([probe("ALIVE")]),
+  };
+}`;
+
+Deno.test("an operator's module owns actors: the actors API serves them, the stream has their changes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jobhead-modules-" });
+  try {
+    const path = join(dir, "owns_an_actor.ts");
+    await Deno.writeTextFile(path, OWNS_AN_ACTOR);
+    await using head = await startHead({ extraArgs: ["--module", path] });
+    await using events = await openEvents(head, "actor");
+    const listed = await head.json("/api/actors?class_name=Probe&state=ALIVE");
+    assert.deepEqual(
+      listed.body.map((a: { actor_id: string; owner: unknown }) => [a.actor_id, a.owner]),
+      [["probe_1", { kind: "probes", id: "1" }]],
+    );
+    // The actors module serves it as it serves its own: no process runs it, so no kill.
+    const kill = await head.json("/api/actors/kill?actor_id=probe_1");
+    assert.equal(kill.status, 409, JSON.stringify(kill.body));
+
+    assert.equal((await head.json("/api/probes/1/end", { method: "POST" })).status, 200);
+    const ended = await events.next((e) => e.event === "actor" && e.data.actor_id === "probe_1");
+    assert.equal(ended.data.state, "DEAD");
+    assert.equal((await head.json("/api/actors/probe_1")).body.death_cause, "done");
+    assert.equal((await head.json("/api/probes/1", { method: "DELETE" })).status, 200);
+    await events.next((e) => e.event === "actor-deleted" && e.data.actor_id === "probe_1");
+    assert.equal((await head.json("/api/actors/probe_1")).status, 404);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("--minimal --skip-broken-modules: modules that fail to load or start, or reuse a route, are skipped", async () => {

@@ -1,4 +1,7 @@
-/** The actors module: lists and kills supervised processes (job supervisors, serve replicas). */
+/**
+ * The actors module: lists and kills supervised processes (job supervisors, serve replicas,
+ * operators' modules' actors), and removes the records of long-dead ones.
+ */
 import type { HeadModule } from "../../kit/module.ts";
 import { keepActorRetention } from "./retention.ts";
 import { actorRoutes } from "./routes.ts";
@@ -15,22 +18,17 @@ export function createModule(): HeadModule {
     minimal: true,
     routes(ctx) {
       service = new ActorService(ctx);
-      service.followJobs(); // before any module starts: no job event is missed
       return actorRoutes(service);
     },
-    async start(ctx) {
-      await service?.resync(); // what a previous head left unrecorded
+    start(ctx) {
       if (ctx.config.actorRetentionMinutes > 0) {
-        keepActorRetention(ctx.stores.actors, {
+        keepActorRetention(ctx.actors, {
           retentionMinutes: ctx.config.actorRetentionMinutes,
           now: Date.now,
           logger: ctx.logger,
           signal: ctx.signal,
         });
       }
-    },
-    async stop() {
-      await service?.close();
     },
     async snapshot() {
       const actors = await service?.list({ limit: SNAPSHOT_ACTORS }) ?? [];

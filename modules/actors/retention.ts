@@ -4,7 +4,8 @@
  * deployments they belonged to keep their own records.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import type { Actor, ActorStore } from "../../storage/actors.ts";
+import type { Actor } from "../../kit/actor_record.ts";
+import type { ActorRegistry } from "../../kit/actor_registry.ts";
 import type { Logger } from "../../kit/log.ts";
 
 /** The longest a sweep waits for the next one. */
@@ -26,10 +27,10 @@ export function expiredActors(
 
 /**
  * Removes expired DEAD actors at start, then as often as the period needs (at most every
- * 5 minutes), until `signal` aborts.
+ * 5 minutes), until `signal` aborts. Each removal is announced (`actor-deleted`).
  */
 export async function keepActorRetention(
-  actors: ActorStore,
+  actors: ActorRegistry,
   options: { retentionMinutes: number; now: () => number; logger: Logger; signal: AbortSignal },
 ): Promise<void> {
   const interval = Math.min(
@@ -40,7 +41,7 @@ export async function keepActorRetention(
     try {
       const dead = await actors.list({ states: ["DEAD"] });
       const expired = expiredActors(dead, options.now(), options.retentionMinutes);
-      if (expired.length > 0) await actors.delete(expired);
+      await actors.remove(expired); // each goes out on the bus
     } catch (err) {
       options.logger.error("actor retention failed:", err);
     }

@@ -1,91 +1,84 @@
 import assert from "node:assert/strict";
 import { createApp } from "../../host/app.ts";
+import type { Actor } from "../../kit/actor_record.ts";
+import { ActorRegistry } from "../../kit/actor_registry.ts";
 import { EventBus } from "../../kit/events.ts";
 import type { ModuleContext } from "../../kit/module.ts";
 import { KvActorStore } from "../../storage/actors.ts";
-import { type Job, KvJobStore } from "../../storage/jobs.ts";
-import { aJob as baseJob } from "../../storage/jobs_fixture.ts";
 import { actorRoutes } from "./routes.ts";
 import { ActorService } from "./service.ts";
 
 const sanitized = { sanitizeOps: true, sanitizeResources: true };
 
-/** A job whose supervisor is an actor worth listing. */
-function aJob(changes: Partial<Job> = {}): Job {
-  return baseJob({
-    entrypoint: "sleep 1000",
-    runtime_env: { env_vars: { A: "1" } },
-    entrypoint_num_cpus: 1,
-    entrypoint_resources: { disk: 2 },
+/** An actor an operator's module owns, ALIVE, with `changes` applied. */
+function anActor(changes: Partial<Actor> = {}): Actor {
+  return {
+    actor_id: "cron_nightly",
+    class_name: "CronRunner",
+    name: "cron nightly",
+    namespace: "cron",
+    state: "ALIVE",
+    pid: 4242,
+    node_id: "node-1",
+    start_time: 1_000,
+    end_time: null,
+    resources: { CPU: 1 },
+    runtime_env: {},
+    owner: { kind: "cron", id: "nightly" },
+    port: null,
+    num_restarts: 0,
+    death_cause: null,
+    metadata: {},
     ...changes,
-  });
+  };
 }
 
-/** An actor service over in-memory stores, with a supervisor that runs nothing. */
+/** The actors API over an in-memory registry, with a supervisor that runs nothing. */
 function setUp(kv: Deno.Kv) {
   const events = new EventBus();
-  const jobs = new KvJobStore(kv);
+  const actors = new ActorRegistry(new KvActorStore(kv), events);
   const ctx = {
-    kv,
-    kvPrefix: ["mod", "actors"],
-    stores: { jobs, actors: new KvActorStore(kv) },
+    actors,
     config: { stopGraceMs: 3_000 },
-    info: { nodeId: "node-1" },
     logger: { info() {}, warn() {}, error() {} },
-    events,
     supervisor: { get: () => undefined },
   } as unknown as ModuleContext;
-  const service = new ActorService(ctx);
   const app = createApp({ maxBodyBytes: 1024 });
-  app.route("/", actorRoutes(service));
-  return { service, app, jobs, events };
+  app.route("/", actorRoutes(new ActorService(ctx)));
+  return { app, actors };
 }
 
-Deno.test("ActorService mirrors a job's supervisor from the job's events", sanitized, async () => {
-  using kv = await Deno.openKv(":memory:");
-  const { service, app, jobs, events } = setUp(kv);
-  service.followJobs();
-  await jobs.create(aJob());
-  events.emit({ type: "job", job: aJob() });
-  const running = await jobs.update("job-1", "PENDING", {
-    status: "RUNNING",
-    supervisor: { pid: 4242, start_ticks: 7 },
-  });
-  events.emit({ type: "job", job: running });
-  await service.resync();
-
-  const res = await app.request("/api/actors?job_id=job-1&state=alive");
-  assert.equal(res.status, 200);
-  const [actor] = await res.json();
-  assert.equal(actor.actor_id, "jobsup_job-1");
-  assert.equal(actor.class_name, "JobSupervisor");
-  assert.equal(actor.state, "ALIVE");
-  assert.equal(actor.pid, 4242);
-  assert.equal(actor.node_id, "node-1");
-  assert.deepEqual(actor.resources, { CPU: 1, disk: 2 });
-  assert.deepEqual(actor.runtime_env, { env_vars: { A: "1" } });
-  assert.deepEqual(actor.owner, { kind: "job", id: "job-1" });
-
-  const failed = await jobs.update("job-1", "RUNNING", {
-    status: "FAILED",
-    error_type: "JOB_SUPERVISOR_ACTOR_DIED",
-    end_time: 2_000,
-  });
-  events.emit({ type: "job", job: failed });
-  await service.close();
-  const dead = await (await app.request("/api/actors/jobsup_job-1")).json();
-  assert.equal(dead.state, "DEAD");
-  assert.equal(dead.end_time, 2_000);
-  assert.equal(dead.death_cause, "job job-1 ended FAILED (JOB_SUPERVISOR_ACTOR_DIED)");
-});
+Deno.test(
+  "GET /api/actors lists whatever module owns an actor, by its filters",
+  sanitized,
+  async () => {
+    using kv = await Deno.openKv(":memory:");
+    const { app, actors } = setUp(kv);
+    await actors.record([
+      anActor(),
+      anActor({
+        actor_id: "jobsup_a",
+        class_name: "JobSupervisor",
+        owner: { kind: "job", id: "a" },
+      }),
+    ]);
+    const ids = async (path: string) => {
+      const res = await app.request(path);
+      assert.equal(res.status, 200, path);
+      return (await res.json()).map((actor: Actor) => actor.actor_id);
+    };
+    assert.deepEqual(await ids("/api/actors?class_name=CronRunner&state=alive"), ["cron_nightly"]);
+    assert.deepEqual(await ids("/api/actors?job_id=a"), ["jobsup_a"]);
+    assert.deepEqual(await ids("/api/actors?deployment=a"), []);
+    const one = await (await app.request("/api/actors/cron_nightly")).json();
+    assert.deepEqual(one, anActor());
+  },
+);
 
 Deno.test("GET /api/actors/kill answers Ray's envelope, errors included", sanitized, async () => {
   using kv = await Deno.openKv(":memory:");
-  const { service, app, jobs, events } = setUp(kv);
-  service.followJobs();
-  await jobs.create(aJob({ status: "RUNNING", supervisor: { pid: 1, start_ticks: 1 } }));
-  events.emit({ type: "job", job: (await jobs.get("job-1"))! });
-  await service.close();
+  const { app, actors } = setUp(kv);
+  await actors.record([anActor({ actor_id: "jobsup_job-1", owner: { kind: "job", id: "job-1" } })]);
 
   const cases: [string, number, RegExp][] = [
     ["/api/actors/kill", 400, /actor_id: required/],

@@ -6,7 +6,7 @@ import {
   ActorOwner,
   ActorState,
   ServeReplicaMetadata,
-} from "../../storage/actors.ts";
+} from "../../kit/actor_record.ts";
 
 export { Actor, ActorId, ActorOwner, ActorState, ServeReplicaMetadata };
 

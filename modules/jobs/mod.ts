@@ -1,15 +1,17 @@
 /** The jobs module: submits, stops and tails shell-command jobs. */
 import type { HeadModule } from "../../kit/module.ts";
-import { isTerminal } from "../../storage/jobs.ts";
+import { isTerminal } from "../../kit/job_record.ts";
 import { LogFollowers } from "./log_follower.ts";
 import { LogWatcher } from "./log_watcher.ts";
 import { keepRetention } from "./retention.ts";
 import { jobRoutes, toDetails } from "./routes.ts";
 import { JobService } from "./service.ts";
+import { SupervisorActors } from "./supervisor_actors.ts";
 
 /** Creates the jobs module. */
 export function createModule(): HeadModule {
   let service: JobService | undefined;
+  let supervisorActors: SupervisorActors | undefined;
   let logWatcher: LogWatcher | undefined;
   let snapshotJobs: (() => Promise<unknown>) | undefined;
   return {
@@ -17,6 +19,8 @@ export function createModule(): HeadModule {
     minimal: true,
     routes(ctx) {
       service = new JobService(ctx);
+      supervisorActors = new SupervisorActors(ctx);
+      supervisorActors.follow(); // before any module starts: no job event is missed
       logWatcher = new LogWatcher();
       const jobs = service;
       snapshotJobs = async () => {
@@ -54,6 +58,7 @@ export function createModule(): HeadModule {
     },
     async start(ctx) {
       await service?.adoptRunningJobs(); // jobs the previous head left running
+      await supervisorActors?.resync(); // what a previous head left unrecorded
       service?.maintainLogs(ctx.signal);
       if (service) {
         keepRetention(service, {
@@ -70,9 +75,10 @@ export function createModule(): HeadModule {
         });
       }
     },
-    stop() {
+    async stop() {
       service?.close(); // running jobs keep running
       logWatcher?.close();
+      await supervisorActors?.close(); // once the records of the last changes are written
     },
     snapshot() {
       return snapshotJobs?.() ?? {};

@@ -4,7 +4,7 @@
  * yield to the API between deletions. By default nothing is deleted, as in Ray.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import { isTerminal, type Job } from "../../storage/jobs.ts";
+import { isTerminal, type Job } from "../../kit/job_record.ts";
 import type { Logger } from "../../kit/log.ts";
 
 /** What retention keeps; an absent bound does not apply. */

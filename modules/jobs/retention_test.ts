@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { aJob } from "../../storage/jobs_fixture.ts";
-import type { Job } from "../../storage/jobs.ts";
+import { aJob } from "../../kit/job_record_fixture.ts";
+import type { Job } from "../../kit/job_record.ts";
 import { createLogger } from "../../kit/log.ts";
 import { expiredJobs, sweepJobs } from "./retention.ts";
 

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { KvActorStore } from "../../storage/actors.ts";
-import { KvJobStore } from "../../storage/jobs.ts";
 import { FileLogStore } from "../../storage/logs.ts";
 import { FilePackageStore } from "../../storage/packages.ts";
 import { Supervisor } from "../../supervision/supervisor.ts";
@@ -11,7 +10,8 @@ import { EventBus } from "../../kit/events.ts";
 import { createLogger } from "../../kit/log.ts";
 import type { ModuleContext } from "../../kit/module.ts";
 import { WorkerPool } from "../../kit/worker_pool.ts";
-import { aJob } from "../../storage/jobs_fixture.ts";
+import { aJob, aJobStore } from "../../kit/job_record_fixture.ts";
+import { ActorRegistry } from "../../kit/actor_registry.ts";
 import { createModule } from "./mod.ts";
 import { MetricsRegistry } from "../../kit/metrics.ts";
 
@@ -27,13 +27,13 @@ async function withApp(
   using kv = await Deno.openKv(":memory:");
   const shutdown = new AbortController();
   const config = { ...parseConfig([], {}), dataDir: dir, maxBodyBytes: 1024 };
+  const events = new EventBus();
   const ctx: ModuleContext = {
     kv,
     kvPrefix: ["mod", "jobs"],
     stores: {
-      jobs: new KvJobStore(kv),
+      jobs: aJobStore(kv),
       logs: new FileLogStore(join(dir, "logs")),
-      actors: new KvActorStore(kv),
       packages: new FilePackageStore(join(dir, "packages")),
     },
     config,
@@ -45,7 +45,8 @@ async function withApp(
       commit: "",
     },
     logger: createLogger("test"),
-    events: new EventBus(),
+    events,
+    actors: new ActorRegistry(new KvActorStore(kv), events),
     supervisor: new Supervisor(join(dir, "run")),
     workers: new WorkerPool({ size: 1 }),
     metrics: new MetricsRegistry(),

@@ -10,7 +10,7 @@ import {
   JobStatus,
   RuntimeEnv,
   TERMINAL_STATUSES,
-} from "../../storage/jobs.ts";
+} from "../../kit/job_record.ts";
 import { ErrorResponse } from "../../kit/schemas.ts";
 
 export { ErrorResponse, isTerminal, JobErrorType, JobId, JobStatus, RuntimeEnv, TERMINAL_STATUSES };

@@ -8,18 +8,17 @@ import type { ExitReason, SupervisedProcess } from "../../supervision/supervisor
 import { ValidationError } from "../../kit/errors.ts";
 import type { ModuleContext } from "../../kit/module.ts";
 import { ConflictError, InvalidStateError, NotFoundError } from "../../storage/errors.ts";
-import { jobSupervisorActorId } from "../../storage/actors.ts";
-import type {
-  Job,
-  JobChanges,
-  JobErrorType,
-  JobPage,
-  JobStatus,
-  StorageFullSpell,
-} from "../../storage/jobs.ts";
+import type { JobChanges, JobPage, StorageFullSpell } from "../../storage/jobs.ts";
 import type { LogChunk, LogStore } from "../../storage/logs.ts";
 import { prepareWorkingDir, wantsWorkingDirCopy } from "../../storage/working_dirs.ts";
-import { isTerminal, TERMINAL_STATUSES } from "../../storage/jobs.ts";
+import {
+  isTerminal,
+  type Job,
+  type JobErrorType,
+  type JobStatus,
+  TERMINAL_STATUSES,
+} from "../../kit/job_record.ts";
+import { supervisorActorId } from "./supervisor_actors.ts";
 import { utf8Boundary } from "./framing.ts";
 import type { SubmitJobRequest } from "./schemas.ts";
 
@@ -48,7 +47,7 @@ export const STOP_WAIT_ENV = "JOBHEAD_STOP_WAIT_S";
 
 /** The supervisor actor id of a job: names its run files, marks its processes. */
 export function actorIdOf(jobId: string): string {
-  return jobSupervisorActorId(jobId);
+  return supervisorActorId(jobId);
 }
 
 /** What this head holds in memory about one submission; a resubmitted id gets a new one. */
@@ -102,7 +101,9 @@ export class JobService {
   }
 
   /** A page of jobs, newest first. */
-  list(options: { statuses?: JobStatus[]; limit?: number; cursor?: string }): Promise<JobPage> {
+  list(
+    options: { statuses?: JobStatus[]; limit?: number; cursor?: string },
+  ): Promise<JobPage<Job>> {
     return this.#ctx.stores.jobs.list(options);
   }
 
@@ -518,7 +519,7 @@ export class JobService {
   async #change(
     id: string,
     from: JobStatus | readonly JobStatus[],
-    changes: JobChanges,
+    changes: JobChanges<Job>,
     options?: { once?: boolean },
   ): Promise<Job> {
     const job = await this.#ctx.stores.jobs.update(id, from, changes, options);

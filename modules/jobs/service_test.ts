@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { aJob } from "../../storage/jobs_fixture.ts";
+import { aJob } from "../../kit/job_record_fixture.ts";
 import { exitOutcome, jobConfigMetadata, STATUS_MESSAGES } from "./service.ts";
 
 const exited = (code: number) => ({ kind: "exited", code, endTime: 5_000 } as const);

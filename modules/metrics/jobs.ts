@@ -8,7 +8,7 @@ import {
   type Job,
   type JobStatus,
   JobStatus as JobStatuses,
-} from "../../storage/jobs.ts";
+} from "../../kit/job_record.ts";
 import type { JobStore } from "../../storage/jobs.ts";
 import type { LogStore } from "../../storage/logs.ts";
 import type { MetricsScope } from "../../kit/metrics.ts";
@@ -78,7 +78,7 @@ export class JobMetrics {
    * background, so the head need not wait for it; changes made meanwhile win over what
    * the count reads.
    */
-  start(stores: { jobs: JobStore; logs: LogStore }, events: EventBus): void {
+  start(stores: { jobs: JobStore<Job>; logs: LogStore }, events: EventBus): void {
     this.#logs = stores.logs;
     this.#changedDuringCount = new Map();
     this.#unsubscribe = events.on((event) => {
@@ -108,7 +108,7 @@ export class JobMetrics {
     }
   }
 
-  async #count(store: JobStore, changed: Map<string, JobStatus | null>): Promise<void> {
+  async #count(store: JobStore<Job>, changed: Map<string, JobStatus | null>): Promise<void> {
     const statuses = new Map<string, JobStatus>();
     let cursor: string | undefined;
     do {

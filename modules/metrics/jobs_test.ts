@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { EventBus } from "../../kit/events.ts";
 import { KvActorStore } from "../../storage/actors.ts";
-import { KvJobStore } from "../../storage/jobs.ts";
-import { aJob } from "../../storage/jobs_fixture.ts";
+import { aJob, aJobStore } from "../../kit/job_record_fixture.ts";
 import { FileLogStore } from "../../storage/logs.ts";
 import { JobMetrics } from "./jobs.ts";
 import { MetricsRegistry } from "../../kit/metrics.ts";
@@ -21,7 +20,7 @@ Deno.test("JobMetrics counts the store at start, then follows changes and deleti
     const registry = new MetricsRegistry();
     const metrics = new JobMetrics(registry);
     const stores = timeStoreWrites(registry, {
-      jobs: new KvJobStore(kv),
+      jobs: aJobStore(kv),
       actors: new KvActorStore(kv),
     }, (id, status) => metrics.deleted(id, status));
     const logs = new FileLogStore(dir);
@@ -68,7 +67,7 @@ Deno.test("JobMetrics: changes made while the store is counted win over what it 
   using kv = await Deno.openKv(":memory:");
   const registry = new MetricsRegistry();
   const metrics = new JobMetrics(registry);
-  const jobs = new KvJobStore(kv);
+  const jobs = aJobStore(kv);
   await jobs.create(aJob({ id: "done", status: "SUCCEEDED", end_time: 2_000 }));
   await jobs.create(aJob({ id: "failed", status: "FAILED", end_time: 2_000 }));
   await jobs.create(aJob({ id: "waiting" }));

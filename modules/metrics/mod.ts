@@ -35,7 +35,7 @@ const LOG_SAMPLE_MS = 5_000;
 
 /** What `start()` watches. */
 export interface MetricsSources {
-  stores: TimedStores & { logs: LogStore };
+  stores: Pick<TimedStores, "jobs"> & { logs: LogStore };
   events: EventBus;
   supervisor: Supervisor;
 }

@@ -1,6 +1,7 @@
 /** Store metrics: the latency of every write through the job and actor stores. */
+import type { Job, JobStatus } from "../../kit/job_record.ts";
 import type { ActorStore } from "../../storage/actors.ts";
-import type { JobStatus, JobStore } from "../../storage/jobs.ts";
+import type { JobStore } from "../../storage/jobs.ts";
 import type { Histogram, MetricsScope } from "../../kit/metrics.ts";
 
 /** Buckets of store writes, in seconds: KV commits take about a millisecond. */
@@ -8,7 +9,7 @@ const WRITE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 
 /** The stores whose writes are timed. */
 export interface TimedStores {
-  jobs: JobStore;
+  jobs: JobStore<Job>;
   actors: ActorStore;
 }
 

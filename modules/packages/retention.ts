@@ -4,7 +4,7 @@
  * extracted copies. Deployments cannot name packages, so jobs are the only users.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import type { Job } from "../../storage/jobs.ts";
+import type { Job } from "../../kit/job_record.ts";
 import {
   type PackageRef,
   type PackageStore,

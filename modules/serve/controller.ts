@@ -8,16 +8,12 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import type { ExitReason, ModuleContext, SupervisedProcess } from "../../kit/module.ts";
-import type { Actor } from "../../storage/actors.ts";
+import type { Actor } from "../../kit/actor_record.ts";
 import type { LogStore } from "../../storage/logs.ts";
 import { localWorkingDirPath } from "../../storage/working_dirs.ts";
-import type {
-  Deployment,
-  DeploymentStatus,
-  HealthCheck,
-  Replica,
-  ServeStore,
-} from "../../storage/serve.ts";
+import type { Deployment, DeploymentStatus, HealthCheck } from "../../kit/deployment_record.ts";
+import type { ServeStore } from "../../storage/serve.ts";
+import type { Replica } from "./replica.ts";
 import { DEFAULT_MIN_UPTIME_S, deploymentStatus, readyAt } from "./health.ts";
 import type { DeploymentDetails } from "./schemas.ts";
 
@@ -31,7 +27,7 @@ const STARTUP_PROBE_MS = 100;
 /** What a controller works with. */
 export interface ControllerDeps {
   ctx: ModuleContext;
-  store: ServeStore;
+  store: ServeStore<Deployment, Replica>;
   /** The deployment's replica logs: one file per replica, kept across its restarts. */
   logs: LogStore;
   /** Called once the deployment has been deleted. */
@@ -565,8 +561,7 @@ export class DeploymentController {
     this.#writes = this.#writes.then(async () => {
       if (options.forget) await store.deleteReplica(replica.deployment, replica.actor_id);
       else await store.putReplica(replica);
-      await ctx.stores.actors.put([actor]);
-      ctx.events.emit({ type: "actor", actor });
+      await ctx.actors.record([actor]);
     }).catch((err) => ctx.logger.error(`recording replica ${replica.replica_tag} failed:`, err));
     return this.#writes;
   }

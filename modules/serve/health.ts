@@ -2,8 +2,8 @@
  * Pure decisions about a deployment's health: when a replica counts as ready, and the
  * deployment's status from its replicas. The controller does the I/O around them.
  */
-import type { DeploymentStatus } from "../../storage/serve.ts";
-import type { ActorState } from "../../storage/actors.ts";
+import type { DeploymentStatus } from "../../kit/deployment_record.ts";
+import type { ActorState } from "../../kit/actor_record.ts";
 
 /** `restart_policy.min_uptime_s` when a stored spec predates it. */
 export const DEFAULT_MIN_UPTIME_S = 10;

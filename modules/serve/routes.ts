@@ -3,7 +3,7 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { parseInput, readJson } from "../../kit/http.ts";
 import { describeRoute } from "../../kit/route_doc.ts";
-import { ActorId } from "../../storage/actors.ts";
+import { ActorId } from "../../kit/actor_record.ts";
 import {
   DeleteDeploymentResponse,
   DeploymentDetails,

@@ -3,7 +3,7 @@
  * and its clients.
  */
 import { z } from "zod";
-import { ActorId, ActorState } from "../../storage/actors.ts";
+import { ActorId, ActorState } from "../../kit/actor_record.ts";
 import {
   Deployment,
   DeploymentName,
@@ -11,7 +11,7 @@ import {
   DeploymentStatus,
   HealthCheck,
   RestartPolicy,
-} from "../../storage/serve.ts";
+} from "../../kit/deployment_record.ts";
 
 export { DeploymentName, DeploymentSpec, DeploymentStatus, HealthCheck, RestartPolicy };
 

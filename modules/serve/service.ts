@@ -8,13 +8,9 @@ import { ValidationError } from "../../kit/errors.ts";
 import type { ModuleContext } from "../../kit/module.ts";
 import { ConflictError, NotFoundError } from "../../storage/errors.ts";
 import { FileLogStore } from "../../storage/logs.ts";
-import {
-  type Deployment,
-  type DeploymentSpec,
-  KvServeStore,
-  type Replica,
-  type ServeStore,
-} from "../../storage/serve.ts";
+import type { Deployment, DeploymentSpec } from "../../kit/deployment_record.ts";
+import { KvServeStore, type ServeStore } from "../../storage/serve.ts";
+import type { Replica } from "./replica.ts";
 import { checkLocalWorkingDir, isWorkingDirUri } from "../../storage/working_dirs.ts";
 import { DeploymentController } from "./controller.ts";
 import type { DeploymentDetails, ReplicaLogsResponse } from "./schemas.ts";
@@ -25,7 +21,7 @@ export const MAX_LOG_READ_BYTES = 16 * 1024 * 1024;
 /** Applies, lists and deletes deployments. */
 export class ServeService {
   #ctx: ModuleContext;
-  #store: ServeStore;
+  #store: ServeStore<Deployment, Replica>;
   #logsDir: string;
   #controllers = new Map<string, DeploymentController>();
 
@@ -106,7 +102,7 @@ export class ServeService {
     range: { offset?: number; limit?: number },
   ): Promise<ReplicaLogsResponse> {
     const controller = this.#get(name);
-    const actor = await this.#ctx.stores.actors.get(actorId);
+    const actor = await this.#ctx.actors.get(actorId);
     if (actor?.owner.kind !== "deployment" || actor.owner.id !== name) {
       throw new NotFoundError(`Replica ${actorId} of deployment ${name} does not exist`);
     }

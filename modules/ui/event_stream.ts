@@ -1,13 +1,20 @@
 /**
- * `GET /api/events`: the bus's job, actor and deployment changes as server-sent events. Each stream
- * keeps only the latest change per job, actor or deployment until its reader takes it, so a slow
- * reader costs at most one entry per changed object, and never slows the head.
+ * `GET /api/events`: the bus's job, actor and deployment changes (deletions included) as
+ * server-sent events. Each stream keeps only the latest change per job, actor or deployment
+ * until its reader takes it, so a slow reader costs at most one entry per changed object, and
+ * never slows the head.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import type { EventBus, HeadEvent } from "../../kit/events.ts";
-import type { Job } from "../../storage/jobs.ts";
-import type { Deployment } from "../../storage/serve.ts";
-import type { DeploymentEvent, EventType, JobRow } from "./schemas.ts";
+import type { Deployment } from "../../kit/deployment_record.ts";
+import type { Job } from "../../kit/job_record.ts";
+import type {
+  ActorDeletedEvent,
+  DeploymentEvent,
+  EventType,
+  JobDeletedEvent,
+  JobRow,
+} from "./schemas.ts";
 
 /** A comment line sent after this much silence: keeps proxies from closing an idle stream. */
 const KEEPALIVE_MS = 25_000;
@@ -41,6 +48,39 @@ export function toDeploymentEvent(name: string, deployment: Deployment | null): 
 }
 
 /**
+ * The SSE message of a bus event: which object it changes (`<type>:<id>`: a later change
+ * of the same object replaces it), the kind of change that picks it, and the message.
+ */
+export function sseMessage(event: HeadEvent): { key: string; type: EventType; text: string } {
+  const message = (name: string, data: unknown) =>
+    `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
+  switch (event.type) {
+    case "job":
+      return { key: `job:${event.job.id}`, type: "job", text: message("job", toRow(event.job)) };
+    case "job-deleted": {
+      const data: JobDeletedEvent = { submission_id: event.jobId };
+      return { key: `job:${event.jobId}`, type: "job", text: message("job-deleted", data) };
+    }
+    case "actor": {
+      const { actor } = event;
+      return { key: `actor:${actor.actor_id}`, type: "actor", text: message("actor", actor) };
+    }
+    case "actor-deleted": {
+      const data: ActorDeletedEvent = { actor_id: event.actorId };
+      return { key: `actor:${event.actorId}`, type: "actor", text: message("actor-deleted", data) };
+    }
+    case "deployment": {
+      const data = toDeploymentEvent(event.name, event.deployment);
+      return {
+        key: `deployment:${event.name}`,
+        type: "deployment",
+        text: message("deployment", data),
+      };
+    }
+  }
+}
+
+/**
  * An SSE body that follows `events` until `signal` aborts or the reader goes away.
  * It opens with a `ready` event: what the reader missed before then, it reads from the
  * API. A `reset` event means changes were dropped for a reader that fell far behind.
@@ -61,14 +101,10 @@ export function eventStream(
   };
 
   const onEvent = (event: HeadEvent) => {
-    if (event.type === "job-deleted" || !options.types.has(event.type)) return;
-    const [key, data] = event.type === "job"
-      ? [`job:${event.job.id}`, toRow(event.job)]
-      : event.type === "actor"
-      ? [`actor:${event.actor.actor_id}`, event.actor]
-      : [`deployment:${event.name}`, toDeploymentEvent(event.name, event.deployment)];
+    const { key, type, text } = sseMessage(event);
+    if (!options.types.has(type)) return;
     pending.delete(key); // re-inserted last: changes go out in the order they were made
-    pending.set(key, `event: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`);
+    pending.set(key, text);
     if (pending.size > MAX_PENDING) {
       pending.clear();
       overflowed = true;

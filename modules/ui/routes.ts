@@ -7,7 +7,8 @@ import type { EventBus } from "../../kit/events.ts";
 import type { ContributedView } from "../../kit/module.ts";
 import { describeRoute } from "../../kit/route_doc.ts";
 import { NotFoundError } from "../../storage/errors.ts";
-import { decodeCursor, encodeCursor, JobStatus, type JobStore } from "../../storage/jobs.ts";
+import { type Job, JobStatus } from "../../kit/job_record.ts";
+import { decodeCursor, encodeCursor, type JobStore } from "../../storage/jobs.ts";
 import { Assets } from "./assets.ts";
 import { eventStream, toRow } from "./event_stream.ts";
 import {
@@ -27,7 +28,7 @@ const SCAN_PAGE = 500;
 
 /** What the dashboard's routes need. */
 export interface UiRoutesOptions {
-  jobs: JobStore;
+  jobs: JobStore<Job>;
   events: EventBus;
   assets: Assets;
   /** Aborted at shutdown: event streams end. */
@@ -94,10 +95,11 @@ export function uiRoutes(options: UiRoutesOptions): Hono {
     summary: "Server-sent events: job, actor and deployment changes, live",
     description: "`text/event-stream`: `ready` first, then `job` events (data: a job row, " +
       "as `GET /api/ui/jobs` has them), `actor` events (data: the actor, as " +
-      "`GET /api/actors/{id}` has it) and `deployment` events (data: `name`, `status`, " +
-      "`message`, `updated_at`; `status` null once deleted); `reset` when changes were " +
-      "dropped for a slow reader. `types` picks kinds (comma-separated `job`, `actor`, " +
-      "`deployment`).",
+      "`GET /api/actors/{id}` has it), `deployment` events (data: `name`, `status`, " +
+      "`message`, `updated_at`; `status` null once deleted), `job-deleted` (data: " +
+      "`submission_id`) and `actor-deleted` (data: `actor_id`) events; `reset` when changes " +
+      "were dropped for a slow reader. `types` picks kinds (comma-separated `job`, `actor`, " +
+      "`deployment`; each with its deletions).",
     query: EventsQuery,
     response: { mediaType: "text/event-stream" },
   });
@@ -121,7 +123,7 @@ export function uiRoutes(options: UiRoutesOptions): Hono {
 }
 
 /** One page of rows matching `query`, newest first; see FindJobsResponse. */
-async function findJobs(store: JobStore, query: FindJobsQuery): Promise<FindJobsResponse> {
+async function findJobs(store: JobStore<Job>, query: FindJobsQuery): Promise<FindJobsResponse> {
   const statuses = query.status?.split(",").map((s) =>
     parseInput(JobStatus, s.trim().toUpperCase(), "status")
   );

@@ -2,15 +2,15 @@ import assert from "node:assert/strict";
 import { EventBus } from "../../kit/events.ts";
 import type { ContributedView } from "../../kit/module.ts";
 import { createApp } from "../../host/app.ts";
-import { type Job, KvJobStore } from "../../storage/jobs.ts";
-import { aJob } from "../../storage/jobs_fixture.ts";
+import type { Job } from "../../kit/job_record.ts";
+import { aJob, aJobStore } from "../../kit/job_record_fixture.ts";
 import { Assets } from "./assets.ts";
 import { uiRoutes } from "./routes.ts";
 import type { FindJobsResponse } from "./schemas.ts";
 
 async function setUp(jobs: Partial<Job>[], moduleViews: () => ContributedView[] = () => []) {
   const kv = await Deno.openKv(":memory:");
-  const store = new KvJobStore(kv);
+  const store = aJobStore(kv);
   for (const [i, changes] of jobs.entries()) {
     await store.create(
       aJob({ status: "SUCCEEDED", id: `job-${i}`, start_time: 1_000 + i, ...changes }),
@@ -170,4 +170,23 @@ Deno.test("a module's view is listed and served by its id; no other file is", as
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("GET /api/events streams deletions of jobs and actors as their latest change", async () => {
+  using t = await setUp([{}]);
+  const res = await t.app.request("/api/events?types=job,actor");
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  assert.match((await reader.read()).value ?? "", /event: ready\n/);
+  const job = (await t.kv.get<Job>(["jobs", "job-0"])).value!;
+  t.events.emit({ type: "job", job: { ...job, status: "SUCCEEDED" } });
+  t.events.emit({ type: "job-deleted", jobId: "job-0" });
+  t.events.emit({ type: "actor-deleted", actorId: "jobsup_job-0" });
+  t.events.emit({ type: "deployment", name: "web", deployment: null }); // not asked for
+  const text = (await reader.read()).value ?? "";
+  assert.deepEqual(text.trim().split("\n\n"), [
+    'event: job-deleted\ndata: {"submission_id":"job-0"}',
+    'event: actor-deleted\ndata: {"actor_id":"jobsup_job-0"}',
+  ]);
+  t.shutdown.abort();
+  assert.equal((await reader.read()).done, true);
 });

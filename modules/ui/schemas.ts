@@ -1,8 +1,8 @@
 /** Schemas of the dashboard's own API: job rows, their search, and the event stream. */
 import { z } from "zod";
-import { Actor } from "../../storage/actors.ts";
-import { JobErrorType, JobId, JobStatus } from "../../storage/jobs.ts";
-import { DeploymentName, DeploymentStatus } from "../../storage/serve.ts";
+import { ActorId } from "../../kit/actor_record.ts";
+import { DeploymentName, DeploymentStatus } from "../../kit/deployment_record.ts";
+import { JobErrorType, JobId, JobStatus } from "../../kit/job_record.ts";
 
 /** A job as the dashboard's table shows it: JobDetails' fields that a row needs. */
 export const JobRow = z.object({
@@ -37,7 +37,10 @@ export const FindJobsResponse = z.object({
 });
 export type FindJobsResponse = z.infer<typeof FindJobsResponse>;
 
-/** Kinds of events `GET /api/events` sends: an SSE `event:` name each. */
+/**
+ * What `GET /api/events?types=` picks: the changes of jobs (`job` and `job-deleted`
+ * events), of actors (`actor`, `actor-deleted`) or of deployments (`deployment`).
+ */
 export const EventType = z.enum(["job", "actor", "deployment"]);
 export type EventType = z.infer<typeof EventType>;
 
@@ -47,10 +50,13 @@ export const EventsQuery = z.strictObject({
   types: z.string().optional(),
 });
 
-/** The `data:` of a `job` event. */
-export const JobEvent = JobRow;
-/** The `data:` of an `actor` event: the actor as `GET /api/actors/{id}` returns it. */
-export const ActorEvent = Actor;
+/** The `data:` of a `job-deleted` event: the job is gone, its log and actor record too. */
+export const JobDeletedEvent = z.object({ submission_id: JobId });
+export type JobDeletedEvent = z.infer<typeof JobDeletedEvent>;
+
+/** The `data:` of an `actor-deleted` event: the actor's record is gone. */
+export const ActorDeletedEvent = z.object({ actor_id: ActorId });
+export type ActorDeletedEvent = z.infer<typeof ActorDeletedEvent>;
 
 /** The `data:` of a `deployment` event: its status now, `null` once it is deleted. */
 export const DeploymentEvent = z.object({

@@ -1,5 +1,6 @@
-/** A job record for tests: sensible defaults, overridden by `changes`. */
-import type { Job } from "./jobs.ts";
+/** Job records and stores for tests: sensible defaults, overridden by `changes`. */
+import { KvJobStore } from "../storage/jobs.ts";
+import { type Job, TERMINAL_STATUSES } from "./job_record.ts";
 
 /** A PENDING job "job-1" running `true`, with `changes` applied. */
 export function aJob(changes: Partial<Job> = {}): Job {
@@ -22,4 +23,9 @@ export function aJob(changes: Partial<Job> = {}): Job {
     stop_requested_at: null,
     ...changes,
   };
+}
+
+/** A job store on `kv`, as the head builds it. */
+export function aJobStore(kv: Deno.Kv): KvJobStore<Job> {
+  return new KvJobStore<Job>(kv, { terminalStatuses: TERMINAL_STATUSES });
 }
