@@ -23,8 +23,10 @@ export type ActorState = z.infer<typeof ActorState>;
  * a serve deployment (`deployment`, a replica); an operator's module names its own kind.
  */
 export const ActorOwner = z.object({
-  /** `job`, `deployment`, or a kind an operator's module defines. */
-  kind: z.string(),
+  kind: z.string().describe(
+    "`job` (a job's supervisor), `deployment` (a serve replica), or a kind an operator's " +
+      "module defines",
+  ),
   /** The job id, the deployment name, or what the owner's kind identifies. */
   id: z.string(),
 });
