@@ -1,8 +1,9 @@
 /**
  * The scheduler: the nodes' capacity, the queue of jobs waiting for it, and what running
- * jobs hold. It decides (with `admit()`) and tells its owner whom to start where; the
- * owner records and starts jobs, and tells it when they end. In memory only: the owner
- * rebuilds it from the store at start (`hold()` the running, `enqueue()` the pending).
+ * jobs hold. It decides (with `admit()`) and tells each job's owner when and where to
+ * start it; the owner records and starts the job, and tells it when the job ends. In
+ * memory only: owners rebuild it from their store at start (`hold()` what runs,
+ * `enqueue()` what waits).
  */
 import {
   admit,
@@ -25,6 +26,10 @@ export interface NodeCapacity {
 export interface QueuedJob extends PendingJob {
   /** When it fails for having waited too long (ms since the epoch); undefined: never. */
   deadline?: number;
+  /** Told when it is to start, already counted as running (`release()` it when it ends). */
+  onPlace: (placement: Placement) => void;
+  /** Told when it waited past its deadline, already out of the queue. */
+  onExpire?: () => void;
 }
 
 /** What a running job holds. */
@@ -62,10 +67,6 @@ export interface SchedulerOptions {
   nodes: NodeCapacity[];
   reserveAfterMs: number;
   maxRunningJobs?: number;
-  /** Told each job to start, already counted as running (`release()` it when it ends). */
-  onPlace: (placement: Placement & { demand: Resources }) => void;
-  /** Told each job that waited past its deadline, already out of the queue. */
-  onExpire: (id: string) => void;
 }
 
 /** Places queued jobs on nodes as capacity allows. */
@@ -229,16 +230,16 @@ export class Scheduler {
     this.#reserved = reserved;
     if (placements.length === 0) return;
     const placed = new Map(placements.map((placement) => [placement.id, placement]));
-    const started: (Placement & { demand: Resources })[] = [];
+    const started: [QueuedJob, Placement][] = [];
     this.#queue = this.#queue.filter((job) => {
       const placement = placed.get(job.id);
       if (!placement) return true;
       this.#queued.delete(job.id);
       this.#running.set(job.id, { ...placement, demand: job.demand });
-      started.push({ ...placement, demand: job.demand });
+      started.push([job, placement]);
       return false;
     });
-    for (const placement of started) this.#options.onPlace(placement);
+    for (const [job, placement] of started) job.onPlace(placement);
   }
 
   #watchDeadline(deadline: number): void {
@@ -255,7 +256,7 @@ export class Scheduler {
     for (const job of expired) this.cancel(job.id);
     const next = Math.min(...this.#queue.map((job) => job.deadline ?? Infinity));
     if (next !== Infinity) this.#watchDeadline(next);
-    for (const job of expired) this.#options.onExpire(job.id);
+    for (const job of expired) job.onExpire?.();
   }
 }
 

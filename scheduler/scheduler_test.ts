@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type QueuedJob, Scheduler } from "./scheduler.ts";
 
-/** A scheduler on one node of `total`, recording what it places and expires. */
+/** A scheduler on one node of `total`, and the jobs it places and expires. */
 function setUp(total: Record<string, number>, options: { maxRunningJobs?: number } = {}) {
   const placed: { id: string; gpus: number[] }[] = [];
   const expired: string[] = [];
@@ -10,27 +10,32 @@ function setUp(total: Record<string, number>, options: { maxRunningJobs?: number
     nodes: [{ name: "head", total }],
     reserveAfterMs: 300_000,
     ...options,
+  });
+  /** Resolves at the next placement or expiry. */
+  const next = () => new Promise<void>((resolve) => wake = resolve);
+  let seq = 0;
+  /** A queued job that records its placement or expiry. */
+  const queued = (id: string, demand: Record<string, number>, extra = {}): QueuedJob => ({
+    id,
+    demand,
+    priority: 0,
+    seq: ++seq,
+    queuedAt: Date.now(),
     onPlace: (placement) => {
       placed.push({ id: placement.id, gpus: placement.gpus });
       wake();
     },
-    onExpire: (id) => {
+    onExpire: () => {
       expired.push(id);
       wake();
     },
+    ...extra,
   });
-  /** Resolves at the next placement or expiry. */
-  const next = () => new Promise<void>((resolve) => wake = resolve);
-  return { scheduler, placed, expired, next };
-}
-
-let seq = 0;
-function queued(id: string, demand: Record<string, number>, extra: Partial<QueuedJob> = {}) {
-  return { id, demand, priority: 0, seq: ++seq, queuedAt: Date.now(), ...extra };
+  return { scheduler, placed, expired, next, queued };
 }
 
 Deno.test("Scheduler places in order as capacity frees, and says why the rest wait", async () => {
-  const { scheduler, placed, next } = setUp({ CPU: 2 });
+  const { scheduler, placed, next, queued } = setUp({ CPU: 2 });
   for (const id of ["a", "b", "c", "d"]) scheduler.enqueue(queued(id, { CPU: 1 }));
   await next();
   assert.deepEqual(placed.map((p) => p.id), ["a", "b"]);
@@ -52,7 +57,7 @@ Deno.test("Scheduler places in order as capacity frees, and says why the rest wa
 });
 
 Deno.test("Scheduler.cancel() frees a waiting job's place, and hold() counts adopted jobs", async () => {
-  const { scheduler, placed, next } = setUp({ CPU: 1, GPU: 2 });
+  const { scheduler, placed, next, queued } = setUp({ CPU: 1, GPU: 2 });
   scheduler.hold({ id: "adopted", node: "head", demand: { CPU: 1, GPU: 1 }, gpus: [0] });
   scheduler.enqueue(queued("x", { CPU: 1 }));
   scheduler.enqueue(queued("y", { GPU: 1 }));
@@ -65,7 +70,7 @@ Deno.test("Scheduler.cancel() frees a waiting job's place, and hold() counts ado
 });
 
 Deno.test("Scheduler expires a job that waits past its deadline", async () => {
-  const { scheduler, expired, next } = setUp({ CPU: 1 }, { maxRunningJobs: 0 });
+  const { scheduler, expired, next, queued } = setUp({ CPU: 1 }, { maxRunningJobs: 0 });
   scheduler.enqueue(queued("late", {}, { deadline: Date.now() + 20 }));
   scheduler.enqueue(queued("never", {}));
   assert.match(scheduler.reasonFor("late")!, /^Waiting for a running slot/);
