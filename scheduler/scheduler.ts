@@ -175,7 +175,7 @@ export class Scheduler {
       name: node.name,
       total: publicResources(node.total),
       used: publicResources(node.used),
-      free: publicResources(subtractResources(node.total, node.used)),
+      free: publicResources(freeOf(node)),
       gpus_in_use: [...node.gpusInUse].sort((a, b) => a - b),
       running: node.running,
       pending: this.#queue.filter((job) => impossibleDemand([node], job.demand) === undefined)
@@ -258,6 +258,12 @@ export class Scheduler {
     if (next !== Infinity) this.#watchDeadline(next);
     for (const job of expired) job.onExpire?.();
   }
+}
+
+/** What is free on `node`, every resource of its total named (0 included). */
+function freeOf(node: NodeState): Resources {
+  const free = subtractResources(node.total, node.used);
+  return Object.fromEntries(Object.keys(node.total).map((name) => [name, free[name] ?? 0]));
 }
 
 /** Resources as readers see them: without the `node:<name>` pins. */

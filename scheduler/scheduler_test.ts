@@ -50,7 +50,7 @@ Deno.test("Scheduler places in order as capacity frees, and says why the rest wa
   assert.match(scheduler.reasonFor("d")!, /0 jobs ahead$/);
   const state = scheduler.state();
   assert.deepEqual(state.nodes[0].total, { CPU: 2 });
-  assert.deepEqual(state.nodes[0].free, {});
+  assert.deepEqual(state.nodes[0].free, { CPU: 0 });
   assert.equal(state.nodes[0].running, 2);
   assert.equal(state.pending, 1);
   scheduler.close();
