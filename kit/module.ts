@@ -7,6 +7,7 @@ import type { Supervisor } from "../supervision/supervisor.ts";
 import type { ActorRegistry } from "./actor_registry.ts";
 import type { Job } from "./job_record.ts";
 import type { MetricsScope } from "./metrics.ts";
+import type { Scheduler } from "../scheduler/scheduler.ts";
 import type { HeadConfig } from "./config.ts";
 import type { EventBus } from "./events.ts";
 import type { Logger } from "./log.ts";
@@ -24,6 +25,13 @@ export type {
   Supervisor,
   SupervisorIdentity,
 } from "../supervision/supervisor.ts";
+export type {
+  Allocation,
+  ClusterState,
+  NodeUse,
+  QueuedJob,
+  Scheduler,
+} from "../scheduler/scheduler.ts";
 export type {
   Counter,
   Gauge,
@@ -116,6 +124,11 @@ export interface ModuleContext {
   actors: ActorRegistry;
   /** Spawns, stops and re-adopts supervised process groups (the actors' machinery). */
   supervisor: Supervisor;
+  /**
+   * The nodes' capacity and the queue: modules read its state, and jobs (or anything that
+   * needs resources) wait in it until they fit.
+   */
+  scheduler: Scheduler;
   /** Runs CPU-heavy functions in workers, off the event loop; shared by all modules. */
   workers: WorkerPool;
   /** Registers the module's own metrics, served at `GET /metrics` as `jobhead_<name>_…`. */

@@ -4,6 +4,7 @@ import { KvActorStore } from "../../storage/actors.ts";
 import { FileLogStore } from "../../storage/logs.ts";
 import { FilePackageStore } from "../../storage/packages.ts";
 import { Supervisor } from "../../supervision/supervisor.ts";
+import { Scheduler } from "../../scheduler/scheduler.ts";
 import { createApp } from "../../host/app.ts";
 import { parseConfig } from "../../host/config.ts";
 import { EventBus } from "../../kit/events.ts";
@@ -48,6 +49,7 @@ async function withApp(
     events,
     actors: new ActorRegistry(new KvActorStore(kv), events),
     supervisor: new Supervisor(join(dir, "run")),
+    scheduler: new Scheduler({ nodes: [{ name: "test", total: { CPU: 1 } }], reserveAfterMs: 0 }),
     workers: new WorkerPool({ size: 1 }),
     metrics: new MetricsRegistry(),
     signal: shutdown.signal,
