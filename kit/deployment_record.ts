@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { RuntimeEnv } from "./job_record.ts";
+
 /** A deployment name: part of actor ids and file names, so a safe character set. */
 export const DeploymentName = z.string().regex(
   /^[A-Za-z0-9_-]{1,64}$/,
