@@ -2,8 +2,9 @@
  * The supervision contract: what a module asks of the head's supervisor to run a shell
  * command as a supervised process (an actor), stop or kill it, take it back after a head
  * restart, and learn how it ended. The supervisor owns the whole life of the process:
- * when it ends, every process of it is gone and its cgroup and run files are released
- * before its owner hears of the end (supervision/supervisor.ts implements it).
+ * every process of it is gone and its cgroup and fifo released before its owner hears of
+ * its end, and its exit file goes once the owner has recorded that end
+ * (supervision/supervisor.ts implements it).
  */
 import { z } from "zod";
 import { SupervisorIdentity } from "../storage/jobs.ts";

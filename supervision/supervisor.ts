@@ -501,8 +501,9 @@ export class ShellSupervisor implements Supervisor {
     } else if (reason) process.settle(reason);
     else if (options.final) {
       // Our child died without a word: its watchdog may be about to note that in the exit
-      // file, which release() would then leave behind. It dies now, as it was going to kill
-      // the group anyway. (With a cgroup, release() waits for the watchdog to be gone.)
+      // file, after #follow() has removed it, leaving a stray file behind. It dies now, as
+      // it was going to kill the group anyway. (With a cgroup, #release() empties it,
+      // watchdog too, before the exit file goes.)
       if (status && !process.cgroup) sendSignal(-process.pid, "SIGKILL");
       process.settle({ kind: "died", endTime });
     }
