@@ -24,6 +24,7 @@
 export type {
   ActorRegistry,
   Counter,
+  ExitHandler,
   ExitReason,
   Gauge,
   HeadInfo,
@@ -37,7 +38,7 @@ export type {
   ModuleContext,
   ModuleFactory,
   ModuleView,
-  SpawnOptions,
+  RunSpec,
   Stores,
   SupervisedProcess,
   Supervisor,

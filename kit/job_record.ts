@@ -4,6 +4,7 @@
  * (storage/jobs.ts) keeps it whole and looks only at its id, status and submission time.
  */
 import { z } from "zod";
+import { SupervisorIdentity } from "./supervision.ts";
 
 /** A job id: names files, so restricted to a safe character set (API.md). */
 export const JobId = z.string().regex(
@@ -45,14 +46,6 @@ export const RuntimeEnv = z.strictObject({
 });
 export type RuntimeEnv = z.infer<typeof RuntimeEnv>;
 
-/** A supervised process as a record keeps it: enough to find it again after a restart. */
-export const SupervisorRef = z.object({
-  pid: z.number().int(),
-  /** Start time in clock ticks since boot (/proc/PID/stat field 22): guards against pid reuse. */
-  start_ticks: z.number().int(),
-});
-export type SupervisorRef = z.infer<typeof SupervisorRef>;
-
 /** A job as stored. Timestamps are epoch milliseconds. */
 export const Job = z.object({
   id: JobId,
@@ -70,7 +63,7 @@ export const Job = z.object({
   start_time: z.number(),
   end_time: z.number().nullable(),
   driver_exit_code: z.number().int().nullable(),
-  supervisor: SupervisorRef.nullable(),
+  supervisor: SupervisorIdentity.nullable(),
   stop_requested_at: z.number().nullable(),
   /** When log retention removed the job's log; absent while it is kept. */
   log_removed_at: z.number().optional(),

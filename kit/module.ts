@@ -3,7 +3,7 @@ import type { Hono } from "hono";
 import type { JobStore } from "../storage/jobs.ts";
 import type { LogStore } from "../storage/logs.ts";
 import type { PackageStore } from "../storage/packages.ts";
-import type { Supervisor } from "../supervision/supervisor.ts";
+import type { Supervisor } from "./supervision.ts";
 import type { ActorRegistry } from "./actor_registry.ts";
 import type { Job } from "./job_record.ts";
 import type { MetricsScope } from "./metrics.ts";
@@ -18,13 +18,14 @@ export type { ActorRegistry } from "./actor_registry.ts";
 
 // The supervisor's types come with it in the context: modules import them from here.
 export type {
+  ExitHandler,
   ExitReason,
   KillRequest,
-  SpawnOptions,
+  RunSpec,
   SupervisedProcess,
   Supervisor,
   SupervisorIdentity,
-} from "../supervision/supervisor.ts";
+} from "./supervision.ts";
 export type {
   Allocation,
   ClusterState,
@@ -122,7 +123,10 @@ export interface ModuleContext {
    * each change goes out on the bus. The one writer of the actor store.
    */
   actors: ActorRegistry;
-  /** Spawns, stops and re-adopts supervised process groups (the actors' machinery). */
+  /**
+   * Runs, stops, kills and re-adopts supervised process groups, and sees each to its end
+   * (the actors' machinery; kit/supervision.ts).
+   */
   supervisor: Supervisor;
   /**
    * The nodes' capacity and the queue: modules read its state, and jobs (or anything that

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { KvActorStore } from "../../storage/actors.ts";
 import { FileLogStore } from "../../storage/logs.ts";
 import { FilePackageStore } from "../../storage/packages.ts";
-import { Supervisor } from "../../supervision/supervisor.ts";
+import { ShellSupervisor } from "../../supervision/supervisor.ts";
 import { Scheduler } from "../../scheduler/scheduler.ts";
 import { createApp } from "../../host/app.ts";
 import { parseConfig } from "../../host/config.ts";
@@ -48,7 +48,7 @@ async function withApp(
     logger: createLogger("test"),
     events,
     actors: new ActorRegistry(new KvActorStore(kv), events),
-    supervisor: new Supervisor(join(dir, "run")),
+    supervisor: new ShellSupervisor(join(dir, "run")),
     scheduler: new Scheduler({ nodes: [{ name: "test", total: { CPU: 1 } }], reserveAfterMs: 0 }),
     workers: new WorkerPool({ size: 1 }),
     metrics: new MetricsRegistry(),

@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { ActorId, ActorState } from "../../kit/actor_record.ts";
 import { DeploymentName } from "../../kit/deployment_record.ts";
-import { SupervisorRef } from "../../kit/job_record.ts";
+import { SupervisorIdentity } from "../../kit/supervision.ts";
 
 /** A replica as the controller keeps it. */
 export const Replica = z.object({
@@ -14,7 +14,7 @@ export const Replica = z.object({
   port: z.number().int(),
   state: ActorState,
   /** Its supervisor while ALIVE: what a later head adopts. */
-  supervisor: SupervisorRef.nullable(),
+  supervisor: SupervisorIdentity.nullable(),
   num_restarts: z.number().int(),
   start_time: z.number(),
   end_time: z.number().nullable(),
