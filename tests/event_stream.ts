@@ -53,7 +53,7 @@ export async function openEvents(head: RunningHead, types?: string): Promise<Eve
     },
     async [Symbol.asyncDispose]() {
       drop.abort();
-      await lines.closed.catch(() => {});
+      await lines.cancel().catch(() => {}); // settles whether or not the abort errored it
     },
   };
   await reader.next((e) => e.event === "ready");
