@@ -32,3 +32,8 @@ export function isDiskFull(err: unknown): boolean {
   return (err as { code?: string }).code === "ENOSPC" ||
     /database or disk is full|No space left on device/.test(err.message);
 }
+
+/** What `err` says: an Error's message, or anything else as a string. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -5,7 +5,13 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { z } from "zod";
-import { ConflictError, InsufficientStorageError, isDiskFull, NotFoundError } from "./errors.ts";
+import {
+  ConflictError,
+  errorMessage,
+  InsufficientStorageError,
+  isDiskFull,
+  NotFoundError,
+} from "./errors.ts";
 
 /** A job id: names files, so restricted to a safe character set (API.md). */
 export const JobId = z.string().regex(
@@ -298,7 +304,7 @@ export class KvJobStore implements JobStore {
     if (this.#failing) return;
     this.#failing = true;
     this.#log(
-      `writes to the job store fail (${messageOf(err)}); the head's own are retried until ` +
+      `writes to the job store fail (${errorMessage(err)}); the head's own are retried until ` +
         "they land",
     );
   }
@@ -389,12 +395,8 @@ export class KvJobStore implements JobStore {
 function storageError(err: unknown, what: string): unknown {
   if (!isDiskFull(err)) return err;
   return new InsufficientStorageError(
-    `${what}: the disk of the data directory is full (${messageOf(err)}); nothing was stored`,
+    `${what}: the disk of the data directory is full (${errorMessage(err)}); nothing was stored`,
   );
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /**
