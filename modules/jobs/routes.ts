@@ -7,7 +7,7 @@ import type { Gauge, HeadInfo } from "../../kit/module.ts";
 import { decodeCursor, type Job } from "../../storage/jobs.ts";
 import { jsonArrayStream } from "../../kit/json_stream.ts";
 import { describeRoute } from "../../kit/route_doc.ts";
-import { type LogFollowers, messageOf } from "./log_follower.ts";
+import type { LogFollowers } from "./log_follower.ts";
 import { LogLines } from "./log_lines.ts";
 import { rawLogResponse } from "./raw_log.ts";
 import { wholeLogJson } from "./whole_log.ts";
@@ -26,6 +26,7 @@ import {
 } from "./schemas.ts";
 import { actorIdOf, type JobService } from "./service.ts";
 import { createLogger } from "../../kit/log.ts";
+import { errorMessage } from "../../storage/errors.ts";
 
 const log = createLogger("jobs");
 
@@ -328,7 +329,7 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
       else socket.close(1001, "jobhead is shutting down");
     } catch (err) {
       if (closedByPeer) return; // what failed was sending to a peer that left: no news
-      log.error(`log tail of job "${id}" failed: ${messageOf(err)}`);
+      log.error(`log tail of job "${id}" failed: ${errorMessage(err)}`);
       socket.close(1011, "log tail failed");
     } finally {
       options.signal.removeEventListener("abort", onShutdown);
