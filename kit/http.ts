@@ -82,6 +82,18 @@ export async function readJson<T extends z.ZodType>(c: Context, schema: T): Prom
   return parseInput(schema, body, "body");
 }
 
+/**
+ * Parses a comma-separated query value (`status=RUNNING,PENDING`), each item trimmed and
+ * parsed with `schema`; undefined stays undefined. Throws ValidationError naming `what`.
+ */
+export function parseListInput<T extends z.ZodType>(
+  schema: T,
+  text: string | undefined,
+  what: string,
+): z.infer<T>[] | undefined {
+  return text?.split(",").map((item) => parseInput(schema, item.trim(), what));
+}
+
 /** Parses `value` with `schema`; throws ValidationError naming the offending field. */
 export function parseInput<T extends z.ZodType>(
   schema: T,
