@@ -1,4 +1,4 @@
-/** Errors the stores throw; the host turns each into one HTTP status. */
+/** Errors the stores throw; `statusOf()` in kit/http.ts turns each into one HTTP status. */
 
 /** The record asked for does not exist. */
 export class NotFoundError extends Error {
