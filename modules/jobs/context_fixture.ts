@@ -10,6 +10,7 @@ import { KvActorStore } from "../../storage/actors.ts";
 import { isTerminal, type Job, type JobStatus, KvJobStore } from "../../storage/jobs.ts";
 import { FileLogStore } from "../../storage/logs.ts";
 import { FilePackageStore } from "../../storage/packages.ts";
+import { Scheduler } from "../../scheduler/scheduler.ts";
 import { Supervisor } from "../../supervision/supervisor.ts";
 
 /**
@@ -44,6 +45,7 @@ export async function withContext(fn: (ctx: ModuleContext) => Promise<void>): Pr
       logger: createLogger("test"),
       events: new EventBus(),
       supervisor,
+      scheduler: new Scheduler({ nodes: [{ name: "test", total: { CPU: 1 } }], reserveAfterMs: 0 }),
       workers,
       metrics: new MetricsRegistry(),
       signal: shutdown.signal,
