@@ -11,7 +11,7 @@ import { isTerminal, type Job, type JobStatus, KvJobStore } from "../../storage/
 import { FileLogStore } from "../../storage/logs.ts";
 import { FilePackageStore } from "../../storage/packages.ts";
 import { Scheduler } from "../../scheduler/scheduler.ts";
-import { Supervisor } from "../../supervision/supervisor.ts";
+import { ShellSupervisor } from "../../supervision/supervisor.ts";
 
 /**
  * Runs `fn` with a context whose supervisor spawns real processes (without cgroups), then
@@ -21,7 +21,7 @@ export async function withContext(fn: (ctx: ModuleContext) => Promise<void>): Pr
   const dir = await Deno.makeTempDir({ prefix: "jobhead-jobs-" });
   using kv = await Deno.openKv(":memory:");
   const shutdown = new AbortController();
-  const supervisor = new Supervisor(join(dir, "run"), { cgroup: "off" });
+  const supervisor = new ShellSupervisor(join(dir, "run"), { cgroup: "off" });
   await supervisor.start();
   const workers = new WorkerPool({ size: 1 });
   try {

@@ -126,9 +126,9 @@ Deno.test({
 });
 
 Deno.test({
-  name: "JobService.stop() ends a job STOPPED once, and delete() waits for its end",
-  // The service asks the supervisor to stop without waiting for it: the supervisor still
-  // looks for escapees in /proc after the job's end is stored. Keep these tests last.
+  name: "JobService.stop() ends a job STOPPED once; delete() refuses it until then",
+  // The service does not wait for the stop it asks for: the supervisor may still be
+  // reading /proc (for escapees) once the job's end is stored. Keep these tests last.
   sanitizeOps: false,
   // libc, loaded once by the supervisor for mkfifo, stays loaded by design.
   sanitizeResources: false,
@@ -152,8 +152,8 @@ Deno.test({
 
 Deno.test({
   name: "JobService.stop() of a job just submitted ends it STOPPED, started or not",
-  // The service asks the supervisor to stop without waiting for it: the supervisor still
-  // looks for escapees in /proc after the job's end is stored. Keep these tests last.
+  // The service does not wait for the stop it asks for: the supervisor may still be
+  // reading /proc (for escapees) once the job's end is stored. Keep these tests last.
   sanitizeOps: false,
   // libc, loaded once by the supervisor for mkfifo, stays loaded by design.
   sanitizeResources: false,
