@@ -251,7 +251,9 @@ export class DeploymentController {
     this.#deps.onDeleted();
   }
 
+  /** Records the status the replicas give, unless a delete has begun: DELETING stands. */
   async #recordStatus(): Promise<void> {
+    if (this.deleting) return;
     const { status, message } = this.#status();
     if (status === this.#deployment.status && message === this.#deployment.message) return;
     this.#deployment = { ...this.#deployment, status, message, updated_at: Date.now() };
