@@ -11,6 +11,7 @@ import { KvJobStore } from "../../storage/jobs.ts";
 import { FileLogStore } from "../../storage/logs.ts";
 import { FilePackageStore } from "../../storage/packages.ts";
 import { Deployment, KvServeStore, type Replica } from "../../storage/serve.ts";
+import { Scheduler } from "../../scheduler/scheduler.ts";
 import { Supervisor } from "../../supervision/supervisor.ts";
 import { isAlive, processesWithEnv } from "../../tests/harness.ts";
 import { DeploymentController } from "./controller.ts";
@@ -41,6 +42,7 @@ async function withHead(fn: (head: TestHead) => Promise<void>) {
     logger: createLogger("test"),
     events: new EventBus(),
     supervisor: new Supervisor(join(dir, "run"), { cgroup: "off" }),
+    scheduler: new Scheduler({ nodes: [{ name: "test", total: { CPU: 1 } }], reserveAfterMs: 0 }),
     workers: new WorkerPool({ size: 1 }),
     metrics: new MetricsRegistry(),
     signal: shutdown.signal,
