@@ -12,7 +12,7 @@ import { FileLogStore } from "../../storage/logs.ts";
 import { FilePackageStore } from "../../storage/packages.ts";
 import { Deployment, KvServeStore, type Replica } from "../../storage/serve.ts";
 import { Scheduler } from "../../scheduler/scheduler.ts";
-import { Supervisor } from "../../supervision/supervisor.ts";
+import { ShellSupervisor } from "../../supervision/supervisor.ts";
 import { isAlive, processesWithEnv } from "../../tests/harness.ts";
 import { DeploymentController } from "./controller.ts";
 import type { DeploymentDetails } from "./schemas.ts";
@@ -22,6 +22,7 @@ async function withHead(fn: (head: TestHead) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "jobhead-controller-" });
   using kv = await Deno.openKv(":memory:");
   const shutdown = new AbortController();
+  const supervisor = await startSupervisor(dir);
   const ctx: ModuleContext = {
     kv,
     kvPrefix: ["mod", "serve"],
@@ -41,14 +42,13 @@ async function withHead(fn: (head: TestHead) => Promise<void>) {
     },
     logger: createLogger("test"),
     events: new EventBus(),
-    supervisor: new Supervisor(join(dir, "run"), { cgroup: "off" }),
+    supervisor,
     scheduler: new Scheduler({ nodes: [{ name: "test", total: { CPU: 1 } }], reserveAfterMs: 0 }),
     workers: new WorkerPool({ size: 1 }),
     metrics: new MetricsRegistry(),
     signal: shutdown.signal,
   };
-  const head = new TestHead(ctx, dir);
-  await ctx.supervisor.start();
+  const head = new TestHead(ctx, supervisor, dir);
   try {
     await fn(head);
   } finally {
@@ -58,16 +58,25 @@ async function withHead(fn: (head: TestHead) => Promise<void>) {
   }
 }
 
+/** A started supervisor of actors whose files are under `dir`. */
+async function startSupervisor(dir: string): Promise<ShellSupervisor> {
+  const supervisor = new ShellSupervisor(join(dir, "run"), { cgroup: "off" });
+  await supervisor.start();
+  return supervisor;
+}
+
 /** Controllers over one context; `restart()` replaces the supervisor as a new head would. */
 class TestHead {
   ctx: ModuleContext;
   store: KvServeStore;
   logs: FileLogStore;
   deleted: string[] = [];
+  #supervisor: ShellSupervisor;
   #controllers: DeploymentController[] = [];
 
-  constructor(ctx: ModuleContext, dir: string) {
+  constructor(ctx: ModuleContext, supervisor: ShellSupervisor, dir: string) {
     this.ctx = ctx;
+    this.#supervisor = supervisor;
     this.store = new KvServeStore(ctx.kv, ctx.kvPrefix);
     this.logs = new FileLogStore(join(dir, "serve_logs"));
   }
@@ -109,8 +118,8 @@ class TestHead {
    */
   async restart(): Promise<DeploymentController[]> {
     await this.close();
-    this.ctx = { ...this.ctx, supervisor: new Supervisor(join(this.ctx.config.dataDir, "run")) };
-    await this.ctx.supervisor.start();
+    this.#supervisor = await startSupervisor(this.ctx.config.dataDir);
+    this.ctx = { ...this.ctx, supervisor: this.#supervisor };
     const controllers = [];
     for (const deployment of await this.store.listDeployments()) {
       const controller = this.controller(
@@ -125,7 +134,7 @@ class TestHead {
 
   async close(): Promise<void> {
     await Promise.all(this.#controllers.splice(0).map((c) => c.close()));
-    await this.ctx.supervisor.close();
+    await this.#supervisor.close();
   }
 
   /** Waits, on the head's events, until `controller`'s details satisfy `predicate`. */

@@ -89,7 +89,7 @@ export function restartBackoffS(
 export function describeEnd(reason: ExitReason): string {
   if (reason.kind === "exited") return `it exited with code ${reason.code}`;
   if (reason.killed) {
-    return `it was killed through the actors API (force_kill=${reason.killed.force})`;
+    return `it was killed through the actors API (force_kill=${reason.killed.force_kill})`;
   }
   return "its supervisor died, and its process group with it";
 }

@@ -100,7 +100,7 @@ Deno.test("restartBackoffS() doubles from the initial wait up to the maximum", (
 Deno.test("describeEnd() tells an exit, a kill through the API and a supervisor's death apart", () => {
   assert.equal(describeEnd({ kind: "exited", code: -9, endTime: 1 }), "it exited with code -9");
   assert.equal(
-    describeEnd({ kind: "died", endTime: 1, killed: { force: true, noRestart: false } }),
+    describeEnd({ kind: "died", endTime: 1, killed: { force_kill: true, no_restart: false } }),
     "it was killed through the actors API (force_kill=true)",
   );
   assert.equal(
