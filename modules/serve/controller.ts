@@ -14,7 +14,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { ExitHandler, ModuleContext, SupervisedProcess } from "../../kit/module.ts";
 import type { Actor } from "../../storage/actors.ts";
 import type { LogStore } from "../../storage/logs.ts";
-import { localWorkingDirPath } from "../../storage/working_dirs.ts";
+import { resolveWorkingDir } from "../../storage/working_dirs.ts";
 import type { Deployment, DeploymentStatus, Replica, ServeStore } from "../../storage/serve.ts";
 import { DEFAULT_MIN_UPTIME_S, deploymentStatus, readyAt, type ReplicaHealth } from "./health.ts";
 import { type ProbeTarget, watchHealth } from "./prober.ts";
@@ -321,7 +321,7 @@ export class DeploymentController {
         id: record.actor_id,
         command: spec.entrypoint,
         logPath: logs.pathOf(record.actor_id),
-        cwd: workingDirOf(spec.runtime_env.working_dir),
+        cwd: resolveWorkingDir(spec.runtime_env.working_dir)?.path,
         env: {
           ...spec.runtime_env.env_vars,
           PORT: String(record.port),
@@ -488,7 +488,7 @@ export class DeploymentController {
     const { spec, name } = this.#deployment;
     return {
       port: runtime.record.port,
-      cwd: workingDirOf(spec.runtime_env.working_dir),
+      cwd: resolveWorkingDir(spec.runtime_env.working_dir)?.path,
       env: {
         ...spec.runtime_env.env_vars,
         PORT: String(runtime.record.port),
@@ -548,10 +548,6 @@ function newRuntime(record: Replica): ReplicaRuntime {
     readiness: Promise.withResolvers<boolean>(),
     ended: Promise.withResolvers<void>(),
   };
-}
-
-function workingDirOf(workingDir: string | undefined): string | undefined {
-  return workingDir === undefined ? undefined : localWorkingDirPath(workingDir);
 }
 
 /** A port nothing listens on right now and not in `taken`, for a new replica's `$PORT`. */

@@ -23,6 +23,7 @@ async function withHead(fn: (head: TestHead) => Promise<void>) {
   using kv = await Deno.openKv(":memory:");
   const shutdown = new AbortController();
   const supervisor = await startSupervisor(dir);
+  const workers = new WorkerPool({ size: 1 });
   const ctx: ModuleContext = {
     kv,
     kvPrefix: ["mod", "serve"],
@@ -44,7 +45,7 @@ async function withHead(fn: (head: TestHead) => Promise<void>) {
     events: new EventBus(),
     supervisor,
     scheduler: new Scheduler({ nodes: [{ name: "test", total: { CPU: 1 } }], reserveAfterMs: 0 }),
-    workers: new WorkerPool({ size: 1 }),
+    workers,
     metrics: new MetricsRegistry(),
     signal: shutdown.signal,
   };
@@ -54,6 +55,7 @@ async function withHead(fn: (head: TestHead) => Promise<void>) {
   } finally {
     shutdown.abort();
     await head.close();
+    workers.close();
     await Deno.remove(dir, { recursive: true });
   }
 }
