@@ -318,7 +318,7 @@ Deno.test("a job stopped while PENDING, deleted and submitted again under its id
     const name = `slow-${attempt}.zip`;
     const put = await head.fetch(`/api/packages/pkg/${name}`, {
       method: "PUT",
-      body: makeZip(files),
+      body: await makeZip(files),
     });
     assert.equal(put.status, 200, await put.text());
     await submitJob(head, {

@@ -81,7 +81,7 @@ Deno.test({
     await waitForStatus(head, id, ["SUCCEEDED"]);
     const put = await head.fetch("/api/packages/pkg/modes.zip", {
       method: "PUT",
-      body: makeZip({ "a.txt": "a" }),
+      body: await makeZip({ "a.txt": "a" }),
     });
     assert.equal(put.status, 200, await put.text());
     const packages = await findFiles(join(dataDir, "packages"), "modes.zip");

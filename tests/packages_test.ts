@@ -126,7 +126,7 @@ Deno.test("jobs of one package share one read-only copy; JOBHEAD_WORKING_DIR_COP
   await using head = await startHead();
   const put = await head.fetch("/api/packages/pkg/shared.zip", {
     method: "PUT",
-    body: makeZip({ "data.txt": "shared\n", "sub/more.txt": "more\n" }),
+    body: await makeZip({ "data.txt": "shared\n", "sub/more.txt": "more\n" }),
   });
   assert.equal(put.status, 200, await put.text());
   const where = "pwd -P; stat -c %i data.txt";

@@ -45,7 +45,7 @@ Deno.test("packages no job names are deleted after --package-retention-days; nam
   for (const name of ["unused.zip", "named.zip"]) {
     const put = await first.fetch(`/api/packages/pkg/${name}`, {
       method: "PUT",
-      body: makeZip({ "run.sh": "echo packaged\n" }),
+      body: await makeZip({ "run.sh": "echo packaged\n" }),
     });
     assert.equal(put.status, 200);
     await put.body?.cancel();

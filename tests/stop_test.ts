@@ -78,7 +78,7 @@ Deno.test("a job stopped while PENDING ends STOPPED and never runs", async () =>
   for (let i = 0; i < 300; i++) files[`data/${i}.bin`] = new Uint8Array(1024);
   const put = await head.fetch("/api/packages/pkg/many-files.zip", {
     method: "PUT",
-    body: makeZip(files),
+    body: await makeZip(files),
   });
   assert.equal(put.status, 200, await put.text());
 
