@@ -76,6 +76,7 @@ async function fillAndFree(dataDir: string): Promise<void> {
   await aliveA.eof();
   await aliveB.eof();
   for (const pid of supervisors) {
+    // Polled: nothing announces that a process is gone.
     await waitFor(`supervisor ${pid} to end`, async () => !await isAlive(pid));
   }
   for (const id of [a, b]) {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startHead, waitForStatus } from "./harness.ts";
 import { submitJob } from "./helpers.ts";
+// Polled throughout: the event stream does not announce deletions.
 import { waitFor } from "./poll.ts";
 import { makeZip } from "./zip.ts";
 
