@@ -32,7 +32,7 @@ Deno.test("after a head SIGKILL the next head re-adopts running jobs and records
   });
   const b = await submitJob(first, {
     submission_id: "keeps-running",
-    entrypoint: `exec 3>${q(aliveB.path)}; echo B started; exec sleep 1000`,
+    entrypoint: `echo B started; exec 3>${q(aliveB.path)}; exec sleep 1000`,
   });
   const c = await submitJob(first, {
     submission_id: "during-downtime-succeeds",
