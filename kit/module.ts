@@ -6,6 +6,7 @@ import type { LogStore } from "../storage/logs.ts";
 import type { PackageStore } from "../storage/packages.ts";
 import type { Supervisor } from "../supervision/supervisor.ts";
 import type { MetricsScope } from "./metrics.ts";
+import type { Scheduler } from "../scheduler/scheduler.ts";
 import type { HeadConfig } from "./config.ts";
 import type { EventBus } from "./events.ts";
 import type { Logger } from "./log.ts";
@@ -22,6 +23,13 @@ export type {
   Supervisor,
   SupervisorIdentity,
 } from "../supervision/supervisor.ts";
+export type {
+  Allocation,
+  ClusterState,
+  NodeUse,
+  QueuedJob,
+  Scheduler,
+} from "../scheduler/scheduler.ts";
 export type {
   Counter,
   Gauge,
@@ -110,6 +118,11 @@ export interface ModuleContext {
   events: EventBus;
   /** Spawns, stops and re-adopts supervised process groups (the actors' machinery). */
   supervisor: Supervisor;
+  /**
+   * The nodes' capacity and the queue: modules read its state, and jobs (or anything that
+   * needs resources) wait in it until they fit.
+   */
+  scheduler: Scheduler;
   /** Runs CPU-heavy functions in workers, off the event loop; shared by all modules. */
   workers: WorkerPool;
   /** Registers the module's own metrics, served at `GET /metrics` as `jobhead_<name>_…`. */
