@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { join, resolve } from "node:path";
 import type { Hono } from "hono";
 import { KvActorStore } from "../storage/actors.ts";
+import { errorMessage } from "../storage/errors.ts";
 import { KvJobStore } from "../storage/jobs.ts";
 import { FileLogStore } from "../storage/logs.ts";
 import { FilePackageStore } from "../storage/packages.ts";
@@ -25,7 +26,7 @@ import {
 import { EventBus } from "../kit/events.ts";
 import type { Actor } from "../kit/actor_record.ts";
 import { ActorRegistry } from "../kit/actor_registry.ts";
-import { type Job, TERMINAL_STATUSES } from "../kit/job_record.ts";
+import { type Job, JOB_LIFECYCLE } from "../kit/job_record.ts";
 import { defaultMaxConnections, openGate, readOpenFilesLimit } from "./gate.ts";
 import { loadModules, RouteTable } from "./loader.ts";
 import { createLogger } from "../kit/log.ts";
@@ -109,7 +110,7 @@ export async function startHead(
   const metrics = new HeadMetrics();
   const { actors: actorStore, ...stores } = metrics.timeStores({
     jobs: new KvJobStore<Job>(kv, {
-      terminalStatuses: TERMINAL_STATUSES,
+      ...JOB_LIFECYCLE,
       log: (line) => logger.warn(line),
     }),
     logs: new FileLogStore(logsDir, { fileMode: modes.file }),
@@ -190,7 +191,7 @@ export async function startHead(
         moduleRoutes.set(module, routes);
       }
     } catch (err) {
-      logger.error(`module "${module.name}" skipped: ${(err as Error).message ?? err}`);
+      logger.error(`module "${module.name}" skipped: ${errorMessage(err)}`);
       modules.splice(modules.indexOf(module), 1);
       await Promise.resolve(module.stop?.()).catch(() => {});
     }

@@ -30,14 +30,13 @@ Deno.test("ActorRegistry announces each record it writes or removes, once it is 
   using kv = await Deno.openKv(":memory:");
   const events = new EventBus();
   const registry = new ActorRegistry(new KvActorStore<Actor>(kv), events);
-  const seen: [HeadEvent, Actor | undefined][] = [];
   // What a listener reads back when it hears of a change: the change is already stored.
-  const reads: Promise<void>[] = [];
+  const reads: Promise<[HeadEvent, Actor | undefined]>[] = [];
   events.on((event) => {
     const id = event.type === "actor"
       ? event.actor.actor_id
       : (event as { actorId: string }).actorId;
-    reads.push(registry.get(id).then((actor) => void seen.push([event, actor])));
+    reads.push(registry.get(id).then((actor) => [event, actor]));
   });
 
   await registry.record([anActor("a"), anActor("b")]);
@@ -45,7 +44,7 @@ Deno.test("ActorRegistry announces each record it writes or removes, once it is 
   await registry.remove(["a"]);
   await registry.record([]);
   await registry.remove([]);
-  await Promise.all(reads);
+  const seen = await Promise.all(reads); // in the order of the events, whichever read ended first
   assert.deepEqual(seen.map(([event, stored]) => [event.type, stored?.actor_id]), [
     ["actor", "a"],
     ["actor", "b"],

@@ -25,6 +25,16 @@ export function isTerminal(status: JobStatus): boolean {
   return TERMINAL_STATUSES.includes(status);
 }
 
+/** Whether a job may go from status `from` to `to`: forward only, or staying put. */
+export function canMove(from: JobStatus, to: JobStatus): boolean {
+  if (from === to) return true;
+  if (isTerminal(from)) return false;
+  return isTerminal(to) || (from === "PENDING" && to === "RUNNING");
+}
+
+/** The lifecycle of a job's status, as the job store enforces it (storage/jobs.ts). */
+export const JOB_LIFECYCLE = { terminalStatuses: TERMINAL_STATUSES, canMove } as const;
+
 /** Why a FAILED job failed (Ray's `JobErrorType`). */
 export const JobErrorType = z.enum([
   "JOB_ENTRYPOINT_COMMAND_ERROR",
@@ -57,6 +67,10 @@ export const Job = z.object({
   entrypoint_num_gpus: z.number(),
   entrypoint_memory: z.number(),
   entrypoint_resources: z.record(z.string(), z.number()),
+  /** Higher starts first (jobhead's addition); absent (records from before it): 0. */
+  priority: z.number().int().optional(),
+  /** GPU indices the job holds while it runs (CUDA_VISIBLE_DEVICES), once it started. */
+  gpus: z.array(z.number().int()).optional(),
   message: z.string(),
   error_type: JobErrorType.nullable(),
   /** Submission time, as Ray reports `start_time`. */

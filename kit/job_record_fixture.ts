@@ -1,6 +1,6 @@
 /** Job records and stores for tests: sensible defaults, overridden by `changes`. */
 import { KvJobStore } from "../storage/jobs.ts";
-import { type Job, TERMINAL_STATUSES } from "./job_record.ts";
+import { type Job, JOB_LIFECYCLE } from "./job_record.ts";
 
 /** A PENDING job "job-1" running `true`, with `changes` applied. */
 export function aJob(changes: Partial<Job> = {}): Job {
@@ -27,5 +27,5 @@ export function aJob(changes: Partial<Job> = {}): Job {
 
 /** A job store on `kv`, as the head builds it. */
 export function aJobStore(kv: Deno.Kv): KvJobStore<Job> {
-  return new KvJobStore<Job>(kv, { terminalStatuses: TERMINAL_STATUSES });
+  return new KvJobStore<Job>(kv, JOB_LIFECYCLE);
 }

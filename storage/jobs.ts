@@ -3,11 +3,18 @@
  * and submission time; what a job is belongs to the jobs module (kit/job_record.ts).
  * Every change is a versionstamp-checked atomic write of a job in a given status, so
  * racing writers (stop vs exit, monitor vs supervisor) can never produce two terminal
- * statuses, and a job in a terminal status keeps it.
+ * statuses, and a status moves only as the lifecycle the store is given allows.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { z } from "zod";
-import { ConflictError, InsufficientStorageError, isDiskFull, NotFoundError } from "./errors.ts";
+import {
+  ConflictError,
+  errorMessage,
+  InsufficientStorageError,
+  InvalidStateError,
+  isDiskFull,
+  NotFoundError,
+} from "./errors.ts";
 
 /** What the store needs of a job's record. */
 export interface StoredJob {
@@ -63,8 +70,9 @@ export interface JobStore<J extends StoredJob = StoredJob> {
    * Applies `changes` to a job whose status is `from` (or one of them), in one checked
    * write: a function is called with the job as stored, and again if another writer got
    * in first. Throws ConflictError if the job has left `from` (another writer won),
-   * NotFoundError if it does not exist, and ConflictError for a change of a terminal status
-   * (one terminal status wins). A write that fails (a full disk) is retried with
+   * NotFoundError if it does not exist, InvalidStateError if `changes` would make a move
+   * the lifecycle forbids (backwards, or from one terminal status to another; nothing is
+   * written then). A write that fails (a full disk) is retried with
    * backoff until it lands; with `once` (a client waits for the answer) it throws
    * instead: InsufficientStorageError for a full disk.
    */
@@ -97,10 +105,19 @@ interface QueuedWrite {
   reject(err: unknown): void;
 }
 
-/** Options of `KvJobStore`. */
-export interface KvJobStoreOptions<Status extends string> {
+/**
+ * The lifecycle of a job's status, as the owner of the record defines it: the store
+ * enforces it on every write.
+ */
+export interface JobLifecycle<Status extends string> {
   /** The statuses a job never leaves: it drops out of `listActive()`, and keeps its status. */
   terminalStatuses: readonly Status[];
+  /** Whether a job may go from status `from` to `to` (staying put included). */
+  canMove(from: Status, to: Status): boolean;
+}
+
+/** Options of `KvJobStore`: the lifecycle, and where the store reports its trouble. */
+export interface KvJobStoreOptions<Status extends string> extends JobLifecycle<Status> {
   /** Tells the operator when writes start failing and when they land again. */
   log?: (line: string) => void;
 }
@@ -109,6 +126,7 @@ export interface KvJobStoreOptions<Status extends string> {
 export class KvJobStore<J extends StoredJob> implements JobStore<J> {
   #kv: Deno.Kv;
   #terminal: readonly string[];
+  #canMove: (from: J["status"], to: J["status"]) => boolean;
   #queue: QueuedWrite[] = [];
   #flushing = false;
   #full?: StorageFullSpell;
@@ -118,6 +136,7 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
   constructor(kv: Deno.Kv, options: KvJobStoreOptions<J["status"]>) {
     this.#kv = kv;
     this.#terminal = options.terminalStatuses;
+    this.#canMove = options.canMove;
     this.#log = options.log ?? ((line) => console.error(`jobhead: ${line}`));
   }
 
@@ -201,9 +220,10 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
       }
       const decided = typeof changes === "function" ? changes(entry.value) : changes;
       const next = { ...entry.value, ...decided, id } as J;
-      if (this.#isTerminal(entry.value.status) && next.status !== entry.value.status) {
-        throw new ConflictError(
-          `Cannot move job "${id}" to ${next.status}: job is already ${entry.value.status}`,
+      if (!this.#canMove(entry.value.status, next.status)) {
+        throw new InvalidStateError(
+          `Cannot move job "${id}" from ${entry.value.status} to ${next.status}: ` +
+            `statuses only move forward`,
         );
       }
       let ok: boolean;
@@ -258,7 +278,7 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
     if (this.#failing) return;
     this.#failing = true;
     this.#log(
-      `writes to the job store fail (${messageOf(err)}); the head's own are retried until ` +
+      `writes to the job store fail (${errorMessage(err)}); the head's own are retried until ` +
         "they land",
     );
   }
@@ -349,12 +369,8 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
 function storageError(err: unknown, what: string): unknown {
   if (!isDiskFull(err)) return err;
   return new InsufficientStorageError(
-    `${what}: the disk of the data directory is full (${messageOf(err)}); nothing was stored`,
+    `${what}: the disk of the data directory is full (${errorMessage(err)}); nothing was stored`,
   );
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /**
@@ -364,6 +380,16 @@ function messageOf(err: unknown): string {
 export function encodeCursor(job: Pick<StoredJob, "start_time" | "id">): string {
   return btoa(JSON.stringify([job.start_time, job.id])).replaceAll("=", "");
 }
+
+/** A cursor as a query carries it: text that `decodeCursor()` takes. */
+export const JobCursor = z.string().refine((text) => {
+  try {
+    decodeCursor(text);
+    return true;
+  } catch {
+    return false;
+  }
+}, "not a cursor this server issued");
 
 /** Decodes a cursor from `encodeCursor`; throws a TypeError if it is not one. */
 export function decodeCursor(cursor: string): [number, string] {

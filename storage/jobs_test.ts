@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { ConflictError, NotFoundError } from "./errors.ts";
+import { ConflictError, InvalidStateError, NotFoundError } from "./errors.ts";
 import type { Job } from "../kit/job_record.ts";
 import { aJob, aJobStore } from "../kit/job_record_fixture.ts";
-import { decodeCursor } from "./jobs.ts";
+import { decodeCursor, encodeCursor, JobCursor } from "./jobs.ts";
 
 Deno.test("KvJobStore.create() rejects an id that already exists", async () => {
   using kv = await Deno.openKv(":memory:");
@@ -30,22 +30,6 @@ Deno.test("KvJobStore.update() lets one terminal status win", async () => {
   const loser = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
   assert.ok(loser.reason instanceof ConflictError);
   assert.ok(["SUCCEEDED", "STOPPED"].includes((await store.get("job-1"))!.status));
-});
-
-Deno.test("KvJobStore.update() keeps a terminal status, and changes the rest", async () => {
-  using kv = await Deno.openKv(":memory:");
-  const store = aJobStore(kv);
-  await store.create(aJob({ status: "SUCCEEDED", end_time: 2_000 }));
-  await assert.rejects(
-    store.update("job-1", ["SUCCEEDED", "RUNNING"], { status: "FAILED" }),
-    (err: Error) =>
-      err instanceof ConflictError &&
-      err.message === 'Cannot move job "job-1" to FAILED: job is already SUCCEEDED',
-  );
-  const marked = await store.update("job-1", "SUCCEEDED", { log_removed_at: 3_000 });
-  assert.equal(marked.status, "SUCCEEDED");
-  assert.equal((await store.get("job-1"))?.log_removed_at, 3_000);
-  assert.deepEqual(await store.listActive(), []);
 });
 
 Deno.test("KvJobStore.update() keeps a change made by another writer meanwhile", async () => {
@@ -134,4 +118,30 @@ Deno.test("KvJobStore.listActive() drops jobs once terminal, and delete() remove
 Deno.test("decodeCursor() rejects what it did not issue", () => {
   assert.throws(() => decodeCursor("not a cursor"), TypeError);
   assert.throws(() => decodeCursor(btoa('{"a":1}')), TypeError);
+});
+
+Deno.test("KvJobStore.update() moves statuses only forward", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const store = aJobStore(kv);
+  await store.create(aJob({ status: "RUNNING" }));
+  await assert.rejects(
+    store.update("job-1", "RUNNING", { status: "PENDING" }),
+    (err: Error) =>
+      err instanceof InvalidStateError &&
+      err.message === 'Cannot move job "job-1" from RUNNING to PENDING: statuses only move forward',
+  );
+  await store.update("job-1", "RUNNING", { status: "FAILED" });
+  await assert.rejects(store.update("job-1", "FAILED", { status: "SUCCEEDED" }), InvalidStateError);
+  // A terminal job still takes changes that keep its status.
+  const marked = await store.update("job-1", "FAILED", { log_removed_at: 7 });
+  assert.deepEqual([marked.status, marked.log_removed_at], ["FAILED", 7]);
+  assert.equal((await store.get("job-1"))?.status, "FAILED");
+});
+
+Deno.test("JobCursor takes the cursors encodeCursor() makes, and nothing else", () => {
+  assert.ok(JobCursor.safeParse(encodeCursor(aJob())).success);
+  for (const bad of ["", "abc", btoa("[1]"), btoa('["x","y"]')]) {
+    const result = JobCursor.safeParse(bad);
+    assert.equal(result.error?.issues[0].message, "not a cursor this server issued", bad);
+  }
 });

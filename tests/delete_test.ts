@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { startHead, waitForStatus } from "./harness.ts";
 import { submitJob } from "./helpers.ts";
 import { cgroupOfHead } from "./cgroups.ts";
-import { openEvents } from "./event_stream.ts";
+import { openEvents, waitForEvent } from "./events.ts";
 import { waitFor } from "./poll.ts";
 
 const JOBS = 50;
@@ -18,7 +18,7 @@ for (
 
 Deno.test("deleting a job goes out on the event stream, and its supervisor's record with it", async () => {
   await using head = await startHead();
-  await using events = await openEvents(head, "job,actor");
+  await using events = await openEvents(head, ["job", "actor"]);
   const id = await submitJob(head, { entrypoint: "true" });
   const actorId = `jobsup_${id}`;
   await events.next((e) =>
@@ -46,10 +46,10 @@ async function deleteQuickJobs(extraArgs: string[]): Promise<void> {
   );
   for (const id of ids) await waitForStatus(head, id, ["SUCCEEDED"]);
   // Their supervisors' records exist (DEAD) before the delete.
-  await waitFor("every supervisor to be recorded DEAD", async () => {
+  await waitForEvent(head, "every supervisor to be recorded DEAD", async () => {
     const { body } = await head.json("/api/actors?class_name=JobSupervisor&state=DEAD&limit=1000");
     return body.length === JOBS;
-  });
+  }, { types: ["actor"] });
   for (const id of ids) {
     const res = await head.fetch(`/api/jobs/${id}`, { method: "DELETE" });
     assert.equal(res.status, 200, await res.text());
@@ -66,6 +66,7 @@ async function deleteQuickJobs(extraArgs: string[]): Promise<void> {
     for await (const entry of Deno.readDir(parent)) if (entry.isDirectory) cgroups.push(entry.name);
     assert.deepEqual(cgroups, [], "cgroups of ended jobs are left");
   }
+  // Polled: the event stream does not announce deletions.
   await waitFor("the supervisors' records to be deleted with their jobs", async () => {
     const { body } = await head.json("/api/actors?class_name=JobSupervisor&limit=1000");
     return body.length === 0;

@@ -1,7 +1,7 @@
 /** End to end: operators' modules by path, their failures, --minimal, and the snapshot. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openEvents } from "./event_stream.ts";
+import { openEvents } from "./events.ts";
 import { startHead, waitForStatus } from "./harness.ts";
 import { assertError, submitJob } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
@@ -45,6 +45,7 @@ Deno.test("an operator's module loaded by path serves its routes and a snapshot 
 
   const id = await submitJob(head, { entrypoint: "true" });
   await waitForStatus(head, id, ["SUCCEEDED"]);
+  // Polled: the module counts the job's event in its own time, and announces nothing.
   const snapshot = await waitFor("the hello section to count the job", async () => {
     const { status, body } = await head.json("/api/snapshot");
     assert.equal(status, 200);
@@ -91,7 +92,7 @@ Deno.test("an operator's module owns actors: the actors API serves them, the str
     const path = join(dir, "owns_an_actor.ts");
     await Deno.writeTextFile(path, OWNS_AN_ACTOR);
     await using head = await startHead({ extraArgs: ["--module", path] });
-    await using events = await openEvents(head, "actor");
+    await using events = await openEvents(head, ["actor"]);
     const listed = await head.json("/api/actors?class_name=Probe&state=ALIVE");
     assert.deepEqual(
       listed.body.map((a: { actor_id: string; owner: unknown }) => [a.actor_id, a.owner]),

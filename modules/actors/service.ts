@@ -5,11 +5,9 @@
  */
 import type { Actor, ActorState } from "../../kit/actor_record.ts";
 import type { KillRequest, ModuleContext } from "../../kit/module.ts";
+import { stopGraceMs } from "../../kit/stop_grace.ts";
 import { InvalidStateError, NotFoundError } from "../../storage/errors.ts";
 import type { ListActorsOptions } from "../../storage/actors.ts";
-
-/** The per-actor grace override, as jobs read it from `runtime_env.env_vars`. */
-const STOP_WAIT_ENV = "JOBHEAD_STOP_WAIT_S";
 
 /** Lists, reads and kills actors. */
 export class ActorService {
@@ -46,7 +44,7 @@ export class ActorService {
         `Cannot kill actor "${id}": actor is ${actor.state} and has no running process`,
       );
     }
-    const graceMs = graceMsOf(actor, this.#ctx.config.stopGraceMs);
+    const graceMs = stopGraceMs(actor.runtime_env.env_vars, this.#ctx.config.stopGraceMs);
     const killed = process.kill(request, graceMs);
     if (request.force_kill) {
       await killed;
@@ -55,10 +53,4 @@ export class ActorService {
     killed.catch((err) => this.#ctx.logger.error(`killing actor "${id}" failed:`, err));
     return `Requested actor with id ${id} to terminate: SIGTERM now, SIGKILL after ${graceMs} ms`;
   }
-}
-
-/** The grace between SIGTERM and SIGKILL for an actor: its own setting, else the head's. */
-function graceMsOf(actor: Actor, defaultMs: number): number {
-  const seconds = Number(actor.runtime_env.env_vars?.[STOP_WAIT_ENV]);
-  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : defaultMs;
 }

@@ -100,6 +100,24 @@ Deno.test("GET /api/events streams job changes from the bus, latest per job", as
   assert.equal((await reader.read()).done, true, "the stream ends at shutdown");
 });
 
+Deno.test("GET /api/events stops following the bus when its reader goes away", async () => {
+  using t = await setUp([]);
+  const unsubscribed = Promise.withResolvers<void>();
+  const on = t.events.on.bind(t.events);
+  t.events.on = (listener) => {
+    const off = on(listener);
+    return () => {
+      unsubscribed.resolve();
+      return off();
+    };
+  };
+  const res = await t.app.request("/api/events");
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  assert.match((await reader.read()).value ?? "", /event: ready\n/);
+  await reader.cancel();
+  await unsubscribed.promise;
+});
+
 Deno.test("the page and its files are served with a strict content security policy", async () => {
   using t = await setUp([]);
   const page = await t.app.request("/");
@@ -182,7 +200,13 @@ Deno.test("GET /api/events streams deletions of jobs and actors as their latest 
   t.events.emit({ type: "job-deleted", jobId: "job-0" });
   t.events.emit({ type: "actor-deleted", actorId: "jobsup_job-0" });
   t.events.emit({ type: "deployment", name: "web", deployment: null }); // not asked for
-  const text = (await reader.read()).value ?? "";
+  // Each message is a write of its own: read until two have come.
+  let text = "";
+  while (text.split("\n\n").length < 3) {
+    const { value, done } = await reader.read();
+    assert.ok(!done, `the stream ended after ${JSON.stringify(text)}`);
+    text += value;
+  }
   assert.deepEqual(text.trim().split("\n\n"), [
     'event: job-deleted\ndata: {"submission_id":"job-0"}',
     'event: actor-deleted\ndata: {"actor_id":"jobsup_job-0"}',

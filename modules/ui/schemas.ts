@@ -3,6 +3,7 @@ import { z } from "zod";
 import { ActorId } from "../../kit/actor_record.ts";
 import { DeploymentName, DeploymentStatus } from "../../kit/deployment_record.ts";
 import { JobErrorType, JobId, JobStatus } from "../../kit/job_record.ts";
+import { JobCursor } from "../../storage/jobs.ts";
 
 /** A job as the dashboard's table shows it: JobDetails' fields that a row needs. */
 export const JobRow = z.object({
@@ -25,7 +26,7 @@ export const FindJobsQuery = z.strictObject({
   q: z.string().max(1000).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   /** `next_cursor` of the previous page. */
-  cursor: z.string().optional(),
+  cursor: JobCursor.optional(),
 });
 export type FindJobsQuery = z.infer<typeof FindJobsQuery>;
 
