@@ -31,7 +31,7 @@ export const MAX_BUFFERED_BYTES = 0;
 const DRAIN_IMMEDIATE_CHECKS = 16;
 const DRAIN_CHECK_MIN_MS = 1;
 const DRAIN_CHECK_MAX_MS = 250;
-/** Bytes the hub, or a follower that is behind, takes from the file at once. */
+/** Bytes the hub takes from the file at once. */
 const READ_BYTES = 4 * MAX_FRAME_BYTES;
 
 /** Where frames go: a WebSocket, or anything of the same shape. */
@@ -246,6 +246,8 @@ export class LogFollowers {
     const signal = options.signal;
     let position = await this.#startPosition(id, options.fromByte ?? 0);
     let file: Deno.FsFile | undefined;
+    /** Where the next read of `file` starts; -1 when not known. */
+    let filePos = -1;
     let pending: Uint8Array = new Uint8Array();
     try {
       while (!signal?.aborted) {
@@ -267,13 +269,18 @@ export class LogFollowers {
           let gap: LogGap | undefined;
           // Read only when what is pending cannot make a whole frame.
           if (readPos < target && pending.length < MAX_FRAME_BYTES) {
-            file ??= await openLogFile(this.#source.pathOf(id));
-            if (!file) throw new Error(`the log of job "${id}" disappeared`);
-            await file.seek(readPos, Deno.SeekMode.Start);
-            // Sized to what is missing, a few frames at most.
-            const buffer = new Uint8Array(Math.min(READ_BYTES, target - readPos));
+            if (!file) {
+              file = await openLogFile(this.#source.pathOf(id));
+              if (!file) throw new Error(`the log of job "${id}" disappeared`);
+              filePos = 0;
+            }
+            if (filePos !== readPos) await file.seek(readPos, Deno.SeekMode.Start);
+            // One frame's worth at most, and sized to what is missing: a follower sends
+            // one frame at a time, and holds nothing it would have to copy on.
+            const buffer = new Uint8Array(Math.min(MAX_FRAME_BYTES, target - readPos));
             const n = await file.read(buffer);
             if (n === null || n === 0) throw new Error(`the log of job "${id}" shrank`);
+            filePos = readPos + n;
             const clipped = clipAtGap(buffer.subarray(0, n), readPos, this.#source.gapOf(id));
             pending = pending.length === 0 ? clipped.bytes : concat(pending, clipped.bytes);
             gap = clipped.gap;
