@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { extname } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import type { HeadConfig } from "../kit/config.ts";
+import { parseByteSize, STANDARD_RESOURCES } from "../scheduler/resources.ts";
 import { DEFAULT_MAX_EXTRACTED_BYTES, DEFAULT_MAX_RATIO } from "../storage/zip_safety.ts";
 
 export type { HeadConfig };
@@ -263,6 +264,69 @@ export const OPTIONS = [
     help:
       "stop jobs through a cgroup each where cgroup v2 is writable (auto), or only through process groups and environment markers (off)",
   },
+  {
+    flag: "num-cpus",
+    env: "JOBHEAD_NUM_CPUS",
+    kind: "string",
+    placeholder: "N",
+    help:
+      "CPUs jobs may ask for in all (entrypoint_num_cpus); a job waits until its CPUs are free. Default: the CPUs this process may use (affinity, cgroup cpu.max, cpuset)",
+  },
+  {
+    flag: "num-gpus",
+    env: "JOBHEAD_NUM_GPUS",
+    kind: "string",
+    placeholder: "N",
+    help:
+      "GPUs jobs may ask for (entrypoint_num_gpus); each job gets its own in CUDA_VISIBLE_DEVICES. Default: the count of /dev/nvidiaN",
+  },
+  {
+    flag: "memory",
+    env: "JOBHEAD_MEMORY",
+    kind: "string",
+    placeholder: "BYTES",
+    help:
+      "memory jobs may ask for (entrypoint_memory), in bytes or with a suffix: 16G, 512M; enforced where a cgroup memory controller is writable. Default: MemTotal, or the cgroup limit when lower",
+  },
+  {
+    flag: "resources",
+    env: "JOBHEAD_RESOURCES",
+    kind: "string",
+    placeholder: "JSON",
+    help: "custom resources jobs may ask for (entrypoint_resources), e.g. '{\"license\": 2}'",
+  },
+  {
+    flag: "max-running-jobs",
+    env: "JOBHEAD_MAX_RUNNING_JOBS",
+    kind: "string",
+    placeholder: "N",
+    help: "jobs running at once at most; the others wait in the queue. Default: no limit",
+  },
+  {
+    flag: "reserve-after-s",
+    env: "JOBHEAD_RESERVE_AFTER_S",
+    kind: "string",
+    placeholder: "S",
+    default: "300",
+    help:
+      "a job that waited this long gets what it needs set aside as it frees up, so smaller jobs behind it cannot starve it",
+  },
+  {
+    flag: "pending-timeout-s",
+    env: "JOBHEAD_PENDING_TIMEOUT_S",
+    kind: "string",
+    placeholder: "S",
+    default: "900",
+    help:
+      "a job still waiting to start after this long fails (JOB_SUPERVISOR_ACTOR_START_TIMEOUT); a job's RAY_JOB_START_TIMEOUT_SECONDS overrides it",
+  },
+  {
+    flag: "enforce-cpu",
+    env: "JOBHEAD_ENFORCE_CPU",
+    kind: "boolean",
+    default: "false",
+    help: "hold each job to its entrypoint_num_cpus with cgroup cpu.max where it is writable",
+  },
 ] as const satisfies readonly OptionSpec[];
 
 /** An option's flag name. */
@@ -356,7 +420,56 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     maxLogTails: options.number("max-log-tails"),
     headerTimeoutS: options.number("header-timeout-s", { fractional: true }),
     maxConnections: positive("max-connections", options.optionalNumber("max-connections")),
+    numCpus: options.optionalNumber("num-cpus", { fractional: true }),
+    numGpus: options.optionalNumber("num-gpus"),
+    memoryBytes: parseMemory(options.optional("memory")),
+    resources: parseResources(options.optional("resources")),
+    maxRunningJobs: options.optionalNumber("max-running-jobs"),
+    reserveAfterS: options.number("reserve-after-s", { fractional: true }),
+    pendingTimeoutS: options.number("pending-timeout-s", { fractional: true }),
+    enforceCpu: options.boolean("enforce-cpu"),
   };
+}
+
+/** `--memory` in bytes: digits with an optional suffix (16G, 512M). */
+function parseMemory(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const bytes = parseByteSize(text);
+  if (bytes === undefined) {
+    throw new ConfigError(
+      `Invalid --memory: ${JSON.stringify(text)}: expected bytes, or a number with K, M, G or T`,
+    );
+  }
+  return bytes;
+}
+
+/** `--resources`: a JSON object of custom resources and their amounts. */
+function parseResources(text: string | undefined): Record<string, number> {
+  if (text === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`Invalid --resources: not JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`Invalid --resources: expected an object such as {"license": 2}`);
+  }
+  const resources: Record<string, number> = {};
+  for (const [name, amount] of Object.entries(parsed)) {
+    if (STANDARD_RESOURCES.includes(name as typeof STANDARD_RESOURCES[number])) {
+      throw new ConfigError(
+        `Invalid --resources: set ${name} with --${
+          name === "memory" ? "memory" : `num-${name.toLowerCase()}s`
+        }`,
+      );
+    }
+    if (typeof amount !== "number" || !Number.isFinite(amount) || amount < 0) {
+      throw new ConfigError(`Invalid --resources: "${name}" must be a number of at least 0`);
+    }
+    resources[name] = amount;
+  }
+  return resources;
 }
 
 /** `value`, unless it is 0: a cap of nothing. */
@@ -397,6 +510,8 @@ interface ResolvedOptions {
   number(name: OptionName, options?: { fractional?: boolean }): number;
   /** Undefined when no source sets it. */
   optionalNumber(name: OptionName, options?: { fractional?: boolean }): number | undefined;
+  /** The text a source sets; undefined when none does. */
+  optional(name: OptionName): string | undefined;
   token(): string | undefined;
 }
 
@@ -451,6 +566,7 @@ function resolveOptions(
     number: (name, options) => parseNumber(name, string(name), options),
     optionalNumber: (name, options) =>
       first(name) === undefined ? undefined : parseNumber(name, string(name), options),
+    optional: (name) => first(name) === undefined ? undefined : string(name),
     token: () => {
       for (const source of sources) {
         if (source.token !== undefined) return nonEmptyToken(String(source.token), "the token");

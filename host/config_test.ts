@@ -229,3 +229,40 @@ Deno.test("startUsage() keeps lines within 100 columns and space after every fla
     if (line.startsWith("  --")) assert.match(line, /^ {2}--[a-z-]+( \S+)?( {2,}\S|$)/, line);
   }
 });
+
+Deno.test("parseConfig() reads the scheduler's capacity and queue options", () => {
+  const defaults = parseConfig([], {});
+  assert.equal(defaults.numCpus, undefined, "detected at start");
+  assert.equal(defaults.memoryBytes, undefined);
+  assert.deepEqual(defaults.resources, {});
+  assert.equal(defaults.maxRunningJobs, undefined);
+  assert.equal(defaults.reserveAfterS, 300);
+  assert.equal(defaults.pendingTimeoutS, 900);
+  assert.equal(defaults.enforceCpu, false);
+  const config = parseConfig(
+    ["--num-cpus", "2.5", "--memory", "16G", "--max-running-jobs", "3"],
+    { JOBHEAD_NUM_GPUS: "4", JOBHEAD_RESOURCES: '{"license": 2}', JOBHEAD_PENDING_TIMEOUT_S: "5" },
+  );
+  assert.equal(config.numCpus, 2.5);
+  assert.equal(config.numGpus, 4);
+  assert.equal(config.memoryBytes, 16 * 1024 ** 3);
+  assert.deepEqual(config.resources, { license: 2 });
+  assert.equal(config.maxRunningJobs, 3);
+  assert.equal(config.pendingTimeoutS, 5);
+  for (
+    const [args, message] of [
+      [["--memory", "lots"], /Invalid --memory: "lots"/],
+      [["--num-gpus", "1.5"], /Invalid --num-gpus/],
+      [["--resources", "[1]"], /expected an object/],
+      [["--resources", '{"CPU": 4}'], /set CPU with --num-cpus/],
+      [["--resources", '{"license": -1}'], /"license" must be a number of at least 0/],
+      [["--resources", "{"], /not JSON/],
+    ] as const
+  ) {
+    assert.throws(() => parseConfig([...args], {}), (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, message);
+      return true;
+    });
+  }
+});

@@ -9,9 +9,10 @@ import { KvActorStore } from "../storage/actors.ts";
 import { KvJobStore } from "../storage/jobs.ts";
 import { FileLogStore } from "../storage/logs.ts";
 import { FilePackageStore } from "../storage/packages.ts";
-import { Supervisor } from "../supervision/supervisor.ts";
+import { ShellSupervisor } from "../supervision/supervisor.ts";
 import { HeadMetrics } from "../modules/metrics/mod.ts";
 import { createApp } from "./app.ts";
+import { clusterRoutes, clusterState, createScheduler } from "./cluster.ts";
 import { CONFIG_ENV_NAMES, type HeadConfig } from "./config.ts";
 import {
   dataModes,
@@ -89,7 +90,7 @@ export async function startHead(
     commit: await readGitCommit(fileURLToPath(new URL("..", import.meta.url))),
   };
   const workers = new WorkerPool();
-  const supervisor = new Supervisor(join(dataDir, "run"), {
+  const supervisor = new ShellSupervisor(join(dataDir, "run"), {
     logger: createLogger("supervisor"),
     withheldEnv: CONFIG_ENV_NAMES,
     cgroup: config.cgroup,
@@ -98,6 +99,10 @@ export async function startHead(
   // Operators and tests look for this exact line; the JSON log gets it as a record.
   if (config.logFormat === "json") logger.info(supervisor.stopMode);
   else console.error(`jobhead: ${supervisor.stopMode}`);
+  const scheduler = await createScheduler(config, {
+    nodeName: Deno.hostname(),
+    logger: createLogger("scheduler"),
+  });
   const metrics = new HeadMetrics();
   const stores = metrics.timeStores({
     jobs: new KvJobStore(kv, { log: (line) => logger.warn(line) }),
@@ -117,12 +122,15 @@ export async function startHead(
   const modules = await loadModules(headConfig, builtIns, logger);
   const contexts = new Map<HeadModule, ModuleContext>();
   const moduleRoutes = new Map<HeadModule, Hono>();
-  const hostRoutes = snapshotRoutes(() => modules, info, logger).get(
+  const hostRoutes = snapshotRoutes(() => modules, info, {
+    logger,
+    sections: () => ({ cluster: clusterState(scheduler) }),
+  }).get(
     "/-/healthz",
     describeRoute({ summary: "Answers `ok` while the head serves", response: PLAIN_TEXT }),
     (c) => c.text("ok"),
   ).route("/", sessionRoutes(config.token)).route("/", openApiRoutes(() => routeSources(), info))
-    .route("/", metrics.routes());
+    .route("/", metrics.routes()).route("/", clusterRoutes(scheduler));
   const routeSources = (): RouteSource[] => [
     { name: "head", routes: hostRoutes.routes },
     ...modules.flatMap((m) => {
@@ -159,6 +167,7 @@ export async function startHead(
       logger: createLogger(module.name),
       events,
       supervisor,
+      scheduler,
       workers,
       metrics: metrics.forModule(module.name),
       signal: shutdownController.signal,
@@ -216,6 +225,7 @@ export async function startHead(
           logger.error(`module "${module.name}" failed to stop:`, err);
         }
       }
+      scheduler.close();
       await supervisor.close();
       workers.close();
       await gate.shutdown(SHUTDOWN_GRACE_MS);

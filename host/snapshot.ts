@@ -9,14 +9,16 @@ import { EnvelopeError } from "../kit/schemas.ts";
 import { type Snapshot, SnapshotResponse } from "./schemas.ts";
 
 /**
- * The snapshot route over the modules `modules()` lists at request time. A section that
- * fails is left out, named in `msg` and logged: one module never hides the others.
+ * The snapshot route over the modules `modules()` lists at request time, and the head's
+ * own `sections`. A section that fails is left out, named in `msg` and logged: one
+ * module never hides the others.
  */
 export function snapshotRoutes(
   modules: () => readonly HeadModule[],
   info: HeadInfo,
-  logger: Logger,
+  options: { logger: Logger; sections?: () => Record<string, unknown> },
 ): Hono {
+  const { logger } = options;
   return new Hono().get(
     "/api/snapshot",
     describeRoute({
@@ -40,6 +42,7 @@ export function snapshotRoutes(
         }),
       );
       const snapshot: Snapshot = {
+        ...options.sections?.(),
         ...Object.fromEntries(sections.filter((s) => s !== undefined)),
         session_name: info.sessionName,
         version: info.version,

@@ -18,7 +18,7 @@ Deno.test("GET /api/snapshot gathers the modules' sections; a failing one is lef
     { name: "broken", minimal: false, snapshot: () => Promise.reject(new Error("no")) },
     { name: "quiet", minimal: false },
   ];
-  const res = await snapshotRoutes(() => modules, info, quiet).request("/api/snapshot");
+  const res = await snapshotRoutes(() => modules, info, { logger: quiet }).request("/api/snapshot");
   assert.equal(res.status, 200);
   assert.deepEqual(await res.json(), {
     result: true,

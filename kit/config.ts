@@ -56,4 +56,20 @@ export interface HeadConfig {
   headerTimeoutS: number;
   /** Open client connections at most; past it new ones get 503. From the fd limit when absent. */
   maxConnections?: number;
+  /** CPUs jobs may hold in all; absent: detected. */
+  numCpus?: number;
+  /** GPUs jobs may hold; absent: detected. */
+  numGpus?: number;
+  /** Bytes of memory jobs may hold; absent: detected. */
+  memoryBytes?: number;
+  /** Custom resources and their amounts. */
+  resources: Record<string, number>;
+  /** Jobs running at once at most; absent: no limit. */
+  maxRunningJobs?: number;
+  /** A job waiting this long has what it needs set aside as it frees up. */
+  reserveAfterS: number;
+  /** A job still PENDING after this long fails; a job's RAY_JOB_START_TIMEOUT_SECONDS overrides it. */
+  pendingTimeoutS: number;
+  /** Hold each job to its entrypoint_num_cpus with cgroup cpu.max where writable. */
+  enforceCpu: boolean;
 }

@@ -4,8 +4,9 @@ import type { ActorStore } from "../storage/actors.ts";
 import type { JobStore } from "../storage/jobs.ts";
 import type { LogStore } from "../storage/logs.ts";
 import type { PackageStore } from "../storage/packages.ts";
-import type { Supervisor } from "../supervision/supervisor.ts";
+import type { Supervisor } from "./supervision.ts";
 import type { MetricsScope } from "./metrics.ts";
+import type { Scheduler } from "../scheduler/scheduler.ts";
 import type { HeadConfig } from "./config.ts";
 import type { EventBus } from "./events.ts";
 import type { Logger } from "./log.ts";
@@ -15,13 +16,21 @@ export type { Logger } from "./log.ts";
 
 // The supervisor's types come with it in the context: modules import them from here.
 export type {
+  ExitHandler,
   ExitReason,
   KillRequest,
-  SpawnOptions,
+  RunSpec,
   SupervisedProcess,
   Supervisor,
   SupervisorIdentity,
-} from "../supervision/supervisor.ts";
+} from "./supervision.ts";
+export type {
+  Allocation,
+  ClusterState,
+  NodeUse,
+  QueuedJob,
+  Scheduler,
+} from "../scheduler/scheduler.ts";
 export type {
   Counter,
   Gauge,
@@ -108,8 +117,16 @@ export interface ModuleContext {
   info: HeadInfo;
   logger: Logger;
   events: EventBus;
-  /** Spawns, stops and re-adopts supervised process groups (the actors' machinery). */
+  /**
+   * Runs, stops, kills and re-adopts supervised process groups, and sees each to its end
+   * (the actors' machinery; kit/supervision.ts).
+   */
   supervisor: Supervisor;
+  /**
+   * The nodes' capacity and the queue: modules read its state, and jobs (or anything that
+   * needs resources) wait in it until they fit.
+   */
+  scheduler: Scheduler;
   /** Runs CPU-heavy functions in workers, off the event loop; shared by all modules. */
   workers: WorkerPool;
   /** Registers the module's own metrics, served at `GET /metrics` as `jobhead_<name>_…`. */

@@ -31,7 +31,14 @@ export function setUnauthorizedHandler(handler) {
 }
 
 /**
+ * How long a read may take before the page gives up on it: a request stuck on a dead
+ * connection must not hold back every later refresh of a view (they wait for the last).
+ */
+const READ_TIMEOUT_MS = 20_000;
+
+/**
  * Calls the API and returns the parsed JSON body; throws ApiError for an error answer.
+ * A GET that gets no answer within READ_TIMEOUT_MS throws a TimeoutError.
  * @param {string} path
  * @param {{ method?: string, body?: unknown, query?: Record<string, string | undefined> }} [options]
  * @returns {Promise<any>}
@@ -44,9 +51,11 @@ export async function api(path, options = {}) {
   /** @type {Record<string, string>} */
   const headers = { "x-requested-with": "jobhead" };
   if (options.body !== undefined) headers["content-type"] = "application/json";
+  const method = options.method ?? "GET";
   const res = await fetch(url, {
-    method: options.method ?? "GET",
+    method,
     headers,
+    signal: method === "GET" ? AbortSignal.timeout(READ_TIMEOUT_MS) : undefined,
     body: options.body === undefined ? undefined : JSON.stringify(options.body),
   });
   const text = await res.text();

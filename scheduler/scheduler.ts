@@ -1,0 +1,290 @@
+/**
+ * The scheduler: the nodes' capacity, the queue of jobs waiting for it, and what running
+ * jobs hold. It decides (with `admit()`) and tells each job's owner when and where to
+ * start it; the owner records and starts the job, and tells it when the job ends. In
+ * memory only: owners rebuild it from their store at start (`hold()` what runs,
+ * `enqueue()` what waits).
+ */
+import {
+  admit,
+  impossibleDemand,
+  type NodeState,
+  type PendingJob,
+  type Placement,
+  queueOrder,
+  waitingReason,
+} from "./admission.ts";
+import { addResources, fieldOf, type Resources, subtractResources } from "./resources.ts";
+
+/** A node and everything it has. */
+export interface NodeCapacity {
+  name: string;
+  total: Resources;
+}
+
+/** A job waiting to start, as the scheduler is told it. */
+export interface QueuedJob extends PendingJob {
+  /** When it fails for having waited too long (ms since the epoch); undefined: never. */
+  deadline?: number;
+  /** Told when it is to start, already counted as running (`release()` it when it ends). */
+  onPlace: (placement: Placement) => void;
+  /** Told when it waited past its deadline, already out of the queue. */
+  onExpire?: () => void;
+}
+
+/** What a running job holds. */
+export interface Allocation {
+  id: string;
+  node: string;
+  demand: Resources;
+  gpus: number[];
+}
+
+/** One node's figures, as `GET /api/cluster` answers them. */
+export interface NodeUse {
+  name: string;
+  total: Resources;
+  used: Resources;
+  free: Resources;
+  /** GPU indices held by running jobs. */
+  gpus_in_use: number[];
+  running: number;
+  /** Queued jobs this node could ever hold. */
+  pending: number;
+}
+
+/** The scheduler's state for readers (the API, the dashboard, modules). */
+export interface ClusterState {
+  nodes: NodeUse[];
+  running: number;
+  pending: number;
+  max_running_jobs: number | null;
+  reserve_after_s: number;
+}
+
+/** How the scheduler is set up. */
+export interface SchedulerOptions {
+  nodes: NodeCapacity[];
+  reserveAfterMs: number;
+  maxRunningJobs?: number;
+}
+
+/** Places queued jobs on nodes as capacity allows. */
+export class Scheduler {
+  #options: SchedulerOptions;
+  #nodes: NodeCapacity[];
+  /** Waiting jobs, kept in `queueOrder`. */
+  #queue: QueuedJob[] = [];
+  #queued = new Set<string>();
+  #running = new Map<string, Allocation>();
+  /** From the last pass: waiting jobs whose resources are set aside, and where. */
+  #reserved = new Map<string, string>();
+  #passPending = false;
+  #deadlineTimer?: ReturnType<typeof setTimeout>;
+  #nextDeadline = Infinity;
+  #closed = false;
+
+  constructor(options: SchedulerOptions) {
+    this.#options = options;
+    this.#nodes = options.nodes.map((node) => ({
+      name: node.name,
+      // Ray's `node:<name>` resource pins a job to a node: every node has its own.
+      total: { ...node.total, [`node:${node.name}`]: 1 },
+    }));
+  }
+
+  /**
+   * Why no node could ever hold `demand`, naming the submit field:
+   * `entrypoint_num_cpus: 64 requested, the largest node has 8`; undefined when one can.
+   */
+  refusal(demand: Resources): string | undefined {
+    const impossible = impossibleDemand(this.#nodeStates(), demand);
+    return impossible && `${fieldOf(impossible.resource)}: ${impossible.message}`;
+  }
+
+  /** Adds a job to the queue; it starts (`onPlace`) as soon as it is its turn and it fits. */
+  enqueue(job: QueuedJob): void {
+    if (this.#queued.has(job.id) || this.#running.has(job.id)) return;
+    let low = 0;
+    let high = this.#queue.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (queueOrder(this.#queue[middle], job) <= 0) low = middle + 1;
+      else high = middle;
+    }
+    this.#queue.splice(low, 0, job);
+    this.#queued.add(job.id);
+    if (job.deadline !== undefined) this.#watchDeadline(job.deadline);
+    this.#schedulePass();
+  }
+
+  /** Takes a waiting job out of the queue (stopped, deleted); false if it was not waiting. */
+  cancel(id: string): boolean {
+    if (!this.#queued.delete(id)) return false;
+    this.#queue = this.#queue.filter((job) => job.id !== id);
+    this.#reserved.delete(id);
+    this.#schedulePass();
+    return true;
+  }
+
+  /** Counts a job that runs without having been placed now (re-adopted at start). */
+  hold(allocation: Allocation): void {
+    this.cancel(allocation.id);
+    this.#running.set(allocation.id, allocation);
+  }
+
+  /** A running job ended: what it held is free again. */
+  release(id: string): void {
+    if (this.#running.delete(id)) this.#schedulePass();
+  }
+
+  /** What a running job holds; undefined when it is not running. */
+  allocationOf(id: string): Allocation | undefined {
+    return this.#running.get(id);
+  }
+
+  /** Whether `id` waits in the queue. */
+  isQueued(id: string): boolean {
+    return this.#queued.has(id);
+  }
+
+  /** Why a queued job waits (its place, what it lacks); undefined when it does not. */
+  reasonFor(id: string): string | undefined {
+    if (!this.#queued.has(id)) return undefined;
+    return this.reasons(new Set([id])).get(id);
+  }
+
+  /**
+   * Why each of the queued jobs among `ids` waits, in one walk of the queue. A job that
+   * waited past the reservation wait counts as reserved, as the next pass will have it.
+   */
+  reasons(ids: ReadonlySet<string>): Map<string, string> {
+    const reasons = new Map<string, string>();
+    const nodes = this.#nodeStates();
+    const states = new Map(nodes.map((node) => [node.name, node]));
+    const max = this.#options.maxRunningJobs;
+    const slotsFull = max !== undefined && this.#running.size >= max ? max : undefined;
+    const now = Date.now();
+    const setAside = new Map<string, Resources>();
+    for (const [ahead, job] of this.#queue.entries()) {
+      if (reasons.size === ids.size) break;
+      const reserved = now - job.queuedAt >= this.#options.reserveAfterMs;
+      if (ids.has(job.id)) {
+        reasons.set(
+          job.id,
+          waitingReason(nodes, job.demand, { ahead, reserved, setAside, slotsFull }),
+        );
+      }
+      if (!reserved) continue;
+      const node = this.#reserved.get(job.id) ??
+        nodes.find((candidate) => impossibleDemand([candidate], job.demand) === undefined)?.name;
+      if (node && states.has(node)) {
+        setAside.set(node, addResources(setAside.get(node) ?? {}, job.demand));
+      }
+    }
+    return reasons;
+  }
+
+  /** The nodes' capacity and use, and the queue's length. */
+  state(): ClusterState {
+    const nodes = this.#nodeStates().map((node): NodeUse => ({
+      name: node.name,
+      total: publicResources(node.total),
+      used: publicResources(node.used),
+      free: publicResources(freeOf(node)),
+      gpus_in_use: [...node.gpusInUse].sort((a, b) => a - b),
+      running: node.running,
+      pending: this.#queue.filter((job) => impossibleDemand([node], job.demand) === undefined)
+        .length,
+    }));
+    return {
+      nodes,
+      running: this.#running.size,
+      pending: this.#queue.length,
+      max_running_jobs: this.#options.maxRunningJobs ?? null,
+      reserve_after_s: this.#options.reserveAfterMs / 1000,
+    };
+  }
+
+  /** Stops deciding: no more placements or expiries. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#deadlineTimer);
+  }
+
+  #nodeStates(): NodeState[] {
+    return this.#nodes.map((node) => {
+      let used: Resources = {};
+      const gpusInUse: number[] = [];
+      let running = 0;
+      for (const allocation of this.#running.values()) {
+        if (allocation.node !== node.name) continue;
+        used = addResources(used, allocation.demand);
+        gpusInUse.push(...allocation.gpus);
+        running++;
+      }
+      return { name: node.name, total: node.total, used, gpusInUse, running };
+    });
+  }
+
+  #schedulePass(): void {
+    if (this.#passPending || this.#closed) return;
+    this.#passPending = true;
+    // Coalesced: a burst of submits or ends makes one pass.
+    queueMicrotask(() => {
+      this.#passPending = false;
+      if (!this.#closed) this.#pass();
+    });
+  }
+
+  #pass(): void {
+    const { placements, reserved } = admit(this.#nodeStates(), this.#queue, {
+      now: Date.now(),
+      reserveAfterMs: this.#options.reserveAfterMs,
+      maxRunningJobs: this.#options.maxRunningJobs,
+    });
+    this.#reserved = reserved;
+    if (placements.length === 0) return;
+    const placed = new Map(placements.map((placement) => [placement.id, placement]));
+    const started: [QueuedJob, Placement][] = [];
+    this.#queue = this.#queue.filter((job) => {
+      const placement = placed.get(job.id);
+      if (!placement) return true;
+      this.#queued.delete(job.id);
+      this.#running.set(job.id, { ...placement, demand: job.demand });
+      started.push([job, placement]);
+      return false;
+    });
+    for (const [job, placement] of started) job.onPlace(placement);
+  }
+
+  #watchDeadline(deadline: number): void {
+    if (deadline >= this.#nextDeadline || this.#closed) return;
+    clearTimeout(this.#deadlineTimer);
+    this.#nextDeadline = deadline;
+    this.#deadlineTimer = setTimeout(() => this.#expire(), Math.max(0, deadline - Date.now()));
+  }
+
+  #expire(): void {
+    this.#nextDeadline = Infinity;
+    const now = Date.now();
+    const expired = this.#queue.filter((job) => job.deadline !== undefined && job.deadline <= now);
+    for (const job of expired) this.cancel(job.id);
+    const next = Math.min(...this.#queue.map((job) => job.deadline ?? Infinity));
+    if (next !== Infinity) this.#watchDeadline(next);
+    for (const job of expired) job.onExpire?.();
+  }
+}
+
+/** What is free on `node`, every resource of its total named (0 included). */
+function freeOf(node: NodeState): Resources {
+  const free = subtractResources(node.total, node.used);
+  return Object.fromEntries(Object.keys(node.total).map((name) => [name, free[name] ?? 0]));
+}
+
+/** Resources as readers see them: without the `node:<name>` pins. */
+function publicResources(resources: Resources): Resources {
+  return Object.fromEntries(
+    Object.entries(resources).filter(([name]) => !name.startsWith("node:")),
+  );
+}
