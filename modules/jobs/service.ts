@@ -2,8 +2,6 @@
  * The job service: submits jobs, runs each under a supervisor, records every status
  * change in the job store, stops jobs, and re-adopts the jobs a previous head left.
  */
-import { join } from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
 import { ValidationError } from "../../kit/errors.ts";
 import type {
   ExitHandler,
@@ -11,7 +9,13 @@ import type {
   ModuleContext,
   SupervisedProcess,
 } from "../../kit/module.ts";
-import { ConflictError, InvalidStateError, NotFoundError } from "../../storage/errors.ts";
+import { stopGraceMs, stopWaitProblem } from "../../kit/stop_grace.ts";
+import {
+  ConflictError,
+  errorMessage,
+  InvalidStateError,
+  NotFoundError,
+} from "../../storage/errors.ts";
 import { jobSupervisorActorId } from "../../storage/actors.ts";
 import type {
   Job,
@@ -21,11 +25,14 @@ import type {
   JobStatus,
   StorageFullSpell,
 } from "../../storage/jobs.ts";
-import type { LogChunk, LogStore } from "../../storage/logs.ts";
-import { prepareWorkingDir, wantsWorkingDirCopy } from "../../storage/working_dirs.ts";
-import { isTerminal, TERMINAL_STATUSES } from "../../storage/jobs.ts";
-import { utf8Boundary } from "./framing.ts";
-import type { SubmitJobRequest } from "./schemas.ts";
+import { type LogStore, readLogRange } from "../../storage/logs.ts";
+import { isTerminal } from "../../storage/jobs.ts";
+import { demandOf } from "../../scheduler/resources.ts";
+import type { Placement } from "../../scheduler/admission.ts";
+import { LogMaintenance } from "./log_maintenance.ts";
+import { startTimeoutMessage, startTimeoutProblem, startTimeoutS } from "./start_timeout.ts";
+import type { JobLogsResponse, SubmitJobRequest } from "./schemas.ts";
+import { prepareJobWorkingDir, removeJobWorkingDir } from "./working_dir.ts";
 
 /** Messages by status, as Ray words them. */
 export const STATUS_MESSAGES = {
@@ -41,14 +48,6 @@ export const FAILURE_TAIL_CHARS = 20_000;
 const FAILURE_TAIL_MAX_BYTES = 32 * 1024;
 /** Largest entrypoint + runtime_env + metadata + resources, serialized. */
 export const MAX_JOB_SPEC_BYTES = 24 * 1024;
-/** Largest log range one `GET …/logs` returns (API.md: 16 MiB). */
-export const MAX_LOG_READ_BYTES = 16 * 1024 * 1024;
-/** How often running jobs' logs are measured against the cap. */
-const LOG_CAP_CHECK_MS = 2_000;
-/** How often logs past their retention are looked for. */
-const LOG_RETENTION_CHECK_MS = 3_600_000;
-/** Per-job grace override, read from `runtime_env.env_vars`. */
-export const STOP_WAIT_ENV = "JOBHEAD_STOP_WAIT_S";
 
 /** The supervisor actor id of a job: names its run files, marks its processes. */
 export function actorIdOf(jobId: string): string {
@@ -57,19 +56,12 @@ export function actorIdOf(jobId: string): string {
 
 /** What this head holds in memory about one submission; a resubmitted id gets a new one. */
 interface JobRun {
+  /** Names this submission in the scheduler: a resubmitted id is another entry. */
+  key: string;
   /** A stop was accepted: the job must not be spawned any more. */
   stopRequested: boolean;
   /** Its supervised process, once spawned or adopted. */
   process?: SupervisedProcess;
-}
-
-/** A range of a job's log, decoded. */
-export interface LogRange {
-  logs: string;
-  /** Where the range starts in the log. */
-  offset: number;
-  /** The log's size in bytes. */
-  size: number;
 }
 
 /** Submits, tracks, stops and deletes jobs. */
@@ -82,32 +74,66 @@ export class JobService {
    */
   #runs = new Map<string, JobRun>();
   #closed = false;
+  #logMaintenance: LogMaintenance;
+  /** Runs made so far: numbers each run's scheduler key. */
+  #runCount = 0;
+  /** The latest submission time given out: each new one is later, so they order the queue. */
+  #lastSubmitMs = 0;
 
   constructor(ctx: ModuleContext) {
     this.#ctx = ctx;
+    this.#logMaintenance = new LogMaintenance({
+      jobs: ctx.stores.jobs,
+      logs: ctx.stores.logs,
+      logger: ctx.logger,
+      maxBytes: ctx.config.logMaxBytes,
+      retentionDays: ctx.config.logRetentionDays,
+    });
   }
 
-  /** Stores a new PENDING job and starts it asynchronously. Throws ConflictError on a duplicate id. */
+  /**
+   * Stores a new PENDING job and queues it; it starts asynchronously once what it asks
+   * for is free. Throws ConflictError on a duplicate id, ValidationError for a request no
+   * node could ever hold.
+   */
   async submit(request: SubmitJobRequest): Promise<Job> {
     const job = this.#newJob(request);
+    const refusal = this.#ctx.scheduler.refusal(demandOf(job));
+    if (refusal) throw new ValidationError(`Invalid request: ${refusal}`);
     await this.#ctx.stores.jobs.create(job);
-    const run: JobRun = { stopRequested: false };
-    this.#runs.set(job.id, run);
+    const run = this.#newRun(job.id);
     this.#announce(job);
-    setTimeout(() => this.#start(job, run), 0);
+    this.#enqueue(job, run);
     return job;
   }
 
-  /** The job; throws NotFoundError. */
+  /** The job (a queued one with why it waits as its message); throws NotFoundError. */
   async get(id: string): Promise<Job> {
     const job = await this.#ctx.stores.jobs.get(id);
     if (!job) throw new NotFoundError(`Job ${id} does not exist`);
-    return job;
+    const key = job.status === "PENDING" ? this.#runs.get(id)?.key : undefined;
+    const reason = key === undefined ? undefined : this.#ctx.scheduler.reasonFor(key);
+    return reason === undefined ? job : { ...job, message: reason };
   }
 
-  /** A page of jobs, newest first. */
-  list(options: { statuses?: JobStatus[]; limit?: number; cursor?: string }): Promise<JobPage> {
-    return this.#ctx.stores.jobs.list(options);
+  /** A page of jobs, newest first; queued ones with why they wait as their message. */
+  async list(
+    options: { statuses?: JobStatus[]; limit?: number; cursor?: string },
+  ): Promise<JobPage> {
+    const page = await this.#ctx.stores.jobs.list(options);
+    const keys = new Map<string, string>();
+    for (const job of page.jobs) {
+      const key = job.status === "PENDING" ? this.#runs.get(job.id)?.key : undefined;
+      if (key !== undefined) keys.set(job.id, key);
+    }
+    if (keys.size === 0) return page;
+    const reasons = this.#ctx.scheduler.reasons(new Set(keys.values()));
+    const jobs = page.jobs.map((job) => {
+      const key = keys.get(job.id);
+      const reason = key === undefined ? undefined : reasons.get(key);
+      return reason === undefined ? job : { ...job, message: reason };
+    });
+    return { ...page, jobs };
   }
 
   /**
@@ -134,6 +160,8 @@ export class JobService {
             end_time: now,
             stop_requested_at: now,
           });
+          // Out of the queue: its place goes to the next job.
+          if (run) this.#ctx.scheduler.cancel(run.key);
           return true;
         }
         await this.#change(id, ["PENDING", "RUNNING"], (current) => ({
@@ -149,7 +177,7 @@ export class JobService {
       if (run) run.stopRequested = true;
       const process = run?.process;
       if (process) {
-        process.stop(graceMsOf(job, this.#ctx.config.stopGraceMs))
+        process.stop(this.#graceMsOf(job))
           .catch((err) => this.#ctx.logger.error(`stopping job "${id}" failed:`, err));
       }
       return true;
@@ -167,22 +195,22 @@ export class JobService {
     await this.#ctx.stores.jobs.delete(id);
     this.#ctx.events.emit({ type: "job-deleted", jobId: id });
     await this.#ctx.stores.logs.remove(id);
-    await Deno.remove(this.#packageDirOf(id), { recursive: true }).catch((err) => {
-      if (err instanceof Deno.errors.NotFound) return;
+    await removeJobWorkingDir(this.#ctx.config.dataDir, id).catch((err) => {
       this.#ctx.logger.warn(`removing the working_dir of job "${id}" failed:`, err);
     });
   }
 
   /**
    * Reads a byte range of a job's log (a negative `offset` counts from the end), at most
-   * 16 MiB, trimmed to whole characters.
+   * 16 MiB, trimmed to whole characters. Throws NotFoundError for an unknown job.
    */
-  async readLogs(id: string, range: { offset?: number; limit?: number }): Promise<LogRange> {
+  async readLogs(
+    id: string,
+    range: { offset?: number; limit?: number },
+  ): Promise<Required<JobLogsResponse>> {
     await this.get(id);
-    const limit = Math.min(range.limit ?? MAX_LOG_READ_BYTES, MAX_LOG_READ_BYTES);
-    const chunk = await this.#ctx.stores.logs.read(id, range.offset ?? 0, limit);
-    const { bytes, offset } = wholeCharacters(chunk);
-    return { logs: new TextDecoder().decode(bytes), offset, size: chunk.size };
+    const { bytes, offset, size } = await readLogRange(this.#ctx.stores.logs, id, range);
+    return { logs: new TextDecoder().decode(bytes), offset, size };
   }
 
   /** The job logs, for answers that read a whole log chunk by chunk. */
@@ -201,69 +229,60 @@ export class JobService {
     return !job || isTerminal(job.status);
   }
 
-  /** Takes over the jobs a previous head left unfinished; call once at start. */
+  /**
+   * Takes over the jobs a previous head left unfinished; call once at start. What runs is
+   * counted first, then what waits is queued again in its order.
+   */
   async adoptRunningJobs(): Promise<void> {
+    const waiting: [Job, JobRun][] = [];
     for (const job of await this.#ctx.stores.jobs.listActive()) {
+      this.#lastSubmitMs = Math.max(this.#lastSubmitMs, job.start_time);
       try {
-        await this.#adopt(job);
+        const run = await this.#adopt(job);
+        if (run) waiting.push([job, run]);
       } catch (err) {
         this.#ctx.logger.error(`cannot adopt job "${job.id}":`, err);
       }
     }
+    for (const [job, run] of waiting) this.#enqueue(job, run);
   }
 
   /**
    * Keeps running jobs' logs under the cap (dropping their middle) and deletes the logs
    * of jobs that ended past the retention period; runs until `signal` aborts.
    */
-  async maintainLogs(signal: AbortSignal): Promise<void> {
-    let lastExpiry = 0;
-    while (!signal.aborted) {
-      for (const [id, run] of [...this.#runs]) if (run.process) await this.#capLog(id);
-      if (
-        this.#ctx.config.logRetentionDays > 0 && Date.now() - lastExpiry > LOG_RETENTION_CHECK_MS
-      ) {
-        lastExpiry = Date.now();
-        await this.#expireLogs().catch((err) =>
-          this.#ctx.logger.error("log retention failed:", err)
-        );
-      }
-      await delay(LOG_CAP_CHECK_MS, undefined, { signal }).catch(() => {});
-    }
-  }
-
-  async #capLog(id: string): Promise<void> {
-    const { logs } = this.#ctx.stores;
-    const cap = this.#ctx.config.logMaxBytes;
-    try {
-      if (await logs.size(id) > cap) await logs.trim(id, Math.floor(cap / 4), Math.floor(cap / 2));
-    } catch (err) {
-      this.#ctx.logger.error(`capping the log of job "${id}" failed:`, err);
-    }
-  }
-
-  async #expireLogs(): Promise<void> {
-    const cutoff = Date.now() - this.#ctx.config.logRetentionDays * 86_400_000;
-    let cursor: string | undefined;
-    do {
-      const page = await this.list({ statuses: [...TERMINAL_STATUSES], limit: 1000, cursor });
-      for (const job of page.jobs) {
-        if (job.end_time === null || job.end_time >= cutoff) continue;
-        if (job.log_removed_at !== undefined) continue; // removed by an earlier sweep
-        await this.#ctx.stores.logs.remove(job.id);
-        await this.#ctx.stores.jobs.update(job.id, job.status, { log_removed_at: Date.now() })
-          .catch((err) => {
-            // Deleted meanwhile, or the disk is full: the next sweep tries again.
-            this.#ctx.logger.warn(`marking the log of job "${job.id}" removed failed:`, err);
-          });
-      }
-      cursor = page.cursor;
-    } while (cursor);
+  maintainLogs(signal: AbortSignal): Promise<void> {
+    const running = () => [...this.#runs].filter(([, run]) => run.process).map(([id]) => id);
+    return this.#logMaintenance.run(running, signal);
   }
 
   /** Stops tracking jobs; they keep running for the next head. Safe to call twice. */
   close(): void {
     this.#closed = true;
+  }
+
+  /** Queues a PENDING job: it starts when the scheduler places it, or times out. */
+  #enqueue(job: Job, run: JobRun): void {
+    const timeoutS = startTimeoutS(job.runtime_env.env_vars, this.#ctx.config.pendingTimeoutS);
+    this.#ctx.scheduler.enqueue({
+      id: run.key,
+      demand: demandOf(job),
+      priority: job.priority ?? 0,
+      seq: job.start_time,
+      queuedAt: job.start_time,
+      deadline: job.start_time + timeoutS * 1000,
+      // Off this turn: the submit is answered before the spawn.
+      onPlace: (placement) => setTimeout(() => this.#start(job, run, placement), 0),
+      onExpire: () => this.#timeOut(job.id, run, timeoutS),
+    });
+  }
+
+  /** Fails a job that waited past its start timeout, as Ray does. */
+  async #timeOut(id: string, run: JobRun, timeoutS: number): Promise<void> {
+    if (run.stopRequested || this.#closed) return;
+    this.#forget(id, run);
+    await this.#fail(id, "JOB_SUPERVISOR_ACTOR_START_TIMEOUT", startTimeoutMessage(timeoutS))
+      .catch((err) => this.#ctx.logger.error(`failing job "${id}" for its timeout failed:`, err));
   }
 
   #newJob(request: SubmitJobRequest): Job {
@@ -274,12 +293,9 @@ export class JobService {
       );
     }
     const runtimeEnv = request.runtime_env ?? {};
-    const grace = runtimeEnv.env_vars?.[STOP_WAIT_ENV];
-    if (grace !== undefined && !(Number(grace) >= 0 && grace.trim() !== "")) {
-      throw new ValidationError(
-        `Invalid request: runtime_env.env_vars.${STOP_WAIT_ENV}: must be a number of seconds >= 0`,
-      );
-    }
+    const problem = stopWaitProblem(runtimeEnv.env_vars) ??
+      startTimeoutProblem(runtimeEnv.env_vars);
+    if (problem) throw new ValidationError(`Invalid request: ${problem}`);
     const spec = {
       entrypoint: request.entrypoint,
       runtime_env: runtimeEnv,
@@ -296,13 +312,16 @@ export class JobService {
           `the limit is ${MAX_JOB_SPEC_BYTES}`,
       );
     }
+    // Strictly increasing on this head: the queue's order among equal priorities.
+    this.#lastSubmitMs = Math.max(Date.now(), this.#lastSubmitMs + 1);
     return {
       id,
       status: "PENDING",
       ...spec,
+      priority: request.priority ?? 0,
       message: STATUS_MESSAGES.PENDING,
       error_type: null,
-      start_time: Date.now(),
+      start_time: this.#lastSubmitMs,
       end_time: null,
       driver_exit_code: null,
       supervisor: null,
@@ -310,22 +329,26 @@ export class JobService {
     };
   }
 
-  async #start(job: Job, run: JobRun): Promise<void> {
+  /** Starts a job the scheduler placed; what it holds is freed if it never runs. */
+  async #start(job: Job, run: JobRun, placement: Placement): Promise<void> {
     try {
-      await this.#launch(job, run);
+      await this.#launch(job, run, placement);
     } catch (err) {
       this.#ctx.logger.error(`starting job "${job.id}" failed:`, err);
     } finally {
-      if (!run.process) this.#forget(job.id, run);
+      if (!run.process) {
+        this.#forget(job.id, run);
+        this.#ctx.scheduler.release(run.key);
+      }
     }
   }
 
-  async #launch(job: Job, run: JobRun): Promise<void> {
+  async #launch(job: Job, run: JobRun, placement: Placement): Promise<void> {
     if (run.stopRequested || this.#closed) return;
-    const { stores, supervisor, info } = this.#ctx;
+    const { stores, supervisor, info, config } = this.#ctx;
     let cwd: string | undefined;
     try {
-      cwd = await this.#prepareWorkingDir(job);
+      cwd = await prepareJobWorkingDir(job, { packages: stores.packages, dataDir: config.dataDir });
       await stores.logs.create(job.id);
     } catch (err) {
       // A stopped job is STOPPED already (and its id may belong to a new job by now).
@@ -333,7 +356,7 @@ export class JobService {
       await this.#fail(
         job.id,
         "RUNTIME_ENV_SETUP_FAILURE",
-        `runtime_env setup failed: ${message(err)}`,
+        `runtime_env setup failed: ${errorMessage(err)}`,
       );
       return;
     }
@@ -355,13 +378,14 @@ export class JobService {
             runtime_env: job.runtime_env,
             metadata: jobConfigMetadata(job),
           }),
+          ...(placement.gpus.length > 0 && { CUDA_VISIBLE_DEVICES: placement.gpus.join(",") }),
         },
       }, (reason, process) => this.#ended(job.id, run, reason, process));
     } catch (err) {
       await this.#fail(
         job.id,
         "JOB_ENTRYPOINT_COMMAND_START_ERROR",
-        `Job entrypoint command failed to start: ${message(err)}`,
+        `Job entrypoint command failed to start: ${errorMessage(err)}`,
       );
       return;
     }
@@ -371,6 +395,7 @@ export class JobService {
         status: "RUNNING",
         message: STATUS_MESSAGES.RUNNING,
         supervisor: process.identity,
+        gpus: placement.gpus,
       });
     } catch (err) {
       // It ended already (its end was recorded first): nothing more to say.
@@ -378,27 +403,13 @@ export class JobService {
     }
   }
 
-  /** Where a job's own writable copy of its package goes; removed when the job is deleted. */
-  #packageDirOf(id: string): string {
-    return join(this.#ctx.config.dataDir, "working_dirs", id);
-  }
-
   /**
-   * The job's working directory: a directory on the head, or its `pkg://` or `gcs://`
-   * package: the copy every job of that package shares (read-only), or the job's own
-   * writable copy when its env_vars set JOBHEAD_WORKING_DIR_COPY. Throws with a message
-   * saying why not.
+   * Takes over one unfinished job: its process if it has one (counted as holding what it
+   * asked for), or its place in the queue. Resolves to its run when it is to be queued.
    */
-  #prepareWorkingDir(job: Job): Promise<string | undefined> {
-    const { working_dir, env_vars } = job.runtime_env;
-    const copyDir = wantsWorkingDirCopy(env_vars) ? this.#packageDirOf(job.id) : undefined;
-    return prepareWorkingDir(this.#ctx.stores.packages, working_dir, { copyDir });
-  }
-
-  async #adopt(job: Job): Promise<void> {
+  async #adopt(job: Job): Promise<JobRun | undefined> {
     const supervisor = this.#ctx.supervisor;
-    const run: JobRun = { stopRequested: false };
-    this.#runs.set(job.id, run);
+    const run = this.#newRun(job.id);
     if (job.status === "PENDING" && job.stop_requested_at !== null) {
       this.#forget(job.id, run);
       await this.#change(job.id, "PENDING", {
@@ -406,7 +417,7 @@ export class JobService {
         message: STATUS_MESSAGES.STOPPED,
         end_time: Date.now(),
       });
-      return;
+      return undefined;
     }
     const onExit: ExitHandler = (reason, process) => this.#ended(job.id, run, reason, process);
     // A PENDING job's previous head may have died between spawning and recording the
@@ -416,10 +427,7 @@ export class JobService {
       : job.status === "PENDING"
       ? await supervisor.adopt(actorIdOf(job.id), null, onExit)
       : undefined;
-    if (!process && job.status === "PENDING") {
-      setTimeout(() => this.#start(job, run), 0);
-      return;
-    }
+    if (!process && job.status === "PENDING") return run;
     if (!process) {
       this.#forget(job.id, run);
       await this.#fail(
@@ -427,14 +435,24 @@ export class JobService {
         "JOB_SUPERVISOR_ACTOR_DIED",
         "Job supervisor actor died: it was never recorded",
       );
-      return;
+      return undefined;
     }
     run.process = process;
+    const gpus = job.gpus ?? await gpusOfProcess(process.identity.pid);
+    if (!process.settled) {
+      this.#ctx.scheduler.hold({
+        id: run.key,
+        node: this.#ctx.scheduler.nodeNames[0],
+        demand: demandOf(job),
+        gpus,
+      });
+    }
     if (job.status === "PENDING") {
       await this.#change(job.id, "PENDING", {
         status: "RUNNING",
         message: STATUS_MESSAGES.RUNNING,
         supervisor: process.identity,
+        gpus,
       }).catch((err) => {
         if (!(err instanceof ConflictError)) throw err;
       });
@@ -442,11 +460,19 @@ export class JobService {
     const stopAt = job.stop_requested_at ?? (run.stopRequested ? Date.now() : null);
     if (stopAt !== null && !process.settled) {
       // The previous head accepted a stop and died within its grace: finish it.
-      const grace = graceMsOf(job, this.#ctx.config.stopGraceMs);
+      const grace = this.#graceMsOf(job);
       const left = Math.max(0, grace - (Date.now() - stopAt));
       process.stop(left)
         .catch((err) => this.#ctx.logger.error(`stopping job "${job.id}" failed:`, err));
     }
+    return undefined;
+  }
+
+  /** A new run of job `id`, the one this head now holds for it. */
+  #newRun(id: string): JobRun {
+    const run = { key: `${id}#${++this.#runCount}`, stopRequested: false };
+    this.#runs.set(id, run);
+    return run;
   }
 
   /** Forgets a job's run, unless the id already belongs to a newer submission. */
@@ -465,11 +491,12 @@ export class JobService {
     process: SupervisedProcess,
   ): Promise<boolean> {
     try {
-      await this.#capLog(id);
+      await this.#logMaintenance.capLog(id);
       await this.#recordExit(id, reason, process.identity.pid);
       return true;
     } finally {
       this.#forget(id, run);
+      this.#ctx.scheduler.release(run.key);
     }
   }
 
@@ -528,6 +555,11 @@ export class JobService {
 
   #announce(job: Job): void {
     this.#ctx.events.emit({ type: "job", job });
+  }
+
+  /** The grace between SIGTERM and SIGKILL for a job: its own setting, else the head's. */
+  #graceMsOf(job: Job): number {
+    return stopGraceMs(job.runtime_env.env_vars, this.#ctx.config.stopGraceMs);
   }
 }
 
@@ -596,34 +628,26 @@ export function jobConfigMetadata(job: Job): Record<string, string> {
   return { job_name: job.id, ...job.metadata, job_submission_id: job.id };
 }
 
-/** The grace between SIGTERM and SIGKILL for a job: its own setting, else the head's. */
-function graceMsOf(job: Job, defaultMs: number): number {
-  const seconds = job.runtime_env.env_vars?.[STOP_WAIT_ENV];
-  return seconds === undefined ? defaultMs : Number(seconds) * 1000;
-}
-
-/**
- * The whole characters of a log range: one that starts or ends inside a character
- * moves to its edge, so a client paging by the bytes it got never garbles or repeats one.
- */
-function wholeCharacters(chunk: LogChunk): { bytes: Uint8Array; offset: number } {
-  let { bytes, offset } = chunk;
-  let skip = 0;
-  while (offset > 0 && skip < Math.min(3, bytes.length) && (bytes[skip] & 0xc0) === 0x80) skip++;
-  bytes = bytes.subarray(skip);
-  offset += skip;
-  if (offset + bytes.length < chunk.size) {
-    bytes = bytes.subarray(0, utf8Boundary(bytes, bytes.length));
-  }
-  return { bytes, offset };
-}
-
 function generateJobId(): string {
   const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return "jobhead_" + Array.from(bytes, (b) => alphabet[b % alphabet.length]).join("");
 }
 
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+/**
+ * The GPU indices a running job was given, from its supervisor's environment: for a job
+ * whose previous head died after spawning it and before recording them. [] when unreadable.
+ */
+async function gpusOfProcess(pid: number): Promise<number[]> {
+  try {
+    const environ = await Deno.readTextFile(`/proc/${pid}/environ`);
+    const value = environ.split("\0").find((entry) => entry.startsWith("CUDA_VISIBLE_DEVICES="));
+    if (!value) return [];
+    return value.slice("CUDA_VISIBLE_DEVICES=".length).split(",").filter((part) =>
+      /^\d+$/.test(part)
+    )
+      .map(Number);
+  } catch {
+    return [];
+  }
 }
