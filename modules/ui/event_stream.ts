@@ -4,6 +4,8 @@
  * reader costs at most one entry per changed object, and never slows the head.
  */
 import { setTimeout as delay } from "node:timers/promises";
+import type { Context } from "hono";
+import { type SSEMessage, streamSSE } from "hono/streaming";
 import type { EventBus, HeadEvent } from "../../kit/events.ts";
 import type { Job } from "../../storage/jobs.ts";
 import type { Deployment } from "../../storage/serve.ts";
@@ -41,72 +43,74 @@ export function toDeploymentEvent(name: string, deployment: Deployment | null): 
 }
 
 /**
- * An SSE body that follows `events` until `signal` aborts or the reader goes away.
- * It opens with a `ready` event: what the reader missed before then, it reads from the
- * API. A `reset` event means changes were dropped for a reader that fell far behind.
+ * Answers with an SSE stream (hono's `streamSSE` frames it) that follows `events` until
+ * `signal` aborts or the reader goes away. It opens with a `ready` event: what the reader
+ * missed before then, it reads from the API. A `reset` event means changes were dropped
+ * for a reader that fell far behind.
  */
-export function eventStream(
+export function streamEvents(
+  c: Context,
   events: EventBus,
   options: { types: ReadonlySet<EventType>; signal: AbortSignal },
-): ReadableStream<Uint8Array> {
-  const encoder = new TextEncoder();
-  /** `<type>:<id>` → the SSE message of its latest change. */
-  const pending = new Map<string, string>();
-  let overflowed = false;
-  let wake = () => {};
-  let unsubscribe = () => {};
-  const stop = () => {
-    unsubscribe();
-    wake();
-  };
-
-  const onEvent = (event: HeadEvent) => {
-    if (event.type === "job-deleted" || !options.types.has(event.type)) return;
-    const [key, data] = event.type === "job"
-      ? [`job:${event.job.id}`, toRow(event.job)]
-      : event.type === "actor"
-      ? [`actor:${event.actor.actor_id}`, event.actor]
-      : [`deployment:${event.name}`, toDeploymentEvent(event.name, event.deployment)];
-    pending.delete(key); // re-inserted last: changes go out in the order they were made
-    pending.set(key, `event: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`);
-    if (pending.size > MAX_PENDING) {
-      pending.clear();
-      overflowed = true;
+): Response {
+  const res = streamSSE(c, async (stream) => {
+    if (options.signal.aborted) return;
+    /** `<type>:<id>` → the message of its latest change. */
+    const pending = new Map<string, SSEMessage>();
+    let overflowed = false;
+    let wake = () => {};
+    const readerGone = new AbortController();
+    stream.onAbort(() => readerGone.abort());
+    const done = AbortSignal.any([options.signal, readerGone.signal]);
+    done.addEventListener("abort", () => wake(), { once: true });
+    const unsubscribe = events.on((event: HeadEvent) => {
+      if (event.type === "job-deleted" || !options.types.has(event.type)) return;
+      const [key, data] = event.type === "job"
+        ? [`job:${event.job.id}`, toRow(event.job)]
+        : event.type === "actor"
+        ? [`actor:${event.actor.actor_id}`, event.actor]
+        : [`deployment:${event.name}`, toDeploymentEvent(event.name, event.deployment)];
+      pending.delete(key); // re-inserted last: changes go out in the order they were made
+      pending.set(key, { event: event.type, data: JSON.stringify(data) });
+      if (pending.size > MAX_PENDING) {
+        pending.clear();
+        overflowed = true;
+      }
+      wake();
+    });
+    try {
+      await stream.writeSSE({ event: "ready", data: "{}", retry: RETRY_MS });
+      // A write waits while the reader does not read; changes meanwhile wait in `pending`.
+      while (!done.aborted) {
+        if (pending.size === 0 && !overflowed) {
+          const woken = new Promise<void>((resolve) => wake = resolve);
+          const timer = new AbortController();
+          await Promise.race([
+            woken,
+            delay(KEEPALIVE_MS, undefined, { signal: timer.signal }).catch(() => {}),
+          ]);
+          timer.abort();
+          wake = () => {};
+          if (done.aborted) break;
+          if (pending.size === 0 && !overflowed) {
+            await stream.write(": keepalive\n\n"); // a comment: SSE framing has no other
+            continue;
+          }
+        }
+        if (overflowed) {
+          overflowed = false;
+          await stream.writeSSE({ event: "reset", data: "{}" });
+        }
+        const messages = [...pending.values()];
+        pending.clear();
+        for (const message of messages) await stream.writeSSE(message);
+      }
+    } finally {
+      unsubscribe();
     }
-    wake();
-  };
-
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      if (options.signal.aborted) return controller.close();
-      unsubscribe = events.on(onEvent);
-      options.signal.addEventListener("abort", stop, { once: true });
-      controller.enqueue(encoder.encode(`retry: ${RETRY_MS}\nevent: ready\ndata: {}\n\n`));
-    },
-    async pull(controller) {
-      if (pending.size === 0 && !overflowed && !options.signal.aborted) {
-        const woken = new Promise<void>((resolve) => wake = resolve);
-        const timer = new AbortController();
-        await Promise.race([
-          woken,
-          delay(KEEPALIVE_MS, undefined, { signal: timer.signal }).catch(() => {}),
-        ]);
-        timer.abort();
-        wake = () => {};
-      }
-      if (options.signal.aborted) {
-        controller.close();
-        return;
-      }
-      let text = overflowed ? "event: reset\ndata: {}\n\n" : "";
-      overflowed = false;
-      for (const message of pending.values()) text += message;
-      pending.clear();
-      controller.enqueue(encoder.encode(text || ": keepalive\n\n"));
-    },
-    cancel() {
-      options.signal.removeEventListener("abort", stop);
-      stop();
-    },
-  }, { highWaterMark: 0 });
+  });
+  res.headers.set("content-type", "text/event-stream; charset=utf-8");
+  res.headers.set("cache-control", "no-store");
+  res.headers.set("x-accel-buffering", "no"); // nginx: pass events through at once
+  return res;
 }

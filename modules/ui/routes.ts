@@ -8,7 +8,7 @@ import { describeRoute } from "../../kit/route_doc.ts";
 import { NotFoundError } from "../../storage/errors.ts";
 import { encodeCursor, JobStatus, type JobStore } from "../../storage/jobs.ts";
 import { Assets } from "./assets.ts";
-import { eventStream, toRow } from "./event_stream.ts";
+import { streamEvents, toRow } from "./event_stream.ts";
 import {
   EventsQuery,
   EventType,
@@ -105,14 +105,7 @@ export function uiRoutes(options: UiRoutesOptions): Hono {
     const types = new Set(
       parseListInput(EventType, query.types, "types") ?? EventType.options,
     );
-    // A reader that goes away cancels the stream; request.signal is not needed (and warns).
-    return new Response(eventStream(options.events, { types, signal: options.signal }), {
-      headers: {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-store",
-        "x-accel-buffering": "no", // nginx: pass events through at once
-      },
-    });
+    return streamEvents(c, options.events, { types, signal: options.signal });
   });
 
   return app;

@@ -100,6 +100,24 @@ Deno.test("GET /api/events streams job changes from the bus, latest per job", as
   assert.equal((await reader.read()).done, true, "the stream ends at shutdown");
 });
 
+Deno.test("GET /api/events stops following the bus when its reader goes away", async () => {
+  using t = await setUp([]);
+  const unsubscribed = Promise.withResolvers<void>();
+  const on = t.events.on.bind(t.events);
+  t.events.on = (listener) => {
+    const off = on(listener);
+    return () => {
+      unsubscribed.resolve();
+      return off();
+    };
+  };
+  const res = await t.app.request("/api/events");
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  assert.match((await reader.read()).value ?? "", /event: ready\n/);
+  await reader.cancel();
+  await unsubscribed.promise;
+});
+
 Deno.test("the page and its files are served with a strict content security policy", async () => {
   using t = await setUp([]);
   const page = await t.app.request("/");
