@@ -54,6 +54,8 @@ Deno.test({
       entrypoint: "x=$(head -c 1000000 /dev/zero | tr '\\0' a); echo ${#x}",
       entrypoint_memory: 64 * MIB,
     });
+    // Too little to start a process in: the kernel kills the supervisor or the command.
+    const tiny = await submitJob(head, { entrypoint: "echo started", entrypoint_memory: 1024 });
     const failed = await waitForStatus(head, hog, ["FAILED"]);
     assert.equal(failed.error_type, "JOB_ENTRYPOINT_COMMAND_ERROR");
     assert.match(
@@ -66,6 +68,11 @@ Deno.test({
       /Last available logs \(truncated to 20,000 chars\):\nallocating\n/,
     );
     assert.doesNotMatch(await jobLogs(head, hog), /survived/);
+    const starved = await waitForStatus(head, tiny, ["FAILED"]);
+    assert.match(
+      starved.message,
+      /^Job ran out of its memory limit \(entrypoint_memory 1 KiB\) and /,
+    );
     await waitForStatus(head, within, ["SUCCEEDED"]);
     assert.equal(await jobLogs(head, within), "1000000\n");
     assert.deepEqual(await actorCgroupsIn(place.path), [], "cgroups of ended jobs are left");
