@@ -77,6 +77,30 @@ Deno.test("GET /api/ui/jobs pages newest first and searches id, entrypoint and m
   await bad.body?.cancel();
 });
 
+Deno.test("a job row has the resources asked for, and a PENDING job's message as its reason", async () => {
+  using t = await setUp([
+    {
+      status: "PENDING",
+      message: "Waiting for resources: needs CPU 2, 1 of 2 free; 0 jobs ahead",
+      entrypoint_num_cpus: 2,
+      entrypoint_memory: 1024,
+      entrypoint_resources: { license: 1 },
+    },
+    { status: "FAILED", message: "Job entrypoint command failed with exit code 1" },
+  ]);
+  const [failed, pending] = (await find(t.app, "")).jobs;
+  assert.equal(
+    pending.pending_reason,
+    "Waiting for resources: needs CPU 2, 1 of 2 free; 0 jobs ahead",
+  );
+  assert.deepEqual(
+    [pending.entrypoint_num_cpus, pending.entrypoint_num_gpus, pending.entrypoint_memory],
+    [2, 0, 1024],
+  );
+  assert.deepEqual(pending.entrypoint_resources, { license: 1 });
+  assert.equal(failed.pending_reason, null, "only a PENDING job's message is a reason");
+});
+
 Deno.test("GET /api/events streams job changes from the bus, latest per job", async () => {
   using t = await setUp([{}]);
   const res = await t.app.request("/api/events?types=job");

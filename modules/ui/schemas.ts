@@ -14,6 +14,15 @@ export const JobRow = z.object({
   end_time: z.number().nullable(),
   driver_exit_code: z.number().int().nullable(),
   metadata: z.record(z.string(), z.string()),
+  entrypoint_num_cpus: z.number(),
+  entrypoint_num_gpus: z.number(),
+  entrypoint_memory: z.number(),
+  entrypoint_resources: z.record(z.string(), z.number()),
+  /**
+   * While the job is PENDING, its message: what it waits for. Null otherwise (a failed
+   * job's message quotes its log: `GET /api/jobs/{id}` has it).
+   */
+  pending_reason: z.string().nullable(),
 });
 export type JobRow = z.infer<typeof JobRow>;
 

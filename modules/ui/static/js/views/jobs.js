@@ -1,7 +1,8 @@
 /**
  * The jobs table: newest first, filtered by status and searched on the head, a page at
  * a time, and kept up to date from the event stream (rows change in place, new jobs
- * appear at the top).
+ * appear at the top). Each row shows the resources its job asked for, and a PENDING
+ * job what it waits for.
  * @module
  */
 import { api } from "../api.js";
@@ -17,6 +18,7 @@ import {
   newerJob,
 } from "../dom.js";
 import { matchesSearch } from "../match.js";
+import { formatDemand } from "../resources.js";
 
 /** Short names of error types for the table; the row's title explains them in words. */
 const SHORT_ERRORS = {
@@ -41,6 +43,11 @@ const PAGE_SIZE = 100;
  * @property {number | null} end_time
  * @property {number | null} driver_exit_code
  * @property {Record<string, string>} metadata
+ * @property {number} entrypoint_num_cpus
+ * @property {number} entrypoint_num_gpus
+ * @property {number} entrypoint_memory
+ * @property {Record<string, number>} entrypoint_resources
+ * @property {string | null} [pending_reason] while PENDING: what it waits for (absent from older heads)
  */
 
 const FILTERS = [
@@ -125,11 +132,12 @@ export function jobsView(ctx, params) {
           h(
             "tr",
             {},
-            // TODO(#14): resources and node columns, once the scheduler and the cluster land.
+            // TODO(#14): a node column, once the cluster lands.
             h("th", { text: "ID" }),
             h("th", { text: "Status" }),
             h("th", { text: "Error" }),
             h("th", { text: "Entrypoint" }),
+            h("th", { text: "Resources" }),
             h("th", { class: "wide", text: "Started" }),
             h("th", { text: "Duration" }),
             h("th", { class: "num", text: "Exit" }),
@@ -235,7 +243,14 @@ export function jobsView(ctx, params) {
         }),
         copyButton(job.submission_id, `Copy the id of job ${job.submission_id}`),
       ),
-      h("td", { class: "status" }, badge(job.status)),
+      h(
+        "td",
+        { class: "status" },
+        badge(job.status),
+        job.status === "PENDING" && job.pending_reason
+          ? h("div", { class: "pending-reason", text: job.pending_reason })
+          : null,
+      ),
       h(
         "td",
         { class: "error-type" },
@@ -248,6 +263,7 @@ export function jobsView(ctx, params) {
           : null,
       ),
       h("td", { class: "entrypoint" }, h("code", { title: job.entrypoint, text: job.entrypoint })),
+      h("td", { class: "resources", text: formatDemand(job) || "—" }),
       h("td", { class: "wide", text: formatTime(job.start_time) }),
       h(
         "td",
