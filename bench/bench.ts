@@ -38,6 +38,8 @@ import {
   waitUntil,
 } from "./stats.ts";
 
+import { benchQueue, QUEUE_HEAD_ARGS } from "./queue.ts";
+
 type Head = RunningHead;
 
 /** What a section gets: its own head, and the process that serves it. */
@@ -111,6 +113,13 @@ const SECTIONS: Section[] = [
     description: "log tail latency (WebSocket vs tail -f), follower MB/s on a 200 MB log, " +
       "head RSS with 1000 followers of 100 jobs",
     run: benchLogs,
+  },
+  {
+    name: "queue",
+    description: "10,000 queued `true` jobs of CPU 1 on --num-cpus 2: submit latency at 100 and " +
+      "10,000 queued, head RSS, drain rate, admission latency",
+    headArgs: QUEUE_HEAD_ARGS,
+    run: (ctx) => benchQueue({ ...ctx, log }),
   },
   {
     name: "stalled_tails",

@@ -126,7 +126,7 @@ export function waitingReason(
 ): string {
   const ahead = `${context.ahead} ${context.ahead === 1 ? "job" : "jobs"} ahead`;
   if (context.slotsFull !== undefined) {
-    return `Waiting for a running slot: ${context.slotsFull} jobs running at most; ${ahead}`;
+    return `Waiting for a running slot: --max-running-jobs ${context.slotsFull} reached; ${ahead}`;
   }
   const free = new Map(nodes.map((node) => {
     const aside = context.setAside?.get(node.name) ?? {};

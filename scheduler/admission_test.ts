@@ -131,7 +131,7 @@ Deno.test("admit() keeps at most maxRunningJobs running", () => {
   assert.deepEqual(result.placements.map((p) => p.id), ["j1"]);
   assert.equal(
     result.waiting.get("j2"),
-    "Waiting for a running slot: 2 jobs running at most; 0 jobs ahead",
+    "Waiting for a running slot: --max-running-jobs 2 reached; 0 jobs ahead",
   );
 });
 

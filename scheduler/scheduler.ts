@@ -151,22 +151,38 @@ export class Scheduler {
   /** Why a queued job waits (its place, what it lacks); undefined when it does not. */
   reasonFor(id: string): string | undefined {
     if (!this.#queued.has(id)) return undefined;
+    return this.reasons(new Set([id])).get(id);
+  }
+
+  /**
+   * Why each of the queued jobs among `ids` waits, in one walk of the queue. A job that
+   * waited past the reservation wait counts as reserved, as the next pass will have it.
+   */
+  reasons(ids: ReadonlySet<string>): Map<string, string> {
+    const reasons = new Map<string, string>();
     const nodes = this.#nodeStates();
+    const states = new Map(nodes.map((node) => [node.name, node]));
+    const max = this.#options.maxRunningJobs;
+    const slotsFull = max !== undefined && this.#running.size >= max ? max : undefined;
+    const now = Date.now();
     const setAside = new Map<string, Resources>();
     for (const [ahead, job] of this.#queue.entries()) {
-      if (job.id === id) {
-        const max = this.#options.maxRunningJobs;
-        return waitingReason(nodes, job.demand, {
-          ahead,
-          reserved: this.#reserved.has(id),
-          setAside,
-          slotsFull: max !== undefined && this.#running.size >= max ? max : undefined,
-        });
+      if (reasons.size === ids.size) break;
+      const reserved = now - job.queuedAt >= this.#options.reserveAfterMs;
+      if (ids.has(job.id)) {
+        reasons.set(
+          job.id,
+          waitingReason(nodes, job.demand, { ahead, reserved, setAside, slotsFull }),
+        );
       }
-      const node = this.#reserved.get(job.id);
-      if (node) setAside.set(node, addResources(setAside.get(node) ?? {}, job.demand));
+      if (!reserved) continue;
+      const node = this.#reserved.get(job.id) ??
+        nodes.find((candidate) => impossibleDemand([candidate], job.demand) === undefined)?.name;
+      if (node && states.has(node)) {
+        setAside.set(node, addResources(setAside.get(node) ?? {}, job.demand));
+      }
     }
-    return undefined;
+    return reasons;
   }
 
   /** The nodes' capacity and use, and the queue's length. */
