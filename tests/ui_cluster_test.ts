@@ -74,10 +74,20 @@ browserTest(
     assert.equal(job.priority, 3);
     assert.equal(job.entrypoint_num_cpus, 1);
 
+    // A third, with the default priority: it queues behind the second.
+    const third = await fifos.make("go-third");
+    await submitJob(head, {
+      entrypoint: `read x <${q(third)}`,
+      submission_id: "third",
+      entrypoint_num_cpus: 1,
+    });
+
     await page.goto(`${head.url}/#/jobs`);
     const row = page.locator('tr[data-id="second"][data-status="PENDING"]');
     await row.locator(".pending-reason", { hasText: "Waiting for resources: needs CPU 1" })
       .waitFor();
+    const thirdReason = page.locator('tr[data-id="third"] .pending-reason');
+    await thirdReason.filter({ hasText: /; 1 job ahead$/ }).waitFor();
     assert.equal(await row.locator("td.resources").textContent(), "1 CPU · 1 GiB · 1 license");
     assert.equal(
       await page.locator('tr[data-id="first"] .pending-reason').count(),
@@ -87,6 +97,14 @@ browserTest(
     await screenshot(page, "jobs-pending");
     assert.deepEqual(await accessibilityViolations(page), []);
 
+    // The first one ends: the second starts, and the third, which had no change of its
+    // own, now has no job ahead: the list reads the reasons again.
+    await fifos.send("go-first");
+    await page.locator('tr[data-id="second"][data-status="RUNNING"]').waitFor();
+    await thirdReason.filter({ hasText: /; 0 jobs ahead$/ }).waitFor();
+    assert.equal(await row.count(), 0);
+    assert.equal(await page.locator('tr[data-id="second"] .pending-reason').count(), 0);
+
     await page.goto(`${head.url}/#/cluster`);
     await page.locator('[data-count="pending"]', { hasText: "1 pending" }).waitFor();
     await page.locator(".cluster-summary", { hasText: "1 node: 1 running, 1 pending." })
@@ -94,13 +112,14 @@ browserTest(
     await screenshot(page, "cluster");
     assert.deepEqual(await accessibilityViolations(page), []);
 
-    // The first one ends: the second gets the CPU, and the view follows without a reload.
-    await fifos.send("go-first");
-    await waitForStatus(head, "second", ["RUNNING"]);
+    // The view follows without a reload as the rest start and end.
+    await fifos.send("go-second");
+    await waitForStatus(head, "third", ["RUNNING"]);
     await page.locator('[data-count="pending"]', { hasText: "0 pending" }).waitFor();
     await waitForUse(page, "CPU", "1 / 1 used (full)");
-    await fifos.send("go-second");
-    await waitForStatus(head, "second", ["SUCCEEDED"]);
+    await waitForUse(page, "memory", "0.0 / 4.0 GiB used");
+    await fifos.send("go-third");
+    await waitForStatus(head, "third", ["SUCCEEDED"]);
     await waitForUse(page, "CPU", "0 / 1 used");
     await page.locator('[data-count="running"]', { hasText: "0 running" }).waitFor();
     assert.deepEqual(browser.pageErrors, []);

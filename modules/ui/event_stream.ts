@@ -16,7 +16,16 @@ const MAX_PENDING = 10_000;
 /** What a browser waits before it reconnects a dropped stream. */
 const RETRY_MS = 2_000;
 
-/** The row of the jobs table for a stored job. */
+/**
+ * Why each of the given PENDING jobs waits, from the scheduler (the message of a PENDING
+ * job is worked out when it is read); a job it does not name keeps its stored message.
+ */
+export type PendingReasons = (ids: ReadonlySet<string>) => ReadonlyMap<string, string>;
+
+/**
+ * The row of the jobs table for a stored job. A PENDING job's `pending_reason` is its
+ * stored message until `withReasons()` puts in why it waits now.
+ */
 export function toRow(job: Job): JobRow {
   return {
     submission_id: job.id,
@@ -46,17 +55,36 @@ export function toDeploymentEvent(name: string, deployment: Deployment | null): 
 }
 
 /**
+ * Rows with `pending_reason` filled in for the PENDING ones, in one call of `reasons`
+ * (one walk of the scheduler's queue).
+ */
+export function withReasons(rows: JobRow[], reasons: PendingReasons | undefined): JobRow[] {
+  const ids = new Set(rows.filter((row) => row.status === "PENDING").map((r) => r.submission_id));
+  if (!reasons || ids.size === 0) return rows;
+  const found = reasons(ids);
+  return rows.map((row) => {
+    const reason = found.get(row.submission_id);
+    return reason === undefined ? row : { ...row, pending_reason: reason };
+  });
+}
+
+/**
  * An SSE body that follows `events` until `signal` aborts or the reader goes away.
  * It opens with a `ready` event: what the reader missed before then, it reads from the
  * API. A `reset` event means changes were dropped for a reader that fell far behind.
+ * A PENDING job's row says why it waits as of when it is sent (`pendingReasons`).
  */
 export function eventStream(
   events: EventBus,
-  options: { types: ReadonlySet<EventType>; signal: AbortSignal },
+  options: {
+    types: ReadonlySet<EventType>;
+    signal: AbortSignal;
+    pendingReasons?: PendingReasons;
+  },
 ): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
-  /** `<type>:<id>` → the SSE message of its latest change. */
-  const pending = new Map<string, string>();
+  /** `<type>:<id>` → its latest change: the event's name and data. */
+  const pending = new Map<string, [EventType, unknown]>();
   let overflowed = false;
   let wake = () => {};
   let unsubscribe = () => {};
@@ -73,7 +101,7 @@ export function eventStream(
       ? [`actor:${event.actor.actor_id}`, event.actor]
       : [`deployment:${event.name}`, toDeploymentEvent(event.name, event.deployment)];
     pending.delete(key); // re-inserted last: changes go out in the order they were made
-    pending.set(key, `event: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`);
+    pending.set(key, [event.type, data]);
     if (pending.size > MAX_PENDING) {
       pending.clear();
       overflowed = true;
@@ -105,8 +133,18 @@ export function eventStream(
       }
       let text = overflowed ? "event: reset\ndata: {}\n\n" : "";
       overflowed = false;
-      for (const message of pending.values()) text += message;
+      const changes = [...pending.values()];
       pending.clear();
+      // Reasons are worked out now, for every waiting job of the batch at once.
+      const rows = withReasons(
+        changes.filter(([type]) => type === "job").map(([, row]) => row as JobRow),
+        options.pendingReasons,
+      );
+      let nextRow = 0;
+      for (const [type, data] of changes) {
+        const sent = type === "job" ? rows[nextRow++] : data;
+        text += `event: ${type}\ndata: ${JSON.stringify(sent)}\n\n`;
+      }
       controller.enqueue(encoder.encode(text || ": keepalive\n\n"));
     },
     cancel() {

@@ -9,7 +9,7 @@ import { describeRoute } from "../../kit/route_doc.ts";
 import { NotFoundError } from "../../storage/errors.ts";
 import { decodeCursor, encodeCursor, JobStatus, type JobStore } from "../../storage/jobs.ts";
 import { Assets } from "./assets.ts";
-import { eventStream, toRow } from "./event_stream.ts";
+import { eventStream, type PendingReasons, toRow, withReasons } from "./event_stream.ts";
 import {
   EventsQuery,
   EventType,
@@ -34,6 +34,8 @@ export interface UiRoutesOptions {
   signal: AbortSignal;
   /** The dashboard views modules contribute. */
   moduleViews?: () => ContributedView[];
+  /** Why PENDING jobs wait (the scheduler's reasons); without it, their stored message. */
+  pendingReasons?: PendingReasons;
 }
 
 /** The dashboard as a Hono app. */
@@ -72,7 +74,9 @@ export function uiRoutes(options: UiRoutesOptions): Hono {
   });
   app.get("/api/ui/jobs", findDoc, async (c) => {
     const query = parseInput(FindJobsQuery, c.req.query(), "query");
-    return c.json(await findJobs(options.jobs, query) satisfies FindJobsResponse);
+    const found = await findJobs(options.jobs, query);
+    const jobs = withReasons(found.jobs, options.pendingReasons);
+    return c.json({ ...found, jobs } satisfies FindJobsResponse);
   });
 
   const viewsDoc = describeRoute({
@@ -108,7 +112,12 @@ export function uiRoutes(options: UiRoutesOptions): Hono {
         EventType.options,
     );
     // A reader that goes away cancels the stream; request.signal is not needed (and warns).
-    return new Response(eventStream(options.events, { types, signal: options.signal }), {
+    const stream = eventStream(options.events, {
+      types,
+      signal: options.signal,
+      pendingReasons: options.pendingReasons,
+    });
+    return new Response(stream, {
       headers: {
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-store",

@@ -9,6 +9,7 @@ import { api } from "../api.js";
 import {
   alertBox,
   badge,
+  coalesce,
   copyButton,
   explainErrorType,
   formatTime,
@@ -31,6 +32,11 @@ const SHORT_ERRORS = {
 
 /** Rows asked for at a time. */
 const PAGE_SIZE = 100;
+/**
+ * How long after a job event the page reads again why its PENDING jobs wait (their
+ * place and what is free change as other jobs start and end): a burst makes one read.
+ */
+const REASONS_DELAY_MS = 500;
 
 /** @typedef {import("../main.js").ViewContext} ViewContext */
 /**
@@ -285,8 +291,41 @@ export function jobsView(ctx, params) {
     );
   }
 
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let reasonsTimer;
+  function refreshReasonsSoon() {
+    reasonsTimer ??= setTimeout(() => {
+      reasonsTimer = undefined;
+      refreshReasons();
+    }, REASONS_DELAY_MS);
+  }
+
+  /** Reads again why the PENDING jobs on the page wait. */
+  const refreshReasons = coalesce(async () => {
+    const waiting = [...rows.values()].filter((row) => row.status === "PENDING").length;
+    if (waiting === 0) return;
+    const mine = generation;
+    try {
+      const page = await api("/api/ui/jobs", {
+        // A few more than shown: jobs submitted meanwhile come first.
+        query: { status: "PENDING", q: search, limit: String(Math.min(1000, waiting + 20)) },
+      });
+      if (mine !== generation) return;
+      for (const fresh of /** @type {JobRow[]} */ (page.jobs)) {
+        const known = rows.get(fresh.submission_id);
+        if (known?.status !== "PENDING" || known.pending_reason === fresh.pending_reason) continue;
+        rows.set(fresh.submission_id, { ...known, pending_reason: fresh.pending_reason });
+        dirty.add(fresh.submission_id);
+      }
+      frame ||= requestAnimationFrame(draw);
+    } catch {
+      // The next job event reads them again.
+    }
+  });
+
   /** @param {JobRow} update */
   function onJob(update) {
+    refreshReasonsSoon();
     const id = update.submission_id;
     const job = newerJob(rows.get(id), update);
     const tr = rowEls.get(id);
@@ -338,6 +377,7 @@ export function jobsView(ctx, params) {
     title: "Jobs",
     dispose() {
       clearTimeout(searchTimer);
+      clearTimeout(reasonsTimer);
       cancelAnimationFrame(frame);
       for (const off of unsubscribe) off();
     },
