@@ -199,7 +199,7 @@ Deno.test("job logs --follow, status, list, stop and delete", async () => {
   const table = await cli(head, ["list", "--status", "succeeded"]);
   assert.match(
     table.stdout,
-    /^SUBMISSION ID\s+STATUS\s+SUBMITTED\s+DURATION\s+ENTRYPOINT\nfollowed\s+SUCCEEDED\s/,
+    /^SUBMISSION ID\s+STATUS\s+SUBMITTED\s+DURATION\s+RESOURCES\s+ENTRYPOINT\nfollowed\s+SUCCEEDED\s.* -\s+echo first/,
   );
   assert.doesNotMatch(table.stdout, /sleeper/);
 
