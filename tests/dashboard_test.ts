@@ -279,7 +279,10 @@ browserTest(
   },
 );
 
-/** A head with something in every view: jobs (one failed), a deployment, a module view. */
+/**
+ * A head with something in every view: jobs (one failed, one waiting for a CPU), a
+ * deployment, a module view.
+ */
 async function populatedHead(): Promise<RunningHead & { replicaLog: string }> {
   const head = await startHead({ extraArgs: ["--module", HELLO_MODULE] });
   await submitJob(head, {
@@ -289,6 +292,18 @@ async function populatedHead(): Promise<RunningHead & { replicaLog: string }> {
   });
   await submitJob(head, { entrypoint: "echo done", submission_id: "report" });
   await submitJob(head, { entrypoint: "exec sleep 600", submission_id: "serve-batch" });
+  // One job that takes every CPU, and one that waits for a CPU: a queue to show.
+  const { body: cluster } = await head.json("/api/cluster");
+  await submitJob(head, {
+    entrypoint: "exec sleep 600",
+    submission_id: "all-cpus",
+    entrypoint_num_cpus: cluster.nodes[0].total.CPU,
+  });
+  await submitJob(head, {
+    entrypoint: "exec sleep 600",
+    submission_id: "waits-for-a-cpu",
+    entrypoint_num_cpus: 1,
+  });
   const applied = await head.json("/api/serve/deployments", {
     method: "POST",
     body: { name: "web", entrypoint: 'echo "serving on $PORT"; exec sleep 600', version: "v1" },

@@ -70,6 +70,8 @@ browserTest(
       hasText: /^Waiting for resources: needs CPU 1, 0 of 1 free; 0 jobs ahead$/,
     }).waitFor();
     await page.locator(".facts dd", { hasText: "1 CPU · 1 GiB · 1 license" }).waitFor();
+    await page.locator(".facts dd", { hasText: /^3$/ }).waitFor(); // its priority
+    await screenshot(page, "job-pending");
     const { body: job } = await head.json("/api/jobs/second");
     assert.equal(job.priority, 3);
     assert.equal(job.entrypoint_num_cpus, 1);

@@ -8,6 +8,12 @@ import { api, ApiError } from "../api.js";
 import { alertBox, badge, coalesce, formatTime, h } from "../dom.js";
 import { formatUse } from "../resources.js";
 
+/**
+ * After the last of a burst of job events, the view reads once more this much later: a
+ * job's resources may be freed just after its end is announced, with no event of its own.
+ */
+const TRAILING_READ_MS = 1000;
+
 /** @typedef {import("../main.js").ViewContext} ViewContext */
 /**
  * One node of `GET /api/cluster`.
@@ -145,12 +151,21 @@ export function clusterView(ctx) {
     );
   }
 
-  const unsubscribe = [ctx.live.on("job", load), ctx.live.on("resync", load)];
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let trailing;
+  function onJob() {
+    load();
+    clearTimeout(trailing);
+    trailing = setTimeout(load, TRAILING_READ_MS);
+  }
+
+  const unsubscribe = [ctx.live.on("job", onJob), ctx.live.on("resync", load)];
   load();
   return {
     el,
     title: "Cluster",
     dispose() {
+      clearTimeout(trailing);
       for (const off of unsubscribe) off();
     },
   };

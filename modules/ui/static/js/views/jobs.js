@@ -249,14 +249,7 @@ export function jobsView(ctx, params) {
         }),
         copyButton(job.submission_id, `Copy the id of job ${job.submission_id}`),
       ),
-      h(
-        "td",
-        { class: "status" },
-        badge(job.status),
-        job.status === "PENDING" && job.pending_reason
-          ? h("div", { class: "pending-reason", text: job.pending_reason })
-          : null,
-      ),
+      h("td", { class: "status" }, badge(job.status)),
       h(
         "td",
         { class: "error-type" },
@@ -268,7 +261,14 @@ export function jobsView(ctx, params) {
           })
           : null,
       ),
-      h("td", { class: "entrypoint" }, h("code", { title: job.entrypoint, text: job.entrypoint })),
+      h(
+        "td",
+        { class: "entrypoint" },
+        h("code", { title: job.entrypoint, text: job.entrypoint }),
+        job.status === "PENDING" && job.pending_reason
+          ? h("div", { class: "pending-reason", text: job.pending_reason })
+          : null,
+      ),
       h("td", { class: "resources", text: formatDemand(job) || "—" }),
       h("td", { class: "wide", text: formatTime(job.start_time) }),
       h(
