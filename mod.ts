@@ -23,6 +23,7 @@
  */
 export type {
   Counter,
+  ExitHandler,
   ExitReason,
   Gauge,
   HeadInfo,
@@ -36,7 +37,7 @@ export type {
   ModuleContext,
   ModuleFactory,
   ModuleView,
-  SpawnOptions,
+  RunSpec,
   Stores,
   SupervisedProcess,
   Supervisor,

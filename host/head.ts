@@ -9,7 +9,7 @@ import { KvActorStore } from "../storage/actors.ts";
 import { KvJobStore } from "../storage/jobs.ts";
 import { FileLogStore } from "../storage/logs.ts";
 import { FilePackageStore } from "../storage/packages.ts";
-import { Supervisor } from "../supervision/supervisor.ts";
+import { ShellSupervisor } from "../supervision/supervisor.ts";
 import { HeadMetrics } from "../modules/metrics/mod.ts";
 import { createApp } from "./app.ts";
 import { clusterRoutes, clusterState, createScheduler } from "./cluster.ts";
@@ -90,7 +90,7 @@ export async function startHead(
     commit: await readGitCommit(fileURLToPath(new URL("..", import.meta.url))),
   };
   const workers = new WorkerPool();
-  const supervisor = new Supervisor(join(dataDir, "run"), {
+  const supervisor = new ShellSupervisor(join(dataDir, "run"), {
     logger: createLogger("supervisor"),
     withheldEnv: CONFIG_ENV_NAMES,
     cgroup: config.cgroup,

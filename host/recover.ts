@@ -5,7 +5,7 @@
  * adopts any running job, and records how they really end.
  */
 import { z } from "zod";
-import { ACTOR_ENV } from "../supervision/supervisor.ts";
+import { ACTOR_ENV, supervisedCommandOf } from "../supervision/supervisor.ts";
 import { groupProcessesByEnv, readStat } from "../supervision/procfs.ts";
 import { jobSupervisorActorId } from "../storage/actors.ts";
 import { type Job, JobId, type JobStore, RuntimeEnv } from "../storage/jobs.ts";
@@ -14,10 +14,6 @@ import type { Logger } from "../kit/module.ts";
 
 /** Linux's USER_HZ: the unit of process start times in /proc/PID/stat. */
 const CLOCK_TICKS_PER_S = 100;
-/** The `$0` the supervisor runs under (supervisor.ts); its arguments follow it. */
-const SUPERVISOR_NAME = "jobhead-supervisor";
-/** Which argument after `$0` holds the job's command: `$4` (supervisor.ts). */
-const COMMAND_ARG = 4;
 
 /** A running supervisor, as /proc shows it. */
 export interface FoundSupervisor {
@@ -37,19 +33,9 @@ const JobConfig = z.object({
 });
 
 /**
- * The job command a supervisor runs, read from its command line: the argument
- * `COMMAND_ARG` places after the supervisor's `$0`. Undefined when the command line does
- * not have that shape. Keep in step with `Supervisor.spawn()`.
- */
-export function entrypointOfSupervisor(argv: string[]): string | undefined {
-  const at = argv.indexOf(SUPERVISOR_NAME);
-  return at < 0 ? undefined : argv[at + COMMAND_ARG];
-}
-
-/**
  * Whether a supervisor works for the head of a data directory known by `dataDirs` (its
- * path as configured, and as resolved): its arguments (exit file, log) or its open files
- * (the log, the fifo) lie in it. Other heads' jobs are left alone.
+ * path as configured, and as resolved): its arguments (its script in the run directory)
+ * or its open files (the log, the fifo) lie in it. Other heads' jobs are left alone.
  */
 export function isOfDataDir(found: FoundSupervisor, dataDirs: string[]): boolean {
   const inside = (path: string) => dataDirs.some((dir) => path.startsWith(`${dir}/`));
@@ -69,7 +55,7 @@ export function jobIdOfActor(actorId: string): string | undefined {
 
 /**
  * A RUNNING record for the job a supervisor runs, rebuilt from its process: the command
- * from its command line, runtime_env and metadata from `JOBHEAD_JOB_CONFIG_JSON`, and
+ * from its environment, runtime_env and metadata from `JOBHEAD_JOB_CONFIG_JSON`, and
  * the supervisor's own start as the submission time. What was not kept (resources, the
  * submission time itself) takes defaults, and the message says the record was recovered.
  */
@@ -82,7 +68,7 @@ export function recoveredJob(found: FoundSupervisor, options: { bootTimeMs: numb
   } catch {
     // kept the defaults: the record still lets the job be watched and stopped
   }
-  const entrypoint = entrypointOfSupervisor(found.argv);
+  const entrypoint = supervisedCommandOf(found.env);
   return {
     id,
     status: "RUNNING",

@@ -1,33 +1,18 @@
 import assert from "node:assert/strict";
 import { Job } from "../storage/jobs.ts";
-import {
-  entrypointOfSupervisor,
-  type FoundSupervisor,
-  isOfDataDir,
-  jobIdOfActor,
-  recoveredJob,
-} from "./recover.ts";
+import { type FoundSupervisor, isOfDataDir, jobIdOfActor, recoveredJob } from "./recover.ts";
 
-/** A supervisor as Supervisor.spawn() starts it. */
+/** A supervisor as ShellSupervisor.run() starts it. */
 function aSupervisor(overrides: Partial<FoundSupervisor> = {}): FoundSupervisor {
   return {
     actorId: "jobsup_k1",
     pid: 4242,
     startTicks: 1_000,
-    argv: [
-      "sh",
-      "-c",
-      "…supervisor script…",
-      "jobhead-supervisor",
-      "/data/run/jobsup_k1.exit",
-      "/data/run/fifo/jobsup_k1.fifo",
-      "/data/logs/k1.log",
-      "python train.py --epochs 3",
-      "…entrypoint shell…",
-    ],
+    argv: ["/usr/bin/sh", "/data/run/jobhead-supervisor", "jobsup_k1"],
     fdTargets: ["/dev/null", "/data/logs/k1.log", "/data/run/fifo/jobsup_k1.fifo"],
     env: {
       JOBHEAD_ACTOR_ID: "jobsup_k1",
+      JOBHEAD_SUPERVISOR_COMMAND: "python train.py --epochs 3",
       JOBHEAD_JOB_CONFIG_JSON: JSON.stringify({
         runtime_env: { env_vars: { A: "1" } },
         metadata: { owner: "ops" },
@@ -36,11 +21,6 @@ function aSupervisor(overrides: Partial<FoundSupervisor> = {}): FoundSupervisor 
     ...overrides,
   };
 }
-
-Deno.test("entrypointOfSupervisor() reads the command after the supervisor's $0", () => {
-  assert.equal(entrypointOfSupervisor(aSupervisor().argv), "python train.py --epochs 3");
-  assert.equal(entrypointOfSupervisor(["sh", "-c", "sleep 1"]), undefined);
-});
 
 Deno.test("jobIdOfActor() knows job supervisors only", () => {
   assert.equal(jobIdOfActor("jobsup_k1"), "k1");

@@ -4,7 +4,7 @@ import type { ActorStore } from "../storage/actors.ts";
 import type { JobStore } from "../storage/jobs.ts";
 import type { LogStore } from "../storage/logs.ts";
 import type { PackageStore } from "../storage/packages.ts";
-import type { Supervisor } from "../supervision/supervisor.ts";
+import type { Supervisor } from "./supervision.ts";
 import type { MetricsScope } from "./metrics.ts";
 import type { Scheduler } from "../scheduler/scheduler.ts";
 import type { HeadConfig } from "./config.ts";
@@ -16,13 +16,14 @@ export type { Logger } from "./log.ts";
 
 // The supervisor's types come with it in the context: modules import them from here.
 export type {
+  ExitHandler,
   ExitReason,
   KillRequest,
-  SpawnOptions,
+  RunSpec,
   SupervisedProcess,
   Supervisor,
   SupervisorIdentity,
-} from "../supervision/supervisor.ts";
+} from "./supervision.ts";
 export type {
   Allocation,
   ClusterState,
@@ -116,7 +117,10 @@ export interface ModuleContext {
   info: HeadInfo;
   logger: Logger;
   events: EventBus;
-  /** Spawns, stops and re-adopts supervised process groups (the actors' machinery). */
+  /**
+   * Runs, stops, kills and re-adopts supervised process groups, and sees each to its end
+   * (the actors' machinery; kit/supervision.ts).
+   */
   supervisor: Supervisor;
   /**
    * The nodes' capacity and the queue: modules read its state, and jobs (or anything that

@@ -47,13 +47,16 @@ export const RuntimeEnv = z.strictObject({
 });
 export type RuntimeEnv = z.infer<typeof RuntimeEnv>;
 
-/** The process that supervises a running job: enough to find it again after a restart. */
-export const SupervisorRef = z.object({
+/**
+ * The process that supervises a running job or replica (its pid, also its process
+ * group): enough for a later head to find it again and adopt it.
+ */
+export const SupervisorIdentity = z.object({
   pid: z.number().int(),
   /** Start time in clock ticks since boot (/proc/PID/stat field 22): guards against pid reuse. */
   start_ticks: z.number().int(),
 });
-export type SupervisorRef = z.infer<typeof SupervisorRef>;
+export type SupervisorIdentity = z.infer<typeof SupervisorIdentity>;
 
 /** A job as stored. Timestamps are epoch milliseconds. */
 export const Job = z.object({
@@ -72,7 +75,7 @@ export const Job = z.object({
   start_time: z.number(),
   end_time: z.number().nullable(),
   driver_exit_code: z.number().int().nullable(),
-  supervisor: SupervisorRef.nullable(),
+  supervisor: SupervisorIdentity.nullable(),
   stop_requested_at: z.number().nullable(),
   /** When log retention removed the job's log; absent while it is kept. */
   log_removed_at: z.number().optional(),

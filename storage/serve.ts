@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { ActorId, ActorState } from "./actors.ts";
-import { RuntimeEnv, SupervisorRef } from "./jobs.ts";
+import { RuntimeEnv, SupervisorIdentity } from "./jobs.ts";
 
 /** A deployment name: part of actor ids and file names, so a safe character set. */
 export const DeploymentName = z.string().regex(
@@ -92,7 +92,7 @@ export const Replica = z.object({
   port: z.number().int(),
   state: ActorState,
   /** Its supervisor while ALIVE: what a later head adopts. */
-  supervisor: SupervisorRef.nullable(),
+  supervisor: SupervisorIdentity.nullable(),
   num_restarts: z.number().int(),
   start_time: z.number(),
   end_time: z.number().nullable(),

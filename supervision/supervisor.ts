@@ -1,83 +1,53 @@
 /**
- * Supervised processes (actors): a shell command run under a small `sh` supervisor in
- * its own session and process group, its output appended straight to a log file, its
- * exit recorded in a file the head reads, and the whole group fate-shared with the
- * supervisor through a watchdog. The head may die and come back: the processes do not
- * notice, and `adopt()` picks them up again.
+ * Supervised processes (actors): a shell command run under a small `sh` supervisor
+ * (supervisor.sh) in its own session and process group, its output appended straight to a
+ * log file, its exit recorded in a file the head reads, and the whole group fate-shared
+ * with the supervisor through a watchdog. The head may die and come back: the processes
+ * do not notice, and `adopt()` picks them up again. `ShellSupervisor` implements the
+ * contract of kit/supervision.ts, and owns each process's life to its end: see `#follow()`.
  */
 import { createLogger, type Logger } from "../kit/log.ts";
+import type {
+  ExitHandler,
+  ExitReason,
+  KillRequest,
+  RunSpec,
+  SupervisedProcess,
+  Supervisor,
+  SupervisorIdentity,
+} from "../kit/supervision.ts";
 import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
 import { CgroupTree, parentCgroupName } from "./cgroup.ts";
 import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
-
-/**
- * The supervisor, run by `sh` as the leader of a new session. $1 exit file, $2 fifo,
- * $3 log file, $4 the command, $5 the actor's cgroup ("" for none), $6 "1" when `env`
- * can reset signal dispositions.
- *
- * It joins its cgroup first, before it forks anything, so every process of the actor
- * starts inside it (the head writing the pid after the spawn would race with the forks).
- *
- * The command runs in a plain `sh -c` of its own ($$ is that shell's pid, as API.md
- * says), with none of the supervisor's traps, in the background so that `jobs -l` can
- * tell `exit 137` ("Done(137)") from a death by SIGKILL ("Killed"); where the shell has
- * forgotten the job once waited for (bash), the 128 + N rule is left. A background command
- * starts with SIGINT and SIGQUIT ignored, which its shell could not undo: `env` resets
- * them where it can.
- *
- * The watchdog is a subshell blocked reading a fifo whose only writer is the
- * supervisor (fd 9, closed for the command). The supervisor writes one line once the
- * exit file is complete; a read that ends without it means the supervisor died, which
- * the watchdog notes in the exit file. Either way, once the supervisor is gone, it kills
- * the whole group, which also cleans up stragglers after a normal exit. The supervisor
- * exits with the command's status too, which tells its parent the outcome when a full
- * disk kept the exit file empty. The supervisor traps TERM so that a
- * stop (TERM to the group) still lets it record the command's status: `wait` returns
- * early on a trapped signal (with a status above 128), and is called again until the
- * command has ended; for a command already waited for, dash answers its status again.
- */
-const SUPERVISOR_SCRIPT = `
-exec >>"$3" 2>&1 </dev/null
-if [ -n "$5" ] && ! echo $$ 2>/dev/null >"$5/cgroup.procs"; then
-  echo "jobhead: cannot join the cgroup $5"; exit 125
-fi
-[ -p "$2" ] || mkfifo "$2" || { echo "jobhead: cannot create the supervisor fifo $2"; exit 125; }
-(
-  trap '' TERM INT HUP
-  exec 8<"$2"
-  read _ <&8 || { [ -s "$1" ] || echo died >"$1"; }
-  read _ <&8
-  kill -KILL 0
-) &
-exec 9>"$2"
-trap 'woke=1' TERM INT HUP
-if [ "$6" = 1 ]; then
-  env --default-signal=INT,QUIT sh -c "$4" 9>&- &
-else
-  sh -c "$4" 9>&- &
-fi
-pid=$!
-while woke=; wait $pid; status=$?; [ -n "$woke" ] && [ "$status" -gt 128 ]; do :; done
-jobs -l >"$2.code"
-how=
-while read -r line; do
-  case $line in
-    *" $pid Done"* | *" $pid Exit"*) how=exit ;;
-    *" $pid "*) how=signal ;;
-  esac
-done <"$2.code"
-if [ "$how" = signal ] || { [ -z "$how" ] && [ "$status" -gt 128 ]; }; then
-  echo "signal $((status - 128))" >"$1"
-else
-  echo "exit $status" >"$1"
-fi
-echo >&9
-exit "$status"
-`;
+import SUPERVISOR_SCRIPT from "./supervisor.sh" with { type: "text" };
 
 /** The environment variable every process of an actor carries; stops sweep by it. */
 export const ACTOR_ENV = "JOBHEAD_ACTOR_ID";
+
+/**
+ * The supervisor script's name in the run directory: `ps` shows each supervisor as
+ * `sh <run dir>/jobhead-supervisor <actor id>`.
+ */
+export const SUPERVISOR_NAME = "jobhead-supervisor";
+
+/** The variables that pass the supervisor what supervisor.sh reads; it unsets them. */
+const SCRIPT_ENV = {
+  exitFile: "JOBHEAD_SUPERVISOR_EXIT_FILE",
+  fifo: "JOBHEAD_SUPERVISOR_FIFO",
+  logFile: "JOBHEAD_SUPERVISOR_LOG",
+  command: "JOBHEAD_SUPERVISOR_COMMAND",
+  cgroup: "JOBHEAD_SUPERVISOR_CGROUP",
+  resetsSignals: "JOBHEAD_SUPERVISOR_RESETS_SIGNALS",
+} as const;
+
+/**
+ * The command a supervisor runs, from its environment (/proc/PID/environ: the one it
+ * started with); undefined when it has none.
+ */
+export function supervisedCommandOf(env: Record<string, string>): string | undefined {
+  return env[SCRIPT_ENV.command];
+}
 
 /**
  * Fifos live apart from the watched exit files: the file watcher must never open a
@@ -85,41 +55,13 @@ export const ACTOR_ENV = "JOBHEAD_ACTOR_ID";
  */
 const FIFO_DIR = "fifo";
 
-/** How often adopted supervisors are checked for a death no watchdog could report. */
+/**
+ * How often every live process is checked for an end no file event told: a missed event,
+ * or a supervisor killed together with its watchdog (a kill of the whole group from outside).
+ */
 const SAFETY_CHECK_MS = 5_000;
 
-/** How a supervised command ended. */
-export type ExitReason =
-  /** The command exited; `code` is its status, or -N for a death by signal N. */
-  | { kind: "exited"; code: number; endTime: number }
-  /**
-   * The supervisor died (killed, crashed) before the command ended; the group died with
-   * it. `killed` is set when the actor was killed on purpose (`Supervisor.kill()`).
-   */
-  | { kind: "died"; endTime: number; killed?: KillRequest };
-
-/** How an actor was asked to die (API.md, `GET /api/actors/kill`). */
-export interface KillRequest {
-  /** SIGKILL at once, rather than SIGTERM and SIGKILL after the grace. */
-  force: boolean;
-  /** For actors with a restart policy: stay dead. */
-  noRestart: boolean;
-}
-
-/** What to run under a supervisor. */
-export interface SpawnOptions {
-  /** Actor id: unique among live actors, safe as a file name. */
-  id: string;
-  /** Shell command, run with `/bin/sh -c`. */
-  command: string;
-  /** File the command's stdout and stderr are appended to. */
-  logPath: string;
-  cwd?: string;
-  /** Added to the head's environment (less the variables withheld from actors). */
-  env?: Record<string, string>;
-}
-
-/** How a Supervisor is set up. */
+/** How a ShellSupervisor is set up. */
 export interface SupervisorOptions {
   /** Variables of the head's environment that actors must not inherit (its configuration). */
   withheldEnv?: readonly string[];
@@ -129,47 +71,50 @@ export interface SupervisorOptions {
   logger?: Logger;
 }
 
-/** Identity of a supervisor process, stored so a later head can adopt it. */
-export interface SupervisorIdentity {
-  pid: number;
-  startTicks: number;
+/** How a process's owner asks it to end; the supervisor carries it out. */
+interface Stopper {
+  stop(process: SupervisedGroup, graceMs: number): Promise<ExitReason>;
+  kill(process: SupervisedGroup, request: KillRequest, graceMs: number): Promise<ExitReason>;
 }
 
 /** A supervised process group, spawned or adopted by this head. */
-export class SupervisedProcess {
-  /** Actor id. */
+class SupervisedGroup implements SupervisedProcess {
   readonly id: string;
-  /** Pid of the supervisor: also the process group and session id. */
-  readonly pid: number;
-  readonly startTicks: number;
+  readonly identity: SupervisorIdentity;
   /** The actor's cgroup, when it runs in one: stops and kills go through it. */
   readonly cgroup?: string;
   /** Settles once, with how the command ended. */
   readonly exited: Promise<ExitReason>;
+  /** For a supervisor this head spawned: settles once it has exited and been reaped. */
+  reaped?: Promise<unknown>;
   #resolve!: (reason: ExitReason) => void;
   #settled = false;
   #killed?: KillRequest;
-  /** Set by `Supervisor.release()`, which it makes safe to repeat. */
-  released?: Promise<void>;
-  /** For a supervisor this head spawned: settles once it has exited and been reaped. */
-  reaped?: Promise<unknown>;
+  #stopper: Stopper;
 
-  constructor(id: string, identity: SupervisorIdentity, cgroup?: string) {
+  constructor(id: string, identity: SupervisorIdentity, stopper: Stopper, cgroup?: string) {
     this.id = id;
-    this.pid = identity.pid;
-    this.startTicks = identity.startTicks;
+    this.identity = identity;
     this.cgroup = cgroup;
+    this.#stopper = stopper;
     this.exited = new Promise((resolve) => this.#resolve = resolve);
   }
 
-  /** Whether `exited` has settled. */
+  /** Pid of the supervisor: also the process group and session id. */
+  get pid(): number {
+    return this.identity.pid;
+  }
+
   get settled(): boolean {
     return this.#settled;
   }
 
-  /** Whether `kill()` was asked for, and how. */
-  get killed(): KillRequest | undefined {
-    return this.#killed;
+  stop(graceMs: number): Promise<ExitReason> {
+    return this.#stopper.stop(this, graceMs);
+  }
+
+  kill(request: KillRequest, graceMs: number): Promise<ExitReason> {
+    return this.#stopper.kill(this, request, graceMs);
   }
 
   /**
@@ -190,10 +135,11 @@ export class SupervisedProcess {
 }
 
 /**
- * Spawns, watches, stops and re-adopts supervised process groups. One instance per
- * head; `start()` before use, `close()` at shutdown (supervised processes keep running).
+ * Spawns, watches, stops and re-adopts supervised process groups, and sees each through
+ * to its end. One instance per head; `start()` before use, `close()` at shutdown
+ * (supervised processes keep running).
  */
-export class Supervisor {
+export class ShellSupervisor implements Supervisor {
   #runDir: string;
   #options: SupervisorOptions;
   #baseEnv: Record<string, string> = {};
@@ -201,13 +147,20 @@ export class Supervisor {
   #programs = new Map<string, string>();
   #log: Logger;
   #resetsSignals = false;
-  #live = new Map<string, SupervisedProcess>();
+  #live = new Map<string, SupervisedGroup>();
   #abort = new AbortController();
   #watcher?: Deno.FsWatcher;
   #scan?: Promise<Map<string, number[]>>;
   #nextScan?: Promise<Map<string, number[]>>;
+  #stopper: Stopper = {
+    stop: (process, graceMs) => this.#stop(process, graceMs),
+    kill: (process, request, graceMs) => this.#kill(process, request, graceMs),
+  };
 
-  /** `runDir` holds each actor's exit file and fifo until `release()`. */
+  /**
+   * `runDir` holds the supervisor script, each actor's fifo until it ends, and its exit
+   * file until its end is recorded.
+   */
   constructor(runDir: string, options: SupervisorOptions = {}) {
     this.#runDir = runDir;
     this.#options = options;
@@ -226,11 +179,12 @@ export class Supervisor {
   }
 
   /**
-   * Starts watching exit files and finds out what the system offers (a writable cgroup
-   * v2 hierarchy, `env --default-signal`); call once before spawning or adopting.
+   * Writes the supervisor script, starts watching exit files and finds out what the
+   * system offers (a writable cgroup v2 hierarchy, `env --default-signal`); call once
+   * before spawning or adopting.
    */
   async start(): Promise<void> {
-    await Deno.mkdir(join(this.#runDir, FIFO_DIR), { recursive: true });
+    this.#makeRunDir();
     this.#baseEnv = withoutKeys(Deno.env.toObject(), this.#options.withheldEnv ?? []);
     if (this.#options.cgroup !== "off") {
       this.#cgroups = await CgroupTree.probe(
@@ -263,6 +217,24 @@ export class Supervisor {
     await this.#cgroups?.close();
   }
 
+  /**
+   * Makes the run directory and its fifo directory, and writes the supervisor script
+   * unless it is there. The script is replaced whole (a new file renamed over the old):
+   * supervisors still reading the old one keep it.
+   */
+  #makeRunDir(): void {
+    Deno.mkdirSync(join(this.#runDir, FIFO_DIR), { recursive: true });
+    const script = this.#scriptPath();
+    try {
+      if (Deno.readTextFileSync(script) === SUPERVISOR_SCRIPT) return;
+    } catch {
+      // not there yet
+    }
+    const temporary = `${script}.${Deno.pid}.tmp`;
+    Deno.writeTextFileSync(temporary, SUPERVISOR_SCRIPT);
+    Deno.renameSync(temporary, script);
+  }
+
   /** A program's path on the head's PATH, looked up once; throws while it is missing. */
   #program(name: string): string {
     let path = this.#programs.get(name);
@@ -270,74 +242,132 @@ export class Supervisor {
     return path;
   }
 
-  /**
-   * Runs `options.command` under a new supervisor. Throws if the supervisor cannot be
-   * launched (the command's own failures show in its exit code and log).
-   */
-  spawn(options: SpawnOptions): SupervisedProcess {
-    const exitPath = this.#exitPath(options.id);
+  run(spec: RunSpec, onExit: ExitHandler): SupervisedProcess {
+    const exitPath = this.#exitPath(spec.id);
     // A stale exit file from an earlier actor of the same id would end this one at once.
     try {
       Deno.removeSync(exitPath);
     } catch {
       // none
     }
-    if (!makeFifo(this.#fifoPath(options.id))) {
+    if (!makeFifo(this.#fifoPath(spec.id))) {
       // The run directory may have been removed under the running head: make it again.
-      Deno.mkdirSync(join(this.#runDir, FIFO_DIR), { recursive: true });
-      makeFifo(this.#fifoPath(options.id));
+      this.#makeRunDir();
+      makeFifo(this.#fifoPath(spec.id));
     }
     // Found on the head's PATH, not the job's: a job's own PATH must not stop it starting.
     const setsid = this.#program("setsid");
     const sh = this.#program("sh");
-    const cgroup = this.#cgroups?.create(options.id);
+    const cgroup = this.#cgroups?.create(spec.id);
     const child = new Deno.Command(setsid, {
-      args: [
-        sh,
-        "-c",
-        SUPERVISOR_SCRIPT,
-        "jobhead-supervisor",
-        exitPath,
-        this.#fifoPath(options.id),
-        options.logPath,
-        options.command,
-        cgroup ?? "",
-        this.#resetsSignals ? "1" : "",
-      ],
-      cwd: options.cwd,
+      args: [sh, this.#scriptPath(), spec.id],
+      cwd: spec.cwd,
       clearEnv: true,
-      env: { ...this.#baseEnv, ...options.env, [ACTOR_ENV]: options.id },
+      env: {
+        ...this.#baseEnv,
+        ...spec.env,
+        [ACTOR_ENV]: spec.id,
+        [SCRIPT_ENV.exitFile]: exitPath,
+        [SCRIPT_ENV.fifo]: this.#fifoPath(spec.id),
+        [SCRIPT_ENV.logFile]: spec.logPath,
+        [SCRIPT_ENV.command]: spec.command,
+        [SCRIPT_ENV.cgroup]: cgroup ?? "",
+        [SCRIPT_ENV.resetsSignals]: this.#resetsSignals ? "1" : "",
+      },
       stdin: "null",
       stdout: "null",
       stderr: "null",
     }).spawn();
-    const startTicks = readStat(child.pid)?.startTicks ?? 0;
-    const process = new SupervisedProcess(options.id, { pid: child.pid, startTicks }, cgroup);
-    this.#live.set(options.id, process);
+    const identity = { pid: child.pid, start_ticks: readStat(child.pid)?.startTicks ?? 0 };
+    const process = new SupervisedGroup(spec.id, identity, this.#stopper, cgroup);
+    this.#live.set(spec.id, process);
     // Our own child: its status is the fastest word of its end; the file says how, and
     // where the file could not be written (a full disk), its exit status does.
     process.reaped = child.status.then((status) =>
       this.#settleFromFile(process, { final: true, status })
     );
+    this.#follow(process, onExit);
     return process;
   }
 
-  /**
-   * Takes over a supervisor a previous head started. Resolves to a process whose
-   * `exited` is already settled if it ended meanwhile (with its real exit code and end
-   * time when it could record them).
-   */
-  async adopt(id: string, identity: SupervisorIdentity): Promise<SupervisedProcess> {
+  adopt(id: string, identity: SupervisorIdentity, onExit: ExitHandler): Promise<SupervisedProcess>;
+  adopt(id: string, identity: null, onExit: ExitHandler): Promise<SupervisedProcess | undefined>;
+  async adopt(
+    id: string,
+    identity: SupervisorIdentity | null,
+    onExit: ExitHandler,
+  ): Promise<SupervisedProcess | undefined> {
+    identity ??= await this.#find(id) ?? null;
+    if (!identity) return undefined;
     const cgroup = await this.#cgroups?.find(id);
     if (cgroup) await this.#cgroups!.thaw(cgroup);
-    const process = new SupervisedProcess(id, identity, cgroup);
+    const process = new SupervisedGroup(id, identity, this.#stopper, cgroup);
     // Register first, so an exit file written from now on is seen by the watcher.
     this.#live.set(id, process);
     await this.#settleFromFile(process, { final: false });
-    if (!process.settled && !isSameLiveProcess(identity.pid, identity.startTicks)) {
+    if (!process.settled && !isSameLiveProcess(identity.pid, identity.start_ticks)) {
       await this.#settleFromFile(process, { final: true });
     }
+    this.#follow(process, onExit);
     return process;
+  }
+
+  get liveCount(): number {
+    return this.#live.size;
+  }
+
+  get(id: string): SupervisedProcess | undefined {
+    return this.#live.get(id);
+  }
+
+  /**
+   * The life of a process after its command ends, the one place it is decided: what is
+   * left of it is killed (after its supervisor died, the processes that left its group),
+   * its cgroup and fifo are released, its owner records the end, and then its exit file
+   * goes. The owner hears of the end only after `run()` or `adopt()` has handed it the
+   * process (the release waits on the file system first).
+   */
+  async #follow(process: SupervisedGroup, onExit: ExitHandler): Promise<void> {
+    const reason = await process.exited;
+    try {
+      if (reason.kind === "died") await this.#killLeftovers(process);
+      await this.#release(process);
+    } catch (err) {
+      this.#log.error(`releasing the processes of "${process.id}" failed:`, err);
+    }
+    let recorded = false;
+    try {
+      recorded = await onExit(reason, process);
+    } catch (err) {
+      this.#log.error(
+        `recording the end of "${process.id}" failed; its exit file is kept for the next head:`,
+        err,
+      );
+    }
+    // A new actor of the same id removed the file when it started, and owns it now.
+    if (recorded && !this.#live.has(process.id)) {
+      try {
+        Deno.removeSync(this.#exitPath(process.id));
+      } catch {
+        // never written (the supervisor died without a word), or removed with the run dir
+      }
+    }
+  }
+
+  /**
+   * Forgets a settled process and releases all of it but its exit file: waits until its
+   * supervisor is reaped (the exit file is written by then), empties and removes its
+   * cgroup (the watchdog goes with it, so it can write no file after this), and removes
+   * its fifo.
+   */
+  async #release(process: SupervisedGroup): Promise<void> {
+    if (this.#live.get(process.id) === process) this.#live.delete(process.id);
+    await process.reaped;
+    if (process.cgroup && !await this.#cgroups!.remove(process.cgroup)) {
+      this.#log.error(`the cgroup ${process.cgroup} could not be emptied and removed`);
+    }
+    const fifo = this.#fifoPath(process.id);
+    for (const path of [fifo, `${fifo}.code`]) await Deno.remove(path).catch(() => {});
   }
 
   /**
@@ -345,7 +375,7 @@ export class Supervisor {
    * and to escaped processes), SIGKILL after `graceMs`, and a last kill of whatever is
    * left. Resolves once the command has ended. Safe to repeat.
    */
-  async stop(process: SupervisedProcess, graceMs: number): Promise<ExitReason> {
+  async #stop(process: SupervisedGroup, graceMs: number): Promise<ExitReason> {
     const timer = new AbortController();
     if (!process.settled) {
       const terminated = process.cgroup
@@ -366,63 +396,34 @@ export class Supervisor {
   }
 
   /**
-   * Kills the supervisor itself, as an actor kill does: at once with `force`, else with
-   * SIGTERM to the group and SIGKILL after `graceMs`. The watchdog takes the group down.
-   * The process then ends `{ kind: "died", killed }`, however its command ended.
+   * Kills an actor: SIGKILL to its whole group at once with `force_kill`, else a stop of
+   * `graceMs`. It ends a death whatever its command did (see `markKilled()`).
    */
-  async kill(
-    process: SupervisedProcess,
-    options: { force: boolean; graceMs: number; noRestart?: boolean },
+  async #kill(
+    process: SupervisedGroup,
+    request: KillRequest,
+    graceMs: number,
   ): Promise<ExitReason> {
-    process.markKilled({ force: options.force, noRestart: options.noRestart ?? false });
-    if (options.force) this.#killGroup(process);
-    else await this.stop(process, options.graceMs);
+    process.markKilled({ force_kill: request.force_kill, no_restart: request.no_restart });
+    if (request.force_kill) this.#killGroup(process);
+    else await this.#stop(process, graceMs);
     return process.exited;
-  }
-
-  /** How many processes this head spawned or adopted and has not released yet. */
-  get liveCount(): number {
-    return this.#live.size;
-  }
-
-  /** The live process of actor `id` this head spawned or adopted, if any. */
-  get(id: string): SupervisedProcess | undefined {
-    return this.#live.get(id);
   }
 
   /**
    * Finds a running supervisor of actor `id` by its processes' environment: for a
    * spawn a previous head made but could not record before it died.
    */
-  async find(id: string): Promise<SupervisorIdentity | undefined> {
+  async #find(id: string): Promise<SupervisorIdentity | undefined> {
     for (const pid of (await this.#scanProcesses()).get(id) ?? []) {
       const stat = readStat(pid);
-      if (stat && stat.sid === pid) return { pid, startTicks: stat.startTicks };
+      if (stat && stat.sid === pid) return { pid, start_ticks: stat.startTicks };
     }
     return undefined;
   }
 
-  /**
-   * Forgets a settled process and removes its files and its cgroup, killing what is left
-   * in the cgroup first; call after its end is recorded. Safe to repeat: later calls
-   * share the first one's work.
-   */
-  release(process: SupervisedProcess): Promise<void> {
-    process.released ??= this.#release(process);
-    return process.released;
-  }
-
-  async #release(process: SupervisedProcess): Promise<void> {
-    if (this.#live.get(process.id) === process) this.#live.delete(process.id);
-    await process.reaped; // it is about to exit, if it has not yet: the exit file is written
-    // Once the cgroup is empty the watchdog is gone too: it can write no file after ours go.
-    if (process.cgroup && !await this.#cgroups!.remove(process.cgroup)) {
-      this.#log.error(`the cgroup ${process.cgroup} could not be emptied and removed`);
-    }
-    const fifo = this.#fifoPath(process.id);
-    for (const path of [this.#exitPath(process.id), fifo, `${fifo}.code`]) {
-      await Deno.remove(path).catch(() => {});
-    }
+  #scriptPath(): string {
+    return join(this.#runDir, SUPERVISOR_NAME);
   }
 
   #exitPath(id: string): string {
@@ -433,7 +434,7 @@ export class Supervisor {
     return join(this.#runDir, FIFO_DIR, `${id}.fifo`);
   }
 
-  #killGroup(process: SupervisedProcess): void {
+  #killGroup(process: SupervisedGroup): void {
     sendSignal(-process.pid, "SIGKILL");
     if (process.cgroup) {
       this.#cgroups!.kill(process.cgroup).catch((err) => {
@@ -445,16 +446,10 @@ export class Supervisor {
   }
 
   /**
-   * SIGKILLs every process of actor `id` that outlived its group: all of its cgroup, or
+   * SIGKILLs every process of an actor that outlived its group: all of its cgroup, or
    * else every process still carrying its marker.
    */
-  async killEscapees(id: string): Promise<void> {
-    const process = this.#live.get(id);
-    if (process) await this.#killLeftovers(process);
-    else await this.#signalEscapees(id, "SIGKILL");
-  }
-
-  async #killLeftovers(process: SupervisedProcess): Promise<void> {
+  async #killLeftovers(process: SupervisedGroup): Promise<void> {
     if (process.cgroup) await this.#cgroups!.kill(process.cgroup);
     else await this.#signalEscapees(process.id, "SIGKILL");
   }
@@ -485,7 +480,7 @@ export class Supervisor {
    * write it (a full disk), so its own exit status says how.
    */
   async #settleFromFile(
-    process: SupervisedProcess,
+    process: SupervisedGroup,
     options: { final: boolean; status?: Deno.CommandStatus },
   ) {
     if (process.settled) return;
@@ -506,8 +501,9 @@ export class Supervisor {
     } else if (reason) process.settle(reason);
     else if (options.final) {
       // Our child died without a word: its watchdog may be about to note that in the exit
-      // file, which release() would then leave behind. It dies now, as it was going to kill
-      // the group anyway. (With a cgroup, release() waits for the watchdog to be gone.)
+      // file, after #follow() has removed it, leaving a stray file behind. It dies now, as
+      // it was going to kill the group anyway. (With a cgroup, #release() empties it,
+      // watchdog too, before the exit file goes.)
       if (status && !process.cgroup) sendSignal(-process.pid, "SIGKILL");
       process.settle({ kind: "died", endTime });
     }
@@ -563,7 +559,7 @@ export class Supervisor {
       if (!await exists(this.#runDir)) closeWatcher(this.#watcher);
       for (const process of this.#live.values()) {
         if (process.settled) continue;
-        const alive = isSameLiveProcess(process.pid, process.startTicks);
+        const alive = isSameLiveProcess(process.pid, process.identity.start_ticks);
         await this.#settleFromFile(process, { final: !alive });
       }
     }

@@ -1,83 +1,251 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Supervisor, withoutKeys } from "./supervisor.ts";
+import type { ExitReason, SupervisedProcess } from "../kit/supervision.ts";
+import { canUseCgroups } from "../tests/cgroups.ts";
+import {
+  ShellSupervisor,
+  supervisedCommandOf,
+  SUPERVISOR_NAME,
+  type SupervisorOptions,
+  withoutKeys,
+} from "./supervisor.ts";
 import { readStat } from "./procfs.ts";
 
 Deno.test("withoutKeys() drops exactly the named variables", () => {
   assert.deepEqual(withoutKeys({ A: "1", B: "2", C: "3" }, ["B", "X"]), { A: "1", C: "3" });
 });
 
-Deno.test({
-  name:
-    "Supervisor.spawn() withholds the head's configuration from every actor, and adds its own env",
-  sanitizeOps: true,
-  // libc, loaded once for mkfifo, stays loaded for the life of the process by design.
-  sanitizeResources: false,
-  async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "jobhead-supervisor-" });
-    Deno.env.set("JOBHEAD_UNIT_SECRET", "s3cret");
-    Deno.env.set("JOBHEAD_UNIT_KEPT", "kept");
-    const supervisor = new Supervisor(join(dir, "run"), {
-      withheldEnv: ["JOBHEAD_UNIT_SECRET"],
-      cgroup: "off",
-    });
-    try {
-      await supervisor.start();
-      const logPath = join(dir, "env.log");
-      const process = supervisor.spawn({
-        id: "unit-env",
-        command: "env",
-        logPath,
-        env: { OWN: "own", JOBHEAD_UNIT_SECRET: "given on purpose" },
-      });
-      assert.deepEqual(await process.exited.then((r) => r.kind === "exited" && r.code), 0);
-      await supervisor.release(process);
-      const env = await Deno.readTextFile(logPath);
-      assert.doesNotMatch(env, /s3cret/);
-      assert.match(env, /^JOBHEAD_UNIT_SECRET=given on purpose$/m, "the spawn's own env wins");
-      assert.match(env, /^JOBHEAD_UNIT_KEPT=kept$/m);
-      assert.match(env, /^OWN=own$/m);
-      assert.match(env, /^JOBHEAD_ACTOR_ID=unit-env$/m);
-      assert.deepEqual([...Deno.readDirSync(join(dir, "run", "fifo"))], [], "released");
-    } finally {
-      await supervisor.close();
-      Deno.env.delete("JOBHEAD_UNIT_SECRET");
-      Deno.env.delete("JOBHEAD_UNIT_KEPT");
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-});
+const CGROUPS = await canUseCgroups();
 
-Deno.test({
-  name: "Supervisor.release() right when a command's end is known leaves no exit file behind",
-  sanitizeOps: true,
-  // libc, loaded once for mkfifo, stays loaded for the life of the process by design.
-  sanitizeResources: false,
-  async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "jobhead-supervisor-" });
-    const runDir = join(dir, "run");
-    const supervisor = new Supervisor(runDir);
-    try {
-      await supervisor.start();
-      for (let i = 0; i < 20; i++) {
-        const process = supervisor.spawn({
-          id: `quick-${i}`,
-          command: "true",
-          logPath: join(dir, "quick.log"),
-        });
-        await process.exited;
-        await supervisor.release(process);
-        // The watchdog kills its group last; once the group is gone it can write nothing.
-        await waitFor(`the group of quick-${i} to be gone`, () => !groupExists(process.pid));
+/**
+ * A test with a supervisor started over a fresh directory (with `env` added to the
+ * head's environment meanwhile), closed and removed after.
+ */
+function supervisorTest(
+  name: string,
+  options: SupervisorOptions & { env?: Record<string, string> },
+  fn: (supervisor: ShellSupervisor, dir: string) => Promise<void>,
+): void {
+  Deno.test({
+    name,
+    sanitizeOps: true,
+    // libc, loaded once for mkfifo, stays loaded for the life of the process by design.
+    sanitizeResources: false,
+    async fn() {
+      const dir = await Deno.makeTempDir({ prefix: "jobhead-supervisor-" });
+      const supervisor = new ShellSupervisor(join(dir, "run"), options);
+      const env = Object.entries(options.env ?? {});
+      try {
+        for (const [name, value] of env) Deno.env.set(name, value);
+        await supervisor.start();
+        await fn(supervisor, dir);
+      } finally {
+        await supervisor.close();
+        for (const [name] of env) Deno.env.delete(name);
+        await Deno.remove(dir, { recursive: true });
       }
-      const left = [...Deno.readDirSync(runDir)].filter((e) => e.isFile).map((e) => e.name);
-      assert.deepEqual(left, [], "stray exit files");
+    },
+  });
+}
+
+/** An owner that records every end it is told of, and says so. */
+function recorder(answer = true) {
+  const ends = Promise.withResolvers<ExitReason>();
+  return {
+    ended: ends.promise,
+    onExit: (reason: ExitReason) => {
+      ends.resolve(reason);
+      return Promise.resolve(answer);
+    },
+  };
+}
+
+supervisorTest(
+  "ShellSupervisor.run() withholds the head's configuration from every actor, and adds its own env",
+  {
+    withheldEnv: ["JOBHEAD_UNIT_SECRET"],
+    cgroup: "off",
+    env: { JOBHEAD_UNIT_SECRET: "s3cret", JOBHEAD_UNIT_KEPT: "kept" },
+  },
+  async (supervisor, dir) => {
+    const logPath = join(dir, "env.log");
+    const owner = recorder();
+    supervisor.run({
+      id: "unit-env",
+      command: "env",
+      logPath,
+      env: { OWN: "own", JOBHEAD_UNIT_SECRET: "given on purpose" },
+    }, owner.onExit);
+    assert.equal(outcome(await owner.ended), 0);
+    const env = await Deno.readTextFile(logPath);
+    assert.doesNotMatch(env, /s3cret/);
+    assert.match(env, /^JOBHEAD_UNIT_SECRET=given on purpose$/m, "the spawn's own env wins");
+    assert.match(env, /^JOBHEAD_UNIT_KEPT=kept$/m);
+    assert.match(env, /^OWN=own$/m);
+    assert.match(env, /^JOBHEAD_ACTOR_ID=unit-env$/m);
+    assert.doesNotMatch(env, /^JOBHEAD_SUPERVISOR_/m, "the supervisor's own arguments");
+  },
+);
+
+supervisorTest(
+  "a supervisor shows ps a short command line, and its environment names its command",
+  { cgroup: "off" },
+  async (supervisor, dir) => {
+    const command = "echo started; sleep 30 # a command of any length";
+    const logPath = join(dir, "ps.log");
+    const owner = recorder();
+    const process = supervisor.run({ id: "unit-ps", command, logPath }, owner.onExit);
+    await waitFor("the command to start", () => readOrEmpty(logPath) || undefined);
+    const { pid } = process.identity;
+    const argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").slice(0, -1);
+    assert.equal(argv.length, 3, argv.join(" "));
+    assert.equal(argv[1], join(dir, "run", SUPERVISOR_NAME));
+    assert.equal(argv[2], "unit-ps");
+    const environ = Deno.readTextFileSync(`/proc/${pid}/environ`).split("\0");
+    const env = Object.fromEntries(environ.map((e) => e.split(/=(.*)/s).slice(0, 2)));
+    assert.equal(supervisedCommandOf(env), command);
+    await process.stop(0);
+    await owner.ended;
+  },
+);
+
+supervisorTest(
+  "a command's exit code and a death by signal are told apart, 137 from SIGKILL",
+  {},
+  async (supervisor, dir) => {
+    const ends = await Promise.all(
+      ["exit 137", "kill -KILL $$", "exit 0"].map((command, i) => {
+        const owner = recorder();
+        supervisor.run(
+          { id: `unit-code-${i}`, command, logPath: join(dir, "code.log") },
+          owner.onExit,
+        );
+        return owner.ended;
+      }),
+    );
+    assert.deepEqual(ends.map(outcome), [137, -9, 0]);
+  },
+);
+
+for (const cgroup of CGROUPS ? ["off", "auto"] as const : ["off"] as const) {
+  supervisorTest(
+    `when a supervisor dies, its escaped processes die and all is released before its owner hears (cgroup ${cgroup})`,
+    { cgroup },
+    async (supervisor, dir) => {
+      const runDir = join(dir, "run");
+      const logPath = join(dir, "escape.log");
+      // The escapee leaves the process group and session, and says its pid.
+      const command = `setsid sh -c 'echo "escapee $$"; exec sleep 300' & exec sleep 300`;
+      let heard:
+        | { reason: ExitReason; escapee: string; files: string[]; fifos: string[]; live: number }
+        | undefined;
+      const told = Promise.withResolvers<void>();
+      const process = supervisor.run({ id: "unit-escape", command, logPath }, (reason) => {
+        heard = {
+          reason,
+          escapee: readStat(escapee)?.state ?? "gone",
+          files: filesIn(runDir),
+          fifos: filesIn(join(runDir, "fifo"), { fifos: true }),
+          live: supervisor.liveCount,
+        };
+        told.resolve();
+        return Promise.resolve(true);
+      });
+      const escapee = await waitFor("the escapee to say its pid", () => {
+        const match = /^escapee (\d+)$/m.exec(readOrEmpty(logPath));
+        return match ? Number(match[1]) : undefined;
+      });
+      assert.equal(readStat(escapee)?.sid, escapee, "the escapee left the session");
+      Deno.kill(process.identity.pid, "SIGKILL"); // the supervisor alone: its watchdog notices
+      await told.promise;
+      assert.equal(heard?.reason.kind, "died");
+      assert.equal(heard?.live, 0, "forgotten before the owner hears");
+      // The watchdog may have noted the death in the exit file before it died too.
+      const left = heard!.files.filter((name) => name !== "unit-escape.exit");
+      assert.deepEqual(left, [SUPERVISOR_NAME], "only the exit file may be left");
+      assert.deepEqual(heard!.fifos, [], "the fifo is released");
+      if (cgroup === "auto") assert.match(heard!.escapee, /^(gone|Z)$/, "emptied with its cgroup");
+      await waitFor("the escapee to be gone", () => !isAlive(escapee) || undefined);
+      await waitFor("the exit file to go", () => filesIn(runDir).length === 1 || undefined);
+    },
+  );
+}
+
+supervisorTest(
+  "an end its owner could not record stays for the next head, which adopts it with its exact code",
+  { cgroup: "off" },
+  async (first, dir) => {
+    const runDir = join(dir, "run");
+    const unrecorded = recorder(false);
+    const process = first.run(
+      { id: "unit-adopt", command: "exit 3", logPath: join(dir, "adopt.log") },
+      unrecorded.onExit,
+    );
+    assert.equal(outcome(await unrecorded.ended), 3);
+    assert.ok(filesIn(runDir).includes("unit-adopt.exit"), "kept for the next head");
+    const next = new ShellSupervisor(runDir, { cgroup: "off" });
+    try {
+      await next.start();
+      const owner = recorder();
+      const adopted = await next.adopt("unit-adopt", process.identity, owner.onExit);
+      assert.ok(adopted.settled);
+      assert.equal(outcome(await owner.ended), 3);
+      await waitFor(
+        "the exit file to go",
+        () => !filesIn(runDir).includes("unit-adopt.exit") || undefined,
+      );
+      assert.equal(await next.adopt("unit-adopt", null, owner.onExit), undefined, "none running");
     } finally {
-      await supervisor.close();
-      await Deno.remove(dir, { recursive: true });
+      await next.close();
     }
   },
-});
+);
+
+supervisorTest(
+  "ending right when a command's end is known leaves no exit file behind",
+  {},
+  async (supervisor, dir) => {
+    const runDir = join(dir, "run");
+    for (let i = 0; i < 20; i++) {
+      const owner = recorder();
+      const process: SupervisedProcess = supervisor.run(
+        { id: `quick-${i}`, command: "true", logPath: join(dir, "quick.log") },
+        owner.onExit,
+      );
+      await owner.ended;
+      // The watchdog kills its group last; once the group is gone it can write nothing.
+      await waitFor(
+        `the group of quick-${i} to be gone`,
+        () => !groupExists(process.identity.pid) || undefined,
+      );
+    }
+    assert.deepEqual(filesIn(runDir), [SUPERVISOR_NAME], "stray exit files");
+  },
+);
+
+/** An exit's code, or "died". */
+function outcome(reason: ExitReason): number | "died" {
+  return reason.kind === "exited" ? reason.code : "died";
+}
+
+/** The names of the files in `dir` (not directories, nor fifos unless asked), sorted. */
+function filesIn(dir: string, options: { fifos?: boolean } = {}): string[] {
+  return [...Deno.readDirSync(dir)].filter((e) => options.fifos ? !e.isDirectory : e.isFile)
+    .map((e) => e.name).sort();
+}
+
+function readOrEmpty(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}
+
+function isAlive(pid: number): boolean {
+  const state = readStat(pid)?.state;
+  return state !== undefined && state !== "Z";
+}
 
 /** Whether any live process is in process group `pgid`. */
 function groupExists(pgid: number): boolean {
@@ -88,10 +256,11 @@ function groupExists(pgid: number): boolean {
   return false;
 }
 
-/** Polls `probe` until it holds: no event says when a process group is empty. */
-async function waitFor(what: string, probe: () => boolean): Promise<void> {
+/** Polls `probe` until it answers: no event says when a process or group is gone. */
+async function waitFor<T>(what: string, probe: () => T | undefined): Promise<T> {
   for (let i = 0; i < 500; i++) {
-    if (probe()) return;
+    const answer = probe();
+    if (answer !== undefined) return answer;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   throw new Error(`timed out waiting for ${what}`);

@@ -82,6 +82,7 @@ Deno.test("--minimal --skip-broken-modules: modules that fail to load or start, 
     const { body } = await head.json("/api/snapshot");
     assert.deepEqual(Object.keys(body.data.snapshot).sort(), [
       "actors",
+      "cluster",
       "commit",
       "hello",
       "jobs",

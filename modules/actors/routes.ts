@@ -25,14 +25,11 @@ export function actorRoutes(actors: ActorService): Hono {
     "/api/actors/kill",
     killDoc,
     enveloped(async (c) => {
-      const query = parseInput(KillActorQuery, c.req.query(), "query");
-      if (query.actor_id === undefined) {
+      const { actor_id, ...request } = parseInput(KillActorQuery, c.req.query(), "query");
+      if (actor_id === undefined) {
         throw new ValidationError("Invalid request: actor_id: required");
       }
-      const msg = await actors.kill(query.actor_id, {
-        force: query.force_kill,
-        noRestart: query.no_restart,
-      });
+      const msg = await actors.kill(actor_id, request);
       return { result: true, msg, data: {} };
     }),
   );

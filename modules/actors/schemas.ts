@@ -1,5 +1,6 @@
 /** Request and response schemas of the actors API, shared by the server and its clients. */
 import { z } from "zod";
+import { KillRequest } from "../../kit/supervision.ts";
 import {
   Actor,
   ActorId,
@@ -9,10 +10,6 @@ import {
 } from "../../storage/actors.ts";
 
 export { Actor, ActorId, ActorOwner, ActorState, ServeReplicaMetadata };
-
-const Flag = z.enum(["true", "false", "1", "0", "True", "False"]).transform((v) =>
-  v === "true" || v === "1" || v === "True"
-);
 
 /** Query of `GET /api/actors`; every filter given must match. */
 export const ListActorsQuery = z.strictObject({
@@ -31,7 +28,6 @@ export type ListActorsQuery = z.infer<typeof ListActorsQuery>;
 /** Query of `GET /api/actors/kill` (API.md). */
 export const KillActorQuery = z.strictObject({
   actor_id: ActorId.optional(),
-  force_kill: Flag.default(false),
-  no_restart: Flag.default(false),
+  ...KillRequest.shape,
 });
 export type KillActorQuery = z.infer<typeof KillActorQuery>;

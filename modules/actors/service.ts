@@ -4,7 +4,7 @@
  * Serve writes its replicas' records itself.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import type { ModuleContext } from "../../kit/module.ts";
+import type { KillRequest, ModuleContext } from "../../kit/module.ts";
 import { InvalidStateError, NotFoundError } from "../../storage/errors.ts";
 import {
   type Actor,
@@ -37,12 +37,6 @@ const STATE_OF_JOB: Record<JobStatus, ActorState> = {
   SUCCEEDED: "DEAD",
   FAILED: "DEAD",
 };
-
-/** How to kill an actor (API.md, `GET /api/actors/kill`). */
-export interface KillOptions {
-  force: boolean;
-  noRestart: boolean;
-}
 
 /** Lists, reads and kills actors; mirrors job supervisors into the actor store. */
 export class ActorService {
@@ -115,13 +109,13 @@ export class ActorService {
   }
 
   /**
-   * Kills an actor's supervisor, so its whole process group dies: at once with `force`
+   * Kills an actor's supervisor, so its whole process group dies: at once with `force_kill`
    * (resolving once it is dead), else SIGTERM now and SIGKILL after the grace (resolving
    * at once). The owner learns of it from the process's end. Throws NotFoundError for an
    * unknown actor, InvalidStateError for one without a running process. Returns what was
    * done, for the response's `msg`.
    */
-  async kill(id: string, options: KillOptions): Promise<string> {
+  async kill(id: string, request: KillRequest): Promise<string> {
     const actor = await this.get(id);
     const process = this.#ctx.supervisor.get(id);
     if (actor.state === "DEAD" || !process || process.settled) {
@@ -130,8 +124,8 @@ export class ActorService {
       );
     }
     const graceMs = graceMsOf(actor, this.#ctx.config.stopGraceMs);
-    const killed = this.#ctx.supervisor.kill(process, { ...options, graceMs });
-    if (options.force) {
+    const killed = process.kill(request, graceMs);
+    if (request.force_kill) {
       await killed;
       return `Force killed actor with id ${id}`;
     }

@@ -4,7 +4,7 @@ import { KvActorStore } from "../../storage/actors.ts";
 import { KvJobStore } from "../../storage/jobs.ts";
 import { FileLogStore } from "../../storage/logs.ts";
 import { FilePackageStore } from "../../storage/packages.ts";
-import { Supervisor } from "../../supervision/supervisor.ts";
+import { ShellSupervisor } from "../../supervision/supervisor.ts";
 import { Scheduler } from "../../scheduler/scheduler.ts";
 import { createApp } from "../../host/app.ts";
 import { parseConfig } from "../../host/config.ts";
@@ -47,7 +47,7 @@ async function withApp(
     },
     logger: createLogger("test"),
     events: new EventBus(),
-    supervisor: new Supervisor(join(dir, "run")),
+    supervisor: new ShellSupervisor(join(dir, "run")),
     scheduler: new Scheduler({ nodes: [{ name: "test", total: { CPU: 1 } }], reserveAfterMs: 0 }),
     workers: new WorkerPool({ size: 1 }),
     metrics: new MetricsRegistry(),

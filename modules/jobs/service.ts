@@ -4,9 +4,13 @@
  */
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import type { ExitReason, SupervisedProcess } from "../../supervision/supervisor.ts";
 import { ValidationError } from "../../kit/errors.ts";
-import type { ModuleContext } from "../../kit/module.ts";
+import type {
+  ExitHandler,
+  ExitReason,
+  ModuleContext,
+  SupervisedProcess,
+} from "../../kit/module.ts";
 import { ConflictError, InvalidStateError, NotFoundError } from "../../storage/errors.ts";
 import { jobSupervisorActorId } from "../../storage/actors.ts";
 import type {
@@ -145,7 +149,7 @@ export class JobService {
       if (run) run.stopRequested = true;
       const process = run?.process;
       if (process) {
-        this.#ctx.supervisor.stop(process, graceMsOf(job, this.#ctx.config.stopGraceMs))
+        process.stop(graceMsOf(job, this.#ctx.config.stopGraceMs))
           .catch((err) => this.#ctx.logger.error(`stopping job "${id}" failed:`, err));
       }
       return true;
@@ -162,9 +166,6 @@ export class JobService {
     }
     await this.#ctx.stores.jobs.delete(id);
     this.#ctx.events.emit({ type: "job-deleted", jobId: id });
-    // Its end is recorded but its run files may not be removed yet: wait until they are.
-    const process = this.#runs.get(id)?.process;
-    if (process) await this.#ctx.supervisor.release(process);
     await this.#ctx.stores.logs.remove(id);
     await Deno.remove(this.#packageDirOf(id), { recursive: true }).catch((err) => {
       if (err instanceof Deno.errors.NotFound) return;
@@ -341,7 +342,7 @@ export class JobService {
     if (run.stopRequested || this.#closed) return;
     let process: SupervisedProcess;
     try {
-      process = supervisor.spawn({
+      process = supervisor.run({
         id: actorIdOf(job.id),
         command: job.entrypoint,
         logPath: stores.logs.pathOf(job.id),
@@ -355,7 +356,7 @@ export class JobService {
             metadata: jobConfigMetadata(job),
           }),
         },
-      });
+      }, (reason, process) => this.#ended(job.id, run, reason, process));
     } catch (err) {
       await this.#fail(
         job.id,
@@ -369,13 +370,12 @@ export class JobService {
       await this.#change(job.id, "PENDING", {
         status: "RUNNING",
         message: STATUS_MESSAGES.RUNNING,
-        supervisor: { pid: process.pid, start_ticks: process.startTicks },
+        supervisor: process.identity,
       });
     } catch (err) {
       // It ended already (its end was recorded first): nothing more to say.
       if (!(err instanceof ConflictError)) throw err;
     }
-    await this.#watch(job.id, run, process);
   }
 
   /** Where a job's own writable copy of its package goes; removed when the job is deleted. */
@@ -399,26 +399,28 @@ export class JobService {
     const supervisor = this.#ctx.supervisor;
     const run: JobRun = { stopRequested: false };
     this.#runs.set(job.id, run);
-    let ref = job.supervisor;
-    if (job.status === "PENDING") {
-      if (job.stop_requested_at !== null) {
-        this.#forget(job.id, run);
-        await this.#change(job.id, "PENDING", {
-          status: "STOPPED",
-          message: STATUS_MESSAGES.STOPPED,
-          end_time: Date.now(),
-        });
-        return;
-      }
-      // The previous head may have died between spawning and recording the spawn.
-      const found = await supervisor.find(actorIdOf(job.id));
-      ref = found ? { pid: found.pid, start_ticks: found.startTicks } : null;
-      if (!ref) {
-        setTimeout(() => this.#start(job, run), 0);
-        return;
-      }
+    if (job.status === "PENDING" && job.stop_requested_at !== null) {
+      this.#forget(job.id, run);
+      await this.#change(job.id, "PENDING", {
+        status: "STOPPED",
+        message: STATUS_MESSAGES.STOPPED,
+        end_time: Date.now(),
+      });
+      return;
     }
-    if (!ref) {
+    const onExit: ExitHandler = (reason, process) => this.#ended(job.id, run, reason, process);
+    // A PENDING job's previous head may have died between spawning and recording the
+    // spawn: its supervisor is then found by its marker.
+    const process = job.supervisor
+      ? await supervisor.adopt(actorIdOf(job.id), job.supervisor, onExit)
+      : job.status === "PENDING"
+      ? await supervisor.adopt(actorIdOf(job.id), null, onExit)
+      : undefined;
+    if (!process && job.status === "PENDING") {
+      setTimeout(() => this.#start(job, run), 0);
+      return;
+    }
+    if (!process) {
       this.#forget(job.id, run);
       await this.#fail(
         job.id,
@@ -427,27 +429,22 @@ export class JobService {
       );
       return;
     }
-    const process = await supervisor.adopt(actorIdOf(job.id), {
-      pid: ref.pid,
-      startTicks: ref.start_ticks,
-    });
     run.process = process;
     if (job.status === "PENDING") {
       await this.#change(job.id, "PENDING", {
         status: "RUNNING",
         message: STATUS_MESSAGES.RUNNING,
-        supervisor: ref,
+        supervisor: process.identity,
       }).catch((err) => {
         if (!(err instanceof ConflictError)) throw err;
       });
     }
-    this.#watch(job.id, run, process);
     const stopAt = job.stop_requested_at ?? (run.stopRequested ? Date.now() : null);
     if (stopAt !== null && !process.settled) {
       // The previous head accepted a stop and died within its grace: finish it.
       const grace = graceMsOf(job, this.#ctx.config.stopGraceMs);
       const left = Math.max(0, grace - (Date.now() - stopAt));
-      supervisor.stop(process, left)
+      process.stop(left)
         .catch((err) => this.#ctx.logger.error(`stopping job "${job.id}" failed:`, err));
     }
   }
@@ -457,15 +454,20 @@ export class JobService {
     if (this.#runs.get(id) === run) this.#runs.delete(id);
   }
 
-  /** Waits for a job's process to end, records how, then lets the supervisor forget it. */
-  async #watch(id: string, run: JobRun, process: SupervisedProcess): Promise<void> {
-    const reason = await process.exited;
+  /**
+   * Records how a job's process ended (every process of it is gone by now): its log is
+   * capped for the last time, then its end recorded. True once recorded.
+   */
+  async #ended(
+    id: string,
+    run: JobRun,
+    reason: ExitReason,
+    process: SupervisedProcess,
+  ): Promise<boolean> {
     try {
-      await this.#recordExit(id, reason, process.pid);
       await this.#capLog(id);
-      await this.#ctx.supervisor.release(process);
-    } catch (err) {
-      this.#ctx.logger.error(`recording the end of job "${id}" failed:`, err);
+      await this.#recordExit(id, reason, process.identity.pid);
+      return true;
     } finally {
       this.#forget(id, run);
     }
@@ -480,8 +482,6 @@ export class JobService {
     const job = await this.#ctx.stores.jobs.get(id);
     if (!job || isTerminal(job.status)) return;
     const succeeded = reason.kind === "exited" && reason.code === 0;
-    // The group is gone; processes that left it still carry the marker.
-    if (reason.kind === "died") await this.#ctx.supervisor.killEscapees(actorIdOf(id));
     const tail = succeeded ? "" : await this.#logTail(id);
     const jobs = this.#ctx.stores.jobs;
     await this.#change(
@@ -566,7 +566,7 @@ export function exitOutcome(job: Job, reason: ExitReason, facts: ExitFacts): Par
       : `Job entrypoint command failed with exit code ${reason.code}. No logs available.`;
   } else {
     const how = reason.killed
-      ? `it was killed through the actors API (force_kill=${reason.killed.force})`
+      ? `it was killed through the actors API (force_kill=${reason.killed.force_kill})`
       : `its supervisor process (pid ${facts.pid}) ended before the entrypoint did`;
     message = `Job supervisor actor died: ${how}, and the job's process group was killed with it` +
       (facts.tail ? `. Last available logs (truncated to 20,000 chars):\n${facts.tail}` : "");

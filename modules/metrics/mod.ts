@@ -18,7 +18,7 @@ import { describeRoute } from "../../kit/route_doc.ts";
 import { Hono, type MiddlewareHandler } from "hono";
 import { setTimeout as delay } from "node:timers/promises";
 import type { EventBus } from "../../kit/events.ts";
-import type { Supervisor } from "../../supervision/supervisor.ts";
+import type { Supervisor } from "../../kit/supervision.ts";
 import type { LogStore } from "../../storage/logs.ts";
 import { httpMetrics } from "./http.ts";
 import { JobMetrics } from "./jobs.ts";

@@ -7,7 +7,12 @@
  * the replicas from there.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import type { ExitReason, ModuleContext, SupervisedProcess } from "../../kit/module.ts";
+import type {
+  ExitHandler,
+  ExitReason,
+  ModuleContext,
+  SupervisedProcess,
+} from "../../kit/module.ts";
 import type { Actor } from "../../storage/actors.ts";
 import type { LogStore } from "../../storage/logs.ts";
 import { localWorkingDirPath } from "../../storage/working_dirs.ts";
@@ -123,14 +128,14 @@ export class DeploymentController {
     const { supervisor } = this.#deps.ctx;
     for (const runtime of this.#replicas.values()) {
       const { record } = runtime;
+      const onExit = this.#onExit(runtime);
       if (record.state === "ALIVE" && record.supervisor) {
-        const { pid, start_ticks: startTicks } = record.supervisor;
-        this.#attach(runtime, await supervisor.adopt(record.actor_id, { pid, startTicks }), {
-          adopted: true,
-        });
+        const process = await supervisor.adopt(record.actor_id, record.supervisor, onExit);
+        this.#attach(runtime, process, { adopted: true });
       } else if (record.state === "PENDING_CREATION" || record.state === "ALIVE") {
-        const found = await supervisor.find(record.actor_id);
-        if (found) this.#attach(runtime, await supervisor.adopt(record.actor_id, found));
+        // A spawn the previous head could not record is found by its marker.
+        const found = await supervisor.adopt(record.actor_id, null, onExit);
+        if (found) this.#attach(runtime, found);
         else this.#spawn(runtime);
       } else if (record.state === "RESTARTING") {
         this.#scheduleRestart(runtime);
@@ -323,7 +328,7 @@ export class DeploymentController {
     const { spec, name } = this.#deployment;
     let process: SupervisedProcess;
     try {
-      process = ctx.supervisor.spawn({
+      process = ctx.supervisor.run({
         id: record.actor_id,
         command: spec.entrypoint,
         logPath: logs.pathOf(record.actor_id),
@@ -336,7 +341,7 @@ export class DeploymentController {
           JOBHEAD_REPLICA_TAG: record.replica_tag,
           JOBHEAD_SERVE_VERSION: record.version,
         },
-      });
+      }, this.#onExit(runtime));
     } catch (err) {
       this.#onEnd(runtime, `it failed to start: ${(err as Error).message}`);
       return;
@@ -355,7 +360,7 @@ export class DeploymentController {
     runtime.record = {
       ...runtime.record,
       state: "ALIVE",
-      supervisor: { pid: process.pid, start_ticks: process.startTicks },
+      supervisor: process.identity,
       end_time: null,
       restart_at: null,
       death_cause: null,
@@ -373,25 +378,25 @@ export class DeploymentController {
       this.#checkHealth(runtime, AbortSignal.any([runtime.life.signal, this.#closed.signal]))
         .catch((err) => this.#deps.ctx.logger.error("health check failed to run:", err));
     }
-    this.#watch(runtime, process);
     this.#kick();
   }
 
-  async #watch(runtime: ReplicaRuntime, process: SupervisedProcess): Promise<void> {
-    const reason = await process.exited;
-    runtime.life?.abort();
-    if (this.#closed.signal.aborted) {
-      // Left for the next head, which reads the exit file: keep it.
-      runtime.ended.resolve();
-      return;
-    }
-    const { supervisor } = this.#deps.ctx;
-    if (reason.kind === "died") await supervisor.killEscapees(process.id);
-    await supervisor.release(process);
-    runtime.process = undefined;
-    const cause = runtime.unhealthy ?? describeEnd(reason);
-    runtime.unhealthy = undefined;
-    this.#onEnd(runtime, cause, reason.kind === "died" && reason.killed?.noRestart === true);
+  /** Records the end of a replica's run (every process of it is gone by now). */
+  #onExit(runtime: ReplicaRuntime): ExitHandler {
+    return async (reason) => {
+      runtime.life?.abort();
+      if (this.#closed.signal.aborted) {
+        // Left for the next head, which reads the exit file.
+        runtime.ended.resolve();
+        return false;
+      }
+      runtime.process = undefined;
+      const cause = runtime.unhealthy ?? describeEnd(reason);
+      runtime.unhealthy = undefined;
+      this.#onEnd(runtime, cause, reason.kind === "died" && reason.killed?.no_restart === true);
+      await this.#writes;
+      return true;
+    };
   }
 
   /** A replica's run ended (`cause`): bury it, or restart it as its policy says. */
@@ -460,7 +465,7 @@ export class DeploymentController {
     if (runtime.process) {
       const graceS = this.#deployment.spec.graceful_shutdown_timeout_s;
       const graceMs = graceS == null ? this.#deps.ctx.config.stopGraceMs : graceS * 1000;
-      await this.#deps.ctx.supervisor.stop(runtime.process, graceMs);
+      await runtime.process.stop(graceMs);
     } else if (this.#closed.signal.aborted) {
       runtime.ended.resolve(); // left as it is for the next head
     } else {
@@ -539,7 +544,7 @@ export class DeploymentController {
     const process = runtime.process;
     if (!process) return;
     runtime.unhealthy = why;
-    this.#deps.ctx.supervisor.stop(process, this.#deps.ctx.config.stopGraceMs)
+    process.stop(this.#deps.ctx.config.stopGraceMs)
       .catch((err) => this.#deps.ctx.logger.error(`stopping an unhealthy replica failed:`, err));
   }
 
@@ -619,7 +624,7 @@ function retireFirst(a: ReplicaRuntime, b: ReplicaRuntime): number {
 function describeEnd(reason: ExitReason): string {
   if (reason.kind === "exited") return `it exited with code ${reason.code}`;
   if (reason.killed) {
-    return `it was killed through the actors API (force_kill=${reason.killed.force})`;
+    return `it was killed through the actors API (force_kill=${reason.killed.force_kill})`;
   }
   return "its supervisor died, and its process group with it";
 }

@@ -1,0 +1,85 @@
+#!/bin/sh
+# The supervisor of one actor. supervisor.ts writes this file into the run directory and
+# runs it as `sh <run dir>/jobhead-supervisor <actor id>`, as the leader of a new session
+# and process group, in the actor's working directory and environment.
+#
+# It joins the actor's cgroup first, before it forks anything, so every process of the
+# actor starts inside it (the head writing the pid after the spawn would race with the
+# forks).
+#
+# The command runs in a plain `sh -c` of its own ($$ is that shell's pid, as API.md says),
+# with none of the supervisor's traps, in the background so that `jobs -l` can tell
+# `exit 137` ("Done(137)") from a death by SIGKILL ("Killed"); where the shell has
+# forgotten the job once waited for (bash), the 128 + N rule is left. A background command
+# starts with SIGINT and SIGQUIT ignored, which its shell could not undo: `env` resets them
+# where it can.
+#
+# The watchdog is a subshell blocked reading a fifo whose only writer is the supervisor
+# (fd 9, closed for the command). The supervisor writes one line once the exit file is
+# complete; a read that ends without it means the supervisor died, which the watchdog
+# notes in the exit file. Either way, once the supervisor is gone, it kills the whole
+# group, which also cleans up stragglers after a normal exit. The supervisor exits with
+# the command's status too, which tells its parent the outcome when a full disk kept the
+# exit file empty. The supervisor traps TERM so that a stop (TERM to the group) still lets
+# it record the command's status: `wait` returns early on a trapped signal (with a status
+# above 128), and is called again until the command has ended; for a command already
+# waited for, dash answers its status again.
+
+# Its one argument is the actor id, so that ps shows which actor a supervisor runs. The
+# rest comes in the environment, which the command does not inherit.
+actor_id=$1
+# Where the command's end is written: "exit N", "signal N", or "died" (by the watchdog).
+exit_file=$JOBHEAD_SUPERVISOR_EXIT_FILE
+# The watchdog's fifo (the head makes it where it can, with no process of its own).
+fifo=$JOBHEAD_SUPERVISOR_FIFO
+# The file the command's stdout and stderr are appended to.
+log_file=$JOBHEAD_SUPERVISOR_LOG
+# The command, run with `sh -c`.
+command=$JOBHEAD_SUPERVISOR_COMMAND
+# The actor's cgroup directory, or "" for none.
+cgroup=$JOBHEAD_SUPERVISOR_CGROUP
+# "1" when `env --default-signal` works here.
+resets_signals=$JOBHEAD_SUPERVISOR_RESETS_SIGNALS
+unset JOBHEAD_SUPERVISOR_EXIT_FILE JOBHEAD_SUPERVISOR_FIFO JOBHEAD_SUPERVISOR_LOG \
+  JOBHEAD_SUPERVISOR_COMMAND JOBHEAD_SUPERVISOR_CGROUP JOBHEAD_SUPERVISOR_RESETS_SIGNALS
+
+exec >>"$log_file" 2>&1 </dev/null
+if [ -n "$cgroup" ] && ! echo $$ 2>/dev/null >"$cgroup/cgroup.procs"; then
+  echo "jobhead: actor $actor_id cannot join the cgroup $cgroup"
+  exit 125
+fi
+if ! [ -p "$fifo" ] && ! mkfifo "$fifo"; then
+  echo "jobhead: actor $actor_id cannot create the supervisor fifo $fifo"
+  exit 125
+fi
+(
+  trap '' TERM INT HUP
+  exec 8<"$fifo"
+  read -r _ <&8 || { [ -s "$exit_file" ] || echo died >"$exit_file"; }
+  read -r _ <&8
+  kill -KILL 0
+) &
+exec 9>"$fifo"
+trap 'woke=1' TERM INT HUP
+if [ "$resets_signals" = 1 ]; then
+  env --default-signal=INT,QUIT sh -c "$command" 9>&- &
+else
+  sh -c "$command" 9>&- &
+fi
+pid=$!
+while woke=; wait "$pid"; status=$?; [ -n "$woke" ] && [ "$status" -gt 128 ]; do :; done
+jobs -l >"$fifo.code"
+how=
+while read -r line; do
+  case $line in
+    *" $pid Done"* | *" $pid Exit"*) how=exited ;;
+    *" $pid "*) how=signalled ;;
+  esac
+done <"$fifo.code"
+if [ "$how" = signalled ] || { [ -z "$how" ] && [ "$status" -gt 128 ]; }; then
+  echo "signal $((status - 128))" >"$exit_file"
+else
+  echo "exit $status" >"$exit_file"
+fi
+echo >&9
+exit "$status"
