@@ -8,6 +8,7 @@ import { ConfigError, parseConfig, startUsage } from "./host/config.ts";
 import { DataDirInUseError } from "./host/datadir.ts";
 import { startHead } from "./host/head.ts";
 import { BUILT_IN_MODULES } from "./modules/mod.ts";
+import { errorMessage } from "./storage/errors.ts";
 import { createLogger, setLogFormat } from "./kit/log.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
@@ -45,7 +46,7 @@ async function runHead(args: string[]): Promise<number> {
     // A data directory in use is said as is; anything else is why the head cannot start.
     const message = err instanceof DataDirInUseError
       ? err.message
-      : `cannot start: ${err instanceof Error ? err.message : err}`;
+      : `cannot start: ${errorMessage(err)}`;
     // Scripts and people read this line: in text it stays `jobhead: …`, as before the log.
     if (config.logFormat === "json") logger.error(message);
     else console.error(`jobhead: ${message}`);

@@ -3,6 +3,8 @@ import { parseArgs } from "node:util";
 import { DEFAULT_ADDRESS, type SubmitJobOptions } from "../client/http_client.ts";
 import { JobStatus } from "../modules/jobs/schemas.ts";
 import { parseByteSize } from "../scheduler/resources.ts";
+import { errorMessage } from "../storage/errors.ts";
+import { isPackageUri } from "../storage/package_uri.ts";
 
 /** A mistake on the command line; shown with a pointer to `--help`. */
 export class UsageError extends Error {
@@ -63,7 +65,7 @@ export function parseCommandArgs(args: string[], spec: FlagSpec = {}): ParsedArg
     });
     return { flags: values as Flags, positionals };
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(errorMessage(err));
   }
 }
 
@@ -171,7 +173,7 @@ export function submitOptionsOf(flags: Flags, positionals: string[]): SubmitJobO
       throw new UsageError("give --working-dir or working_dir in --runtime-env-json, not both");
     }
     // A package URI is used as is; anything else is a local directory to upload.
-    if (/^(pkg|gcs):\/\//.test(workingDir)) options.runtime_env!.working_dir = workingDir;
+    if (isPackageUri(workingDir)) options.runtime_env!.working_dir = workingDir;
     else options.workingDir = workingDir;
   }
   if (excludes.length) {
@@ -253,7 +255,7 @@ function jsonObjectFlag(flags: Flags, name: string): Record<string, unknown> | u
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`--${name}: not JSON: ${(err as Error).message}`);
+    throw new UsageError(`--${name}: not JSON: ${errorMessage(err)}`);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new UsageError(`--${name}: must be a JSON object`);

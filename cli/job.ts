@@ -11,6 +11,7 @@ import {
   WorkingDirError,
 } from "../client/errors.ts";
 import { JobClient } from "../client/http_client.ts";
+import { errorMessage } from "../storage/errors.ts";
 import type { JobDetails } from "../modules/jobs/schemas.ts";
 import {
   connectionOf,
@@ -174,7 +175,7 @@ export function describeError(err: unknown, address: string, token: string | und
   }
   if (err instanceof JobheadError || err instanceof WorkingDirError) return oneLine(err.message);
   if (err instanceof Deno.errors.BrokenPipe) return "output closed";
-  return oneLine(err instanceof Error ? err.message : String(err));
+  return oneLine(errorMessage(err));
 }
 
 async function submit(args: string[], env: Env): Promise<number> {

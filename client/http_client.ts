@@ -30,6 +30,7 @@ import {
 } from "../modules/jobs/schemas.ts";
 import { PackageInfo } from "../modules/packages/schemas.ts";
 import { ClusterResponse } from "../host/schemas.ts";
+import { parsePackageUri } from "../storage/package_uri.ts";
 import { ConnectionError, JobheadError, TailClosedError } from "./errors.ts";
 import type { PackWorkingDirOptions } from "./working_dir.ts";
 
@@ -401,9 +402,11 @@ function jobPath(id: string): string {
 }
 
 function packagePath(uri: string): string {
-  const match = /^(pkg|gcs):\/\/(.+)$/.exec(uri);
-  if (!match) throw new TypeError(`Not a package URI (pkg://NAME or gcs://NAME): ${uri}`);
-  return `/api/packages/${match[1]}/${encodeURIComponent(match[2])}`;
+  const ref = parsePackageUri(uri);
+  if (!ref) {
+    throw new TypeError(`Not a package URI (pkg://NAME or gcs://NAME, a safe NAME): ${uri}`);
+  }
+  return `/api/packages/${ref.protocol}/${encodeURIComponent(ref.name)}`;
 }
 
 async function parseBody<T extends z.ZodType>(

@@ -10,6 +10,7 @@ import { lstat, readdir, readFile, readlink, realpath, stat } from "node:fs/prom
 import { join, posix, resolve, sep } from "node:path";
 import { TextReader, Uint8ArrayReader, Uint8ArrayWriter, ZipWriter } from "@zip.js/zip.js";
 import { WorkingDirError } from "./errors.ts";
+import { errorMessage } from "../storage/errors.ts";
 import { type IgnoreRule, isIgnored, parseGitignore } from "./gitignore.ts";
 
 /** Default limit on the bytes of the files packed from one working directory. */
@@ -66,7 +67,7 @@ export async function packWorkingDir(
     if (!(await stat(root)).isDirectory()) throw new WorkingDirError(`${dir} is not a directory`);
   } catch (err) {
     if (err instanceof WorkingDirError) throw err;
-    throw new WorkingDirError(`working dir ${dir} cannot be read: ${(err as Error).message}`);
+    throw new WorkingDirError(`working dir ${dir} cannot be read: ${errorMessage(err)}`);
   }
   const walker = new Walker(root, dir, {
     excludes: parseGitignore((options.excludes ?? []).join("\n")),

@@ -2,7 +2,7 @@
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ForbiddenError, TooLargeError, UnauthorizedError } from "../kit/errors.ts";
-import { errorBody, statusOf } from "../kit/http.ts";
+import { errorAnswer, errorBody } from "../kit/http.ts";
 import {
   checkLoopbackHost,
   checkOrigin,
@@ -12,9 +12,6 @@ import {
   hasSession,
   SESSION_PATH,
 } from "./session.ts";
-import { createLogger } from "../kit/log.ts";
-
-const log = createLogger("head");
 
 /** Options of `createApp()`. */
 export interface AppOptions {
@@ -34,10 +31,7 @@ export interface AppOptions {
 export function createApp(options: AppOptions): Hono {
   const app = new Hono();
   app.onError((err, c) => {
-    const status = statusOf(err);
-    if (status === 500) log.error("internal error:", err);
-    // A 503 says which limit is reached; only a bug's message is withheld.
-    const message = status === 500 ? "Internal server error" : err.message;
+    const { status, message } = errorAnswer(err);
     return c.json(errorBody(status, message), status);
   });
   app.notFound((c) => {

@@ -10,6 +10,7 @@ import { parse as parseToml } from "smol-toml";
 import type { HeadConfig } from "../kit/config.ts";
 import { parseByteSize, STANDARD_RESOURCES } from "../scheduler/resources.ts";
 import { DEFAULT_MAX_EXTRACTED_BYTES, DEFAULT_MAX_RATIO } from "../storage/zip_safety.ts";
+import { errorMessage } from "../storage/errors.ts";
 
 export type { HeadConfig };
 
@@ -450,7 +451,7 @@ function parseResources(text: string | undefined): Record<string, number> {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`Invalid --resources: not JSON: ${(err as Error).message}`);
+    throw new ConfigError(`Invalid --resources: not JSON: ${errorMessage(err)}`);
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError(`Invalid --resources: expected an object such as {"license": 2}`);
@@ -533,7 +534,7 @@ function resolveOptions(
       ),
     }).values as Record<string, Raw | undefined>;
   } catch (err) {
-    throw new ConfigError(`${(err as Error).message}\n${startUsage()}`);
+    throw new ConfigError(`${errorMessage(err)}\n${startUsage()}`);
   }
   const fromEnv: Record<string, Raw | undefined> = {};
   for (const option of OPTIONS as readonly OptionSpec[]) {
@@ -587,13 +588,13 @@ function readConfigFile(path: string): Record<string, Raw> {
   try {
     text = Deno.readTextFileSync(path);
   } catch (err) {
-    throw new ConfigError(`Cannot read the config file ${path}: ${(err as Error).message}`);
+    throw new ConfigError(`Cannot read the config file ${path}: ${errorMessage(err)}`);
   }
   let parsed: unknown;
   try {
     parsed = extname(path) === ".toml" ? parseToml(text) : JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`The config file ${path} is not valid: ${(err as Error).message}`);
+    throw new ConfigError(`The config file ${path} is not valid: ${errorMessage(err)}`);
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError(`The config file ${path} must hold an object of options`);
@@ -627,7 +628,7 @@ function readTokenFile(file: string): string {
   try {
     text = Deno.readTextFileSync(file);
   } catch (err) {
-    throw new ConfigError(`Cannot read the token file ${file}: ${(err as Error).message}`);
+    throw new ConfigError(`Cannot read the token file ${file}: ${errorMessage(err)}`);
   }
   return nonEmptyToken(text.trim(), `the token file ${file}`);
 }

@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import type { Logger } from "../kit/module.ts";
+import { errorMessage } from "../storage/errors.ts";
 
 /** The KV file, in the data directory. */
 export const KV_FILE = "jobhead.kv";
@@ -115,8 +116,7 @@ export function parsePid(text: string): number | undefined {
 
 /** Whether an error of SQLite says the database file is damaged (not merely unreadable). */
 export function isDamagedStoreError(err: unknown): boolean {
-  const message = err instanceof Error ? err.message : String(err);
-  return /malformed|not a database|corrupt/i.test(message);
+  return /malformed|not a database|corrupt/i.test(errorMessage(err));
 }
 
 /** Options of `openStore`. */
@@ -139,7 +139,7 @@ export async function openStore(path: string, options: OpenStoreOptions): Promis
   try {
     return await openAndCheck(path, { whole: options.recover });
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = errorMessage(err);
     if (!isDamagedStoreError(err)) throw new Error(`cannot open the KV file ${path}: ${reason}`);
     if (!options.recover) {
       throw new Error(

@@ -13,6 +13,7 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { errorBody } from "../kit/http.ts";
+import { errorMessage } from "../storage/errors.ts";
 
 /** Options of `openGate()`. */
 export interface GateOptions {
@@ -151,7 +152,7 @@ export async function openGate(options: GateOptions): Promise<Gate> {
     try {
       upstream = await Deno.connect({ hostname: innerAddr.hostname, port: innerAddr.port });
     } catch (err) {
-      failed(`cannot pass a connection on: ${(err as Error).message}`);
+      failed(`cannot pass a connection on: ${errorMessage(err)}`);
       closeQuietly(client);
       return;
     }
@@ -179,7 +180,7 @@ export async function openGate(options: GateOptions): Promise<Gate> {
         client = await listener.accept();
       } catch (err) {
         if (err instanceof Deno.errors.BadResource) return; // the listener closed
-        failed(`accepting a connection failed: ${(err as Error).message}`);
+        failed(`accepting a connection failed: ${errorMessage(err)}`);
         await delay(ACCEPT_RETRY_MS);
         continue;
       }

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { join, resolve } from "node:path";
 import type { Hono } from "hono";
 import { KvActorStore } from "../storage/actors.ts";
+import { errorMessage } from "../storage/errors.ts";
 import { KvJobStore } from "../storage/jobs.ts";
 import { FileLogStore } from "../storage/logs.ts";
 import { FilePackageStore } from "../storage/packages.ts";
@@ -182,7 +183,7 @@ export async function startHead(
         moduleRoutes.set(module, routes);
       }
     } catch (err) {
-      logger.error(`module "${module.name}" skipped: ${(err as Error).message ?? err}`);
+      logger.error(`module "${module.name}" skipped: ${errorMessage(err)}`);
       modules.splice(modules.indexOf(module), 1);
       await Promise.resolve(module.stop?.()).catch(() => {});
     }

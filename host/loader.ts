@@ -5,6 +5,7 @@ import type { Hono } from "hono";
 import type { HeadConfig } from "./config.ts";
 import type { Logger } from "../kit/log.ts";
 import type { HeadModule, ModuleFactory, ModuleView } from "../kit/module.ts";
+import { errorMessage } from "../storage/errors.ts";
 
 /**
  * The modules to run under `config`: `builtIns` in their order (only minimal ones under
@@ -43,7 +44,7 @@ export async function loadModules(
     try {
       module = await importModule(spec);
     } catch (err) {
-      broken(spec, (err as Error).message ?? String(err));
+      broken(spec, errorMessage(err));
       continue;
     }
     add(module, spec);

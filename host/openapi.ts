@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { describeRoute, type MediaBody, type RouteDoc, routeDocOf } from "../kit/route_doc.ts";
 import { ErrorResponse } from "../kit/schemas.ts";
+import { errorMessage } from "../storage/errors.ts";
 import { OpenApiDocument, type OpenApiOperation } from "./schemas.ts";
 import { SESSION_PATH } from "./session.ts";
 
@@ -133,7 +134,7 @@ function safeOperation(
     const op = operation(honoPath, tag, undefined, writer);
     return {
       ...op,
-      description: `Its description could not be written: ${(err as Error).message}`,
+      description: `Its description could not be written: ${errorMessage(err)}`,
     };
   }
 }

@@ -1,4 +1,4 @@
-/** Errors about requests; the host turns each into one HTTP status (see app.ts). */
+/** Errors about requests; `statusOf()` in kit/http.ts turns each into one HTTP status. */
 
 /** The request is malformed: bad JSON, wrong types, unknown fields, bad id characters. */
 export class ValidationError extends Error {

@@ -5,6 +5,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import {
   ConflictError,
+  errorMessage,
   InsufficientStorageError,
   InvalidPackageError,
   InvalidStateError,
@@ -18,6 +19,9 @@ import {
   ValidationError,
 } from "./errors.ts";
 import type { ErrorResponse } from "./schemas.ts";
+import { createLogger } from "./log.ts";
+
+const log = createLogger("head");
 
 /** The one place where an error becomes an HTTP status. */
 export function statusOf(err: unknown): ContentfulStatusCode {
@@ -48,6 +52,16 @@ const CODES: Record<number, string> = {
   507: "INSUFFICIENT_STORAGE",
 };
 
+/**
+ * How a route answers an error: its status (`statusOf()`), and the message a client may
+ * see. A bug's (500) is withheld, and the error logged; a 503 says which limit is reached.
+ */
+export function errorAnswer(err: unknown): { status: ContentfulStatusCode; message: string } {
+  const status = statusOf(err);
+  if (status === 500) log.error("internal error:", err);
+  return { status, message: status === 500 ? "Internal server error" : errorMessage(err) };
+}
+
 /** The JSON body of an error response with `status`. */
 export function errorBody(status: number, message: string): ErrorResponse {
   return { error: { code: CODES[status] ?? `HTTP_${status}`, message } };
@@ -63,9 +77,21 @@ export async function readJson<T extends z.ZodType>(c: Context, schema: T): Prom
     body = JSON.parse(await c.req.text());
   } catch (err) {
     if (err instanceof TooLargeError) throw err;
-    throw new ValidationError(`Request body is not valid JSON: ${(err as Error).message}`);
+    throw new ValidationError(`Request body is not valid JSON: ${errorMessage(err)}`);
   }
   return parseInput(schema, body, "body");
+}
+
+/**
+ * Parses a comma-separated query value (`status=RUNNING,PENDING`), each item trimmed and
+ * parsed with `schema`; undefined stays undefined. Throws ValidationError naming `what`.
+ */
+export function parseListInput<T extends z.ZodType>(
+  schema: T,
+  text: string | undefined,
+  what: string,
+): z.infer<T>[] | undefined {
+  return text?.split(",").map((item) => parseInput(schema, item.trim(), what));
 }
 
 /** Parses `value` with `schema`; throws ValidationError naming the offending field. */

@@ -1,4 +1,4 @@
-/** Errors the stores throw; the host turns each into one HTTP status. */
+/** Errors the stores throw; `statusOf()` in kit/http.ts turns each into one HTTP status. */
 
 /** The record asked for does not exist. */
 export class NotFoundError extends Error {
@@ -31,4 +31,9 @@ export function isDiskFull(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   return (err as { code?: string }).code === "ENOSPC" ||
     /database or disk is full|No space left on device/.test(err.message);
+}
+
+/** What `err` says: an Error's message, or anything else as a string. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

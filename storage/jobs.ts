@@ -5,7 +5,14 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { z } from "zod";
-import { ConflictError, InsufficientStorageError, isDiskFull, NotFoundError } from "./errors.ts";
+import {
+  ConflictError,
+  errorMessage,
+  InsufficientStorageError,
+  InvalidStateError,
+  isDiskFull,
+  NotFoundError,
+} from "./errors.ts";
 
 /** A job id: names files, so restricted to a safe character set (API.md). */
 export const JobId = z.string().regex(
@@ -24,6 +31,13 @@ export const TERMINAL_STATUSES: readonly JobStatus[] = ["STOPPED", "SUCCEEDED", 
 /** Whether a job in `status` has ended for good. */
 export function isTerminal(status: JobStatus): boolean {
   return TERMINAL_STATUSES.includes(status);
+}
+
+/** Whether a job may go from status `from` to `to`: forward only, or staying put. */
+export function canMove(from: JobStatus, to: JobStatus): boolean {
+  if (from === to) return true;
+  if (isTerminal(from)) return false;
+  return isTerminal(to) || (from === "PENDING" && to === "RUNNING");
 }
 
 /** Why a FAILED job failed (Ray's `JobErrorType`). */
@@ -125,7 +139,8 @@ export interface JobStore {
    * Applies `changes` to a job whose status is `from` (or one of them), in one checked
    * write: a function is called with the job as stored, and again if another writer got
    * in first. Throws ConflictError if the job has left `from` (another writer won),
-   * NotFoundError if it does not exist. A write that fails (a full disk) is retried with
+   * NotFoundError if it does not exist, InvalidStateError if `changes` would move its
+   * status backwards or from one terminal status to another (nothing is written then). A write that fails (a full disk) is retried with
    * backoff until it lands; with `once` (a client waits for the answer) it throws
    * instead: InsufficientStorageError for a full disk.
    */
@@ -253,6 +268,12 @@ export class KvJobStore implements JobStore {
       }
       const decided = typeof changes === "function" ? changes(entry.value) : changes;
       const next: Job = { ...entry.value, ...decided, id };
+      if (!canMove(entry.value.status, next.status)) {
+        throw new InvalidStateError(
+          `Cannot move job "${id}" from ${entry.value.status} to ${next.status}: ` +
+            `statuses only move forward`,
+        );
+      }
       let ok: boolean;
       try {
         ok = await this.#write([entry], (op) => {
@@ -301,7 +322,7 @@ export class KvJobStore implements JobStore {
     if (this.#failing) return;
     this.#failing = true;
     this.#log(
-      `writes to the job store fail (${messageOf(err)}); the head's own are retried until ` +
+      `writes to the job store fail (${errorMessage(err)}); the head's own are retried until ` +
         "they land",
     );
   }
@@ -392,12 +413,8 @@ export class KvJobStore implements JobStore {
 function storageError(err: unknown, what: string): unknown {
   if (!isDiskFull(err)) return err;
   return new InsufficientStorageError(
-    `${what}: the disk of the data directory is full (${messageOf(err)}); nothing was stored`,
+    `${what}: the disk of the data directory is full (${errorMessage(err)}); nothing was stored`,
   );
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /**
@@ -407,6 +424,16 @@ function messageOf(err: unknown): string {
 export function encodeCursor(job: Job): string {
   return btoa(JSON.stringify([job.start_time, job.id])).replaceAll("=", "");
 }
+
+/** A cursor as a query carries it: text that `decodeCursor()` takes. */
+export const JobCursor = z.string().refine((text) => {
+  try {
+    decodeCursor(text);
+    return true;
+  } catch {
+    return false;
+  }
+}, "not a cursor this server issued");
 
 /** Decodes a cursor from `encodeCursor`; throws a TypeError if it is not one. */
 export function decodeCursor(cursor: string): [number, string] {

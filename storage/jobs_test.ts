@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
-import { ConflictError, NotFoundError } from "./errors.ts";
-import { decodeCursor, type Job, KvJobStore } from "./jobs.ts";
+import { ConflictError, InvalidStateError, NotFoundError } from "./errors.ts";
+import {
+  canMove,
+  decodeCursor,
+  encodeCursor,
+  type Job,
+  JobCursor,
+  JobStatus,
+  KvJobStore,
+} from "./jobs.ts";
 import { aJob } from "./jobs_fixture.ts";
 
 Deno.test("KvJobStore.create() rejects an id that already exists", async () => {
@@ -117,4 +125,46 @@ Deno.test("KvJobStore.listActive() drops jobs once terminal, and delete() remove
 Deno.test("decodeCursor() rejects what it did not issue", () => {
   assert.throws(() => decodeCursor("not a cursor"), TypeError);
   assert.throws(() => decodeCursor(btoa('{"a":1}')), TypeError);
+});
+
+Deno.test("KvJobStore.update() moves statuses only forward", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const store = new KvJobStore(kv);
+  await store.create(aJob({ status: "RUNNING" }));
+  await assert.rejects(
+    store.update("job-1", "RUNNING", { status: "PENDING" }),
+    (err: Error) =>
+      err instanceof InvalidStateError &&
+      err.message === 'Cannot move job "job-1" from RUNNING to PENDING: statuses only move forward',
+  );
+  await store.update("job-1", "RUNNING", { status: "FAILED" });
+  await assert.rejects(store.update("job-1", "FAILED", { status: "SUCCEEDED" }), InvalidStateError);
+  // A terminal job still takes changes that keep its status.
+  const marked = await store.update("job-1", "FAILED", { log_removed_at: 7 });
+  assert.deepEqual([marked.status, marked.log_removed_at], ["FAILED", 7]);
+  assert.equal((await store.get("job-1"))?.status, "FAILED");
+});
+
+Deno.test("canMove() allows PENDING → RUNNING → one terminal status, and staying put", () => {
+  const moves = JobStatus.options.flatMap((from) =>
+    JobStatus.options.filter((to) => from !== to && canMove(from, to)).map((to) => `${from}>${to}`)
+  );
+  assert.deepEqual(moves, [
+    "PENDING>RUNNING",
+    "PENDING>STOPPED",
+    "PENDING>SUCCEEDED",
+    "PENDING>FAILED",
+    "RUNNING>STOPPED",
+    "RUNNING>SUCCEEDED",
+    "RUNNING>FAILED",
+  ]);
+  for (const status of JobStatus.options) assert.ok(canMove(status, status), status);
+});
+
+Deno.test("JobCursor takes the cursors encodeCursor() makes, and nothing else", () => {
+  assert.ok(JobCursor.safeParse(encodeCursor(aJob())).success);
+  for (const bad of ["", "abc", btoa("[1]"), btoa('["x","y"]')]) {
+    const result = JobCursor.safeParse(bad);
+    assert.equal(result.error?.issues[0].message, "not a cursor this server issued", bad);
+  }
 });

@@ -28,6 +28,70 @@ export function gapMarker(gap: LogGap): string {
     `were dropped: it outgrew its size cap]\n`;
 }
 
+/** Largest range of a log one read answers (API.md: 16 MiB). */
+export const MAX_LOG_READ_BYTES = 16 * 1024 * 1024;
+
+/** Which range of a log `readLogRange()` reads. */
+export interface LogReadRange {
+  /** Where the range starts; negative counts from the end. */
+  offset?: number;
+  /** Bytes at most; MAX_LOG_READ_BYTES by default and at most. */
+  limit?: number;
+  /** Without an `offset`, the range ends at the log's end (else it starts at 0). */
+  fromEnd?: boolean;
+}
+
+/**
+ * Reads a range of a log, at most MAX_LOG_READ_BYTES, as whole UTF-8 characters: a range
+ * that starts or ends inside a character moves to its edge, so a client paging by the
+ * bytes it got never garbles or repeats one.
+ */
+export async function readLogRange(
+  logs: LogStore,
+  id: string,
+  range: LogReadRange = {},
+): Promise<LogChunk> {
+  const limit = Math.min(range.limit ?? MAX_LOG_READ_BYTES, MAX_LOG_READ_BYTES);
+  const chunk = await logs.read(id, range.offset ?? (range.fromEnd ? -limit : 0), limit);
+  return wholeCharacters(chunk);
+}
+
+/** A chunk without the parts of characters it cut at either edge (the log's own edges aside). */
+export function wholeCharacters(chunk: LogChunk): LogChunk {
+  let { bytes, offset } = chunk;
+  let skip = 0;
+  while (offset > 0 && skip < Math.min(3, bytes.length) && (bytes[skip] & 0xc0) === 0x80) skip++;
+  bytes = bytes.subarray(skip);
+  offset += skip;
+  if (offset + bytes.length < chunk.size) {
+    bytes = bytes.subarray(0, utf8Boundary(bytes, bytes.length));
+  }
+  return { bytes, offset, size: chunk.size };
+}
+
+/** The largest length ≤ `limit` that does not end inside a UTF-8 sequence. */
+export function utf8Boundary(bytes: Uint8Array, limit: number): number {
+  if (limit >= bytes.length) {
+    // Everything fits: only an incomplete trailing sequence must wait.
+    let lead = bytes.length - 1;
+    while (lead > 0 && lead > bytes.length - 4 && (bytes[lead] & 0xc0) === 0x80) lead--;
+    const need = sequenceLength(bytes[lead]);
+    return lead + need <= bytes.length ? bytes.length : lead;
+  }
+  // Cutting before byte `limit`: back up while that byte continues a sequence.
+  let cut = limit;
+  while (cut > 0 && limit - cut < 3 && (bytes[cut] & 0xc0) === 0x80) cut--;
+  return cut === 0 ? limit : cut;
+}
+
+function sequenceLength(lead: number): number {
+  if (lead < 0x80) return 1;
+  if ((lead & 0xe0) === 0xc0) return 2;
+  if ((lead & 0xf0) === 0xe0) return 3;
+  if ((lead & 0xf8) === 0xf0) return 4;
+  return 1; // not a lead byte: invalid input, pass it through
+}
+
 /** Job log files. */
 export interface LogStore {
   /** Path of the job's log file; jobs append to it directly. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FileLogStore } from "./logs.ts";
+import { FileLogStore, type LogReadRange, MAX_LOG_READ_BYTES, readLogRange } from "./logs.ts";
 
 async function withStore(fn: (store: FileLogStore) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "jobhead-logs-" });
@@ -65,5 +65,38 @@ Deno.test("FileLogStore.create() starts a private, empty log, even over an earli
     assert.equal((await Deno.stat(store.pathOf("k1"))).mode! & 0o077, 0);
     await Deno.writeTextFile(store.pathOf("k1"), "new\n", { append: true });
     assert.equal(text((await store.read("k1", 0, 100)).bytes), "new\n");
+  });
+});
+
+Deno.test("readLogRange() answers whole characters, at most 16 MiB, from the start or the end", async () => {
+  await withStore(async (store) => {
+    await Deno.writeTextFile(store.pathOf("j"), "héllo wörld"); // é and ö are 2 bytes each
+    const range = async (r: LogReadRange) => {
+      const chunk = await readLogRange(store, "j", r);
+      return [text(chunk.bytes), chunk.offset, chunk.size];
+    };
+    assert.deepEqual(await range({}), ["héllo wörld", 0, 13]);
+    assert.deepEqual(await range({ offset: 2 }), ["llo wörld", 3, 13], "starts after a cut é");
+    assert.deepEqual(await range({ limit: 2 }), ["h", 0, 13], "ends before a cut é");
+    assert.deepEqual(await range({ limit: 3, fromEnd: true }), ["rld", 10, 13]);
+    assert.deepEqual(
+      await range({ limit: 4, fromEnd: true }),
+      ["rld", 10, 13],
+      "starts after a cut ö",
+    );
+    assert.deepEqual(await range({ offset: -6, limit: 3 }), ["wö", 7, 13]);
+    assert.deepEqual(await range({ offset: -6, limit: 2 }), ["w", 7, 13], "ends before a cut ö");
+  });
+});
+
+Deno.test("readLogRange() reads at most MAX_LOG_READ_BYTES whatever the limit asked", async () => {
+  await withStore(async (store) => {
+    const size = MAX_LOG_READ_BYTES + 10;
+    using file = await Deno.open(store.pathOf("big"), { write: true, create: true });
+    await file.truncate(size);
+    const chunk = await readLogRange(store, "big", { limit: size });
+    assert.deepEqual([chunk.bytes.length, chunk.offset, chunk.size], [MAX_LOG_READ_BYTES, 0, size]);
+    const last = await readLogRange(store, "big", { fromEnd: true });
+    assert.equal(last.offset, 10);
   });
 });

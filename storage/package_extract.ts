@@ -7,7 +7,7 @@
 import { dirname, join } from "node:path";
 import { crc32 } from "node:zlib";
 import { type Entry, Reader, ZipReader } from "@zip.js/zip.js";
-import { InvalidPackageError } from "./errors.ts";
+import { errorMessage, InvalidPackageError } from "./errors.ts";
 import {
   checkExpansion,
   checkLinkTarget,
@@ -108,7 +108,7 @@ async function withPlan(
     try {
       entries = await zip.getEntries();
     } catch (err) {
-      throw new InvalidPackageError(`it is not a readable zip (${messageOf(err)})`);
+      throw new InvalidPackageError(`it is not a readable zip (${errorMessage(err)})`);
     }
     const plan = planEntries(entries, size, limits);
     const links = new Map<string, string>();
@@ -234,7 +234,7 @@ async function readEntry(
     }
   } catch (err) {
     if (err instanceof InvalidPackageError) throw err;
-    throw new InvalidPackageError(`entry "${name}" cannot be read: ${messageOf(err)}`);
+    throw new InvalidPackageError(`entry "${name}" cannot be read: ${errorMessage(err)}`);
   }
   if (size !== entry.uncompressedSize || crc !== entry.crc32) {
     throw new InvalidPackageError(
@@ -301,8 +301,4 @@ class FileReader extends Reader<Deno.FsFile> {
 
 function writeAllSync(file: Deno.FsFile, bytes: Uint8Array): void {
   for (let done = 0; done < bytes.length;) done += file.writeSync(bytes.subarray(done));
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

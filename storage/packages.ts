@@ -13,39 +13,10 @@
  * - `extracted/<protocol>/<name>/.tmp-<uuid>/`: an extraction under way.
  */
 import { dirname, join } from "node:path";
-import { z } from "zod";
 import { InvalidPackageError, NotFoundError } from "./errors.ts";
 import { checkZip } from "./package_extract.ts";
+import { PackageName, PackageProtocol, type PackageRef, packageUri } from "./package_uri.ts";
 import { DEFAULT_LIMITS, type ExpansionLimits } from "./zip_safety.ts";
-
-/** Where an uploaded package lives: `pkg` (jobhead's clients) or `gcs` (Ray's). */
-export const PackageProtocol = z.enum(["pkg", "gcs"]);
-export type PackageProtocol = z.infer<typeof PackageProtocol>;
-
-/** A package name: it names a file, so it is restricted like a job id. */
-export const PackageName = z.string().regex(
-  /^(?!\.)[A-Za-z0-9_.-]{1,128}$/,
-  "must be 1-128 characters of A-Z a-z 0-9 _ . - and not start with '.'",
-);
-
-/** One package, written `<protocol>://<name>`. */
-export interface PackageRef {
-  protocol: PackageProtocol;
-  name: string;
-}
-
-/** `<protocol>://<name>`. */
-export function packageUri(ref: PackageRef): string {
-  return `${ref.protocol}://${ref.name}`;
-}
-
-/** The package a `pkg://…` or `gcs://…` URI names; undefined for another URI or a bad name. */
-export function parsePackageUri(uri: string): PackageRef | undefined {
-  const match = /^([a-z]+):\/\/(.*)$/.exec(uri);
-  const protocol = PackageProtocol.safeParse(match?.[1]);
-  if (!match || !protocol.success || !PackageName.safeParse(match[2]).success) return undefined;
-  return { protocol: protocol.data, name: match[2] };
-}
 
 /** Runs an exported function of a module off the caller's thread: the head's WorkerPool. */
 export interface TaskRunner {

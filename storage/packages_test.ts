@@ -3,13 +3,8 @@ import { join } from "node:path";
 import { TextReader, Uint8ArrayReader, Uint8ArrayWriter, ZipWriter } from "@zip.js/zip.js";
 import { InvalidPackageError, NotFoundError } from "./errors.ts";
 import { WorkerPool } from "../kit/worker_pool.ts";
-import {
-  FilePackageStore,
-  type PackageRef,
-  type PackageStoreOptions,
-  parsePackageUri,
-  type TaskRunner,
-} from "./packages.ts";
+import { FilePackageStore, type PackageStoreOptions, type TaskRunner } from "./packages.ts";
+import { type PackageRef, parsePackageUri } from "./package_uri.ts";
 import type { ExpansionLimits } from "./zip_safety.ts";
 
 const REF: PackageRef = { protocol: "pkg", name: "test.zip" };

@@ -3,21 +3,29 @@ import { join, resolve } from "node:path";
 import { FilePackageStore } from "./packages.ts";
 import {
   checkLocalWorkingDir,
-  isWorkingDirUri,
-  localWorkingDirPath,
   prepareWorkingDir,
+  resolveWorkingDir,
   wantsWorkingDirCopy,
 } from "./working_dirs.ts";
 
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, fn, sanitizeOps: true, sanitizeResources: true });
 
-test("working_dir: URIs, local paths and the copy switch", async () => {
-  assert.equal(isWorkingDirUri("pkg://a.zip"), true);
-  assert.equal(isWorkingDirUri("s3://bucket/x"), true);
-  assert.equal(isWorkingDirUri("./pkg:/x"), false);
-  assert.equal(localWorkingDirPath("/srv/app"), "/srv/app");
-  assert.equal(localWorkingDirPath("app"), resolve("app"));
+test("resolveWorkingDir() tells packages from directories, and resolves the latter", async () => {
+  assert.equal(resolveWorkingDir(undefined), undefined);
+  assert.deepEqual(resolveWorkingDir("pkg://a.zip"), {
+    package: { protocol: "pkg", name: "a.zip" },
+  });
+  assert.deepEqual(resolveWorkingDir("gcs://_ray_pkg_1.zip")?.package?.protocol, "gcs");
+  assert.throws(() => resolveWorkingDir("s3://bucket/x"), /is not a package URI: pkg:\/\//);
+  assert.throws(() => resolveWorkingDir("pkg://../x"), /is not a package URI/);
+  assert.deepEqual(resolveWorkingDir("./pkg:/x"), { path: resolve("./pkg:/x") });
+  assert.deepEqual(resolveWorkingDir("/srv/app"), { path: "/srv/app" });
+  assert.deepEqual(resolveWorkingDir("app"), { path: resolve("app") });
+  await Promise.resolve();
+});
+
+test("wantsWorkingDirCopy() reads the copy switch", async () => {
   assert.equal(wantsWorkingDirCopy({ JOBHEAD_WORKING_DIR_COPY: "1" }), true);
   assert.equal(wantsWorkingDirCopy({ JOBHEAD_WORKING_DIR_COPY: "true" }), true);
   assert.equal(wantsWorkingDirCopy({ JOBHEAD_WORKING_DIR_COPY: "0" }), false);
@@ -33,6 +41,7 @@ test("prepareWorkingDir() checks local dirs and resolves packages, shared or cop
     assert.equal(await prepareWorkingDir(packages, dir), dir);
     await Deno.writeTextFile(join(dir, "file"), "x");
     await assert.rejects(checkLocalWorkingDir(join(dir, "file")), /"[^"]+file" is not a directory/);
+    await assert.rejects(checkLocalWorkingDir("pkg://p.zip"), /is not a directory on the head/);
     await assert.rejects(
       prepareWorkingDir(packages, join(dir, "nope")),
       /"[^"]+nope" does not exist/,

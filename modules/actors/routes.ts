@@ -1,7 +1,7 @@
 /** HTTP routes of the actors module: list, read and kill supervised processes. */
 import { Hono } from "hono";
 import { z } from "zod";
-import { parseInput } from "../../kit/http.ts";
+import { parseInput, parseListInput } from "../../kit/http.ts";
 import { enveloped } from "../../kit/envelope.ts";
 import { ValidationError } from "../../kit/errors.ts";
 import { describeRoute } from "../../kit/route_doc.ts";
@@ -42,9 +42,7 @@ export function actorRoutes(actors: ActorService): Hono {
   });
   app.get("/api/actors", listDoc, async (c) => {
     const query = parseInput(ListActorsQuery, c.req.query(), "query");
-    const states = query.state?.split(",").map((s) =>
-      parseInput(ActorState, s.trim().toUpperCase(), "state")
-    );
+    const states = parseListInput(ActorState, query.state?.toUpperCase(), "state");
     const owner = query.job_id !== undefined
       ? { kind: "job" as const, id: query.job_id }
       : query.deployment !== undefined

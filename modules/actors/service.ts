@@ -5,6 +5,7 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import type { KillRequest, ModuleContext } from "../../kit/module.ts";
+import { stopGraceMs } from "../../kit/stop_grace.ts";
 import { InvalidStateError, NotFoundError } from "../../storage/errors.ts";
 import {
   type Actor,
@@ -18,8 +19,6 @@ import { isTerminal, type Job, type JobStatus } from "../../storage/jobs.ts";
 export const JOB_SUPERVISOR_CLASS = "JobSupervisor";
 /** The namespace of job supervisor actors. */
 export const JOB_SUPERVISOR_NAMESPACE = "jobs";
-/** The per-actor grace override, as jobs read it from `runtime_env.env_vars`. */
-const STOP_WAIT_ENV = "JOBHEAD_STOP_WAIT_S";
 /** Jobs whose actor records are rewritten in one KV commit, at most. */
 const SYNC_BATCH = 100;
 /**
@@ -123,7 +122,7 @@ export class ActorService {
         `Cannot kill actor "${id}": actor is ${actor.state} and has no running process`,
       );
     }
-    const graceMs = graceMsOf(actor, this.#ctx.config.stopGraceMs);
+    const graceMs = stopGraceMs(actor.runtime_env.env_vars, this.#ctx.config.stopGraceMs);
     const killed = process.kill(request, graceMs);
     if (request.force_kill) {
       await killed;
@@ -212,10 +211,4 @@ export function jobActor(job: Job, nodeId: string): Actor {
       : null,
     metadata: {},
   };
-}
-
-/** The grace between SIGTERM and SIGKILL for an actor: its own setting, else the head's. */
-function graceMsOf(actor: Actor, defaultMs: number): number {
-  const seconds = Number(actor.runtime_env.env_vars?.[STOP_WAIT_ENV]);
-  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : defaultMs;
 }

@@ -2,6 +2,7 @@
  * Cutting a log into WebSocket text frames: at most 64 KiB, ending after a newline
  * where one is in reach, never splitting a UTF-8 sequence.
  */
+import { utf8Boundary } from "../../storage/logs.ts";
 
 /** Largest frame sent to a follower (API.md). */
 export const MAX_FRAME_BYTES = 64 * 1024;
@@ -24,29 +25,6 @@ export function frameLength(
     if (pending.length < MAX_FRAME_BYTES) return 0; // wait for the rest of the line
   }
   return utf8Boundary(pending, window);
-}
-
-/** The largest length ≤ `limit` that does not end inside a UTF-8 sequence. */
-export function utf8Boundary(bytes: Uint8Array, limit: number): number {
-  if (limit >= bytes.length) {
-    // Everything fits: only an incomplete trailing sequence must wait.
-    let lead = bytes.length - 1;
-    while (lead > 0 && lead > bytes.length - 4 && (bytes[lead] & 0xc0) === 0x80) lead--;
-    const need = sequenceLength(bytes[lead]);
-    return lead + need <= bytes.length ? bytes.length : lead;
-  }
-  // Cutting before byte `limit`: back up while that byte continues a sequence.
-  let cut = limit;
-  while (cut > 0 && limit - cut < 3 && (bytes[cut] & 0xc0) === 0x80) cut--;
-  return cut === 0 ? limit : cut;
-}
-
-function sequenceLength(lead: number): number {
-  if (lead < 0x80) return 1;
-  if ((lead & 0xe0) === 0xc0) return 2;
-  if ((lead & 0xf0) === 0xe0) return 3;
-  if ((lead & 0xf8) === 0xf0) return 4;
-  return 1; // not a lead byte: invalid input, pass it through
 }
 
 /**

@@ -7,10 +7,11 @@
  * its socket's bounded send buffer, and never slows the others.
  */
 import { setImmediate as immediate, setTimeout as delay } from "node:timers/promises";
-import { concat, cutFrames, MAX_FRAME_BYTES, utf8Boundary } from "./framing.ts";
+import { concat, cutFrames, MAX_FRAME_BYTES } from "./framing.ts";
 import type { LogWatcher } from "./log_watcher.ts";
-import { gapMarker, type LogGap, openLogFile } from "../../storage/logs.ts";
+import { gapMarker, type LogGap, openLogFile, utf8Boundary } from "../../storage/logs.ts";
 import { createLogger } from "../../kit/log.ts";
+import { errorMessage } from "../../storage/errors.ts";
 
 const log = createLogger("jobs");
 
@@ -91,7 +92,7 @@ class LogHub {
     this.#started.then(() => this.#pump()).catch((err) => {
       // Closing the hub cancels a read in progress (EINTR): that is no failure.
       if (this.#stop.signal.aborted) return;
-      log.error(`following the log of job "${id}" failed: ${messageOf(err)}`);
+      log.error(`following the log of job "${id}" failed: ${errorMessage(err)}`);
       this.#end();
     });
   }
@@ -219,11 +220,11 @@ export class LogFollowers {
     this.#source = source;
   }
 
-  /** How many jobs are followed, and by how many followers in all. */
-  get stats(): { jobs: number; followers: number } {
+  /** Followers of job logs, across all followed jobs. */
+  get followerCount(): number {
     let followers = 0;
     for (const hub of this.#hubs.values()) followers += hub.followers;
-    return { jobs: this.#hubs.size, followers };
+    return followers;
   }
 
   /**
@@ -387,11 +388,6 @@ async function readFully(file: Deno.FsFile, into: Uint8Array): Promise<void> {
     if (n === null) return;
     filled += n;
   }
-}
-
-/** An error as one line for the operator's log: no stack trace. */
-export function messageOf(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).replaceAll("\n", " ");
 }
 
 const decoder = new TextDecoder();

@@ -38,7 +38,7 @@ export function createModule(): HeadModule {
       const followerCount = ctx.metrics.gauge({
         name: "log_followers",
         help: "Followers of job logs (live tails), across all followed jobs.",
-        collect: () => followerCount.set(followers.stats.followers),
+        collect: () => followerCount.set(followers.followerCount),
       });
       return jobRoutes(service, {
         info: ctx.info,

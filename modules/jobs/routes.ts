@@ -1,13 +1,13 @@
 /** HTTP and WebSocket routes of the jobs API (API.md, "Jobs"): parse, call the service, respond. */
 import { type Context, Hono } from "hono";
 import { z } from "zod";
-import { parseInput, readJson } from "../../kit/http.ts";
+import { parseInput, parseListInput, readJson } from "../../kit/http.ts";
 import { UnavailableError, ValidationError } from "../../kit/errors.ts";
 import type { Gauge, HeadInfo } from "../../kit/module.ts";
-import { decodeCursor, type Job } from "../../storage/jobs.ts";
+import { type Job, JobCursor } from "../../storage/jobs.ts";
 import { jsonArrayStream } from "../../kit/json_stream.ts";
 import { describeRoute } from "../../kit/route_doc.ts";
-import { type LogFollowers, messageOf } from "./log_follower.ts";
+import type { LogFollowers } from "./log_follower.ts";
 import { LogLines } from "./log_lines.ts";
 import { rawLogResponse } from "./raw_log.ts";
 import { wholeLogJson } from "./whole_log.ts";
@@ -26,6 +26,7 @@ import {
 } from "./schemas.ts";
 import { actorIdOf, type JobService } from "./service.ts";
 import { createLogger } from "../../kit/log.ts";
+import { errorMessage } from "../../storage/errors.ts";
 
 const log = createLogger("jobs");
 
@@ -54,7 +55,7 @@ const Integer = z.coerce.number().int();
 const ListQuery = z.object({
   status: z.string().optional(),
   limit: Integer.min(1).max(100_000).optional(),
-  cursor: z.string().optional(),
+  cursor: JobCursor.optional(),
 });
 const LogsQuery = z.object({
   offset: Integer.optional(),
@@ -108,16 +109,8 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
 
   const list = async (c: Context) => {
     const query = parseInput(ListQuery, c.req.query(), "query");
-    const statuses = query.status
-      ? query.status.split(",").map((s) => parseInput(JobStatus, s.trim().toUpperCase(), "status"))
-      : undefined;
-    if (query.cursor !== undefined) {
-      try {
-        decodeCursor(query.cursor);
-      } catch {
-        throw new ValidationError("Invalid request: cursor: not a cursor this server issued");
-      }
-    }
+    // An empty `status` filters nothing.
+    const statuses = parseListInput(JobStatus, query.status?.toUpperCase() || undefined, "status");
     if (query.limit === undefined) {
       // Ray's list_jobs() pages nothing: every job, streamed page by page from the store.
       const all = allJobs(jobs, statuses, query.cursor);
@@ -328,7 +321,7 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
       else socket.close(1001, "jobhead is shutting down");
     } catch (err) {
       if (closedByPeer) return; // what failed was sending to a peer that left: no news
-      log.error(`log tail of job "${id}" failed: ${messageOf(err)}`);
+      log.error(`log tail of job "${id}" failed: ${errorMessage(err)}`);
       socket.close(1011, "log tail failed");
     } finally {
       options.signal.removeEventListener("abort", onShutdown);

@@ -2,8 +2,6 @@
  * The job service: submits jobs, runs each under a supervisor, records every status
  * change in the job store, stops jobs, and re-adopts the jobs a previous head left.
  */
-import { join } from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
 import { ValidationError } from "../../kit/errors.ts";
 import type {
   ExitHandler,
@@ -11,7 +9,13 @@ import type {
   ModuleContext,
   SupervisedProcess,
 } from "../../kit/module.ts";
-import { ConflictError, InvalidStateError, NotFoundError } from "../../storage/errors.ts";
+import { stopGraceMs, stopWaitProblem } from "../../kit/stop_grace.ts";
+import {
+  ConflictError,
+  errorMessage,
+  InvalidStateError,
+  NotFoundError,
+} from "../../storage/errors.ts";
 import { jobSupervisorActorId } from "../../storage/actors.ts";
 import type {
   Job,
@@ -21,11 +25,11 @@ import type {
   JobStatus,
   StorageFullSpell,
 } from "../../storage/jobs.ts";
-import type { LogChunk, LogStore } from "../../storage/logs.ts";
-import { prepareWorkingDir, wantsWorkingDirCopy } from "../../storage/working_dirs.ts";
-import { isTerminal, TERMINAL_STATUSES } from "../../storage/jobs.ts";
-import { utf8Boundary } from "./framing.ts";
-import type { SubmitJobRequest } from "./schemas.ts";
+import { type LogStore, readLogRange } from "../../storage/logs.ts";
+import { isTerminal } from "../../storage/jobs.ts";
+import { LogMaintenance } from "./log_maintenance.ts";
+import type { JobLogsResponse, SubmitJobRequest } from "./schemas.ts";
+import { prepareJobWorkingDir, removeJobWorkingDir } from "./working_dir.ts";
 
 /** Messages by status, as Ray words them. */
 export const STATUS_MESSAGES = {
@@ -41,14 +45,6 @@ export const FAILURE_TAIL_CHARS = 20_000;
 const FAILURE_TAIL_MAX_BYTES = 32 * 1024;
 /** Largest entrypoint + runtime_env + metadata + resources, serialized. */
 export const MAX_JOB_SPEC_BYTES = 24 * 1024;
-/** Largest log range one `GET …/logs` returns (API.md: 16 MiB). */
-export const MAX_LOG_READ_BYTES = 16 * 1024 * 1024;
-/** How often running jobs' logs are measured against the cap. */
-const LOG_CAP_CHECK_MS = 2_000;
-/** How often logs past their retention are looked for. */
-const LOG_RETENTION_CHECK_MS = 3_600_000;
-/** Per-job grace override, read from `runtime_env.env_vars`. */
-export const STOP_WAIT_ENV = "JOBHEAD_STOP_WAIT_S";
 
 /** The supervisor actor id of a job: names its run files, marks its processes. */
 export function actorIdOf(jobId: string): string {
@@ -63,15 +59,6 @@ interface JobRun {
   process?: SupervisedProcess;
 }
 
-/** A range of a job's log, decoded. */
-export interface LogRange {
-  logs: string;
-  /** Where the range starts in the log. */
-  offset: number;
-  /** The log's size in bytes. */
-  size: number;
-}
-
 /** Submits, tracks, stops and deletes jobs. */
 export class JobService {
   #ctx: ModuleContext;
@@ -82,9 +69,17 @@ export class JobService {
    */
   #runs = new Map<string, JobRun>();
   #closed = false;
+  #logMaintenance: LogMaintenance;
 
   constructor(ctx: ModuleContext) {
     this.#ctx = ctx;
+    this.#logMaintenance = new LogMaintenance({
+      jobs: ctx.stores.jobs,
+      logs: ctx.stores.logs,
+      logger: ctx.logger,
+      maxBytes: ctx.config.logMaxBytes,
+      retentionDays: ctx.config.logRetentionDays,
+    });
   }
 
   /** Stores a new PENDING job and starts it asynchronously. Throws ConflictError on a duplicate id. */
@@ -149,7 +144,7 @@ export class JobService {
       if (run) run.stopRequested = true;
       const process = run?.process;
       if (process) {
-        process.stop(graceMsOf(job, this.#ctx.config.stopGraceMs))
+        process.stop(this.#graceMsOf(job))
           .catch((err) => this.#ctx.logger.error(`stopping job "${id}" failed:`, err));
       }
       return true;
@@ -167,22 +162,22 @@ export class JobService {
     await this.#ctx.stores.jobs.delete(id);
     this.#ctx.events.emit({ type: "job-deleted", jobId: id });
     await this.#ctx.stores.logs.remove(id);
-    await Deno.remove(this.#packageDirOf(id), { recursive: true }).catch((err) => {
-      if (err instanceof Deno.errors.NotFound) return;
+    await removeJobWorkingDir(this.#ctx.config.dataDir, id).catch((err) => {
       this.#ctx.logger.warn(`removing the working_dir of job "${id}" failed:`, err);
     });
   }
 
   /**
    * Reads a byte range of a job's log (a negative `offset` counts from the end), at most
-   * 16 MiB, trimmed to whole characters.
+   * 16 MiB, trimmed to whole characters. Throws NotFoundError for an unknown job.
    */
-  async readLogs(id: string, range: { offset?: number; limit?: number }): Promise<LogRange> {
+  async readLogs(
+    id: string,
+    range: { offset?: number; limit?: number },
+  ): Promise<Required<JobLogsResponse>> {
     await this.get(id);
-    const limit = Math.min(range.limit ?? MAX_LOG_READ_BYTES, MAX_LOG_READ_BYTES);
-    const chunk = await this.#ctx.stores.logs.read(id, range.offset ?? 0, limit);
-    const { bytes, offset } = wholeCharacters(chunk);
-    return { logs: new TextDecoder().decode(bytes), offset, size: chunk.size };
+    const { bytes, offset, size } = await readLogRange(this.#ctx.stores.logs, id, range);
+    return { logs: new TextDecoder().decode(bytes), offset, size };
   }
 
   /** The job logs, for answers that read a whole log chunk by chunk. */
@@ -216,49 +211,9 @@ export class JobService {
    * Keeps running jobs' logs under the cap (dropping their middle) and deletes the logs
    * of jobs that ended past the retention period; runs until `signal` aborts.
    */
-  async maintainLogs(signal: AbortSignal): Promise<void> {
-    let lastExpiry = 0;
-    while (!signal.aborted) {
-      for (const [id, run] of [...this.#runs]) if (run.process) await this.#capLog(id);
-      if (
-        this.#ctx.config.logRetentionDays > 0 && Date.now() - lastExpiry > LOG_RETENTION_CHECK_MS
-      ) {
-        lastExpiry = Date.now();
-        await this.#expireLogs().catch((err) =>
-          this.#ctx.logger.error("log retention failed:", err)
-        );
-      }
-      await delay(LOG_CAP_CHECK_MS, undefined, { signal }).catch(() => {});
-    }
-  }
-
-  async #capLog(id: string): Promise<void> {
-    const { logs } = this.#ctx.stores;
-    const cap = this.#ctx.config.logMaxBytes;
-    try {
-      if (await logs.size(id) > cap) await logs.trim(id, Math.floor(cap / 4), Math.floor(cap / 2));
-    } catch (err) {
-      this.#ctx.logger.error(`capping the log of job "${id}" failed:`, err);
-    }
-  }
-
-  async #expireLogs(): Promise<void> {
-    const cutoff = Date.now() - this.#ctx.config.logRetentionDays * 86_400_000;
-    let cursor: string | undefined;
-    do {
-      const page = await this.list({ statuses: [...TERMINAL_STATUSES], limit: 1000, cursor });
-      for (const job of page.jobs) {
-        if (job.end_time === null || job.end_time >= cutoff) continue;
-        if (job.log_removed_at !== undefined) continue; // removed by an earlier sweep
-        await this.#ctx.stores.logs.remove(job.id);
-        await this.#ctx.stores.jobs.update(job.id, job.status, { log_removed_at: Date.now() })
-          .catch((err) => {
-            // Deleted meanwhile, or the disk is full: the next sweep tries again.
-            this.#ctx.logger.warn(`marking the log of job "${job.id}" removed failed:`, err);
-          });
-      }
-      cursor = page.cursor;
-    } while (cursor);
+  maintainLogs(signal: AbortSignal): Promise<void> {
+    const running = () => [...this.#runs].filter(([, run]) => run.process).map(([id]) => id);
+    return this.#logMaintenance.run(running, signal);
   }
 
   /** Stops tracking jobs; they keep running for the next head. Safe to call twice. */
@@ -274,12 +229,8 @@ export class JobService {
       );
     }
     const runtimeEnv = request.runtime_env ?? {};
-    const grace = runtimeEnv.env_vars?.[STOP_WAIT_ENV];
-    if (grace !== undefined && !(Number(grace) >= 0 && grace.trim() !== "")) {
-      throw new ValidationError(
-        `Invalid request: runtime_env.env_vars.${STOP_WAIT_ENV}: must be a number of seconds >= 0`,
-      );
-    }
+    const graceProblem = stopWaitProblem(runtimeEnv.env_vars);
+    if (graceProblem) throw new ValidationError(`Invalid request: ${graceProblem}`);
     const spec = {
       entrypoint: request.entrypoint,
       runtime_env: runtimeEnv,
@@ -322,10 +273,10 @@ export class JobService {
 
   async #launch(job: Job, run: JobRun): Promise<void> {
     if (run.stopRequested || this.#closed) return;
-    const { stores, supervisor, info } = this.#ctx;
+    const { stores, supervisor, info, config } = this.#ctx;
     let cwd: string | undefined;
     try {
-      cwd = await this.#prepareWorkingDir(job);
+      cwd = await prepareJobWorkingDir(job, { packages: stores.packages, dataDir: config.dataDir });
       await stores.logs.create(job.id);
     } catch (err) {
       // A stopped job is STOPPED already (and its id may belong to a new job by now).
@@ -333,7 +284,7 @@ export class JobService {
       await this.#fail(
         job.id,
         "RUNTIME_ENV_SETUP_FAILURE",
-        `runtime_env setup failed: ${message(err)}`,
+        `runtime_env setup failed: ${errorMessage(err)}`,
       );
       return;
     }
@@ -361,7 +312,7 @@ export class JobService {
       await this.#fail(
         job.id,
         "JOB_ENTRYPOINT_COMMAND_START_ERROR",
-        `Job entrypoint command failed to start: ${message(err)}`,
+        `Job entrypoint command failed to start: ${errorMessage(err)}`,
       );
       return;
     }
@@ -376,23 +327,6 @@ export class JobService {
       // It ended already (its end was recorded first): nothing more to say.
       if (!(err instanceof ConflictError)) throw err;
     }
-  }
-
-  /** Where a job's own writable copy of its package goes; removed when the job is deleted. */
-  #packageDirOf(id: string): string {
-    return join(this.#ctx.config.dataDir, "working_dirs", id);
-  }
-
-  /**
-   * The job's working directory: a directory on the head, or its `pkg://` or `gcs://`
-   * package: the copy every job of that package shares (read-only), or the job's own
-   * writable copy when its env_vars set JOBHEAD_WORKING_DIR_COPY. Throws with a message
-   * saying why not.
-   */
-  #prepareWorkingDir(job: Job): Promise<string | undefined> {
-    const { working_dir, env_vars } = job.runtime_env;
-    const copyDir = wantsWorkingDirCopy(env_vars) ? this.#packageDirOf(job.id) : undefined;
-    return prepareWorkingDir(this.#ctx.stores.packages, working_dir, { copyDir });
   }
 
   async #adopt(job: Job): Promise<void> {
@@ -442,7 +376,7 @@ export class JobService {
     const stopAt = job.stop_requested_at ?? (run.stopRequested ? Date.now() : null);
     if (stopAt !== null && !process.settled) {
       // The previous head accepted a stop and died within its grace: finish it.
-      const grace = graceMsOf(job, this.#ctx.config.stopGraceMs);
+      const grace = this.#graceMsOf(job);
       const left = Math.max(0, grace - (Date.now() - stopAt));
       process.stop(left)
         .catch((err) => this.#ctx.logger.error(`stopping job "${job.id}" failed:`, err));
@@ -465,7 +399,7 @@ export class JobService {
     process: SupervisedProcess,
   ): Promise<boolean> {
     try {
-      await this.#capLog(id);
+      await this.#logMaintenance.capLog(id);
       await this.#recordExit(id, reason, process.identity.pid);
       return true;
     } finally {
@@ -528,6 +462,11 @@ export class JobService {
 
   #announce(job: Job): void {
     this.#ctx.events.emit({ type: "job", job });
+  }
+
+  /** The grace between SIGTERM and SIGKILL for a job: its own setting, else the head's. */
+  #graceMsOf(job: Job): number {
+    return stopGraceMs(job.runtime_env.env_vars, this.#ctx.config.stopGraceMs);
   }
 }
 
@@ -596,34 +535,8 @@ export function jobConfigMetadata(job: Job): Record<string, string> {
   return { job_name: job.id, ...job.metadata, job_submission_id: job.id };
 }
 
-/** The grace between SIGTERM and SIGKILL for a job: its own setting, else the head's. */
-function graceMsOf(job: Job, defaultMs: number): number {
-  const seconds = job.runtime_env.env_vars?.[STOP_WAIT_ENV];
-  return seconds === undefined ? defaultMs : Number(seconds) * 1000;
-}
-
-/**
- * The whole characters of a log range: one that starts or ends inside a character
- * moves to its edge, so a client paging by the bytes it got never garbles or repeats one.
- */
-function wholeCharacters(chunk: LogChunk): { bytes: Uint8Array; offset: number } {
-  let { bytes, offset } = chunk;
-  let skip = 0;
-  while (offset > 0 && skip < Math.min(3, bytes.length) && (bytes[skip] & 0xc0) === 0x80) skip++;
-  bytes = bytes.subarray(skip);
-  offset += skip;
-  if (offset + bytes.length < chunk.size) {
-    bytes = bytes.subarray(0, utf8Boundary(bytes, bytes.length));
-  }
-  return { bytes, offset };
-}
-
 function generateJobId(): string {
   const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return "jobhead_" + Array.from(bytes, (b) => alphabet[b % alphabet.length]).join("");
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

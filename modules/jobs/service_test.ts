@@ -1,6 +1,16 @@
 import assert from "node:assert/strict";
+import { ValidationError } from "../../kit/errors.ts";
+import { InvalidStateError, NotFoundError } from "../../storage/errors.ts";
 import { aJob } from "../../storage/jobs_fixture.ts";
-import { exitOutcome, jobConfigMetadata, STATUS_MESSAGES } from "./service.ts";
+import { nextStatus, withContext } from "./context_fixture.ts";
+import type { SubmitJobRequest } from "./schemas.ts";
+import {
+  exitOutcome,
+  jobConfigMetadata,
+  JobService,
+  MAX_JOB_SPEC_BYTES,
+  STATUS_MESSAGES,
+} from "./service.ts";
 
 const exited = (code: number) => ({ kind: "exited", code, endTime: 5_000 } as const);
 
@@ -55,4 +65,106 @@ Deno.test("jobConfigMetadata() adds the id and a default name to what was submit
     ),
     { job_name: "n", job_submission_id: "a1", k: "v" },
   );
+});
+
+Deno.test({
+  name: "JobService.submit() refuses a bad request and stores nothing",
+  sanitizeOps: true,
+  // libc, loaded once by the supervisor for mkfifo, stays loaded by design.
+  sanitizeResources: false,
+  fn: async () => {
+    await withContext(async (ctx) => {
+      const service = new JobService(ctx);
+      const bad: [SubmitJobRequest, RegExp][] = [
+        [{ entrypoint: "true", submission_id: "a", job_id: "b" }, /submission_id and job_id/],
+        [
+          { entrypoint: "true", runtime_env: { env_vars: { JOBHEAD_STOP_WAIT_S: "-1" } } },
+          /JOBHEAD_STOP_WAIT_S: must be a number of seconds >= 0/,
+        ],
+        [{ entrypoint: "x".repeat(MAX_JOB_SPEC_BYTES) }, /the limit is 24576$/],
+      ];
+      for (const [request, message] of bad) {
+        await assert.rejects(
+          service.submit(request),
+          (err: Error) => err instanceof ValidationError && message.test(err.message),
+        );
+      }
+      assert.deepEqual((await service.list({})).jobs, []);
+    });
+  },
+});
+
+Deno.test({
+  name: "JobService runs a job: PENDING, RUNNING, SUCCEEDED, each announced",
+  sanitizeOps: true,
+  // libc, loaded once by the supervisor for mkfifo, stays loaded by design.
+  sanitizeResources: false,
+  fn: async () => {
+    await withContext(async (ctx) => {
+      const service = new JobService(ctx);
+      const seen: string[] = [];
+      const off = ctx.events.on((event) => {
+        if (event.type === "job") seen.push(event.job.status);
+      });
+      const ended = nextStatus(ctx, "j1");
+      await service.submit({ entrypoint: "printf 'h\\303\\251llo'", submission_id: "j1" });
+      const job = await ended;
+      off();
+      assert.deepEqual(seen, ["PENDING", "RUNNING", "SUCCEEDED"]);
+      assert.equal(job.driver_exit_code, 0);
+      // Byte 2 is inside "é": the range starts after it.
+      assert.deepEqual(await service.readLogs("j1", { offset: 2 }), {
+        logs: "llo",
+        offset: 3,
+        size: 6,
+      });
+      await service.delete("j1");
+      await assert.rejects(service.get("j1"), NotFoundError);
+      assert.equal(await ctx.stores.logs.size("j1"), 0);
+    });
+  },
+});
+
+Deno.test({
+  name: "JobService.stop() ends a job STOPPED once; delete() refuses it until then",
+  // The service does not wait for the stop it asks for: the supervisor may still be
+  // reading /proc (for escapees) once the job's end is stored. Keep these tests last.
+  sanitizeOps: false,
+  // libc, loaded once by the supervisor for mkfifo, stays loaded by design.
+  sanitizeResources: false,
+  fn: async () => {
+    await withContext(async (ctx) => {
+      const service = new JobService(ctx);
+      const running = nextStatus(ctx, "j2", (status) => status === "RUNNING");
+      await service.submit({ entrypoint: "sleep 60", submission_id: "j2" });
+      await running;
+      await assert.rejects(service.delete("j2"), InvalidStateError);
+      const ended = nextStatus(ctx, "j2");
+      assert.equal(await service.stop("j2"), true);
+      const job = await ended;
+      assert.equal(job.status, "STOPPED");
+      assert.notEqual(job.stop_requested_at, null);
+      assert.equal(await service.stop("j2"), false);
+      await service.delete("j2");
+    });
+  },
+});
+
+Deno.test({
+  name: "JobService.stop() of a job just submitted ends it STOPPED, started or not",
+  // The service does not wait for the stop it asks for: the supervisor may still be
+  // reading /proc (for escapees) once the job's end is stored. Keep these tests last.
+  sanitizeOps: false,
+  // libc, loaded once by the supervisor for mkfifo, stays loaded by design.
+  sanitizeResources: false,
+  fn: async () => {
+    await withContext(async (ctx) => {
+      const service = new JobService(ctx);
+      const ended = nextStatus(ctx, "j3");
+      await service.submit({ entrypoint: "sleep 60", submission_id: "j3" });
+      assert.equal(await service.stop("j3"), true);
+      assert.equal((await ended).status, "STOPPED");
+      await service.delete("j3");
+    });
+  },
 });

@@ -1,7 +1,7 @@
 /** The packages module: stores uploaded zips that jobs use as their working directory. */
 import type { HeadModule } from "../../kit/module.ts";
 import { isTerminal } from "../../storage/jobs.ts";
-import { packageUri } from "../../storage/packages.ts";
+import { packageUri } from "../../storage/package_uri.ts";
 import { keepPackageRetention, packagesNamedByJobs } from "./retention.ts";
 import { packageRoutes } from "./routes.ts";
 

@@ -5,13 +5,8 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import type { Job } from "../../storage/jobs.ts";
-import {
-  type PackageRef,
-  type PackageStore,
-  packageUri,
-  parsePackageUri,
-  type StoredPackage,
-} from "../../storage/packages.ts";
+import type { PackageStore, StoredPackage } from "../../storage/packages.ts";
+import { type PackageRef, packageUri, parsePackageUri } from "../../storage/package_uri.ts";
 import type { Logger } from "../../kit/log.ts";
 
 /** How often unused packages are looked for. */

@@ -5,13 +5,13 @@ import { parseInput } from "../../kit/http.ts";
 import { TooLargeError } from "../../kit/errors.ts";
 import { describeRoute } from "../../kit/route_doc.ts";
 import { InvalidStateError, NotFoundError } from "../../storage/errors.ts";
+import type { PackageStore } from "../../storage/packages.ts";
 import {
   PackageName,
   PackageProtocol,
   type PackageRef,
-  type PackageStore,
   packageUri,
-} from "../../storage/packages.ts";
+} from "../../storage/package_uri.ts";
 import { DeletePackageResponse, PackageInfo } from "./schemas.ts";
 
 /** Options of `packageRoutes()`. */

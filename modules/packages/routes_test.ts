@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { TextReader, Uint8ArrayWriter, ZipWriter } from "@zip.js/zip.js";
-import { FilePackageStore, packageUri } from "../../storage/packages.ts";
+import { FilePackageStore } from "../../storage/packages.ts";
+import { packageUri } from "../../storage/package_uri.ts";
 import { createApp } from "../../host/app.ts";
 import { packageRoutes } from "./routes.ts";
 

@@ -15,7 +15,7 @@ import type {
 } from "../../kit/module.ts";
 import type { Actor } from "../../storage/actors.ts";
 import type { LogStore } from "../../storage/logs.ts";
-import { localWorkingDirPath } from "../../storage/working_dirs.ts";
+import { resolveWorkingDir } from "../../storage/working_dirs.ts";
 import type {
   Deployment,
   DeploymentStatus,
@@ -332,7 +332,7 @@ export class DeploymentController {
         id: record.actor_id,
         command: spec.entrypoint,
         logPath: logs.pathOf(record.actor_id),
-        cwd: workingDirOf(spec.runtime_env.working_dir),
+        cwd: resolveWorkingDir(spec.runtime_env.working_dir)?.path,
         env: {
           ...spec.runtime_env.env_vars,
           PORT: String(record.port),
@@ -552,7 +552,7 @@ export class DeploymentController {
     const { spec, name } = this.#deployment;
     return {
       port: runtime.record.port,
-      cwd: workingDirOf(spec.runtime_env.working_dir),
+      cwd: resolveWorkingDir(spec.runtime_env.working_dir)?.path,
       env: {
         ...spec.runtime_env.env_vars,
         PORT: String(runtime.record.port),
@@ -666,10 +666,6 @@ async function probe(check: HealthCheck, target: ProbeTarget, signal: AbortSigna
   } finally {
     deadline.abort();
   }
-}
-
-function workingDirOf(workingDir: string | undefined): string | undefined {
-  return workingDir === undefined ? undefined : localWorkingDirPath(workingDir);
 }
 
 /** A port nothing listens on right now and not in `taken`, for a new replica's `$PORT`. */

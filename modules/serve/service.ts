@@ -6,8 +6,8 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { ValidationError } from "../../kit/errors.ts";
 import type { ModuleContext } from "../../kit/module.ts";
-import { ConflictError, NotFoundError } from "../../storage/errors.ts";
-import { FileLogStore } from "../../storage/logs.ts";
+import { ConflictError, errorMessage, NotFoundError } from "../../storage/errors.ts";
+import { FileLogStore, readLogRange } from "../../storage/logs.ts";
 import {
   type Deployment,
   type DeploymentSpec,
@@ -15,12 +15,9 @@ import {
   type Replica,
   type ServeStore,
 } from "../../storage/serve.ts";
-import { checkLocalWorkingDir, isWorkingDirUri } from "../../storage/working_dirs.ts";
+import { checkLocalWorkingDir, resolveWorkingDir } from "../../storage/working_dirs.ts";
 import { DeploymentController } from "./controller.ts";
 import type { DeploymentDetails, ReplicaLogsResponse } from "./schemas.ts";
-
-/** Largest log range one read returns. */
-export const MAX_LOG_READ_BYTES = 16 * 1024 * 1024;
 
 /** Applies, lists and deletes deployments. */
 export class ServeService {
@@ -97,8 +94,8 @@ export class ServeService {
   }
 
   /**
-   * Reads a range of a replica's log (a negative `offset` counts from the end; the
-   * default is the last 16 MiB). Throws NotFoundError for an unknown replica.
+   * Reads a range of a replica's log, whole characters (a negative `offset` counts from
+   * the end; the default is the last 16 MiB). Throws NotFoundError for an unknown replica.
    */
   async readLogs(
     name: string,
@@ -110,8 +107,7 @@ export class ServeService {
     if (actor?.owner.kind !== "deployment" || actor.owner.id !== name) {
       throw new NotFoundError(`Replica ${actorId} of deployment ${name} does not exist`);
     }
-    const limit = Math.min(range.limit ?? MAX_LOG_READ_BYTES, MAX_LOG_READ_BYTES);
-    const chunk = await controller.logs.read(actorId, range.offset ?? -limit, limit);
+    const chunk = await readLogRange(controller.logs, actorId, { ...range, fromEnd: true });
     return { logs: new TextDecoder().decode(chunk.bytes), offset: chunk.offset, size: chunk.size };
   }
 
@@ -168,15 +164,14 @@ function sha1(text: string): string {
   return createHash("sha1").update(text).digest("hex");
 }
 
+/** Throws ValidationError unless `workingDir` is none or a directory on the head. */
 async function checkWorkingDir(workingDir: string | undefined): Promise<void> {
-  if (workingDir === undefined) return;
-  const field = "Invalid request: runtime_env.working_dir";
-  if (isWorkingDirUri(workingDir)) {
-    throw new ValidationError(`${field}: packages are not supported for deployments`);
-  }
   try {
-    await checkLocalWorkingDir(workingDir);
+    if (resolveWorkingDir(workingDir)?.package) {
+      throw new Error("packages are not supported for deployments");
+    }
+    if (workingDir !== undefined) await checkLocalWorkingDir(workingDir);
   } catch (err) {
-    throw new ValidationError(`${field}: ${(err as Error).message}`);
+    throw new ValidationError(`Invalid request: runtime_env.working_dir: ${errorMessage(err)}`);
   }
 }

@@ -1,13 +1,12 @@
 /** Routes of the dashboard: the page and its files, job rows with search, and the event stream. */
 import { type Context, Hono } from "hono";
 import { z } from "zod";
-import { parseInput } from "../../kit/http.ts";
-import { ValidationError } from "../../kit/errors.ts";
+import { parseInput, parseListInput } from "../../kit/http.ts";
 import type { EventBus } from "../../kit/events.ts";
 import type { ContributedView } from "../../kit/module.ts";
 import { describeRoute } from "../../kit/route_doc.ts";
 import { NotFoundError } from "../../storage/errors.ts";
-import { decodeCursor, encodeCursor, JobStatus, type JobStore } from "../../storage/jobs.ts";
+import { encodeCursor, JobStatus, type JobStore } from "../../storage/jobs.ts";
 import { Assets } from "./assets.ts";
 import { eventStream, type PendingReasons, toRow, withReasons } from "./event_stream.ts";
 import {
@@ -108,8 +107,7 @@ export function uiRoutes(options: UiRoutesOptions): Hono {
   app.get("/api/events", eventsDoc, (c: Context) => {
     const query = parseInput(EventsQuery, c.req.query(), "query");
     const types = new Set(
-      query.types?.split(",").map((t) => parseInput(EventType, t.trim(), "types")) ??
-        EventType.options,
+      parseListInput(EventType, query.types, "types") ?? EventType.options,
     );
     // A reader that goes away cancels the stream; request.signal is not needed (and warns).
     const stream = eventStream(options.events, {
@@ -131,17 +129,8 @@ export function uiRoutes(options: UiRoutesOptions): Hono {
 
 /** One page of rows matching `query`, newest first; see FindJobsResponse. */
 async function findJobs(store: JobStore, query: FindJobsQuery): Promise<FindJobsResponse> {
-  const statuses = query.status?.split(",").map((s) =>
-    parseInput(JobStatus, s.trim().toUpperCase(), "status")
-  );
+  const statuses = parseListInput(JobStatus, query.status?.toUpperCase(), "status");
   let cursor = query.cursor;
-  if (cursor !== undefined) {
-    try {
-      decodeCursor(cursor);
-    } catch {
-      throw new ValidationError("Invalid request: cursor: not a cursor this server issued");
-    }
-  }
   const search = query.q ?? "";
   const rows: JobRow[] = [];
   for (let scanned = 0; scanned < MAX_SCANNED_JOBS;) {

@@ -1,7 +1,6 @@
 /** Schemas of the dashboard's own API: job rows, their search, and the event stream. */
 import { z } from "zod";
-import { Actor } from "../../storage/actors.ts";
-import { JobErrorType, JobId, JobStatus } from "../../storage/jobs.ts";
+import { JobCursor, JobErrorType, JobId, JobStatus } from "../../storage/jobs.ts";
 import { DeploymentName, DeploymentStatus } from "../../storage/serve.ts";
 
 /** A job as the dashboard's table shows it: JobDetails' fields that a row needs. */
@@ -34,7 +33,7 @@ export const FindJobsQuery = z.strictObject({
   q: z.string().max(1000).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   /** `next_cursor` of the previous page. */
-  cursor: z.string().optional(),
+  cursor: JobCursor.optional(),
 });
 export type FindJobsQuery = z.infer<typeof FindJobsQuery>;
 
@@ -55,11 +54,6 @@ export const EventsQuery = z.strictObject({
   /** Comma-separated event types; all when absent. */
   types: z.string().optional(),
 });
-
-/** The `data:` of a `job` event. */
-export const JobEvent = JobRow;
-/** The `data:` of an `actor` event: the actor as `GET /api/actors/{id}` returns it. */
-export const ActorEvent = Actor;
 
 /** The `data:` of a `deployment` event: its status now, `null` once it is deleted. */
 export const DeploymentEvent = z.object({
