@@ -35,6 +35,7 @@ function job(status: JobDetails["status"]): JobDetails {
     entrypoint_num_gpus: 0,
     entrypoint_memory: 0,
     entrypoint_resources: {},
+    priority: 0,
   };
 }
 

@@ -123,8 +123,14 @@ export class Scheduler {
     if (!this.#queued.delete(id)) return false;
     this.#queue = this.#queue.filter((job) => job.id !== id);
     this.#reserved.delete(id);
+    this.#disarmIfIdle();
     this.#schedulePass();
     return true;
+  }
+
+  /** The names of the nodes, the head's own first. */
+  get nodeNames(): string[] {
+    return this.#nodes.map((node) => node.name);
   }
 
   /** Counts a job that runs without having been placed now (re-adopted at start). */
@@ -255,6 +261,7 @@ export class Scheduler {
       started.push([job, placement]);
       return false;
     });
+    this.#disarmIfIdle();
     for (const [job, placement] of started) job.onPlace(placement);
   }
 
@@ -263,6 +270,13 @@ export class Scheduler {
     clearTimeout(this.#deadlineTimer);
     this.#nextDeadline = deadline;
     this.#deadlineTimer = setTimeout(() => this.#expire(), Math.max(0, deadline - Date.now()));
+  }
+
+  /** An empty queue needs no deadline timer (a timer that fires finding none re-arms). */
+  #disarmIfIdle(): void {
+    if (this.#queue.length > 0) return;
+    clearTimeout(this.#deadlineTimer);
+    this.#nextDeadline = Infinity;
   }
 
   #expire(): void {

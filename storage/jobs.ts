@@ -83,6 +83,10 @@ export const Job = z.object({
   entrypoint_num_gpus: z.number(),
   entrypoint_memory: z.number(),
   entrypoint_resources: z.record(z.string(), z.number()),
+  /** Higher starts first (jobhead's addition); absent (records from before it): 0. */
+  priority: z.number().int().optional(),
+  /** GPU indices the job holds while it runs (CUDA_VISIBLE_DEVICES), once it started. */
+  gpus: z.array(z.number().int()).optional(),
   message: z.string(),
   error_type: JobErrorType.nullable(),
   /** Submission time, as Ray reports `start_time`. */

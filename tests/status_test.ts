@@ -51,7 +51,7 @@ Deno.test("a job that exits 0 ends SUCCEEDED with Ray's job details", async () =
 
 Deno.test("a running job says so and has no end yet", async () => {
   await using fifos = await Fifos.create();
-  await using head = await startHead();
+  await using head = await startHead({ extraArgs: ["--resources", '{"custom": 2}'] });
   const alive = await fifos.reader("alive");
   const id = await submitJob(head, {
     entrypoint: `exec 3>${q(alive.path)}; exec sleep 1000`,

@@ -24,6 +24,10 @@ export async function withContext(fn: (ctx: ModuleContext) => Promise<void>): Pr
   const supervisor = new ShellSupervisor(join(dir, "run"), { cgroup: "off" });
   await supervisor.start();
   const workers = new WorkerPool({ size: 1 });
+  const scheduler = new Scheduler({
+    nodes: [{ name: "test", total: { CPU: 1 } }],
+    reserveAfterMs: 0,
+  });
   try {
     await fn({
       kv,
@@ -45,13 +49,14 @@ export async function withContext(fn: (ctx: ModuleContext) => Promise<void>): Pr
       logger: createLogger("test"),
       events: new EventBus(),
       supervisor,
-      scheduler: new Scheduler({ nodes: [{ name: "test", total: { CPU: 1 } }], reserveAfterMs: 0 }),
+      scheduler,
       workers,
       metrics: new MetricsRegistry(),
       signal: shutdown.signal,
     });
   } finally {
     shutdown.abort();
+    scheduler.close();
     await supervisor.close();
     workers.close();
     await Deno.remove(dir, { recursive: true });

@@ -363,5 +363,6 @@ export function toDetails(job: Job, info: HeadInfo): JobDetails {
     entrypoint_num_gpus: job.entrypoint_num_gpus,
     entrypoint_memory: job.entrypoint_memory,
     entrypoint_resources: job.entrypoint_resources,
+    priority: job.priority ?? 0,
   };
 }

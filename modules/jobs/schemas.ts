@@ -34,6 +34,8 @@ export const SubmitJobRequest = z.strictObject({
   entrypoint_resources: z.record(z.string(), NonNegative).nullish(),
   // Sent (as null) by recent Ray SDKs; scheduling labels mean nothing on one head.
   entrypoint_label_selector: StringMap.nullish(),
+  /** jobhead's addition: higher starts first; 0 by default. */
+  priority: z.number().int().nullish(),
 });
 export type SubmitJobRequest = z.infer<typeof SubmitJobRequest>;
 
@@ -69,6 +71,8 @@ export const JobDetails = z.object({
   entrypoint_num_gpus: z.number(),
   entrypoint_memory: z.number(),
   entrypoint_resources: z.record(z.string(), z.number()),
+  /** jobhead's addition: higher starts first. */
+  priority: z.number().int(),
 }).meta({ id: "JobDetails" }); // a named schema in the OpenAPI document
 export type JobDetails = z.infer<typeof JobDetails>;
 

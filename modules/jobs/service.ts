@@ -27,7 +27,10 @@ import type {
 } from "../../storage/jobs.ts";
 import { type LogStore, readLogRange } from "../../storage/logs.ts";
 import { isTerminal } from "../../storage/jobs.ts";
+import { demandOf } from "../../scheduler/resources.ts";
+import type { Placement } from "../../scheduler/admission.ts";
 import { LogMaintenance } from "./log_maintenance.ts";
+import { startTimeoutMessage, startTimeoutProblem, startTimeoutS } from "./start_timeout.ts";
 import type { JobLogsResponse, SubmitJobRequest } from "./schemas.ts";
 import { prepareJobWorkingDir, removeJobWorkingDir } from "./working_dir.ts";
 
@@ -53,6 +56,8 @@ export function actorIdOf(jobId: string): string {
 
 /** What this head holds in memory about one submission; a resubmitted id gets a new one. */
 interface JobRun {
+  /** Names this submission in the scheduler: a resubmitted id is another entry. */
+  key: string;
   /** A stop was accepted: the job must not be spawned any more. */
   stopRequested: boolean;
   /** Its supervised process, once spawned or adopted. */
@@ -70,6 +75,10 @@ export class JobService {
   #runs = new Map<string, JobRun>();
   #closed = false;
   #logMaintenance: LogMaintenance;
+  /** Runs made so far: numbers each run's scheduler key. */
+  #runCount = 0;
+  /** The latest submission time given out: each new one is later, so they order the queue. */
+  #lastSubmitMs = 0;
 
   constructor(ctx: ModuleContext) {
     this.#ctx = ctx;
@@ -82,27 +91,49 @@ export class JobService {
     });
   }
 
-  /** Stores a new PENDING job and starts it asynchronously. Throws ConflictError on a duplicate id. */
+  /**
+   * Stores a new PENDING job and queues it; it starts asynchronously once what it asks
+   * for is free. Throws ConflictError on a duplicate id, ValidationError for a request no
+   * node could ever hold.
+   */
   async submit(request: SubmitJobRequest): Promise<Job> {
     const job = this.#newJob(request);
+    const refusal = this.#ctx.scheduler.refusal(demandOf(job));
+    if (refusal) throw new ValidationError(`Invalid request: ${refusal}`);
     await this.#ctx.stores.jobs.create(job);
-    const run: JobRun = { stopRequested: false };
-    this.#runs.set(job.id, run);
+    const run = this.#newRun(job.id);
     this.#announce(job);
-    setTimeout(() => this.#start(job, run), 0);
+    this.#enqueue(job, run);
     return job;
   }
 
-  /** The job; throws NotFoundError. */
+  /** The job (a queued one with why it waits as its message); throws NotFoundError. */
   async get(id: string): Promise<Job> {
     const job = await this.#ctx.stores.jobs.get(id);
     if (!job) throw new NotFoundError(`Job ${id} does not exist`);
-    return job;
+    const key = job.status === "PENDING" ? this.#runs.get(id)?.key : undefined;
+    const reason = key === undefined ? undefined : this.#ctx.scheduler.reasonFor(key);
+    return reason === undefined ? job : { ...job, message: reason };
   }
 
-  /** A page of jobs, newest first. */
-  list(options: { statuses?: JobStatus[]; limit?: number; cursor?: string }): Promise<JobPage> {
-    return this.#ctx.stores.jobs.list(options);
+  /** A page of jobs, newest first; queued ones with why they wait as their message. */
+  async list(
+    options: { statuses?: JobStatus[]; limit?: number; cursor?: string },
+  ): Promise<JobPage> {
+    const page = await this.#ctx.stores.jobs.list(options);
+    const keys = new Map<string, string>();
+    for (const job of page.jobs) {
+      const key = job.status === "PENDING" ? this.#runs.get(job.id)?.key : undefined;
+      if (key !== undefined) keys.set(job.id, key);
+    }
+    if (keys.size === 0) return page;
+    const reasons = this.#ctx.scheduler.reasons(new Set(keys.values()));
+    const jobs = page.jobs.map((job) => {
+      const key = keys.get(job.id);
+      const reason = key === undefined ? undefined : reasons.get(key);
+      return reason === undefined ? job : { ...job, message: reason };
+    });
+    return { ...page, jobs };
   }
 
   /**
@@ -129,6 +160,8 @@ export class JobService {
             end_time: now,
             stop_requested_at: now,
           });
+          // Out of the queue: its place goes to the next job.
+          if (run) this.#ctx.scheduler.cancel(run.key);
           return true;
         }
         await this.#change(id, ["PENDING", "RUNNING"], (current) => ({
@@ -196,15 +229,22 @@ export class JobService {
     return !job || isTerminal(job.status);
   }
 
-  /** Takes over the jobs a previous head left unfinished; call once at start. */
+  /**
+   * Takes over the jobs a previous head left unfinished; call once at start. What runs is
+   * counted first, then what waits is queued again in its order.
+   */
   async adoptRunningJobs(): Promise<void> {
+    const waiting: [Job, JobRun][] = [];
     for (const job of await this.#ctx.stores.jobs.listActive()) {
+      this.#lastSubmitMs = Math.max(this.#lastSubmitMs, job.start_time);
       try {
-        await this.#adopt(job);
+        const run = await this.#adopt(job);
+        if (run) waiting.push([job, run]);
       } catch (err) {
         this.#ctx.logger.error(`cannot adopt job "${job.id}":`, err);
       }
     }
+    for (const [job, run] of waiting) this.#enqueue(job, run);
   }
 
   /**
@@ -221,6 +261,30 @@ export class JobService {
     this.#closed = true;
   }
 
+  /** Queues a PENDING job: it starts when the scheduler places it, or times out. */
+  #enqueue(job: Job, run: JobRun): void {
+    const timeoutS = startTimeoutS(job.runtime_env.env_vars, this.#ctx.config.pendingTimeoutS);
+    this.#ctx.scheduler.enqueue({
+      id: run.key,
+      demand: demandOf(job),
+      priority: job.priority ?? 0,
+      seq: job.start_time,
+      queuedAt: job.start_time,
+      deadline: job.start_time + timeoutS * 1000,
+      // Off this turn: the submit is answered before the spawn.
+      onPlace: (placement) => setTimeout(() => this.#start(job, run, placement), 0),
+      onExpire: () => this.#timeOut(job.id, run, timeoutS),
+    });
+  }
+
+  /** Fails a job that waited past its start timeout, as Ray does. */
+  async #timeOut(id: string, run: JobRun, timeoutS: number): Promise<void> {
+    if (run.stopRequested || this.#closed) return;
+    this.#forget(id, run);
+    await this.#fail(id, "JOB_SUPERVISOR_ACTOR_START_TIMEOUT", startTimeoutMessage(timeoutS))
+      .catch((err) => this.#ctx.logger.error(`failing job "${id}" for its timeout failed:`, err));
+  }
+
   #newJob(request: SubmitJobRequest): Job {
     const id = request.submission_id ?? request.job_id ?? generateJobId();
     if (request.submission_id && request.job_id && request.submission_id !== request.job_id) {
@@ -229,8 +293,9 @@ export class JobService {
       );
     }
     const runtimeEnv = request.runtime_env ?? {};
-    const graceProblem = stopWaitProblem(runtimeEnv.env_vars);
-    if (graceProblem) throw new ValidationError(`Invalid request: ${graceProblem}`);
+    const problem = stopWaitProblem(runtimeEnv.env_vars) ??
+      startTimeoutProblem(runtimeEnv.env_vars);
+    if (problem) throw new ValidationError(`Invalid request: ${problem}`);
     const spec = {
       entrypoint: request.entrypoint,
       runtime_env: runtimeEnv,
@@ -247,13 +312,16 @@ export class JobService {
           `the limit is ${MAX_JOB_SPEC_BYTES}`,
       );
     }
+    // Strictly increasing on this head: the queue's order among equal priorities.
+    this.#lastSubmitMs = Math.max(Date.now(), this.#lastSubmitMs + 1);
     return {
       id,
       status: "PENDING",
       ...spec,
+      priority: request.priority ?? 0,
       message: STATUS_MESSAGES.PENDING,
       error_type: null,
-      start_time: Date.now(),
+      start_time: this.#lastSubmitMs,
       end_time: null,
       driver_exit_code: null,
       supervisor: null,
@@ -261,17 +329,21 @@ export class JobService {
     };
   }
 
-  async #start(job: Job, run: JobRun): Promise<void> {
+  /** Starts a job the scheduler placed; what it holds is freed if it never runs. */
+  async #start(job: Job, run: JobRun, placement: Placement): Promise<void> {
     try {
-      await this.#launch(job, run);
+      await this.#launch(job, run, placement);
     } catch (err) {
       this.#ctx.logger.error(`starting job "${job.id}" failed:`, err);
     } finally {
-      if (!run.process) this.#forget(job.id, run);
+      if (!run.process) {
+        this.#forget(job.id, run);
+        this.#ctx.scheduler.release(run.key);
+      }
     }
   }
 
-  async #launch(job: Job, run: JobRun): Promise<void> {
+  async #launch(job: Job, run: JobRun, placement: Placement): Promise<void> {
     if (run.stopRequested || this.#closed) return;
     const { stores, supervisor, info, config } = this.#ctx;
     let cwd: string | undefined;
@@ -306,6 +378,7 @@ export class JobService {
             runtime_env: job.runtime_env,
             metadata: jobConfigMetadata(job),
           }),
+          ...(placement.gpus.length > 0 && { CUDA_VISIBLE_DEVICES: placement.gpus.join(",") }),
         },
       }, (reason, process) => this.#ended(job.id, run, reason, process));
     } catch (err) {
@@ -322,6 +395,7 @@ export class JobService {
         status: "RUNNING",
         message: STATUS_MESSAGES.RUNNING,
         supervisor: process.identity,
+        gpus: placement.gpus,
       });
     } catch (err) {
       // It ended already (its end was recorded first): nothing more to say.
@@ -329,10 +403,13 @@ export class JobService {
     }
   }
 
-  async #adopt(job: Job): Promise<void> {
+  /**
+   * Takes over one unfinished job: its process if it has one (counted as holding what it
+   * asked for), or its place in the queue. Resolves to its run when it is to be queued.
+   */
+  async #adopt(job: Job): Promise<JobRun | undefined> {
     const supervisor = this.#ctx.supervisor;
-    const run: JobRun = { stopRequested: false };
-    this.#runs.set(job.id, run);
+    const run = this.#newRun(job.id);
     if (job.status === "PENDING" && job.stop_requested_at !== null) {
       this.#forget(job.id, run);
       await this.#change(job.id, "PENDING", {
@@ -340,7 +417,7 @@ export class JobService {
         message: STATUS_MESSAGES.STOPPED,
         end_time: Date.now(),
       });
-      return;
+      return undefined;
     }
     const onExit: ExitHandler = (reason, process) => this.#ended(job.id, run, reason, process);
     // A PENDING job's previous head may have died between spawning and recording the
@@ -350,10 +427,7 @@ export class JobService {
       : job.status === "PENDING"
       ? await supervisor.adopt(actorIdOf(job.id), null, onExit)
       : undefined;
-    if (!process && job.status === "PENDING") {
-      setTimeout(() => this.#start(job, run), 0);
-      return;
-    }
+    if (!process && job.status === "PENDING") return run;
     if (!process) {
       this.#forget(job.id, run);
       await this.#fail(
@@ -361,14 +435,24 @@ export class JobService {
         "JOB_SUPERVISOR_ACTOR_DIED",
         "Job supervisor actor died: it was never recorded",
       );
-      return;
+      return undefined;
     }
     run.process = process;
+    const gpus = job.gpus ?? await gpusOfProcess(process.identity.pid);
+    if (!process.settled) {
+      this.#ctx.scheduler.hold({
+        id: run.key,
+        node: this.#ctx.scheduler.nodeNames[0],
+        demand: demandOf(job),
+        gpus,
+      });
+    }
     if (job.status === "PENDING") {
       await this.#change(job.id, "PENDING", {
         status: "RUNNING",
         message: STATUS_MESSAGES.RUNNING,
         supervisor: process.identity,
+        gpus,
       }).catch((err) => {
         if (!(err instanceof ConflictError)) throw err;
       });
@@ -381,6 +465,14 @@ export class JobService {
       process.stop(left)
         .catch((err) => this.#ctx.logger.error(`stopping job "${job.id}" failed:`, err));
     }
+    return undefined;
+  }
+
+  /** A new run of job `id`, the one this head now holds for it. */
+  #newRun(id: string): JobRun {
+    const run = { key: `${id}#${++this.#runCount}`, stopRequested: false };
+    this.#runs.set(id, run);
+    return run;
   }
 
   /** Forgets a job's run, unless the id already belongs to a newer submission. */
@@ -404,6 +496,7 @@ export class JobService {
       return true;
     } finally {
       this.#forget(id, run);
+      this.#ctx.scheduler.release(run.key);
     }
   }
 
@@ -539,4 +632,22 @@ function generateJobId(): string {
   const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return "jobhead_" + Array.from(bytes, (b) => alphabet[b % alphabet.length]).join("");
+}
+
+/**
+ * The GPU indices a running job was given, from its supervisor's environment: for a job
+ * whose previous head died after spawning it and before recording them. [] when unreadable.
+ */
+async function gpusOfProcess(pid: number): Promise<number[]> {
+  try {
+    const environ = await Deno.readTextFile(`/proc/${pid}/environ`);
+    const value = environ.split("\0").find((entry) => entry.startsWith("CUDA_VISIBLE_DEVICES="));
+    if (!value) return [];
+    return value.slice("CUDA_VISIBLE_DEVICES=".length).split(",").filter((part) =>
+      /^\d+$/.test(part)
+    )
+      .map(Number);
+  } catch {
+    return [];
+  }
 }

@@ -5,33 +5,27 @@
  * stops), stops surplus ones, and on delete stops them all. Every change is written to
  * the serve store and, as an actor record, to the actor store; a later head re-adopts
  * the replicas from there.
+ *
+ * The decisions are pure functions beside it: the next move (reconcile.ts), what becomes
+ * of a replica whose run ended (restarts.ts), readiness and status (health.ts). Health
+ * checks run in prober.ts. The controller performs the moves and keeps the records.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import type {
-  ExitHandler,
-  ExitReason,
-  ModuleContext,
-  SupervisedProcess,
-} from "../../kit/module.ts";
+import type { ExitHandler, ModuleContext, SupervisedProcess } from "../../kit/module.ts";
 import type { Actor } from "../../storage/actors.ts";
 import type { LogStore } from "../../storage/logs.ts";
 import { resolveWorkingDir } from "../../storage/working_dirs.ts";
-import type {
-  Deployment,
-  DeploymentStatus,
-  HealthCheck,
-  Replica,
-  ServeStore,
-} from "../../storage/serve.ts";
-import { DEFAULT_MIN_UPTIME_S, deploymentStatus, readyAt } from "./health.ts";
+import type { Deployment, DeploymentStatus, Replica, ServeStore } from "../../storage/serve.ts";
+import { DEFAULT_MIN_UPTIME_S, deploymentStatus, readyAt, type ReplicaHealth } from "./health.ts";
+import { type ProbeTarget, watchHealth } from "./prober.ts";
+import { nextToReplace, planStep } from "./reconcile.ts";
+import { afterEnd, describeEnd } from "./restarts.ts";
 import type { DeploymentDetails } from "./schemas.ts";
 
 /** The class of a replica actor. */
 export const SERVE_REPLICA_CLASS = "ServeReplica";
 /** The namespace of replica actors. */
 export const SERVE_NAMESPACE = "serve";
-/** How often a replica that has not yet passed its health check is probed. */
-const STARTUP_PROBE_MS = 100;
 
 /** What a controller works with. */
 export interface ControllerDeps {
@@ -211,36 +205,26 @@ export class DeploymentController {
     }
   }
 
-  /** One move toward the spec; sets #dirty when there is more to do. */
+  /** Makes the one move `planStep()` says; then asks for another pass, until it says none. */
   async #step(): Promise<void> {
     if (this.deleting) return await this.#deleteAll();
-    const { spec } = this.#deployment;
-    const live = [...this.#replicas.values()].filter((r) => r.stopping === undefined);
-    const current = live.filter((r) => r.record.version === spec.version);
-    const old = live.filter((r) => r.record.version !== spec.version);
-    const surplus = current.length - spec.num_replicas;
-    // A replica of this version that used up its restarts halts a rollout: the old
-    // version keeps serving until another spec is applied.
-    const halted = current.some((r) => r.record.state === "DEAD");
-    if (surplus > 0) {
-      const extra = current.sort(retireFirst).slice(0, surplus);
-      await Promise.all(extra.map((r) => this.#retire(r, "scaled down")));
-    } else if (surplus < 0 && old.length > 0) {
-      if (halted) return;
-      const fresh = await this.#startReplica();
-      if (await this.#waitReady(fresh)) {
-        await this.#retire(old.sort(retireFirst)[0], `replaced by version ${spec.version}`);
+    const step = planStep(this.#deployment.spec, this.#live());
+    if (step.action === "none") return;
+    if (step.action === "start") {
+      await Promise.all(Array.from({ length: step.count }, () => this.#startReplica()));
+    } else if (step.action === "surge") {
+      if (await this.#waitReady(await this.#startReplica())) {
+        const old = nextToReplace(this.#deployment.spec, this.#live());
+        if (old) await this.#retire(this.#replicas.get(old.actor_id)!, step.why);
       }
-      this.#dirty = true;
-    } else if (surplus < 0) {
-      await Promise.all(Array.from({ length: -surplus }, () => this.#startReplica()));
-    } else if (old.length > 0 && !halted) {
-      await this.#retire(old.sort(retireFirst)[0], `replaced by version ${spec.version}`);
-      this.#dirty = true;
+    } else {
+      const retiring = step.actorIds.map((id) => this.#replicas.get(id)!);
+      await Promise.all(retiring.map((r) => this.#retire(r, step.why)));
     }
+    this.#dirty = true;
   }
 
-  /** Whether `fresh` got ready; false once it ended, or the spec changed, or the head stops. */
+  /** Waits until `fresh` is ready, or it ended, or the spec changed, or the head stops. */
   #waitReady(fresh: ReplicaRuntime): Promise<boolean> {
     const signal = AbortSignal.any([this.#specChanged.signal, this.#closed.signal]);
     return Promise.race([
@@ -267,7 +251,9 @@ export class DeploymentController {
     this.#deps.onDeleted();
   }
 
+  /** Records the status the replicas give, unless a delete has begun: DELETING stands. */
   async #recordStatus(): Promise<void> {
+    if (this.deleting) return;
     const { status, message } = this.#status();
     if (status === this.#deployment.status && message === this.#deployment.message) return;
     this.#deployment = { ...this.#deployment, status, message, updated_at: Date.now() };
@@ -282,11 +268,14 @@ export class DeploymentController {
   }
 
   #status(): { status: DeploymentStatus; message: string } {
-    const live = [...this.#replicas.values()].filter((r) => r.stopping === undefined);
-    return deploymentStatus(
-      this.#deployment.spec,
-      live.map(({ record, ready }) => ({ ...record, ready: ready && record.state === "ALIVE" })),
-    );
+    return deploymentStatus(this.#deployment.spec, this.#live());
+  }
+
+  /** The replicas not being stopped on purpose, as the decisions weigh them. */
+  #live(): (Replica & ReplicaHealth)[] {
+    return [...this.#replicas.values()]
+      .filter((r) => r.stopping === undefined)
+      .map(({ record, ready }) => ({ ...record, ready: ready && record.state === "ALIVE" }));
   }
 
   // --- Replicas -----------------------------------------------------------------------
@@ -367,16 +356,22 @@ export class DeploymentController {
     };
     this.#persist(runtime);
     runtime.life = new AbortController();
-    const check = this.#deployment.spec.health_check;
+    const life = AbortSignal.any([runtime.life.signal, this.#closed.signal]);
+    const { spec } = this.#deployment;
     // An adopted replica was serving already: it only has to stay healthy.
     if (options.adopted) this.#markReady(runtime);
-    else if (!check) {
-      const minUptimeS = this.#deployment.spec.restart_policy.min_uptime_s ?? DEFAULT_MIN_UPTIME_S;
-      this.#markReadyAt(runtime, readyAt(runtime.record, Date.now(), minUptimeS * 1000));
+    else if (!spec.health_check) {
+      const minUptimeS = spec.restart_policy.min_uptime_s ?? DEFAULT_MIN_UPTIME_S;
+      this.#markReadyAt(runtime, readyAt(runtime.record, Date.now(), minUptimeS * 1000), life);
     }
-    if (check) {
-      this.#checkHealth(runtime, AbortSignal.any([runtime.life.signal, this.#closed.signal]))
-        .catch((err) => this.#deps.ctx.logger.error("health check failed to run:", err));
+    if (spec.health_check) {
+      watchHealth({
+        check: () => this.#deployment.spec.health_check,
+        target: () => this.#probeEnv(runtime),
+        ready: options.adopted,
+        onReady: () => this.#markReady(runtime),
+        onUnhealthy: (why) => this.#stopUnhealthy(runtime, why),
+      }, life).catch((err) => this.#deps.ctx.logger.error("health check failed to run:", err));
     }
     this.#kick();
   }
@@ -399,51 +394,27 @@ export class DeploymentController {
     };
   }
 
-  /** A replica's run ended (`cause`): bury it, or restart it as its policy says. */
+  /** A replica's run ended (`cause`): bury it, give up on it, or restart it, as `afterEnd()` says. */
   #onEnd(runtime: ReplicaRuntime, cause: string, noRestart = false): void {
-    const { spec } = this.#deployment;
-    const { record } = runtime;
-    if (runtime.stopping !== undefined) return this.#bury(runtime, `stopped: ${runtime.stopping}`);
-    if (noRestart) return this.#bury(runtime, `${cause}; not restarted: no_restart was asked`);
-    if (record.version !== spec.version) {
-      return this.#bury(runtime, `${cause}; not restarted: version ${spec.version} replaces it`);
-    }
-    const policy = spec.restart_policy;
-    const now = Date.now();
-    if (policy.max_restarts !== -1 && record.num_restarts >= policy.max_restarts) {
-      runtime.record = {
-        ...record,
-        state: "DEAD",
-        supervisor: null,
-        end_time: now,
-        death_cause: `${cause}; not restarted: it was restarted ${record.num_restarts} times, ` +
-          `the most its max_restarts allows`,
-      };
-      runtime.ready = false;
-      runtime.readiness.resolve(false);
-      this.#persist(runtime);
-      this.#kick();
-      return;
-    }
-    const restarts = record.num_restarts + 1;
-    const backoffS = Math.min(
-      policy.initial_backoff_s * 2 ** (restarts - 1),
-      Math.max(policy.max_backoff_s, policy.initial_backoff_s),
+    const { record, stopping } = runtime;
+    const next = afterEnd(
+      record,
+      this.#deployment.spec,
+      { cause, stopping, noRestart },
+      Date.now(),
     );
-    this.#deps.ctx.logger.warn(
-      `replica ${record.replica_tag} ended (${cause}): restart ${restarts} in ${backoffS} s`,
-    );
+    if (next.action === "bury") return this.#bury(runtime, next.cause);
     runtime.ready = false;
-    runtime.record = {
-      ...record,
-      state: "RESTARTING",
-      supervisor: null,
-      num_restarts: restarts,
-      restart_at: now + backoffS * 1000,
-      death_cause: cause,
-    };
+    runtime.record = next.replica;
     this.#persist(runtime);
-    this.#scheduleRestart(runtime);
+    if (next.action === "give_up") runtime.readiness.resolve(false);
+    else {
+      const { replica_tag, num_restarts } = next.replica;
+      this.#deps.ctx.logger.warn(
+        `replica ${replica_tag} ended (${cause}): restart ${num_restarts} in ${next.backoffS} s`,
+      );
+      this.#scheduleRestart(runtime);
+    }
     this.#kick();
   }
 
@@ -491,10 +462,9 @@ export class DeploymentController {
     this.#kick();
   }
 
-  /** Marks a replica ready at `at` (epoch ms) unless its run ends first. */
-  #markReadyAt(runtime: ReplicaRuntime, at: number): void {
-    const signal = AbortSignal.any([runtime.life!.signal, this.#closed.signal]);
-    delay(Math.max(0, at - Date.now()), undefined, { signal })
+  /** Marks a replica ready at `at` (epoch ms) unless `life` (its run's) aborts first. */
+  #markReadyAt(runtime: ReplicaRuntime, at: number, life: AbortSignal): void {
+    delay(Math.max(0, at - Date.now()), undefined, { signal: life })
       .then(() => this.#markReady(runtime), () => {}); // the run ended, or the head stops
   }
 
@@ -505,41 +475,7 @@ export class DeploymentController {
     this.#kick();
   }
 
-  /**
-   * Probes a running replica until `signal` aborts: every 100 ms until it first passes,
-   * then every `period_s`. Too many failures, or no pass within `startup_timeout_s`,
-   * get it stopped, and then restarted by its policy.
-   */
-  async #checkHealth(runtime: ReplicaRuntime, signal: AbortSignal): Promise<void> {
-    const started = Date.now();
-    let failures = 0;
-    while (!signal.aborted) {
-      const check = this.#deployment.spec.health_check;
-      if (!check) return this.#markReady(runtime);
-      const healthy = await probe(check, this.#probeEnv(runtime), signal);
-      if (signal.aborted) return;
-      if (healthy) {
-        failures = 0;
-        this.#markReady(runtime);
-      } else if (runtime.ready && ++failures >= check.failure_threshold) {
-        return this.#stopUnhealthy(runtime, `its health check failed ${failures} times in a row`);
-      } else if (!runtime.ready && Date.now() - started >= check.startup_timeout_s * 1000) {
-        return this.#stopUnhealthy(
-          runtime,
-          `it did not pass its health check within ${check.startup_timeout_s} s of starting`,
-        );
-      }
-      const waitMs = runtime.ready
-        ? check.period_s * 1000
-        : Math.min(check.period_s * 1000, STARTUP_PROBE_MS);
-      try {
-        await delay(waitMs, undefined, { signal });
-      } catch {
-        return;
-      }
-    }
-  }
-
+  /** Has a replica that failed its health checks stopped; its policy then restarts it. */
   #stopUnhealthy(runtime: ReplicaRuntime, why: string): void {
     const process = runtime.process;
     if (!process) return;
@@ -612,60 +548,6 @@ function newRuntime(record: Replica): ReplicaRuntime {
     readiness: Promise.withResolvers<boolean>(),
     ended: Promise.withResolvers<void>(),
   };
-}
-
-/** Which replica to stop first: dead or failing ones, then those not ready, then the newest. */
-function retireFirst(a: ReplicaRuntime, b: ReplicaRuntime): number {
-  const rank = (r: ReplicaRuntime) =>
-    r.record.state === "DEAD" ? 0 : r.record.state === "RESTARTING" ? 1 : r.ready ? 3 : 2;
-  return rank(a) - rank(b) || b.record.start_time - a.record.start_time;
-}
-
-function describeEnd(reason: ExitReason): string {
-  if (reason.kind === "exited") return `it exited with code ${reason.code}`;
-  if (reason.killed) {
-    return `it was killed through the actors API (force_kill=${reason.killed.force_kill})`;
-  }
-  return "its supervisor died, and its process group with it";
-}
-
-/** Where and how a replica is probed. */
-interface ProbeTarget {
-  port: number;
-  cwd?: string;
-  env: Record<string, string>;
-}
-
-/** Runs one health check; false on failure, on timeout, or when `signal` aborts. */
-async function probe(check: HealthCheck, target: ProbeTarget, signal: AbortSignal) {
-  const deadline = new AbortController();
-  const timeout = AbortSignal.any([signal, deadline.signal]);
-  delay(check.timeout_s * 1000, undefined, { signal: timeout }).then(
-    () => deadline.abort(),
-    () => {}, // the probe ended first
-  );
-  try {
-    if (check.http_path !== undefined) {
-      const url = `http://127.0.0.1:${target.port}${check.http_path}`;
-      const res = await fetch(url, { signal: timeout, redirect: "manual" });
-      await res.body?.cancel();
-      return res.status < 400;
-    }
-    const { success } = await new Deno.Command("/bin/sh", {
-      args: ["-c", check.command!],
-      cwd: target.cwd,
-      env: target.env,
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-      signal: timeout,
-    }).output();
-    return success;
-  } catch {
-    return false;
-  } finally {
-    deadline.abort();
-  }
 }
 
 /** A port nothing listens on right now and not in `taken`, for a new replica's `$PORT`. */

@@ -1,12 +1,16 @@
 /**
- * Pure decisions about a deployment's health: when a replica counts as ready, and the
- * deployment's status from its replicas. The controller does the I/O around them.
+ * Pure decisions about a deployment's health: when a replica counts as ready, what its
+ * prober does after each probe, and the deployment's status from its replicas. The
+ * prober (prober.ts) and the controller do the I/O around them.
  */
-import type { DeploymentStatus } from "../../storage/serve.ts";
+import type { DeploymentStatus, HealthCheck } from "../../storage/serve.ts";
 import type { ActorState } from "../../storage/actors.ts";
 
 /** `restart_policy.min_uptime_s` when a stored spec predates it. */
 export const DEFAULT_MIN_UPTIME_S = 10;
+
+/** How often a replica that has not yet passed its health check is probed. */
+export const STARTUP_PROBE_MS = 100;
 
 /**
  * When a replica without a health check that started running at `aliveSince` counts as
@@ -20,6 +24,52 @@ export function readyAt(
   minUptimeMs: number,
 ): number {
   return replica.num_restarts === 0 ? aliveSince : aliveSince + minUptimeMs;
+}
+
+/** Where a replica's health checks stand in its current run. */
+export interface ProbeRun {
+  /** Passed a check in this run (or was serving already when adopted). */
+  ready: boolean;
+  /** Checks failed in a row since it was last ready. */
+  failures: number;
+  /** When its checks began (epoch ms). */
+  startedAt: number;
+}
+
+/** What a prober does after one probe. */
+export type ProbeVerdict =
+  /** Probe again in `waitMs`, from `run`. */
+  | { action: "wait"; run: ProbeRun; waitMs: number }
+  /** Stop the replica (its restart policy then restarts it), for `why`. */
+  | { action: "stop"; why: string };
+
+/**
+ * The verdict on one probe of `check` that passed or not (`healthy`) at `now`: a pass
+ * makes the replica ready; `failure_threshold` failures in a row once ready, or no pass
+ * within `startup_timeout_s` of the start, stop it. A replica not yet ready is probed
+ * every 100 ms (at most `period_s`), a ready one every `period_s`.
+ */
+export function judgeProbe(
+  check: HealthCheck,
+  run: ProbeRun,
+  healthy: boolean,
+  now: number,
+): ProbeVerdict {
+  let { ready, failures } = run;
+  if (healthy) {
+    ready = true;
+    failures = 0;
+  } else if (ready && ++failures >= check.failure_threshold) {
+    return { action: "stop", why: `its health check failed ${failures} times in a row` };
+  } else if (!ready && now - run.startedAt >= check.startup_timeout_s * 1000) {
+    return {
+      action: "stop",
+      why: `it did not pass its health check within ${check.startup_timeout_s} s of starting`,
+    };
+  }
+  const periodMs = check.period_s * 1000;
+  const waitMs = ready ? periodMs : Math.min(periodMs, STARTUP_PROBE_MS);
+  return { action: "wait", run: { ...run, ready, failures }, waitMs };
 }
 
 /** What the status of a deployment is derived from, for one of its replicas. */

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { deploymentStatus, readyAt, type ReplicaHealth } from "./health.ts";
+import type { HealthCheck } from "../../storage/serve.ts";
+import {
+  deploymentStatus,
+  judgeProbe,
+  type ProbeRun,
+  readyAt,
+  type ReplicaHealth,
+  STARTUP_PROBE_MS,
+} from "./health.ts";
 
 function aReplica(changes: Partial<ReplicaHealth> = {}): ReplicaHealth {
   return {
@@ -64,4 +72,61 @@ Deno.test("deploymentStatus() tells starting, rolling and dead deployments apart
       .status,
     "UPDATING",
   );
+});
+
+const CHECK: HealthCheck = {
+  http_path: "/",
+  period_s: 10,
+  timeout_s: 5,
+  failure_threshold: 3,
+  startup_timeout_s: 30,
+};
+const START = 1_000;
+const starting: ProbeRun = { ready: false, failures: 0, startedAt: START };
+
+Deno.test("judgeProbe() probes a starting replica every 100 ms until it passes, then every period", () => {
+  assert.deepEqual(judgeProbe(CHECK, starting, false, START + 500), {
+    action: "wait",
+    run: starting,
+    waitMs: STARTUP_PROBE_MS,
+  });
+  assert.deepEqual(judgeProbe(CHECK, starting, true, START + 500), {
+    action: "wait",
+    run: { ...starting, ready: true },
+    waitMs: 10_000,
+  });
+  // A period shorter than the startup interval is kept.
+  const quick = { ...CHECK, period_s: 0.05 };
+  assert.deepEqual(judgeProbe(quick, starting, false, START), {
+    action: "wait",
+    run: starting,
+    waitMs: 50,
+  });
+});
+
+Deno.test("judgeProbe() stops a replica that does not pass within startup_timeout_s", () => {
+  assert.equal(judgeProbe(CHECK, starting, false, START + 29_999).action, "wait");
+  assert.deepEqual(judgeProbe(CHECK, starting, false, START + 30_000), {
+    action: "stop",
+    why: "it did not pass its health check within 30 s of starting",
+  });
+  // A pass in time counts even at the deadline.
+  assert.equal(judgeProbe(CHECK, starting, true, START + 30_000).action, "wait");
+});
+
+Deno.test("judgeProbe() stops a ready replica after failure_threshold failures in a row", () => {
+  let run: ProbeRun = { ready: true, failures: 0, startedAt: START };
+  const late = START + 3_600_000; // long past the startup timeout: it no longer applies
+  for (const failures of [1, 2]) {
+    const verdict = judgeProbe(CHECK, run, false, late);
+    assert.deepEqual(verdict, { action: "wait", run: { ...run, failures }, waitMs: 10_000 });
+    run = verdict.run;
+  }
+  // A pass in between starts the count again.
+  const passed = judgeProbe(CHECK, run, true, late);
+  assert.deepEqual(passed, { action: "wait", run: { ...run, failures: 0 }, waitMs: 10_000 });
+  assert.deepEqual(judgeProbe(CHECK, run, false, late), {
+    action: "stop",
+    why: "its health check failed 3 times in a row",
+  });
 });
