@@ -129,7 +129,7 @@ export function formatJobStatus(job: JobDetails): string {
     (job.end_time === null ? "" : `, ended: ${formatTime(job.end_time)}`) +
     (job.start_time === null ? "" : ` (${formatDuration(elapsedMs(job))})`),
   ];
-  lines.push(`Resources: ${formatResources(job)}`);
+  lines.push(`Resources: ${formatResources(job)}, priority ${job.priority}`);
   if (job.error_type) lines.push(`Error type: ${job.error_type}`);
   if (job.driver_exit_code !== null) lines.push(`Exit code: ${job.driver_exit_code}`);
   if (job.runtime_env.working_dir) lines.push(`Working dir: ${job.runtime_env.working_dir}`);

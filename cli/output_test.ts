@@ -31,6 +31,7 @@ function aJob(changes: Partial<JobDetails>): JobDetails {
     entrypoint_num_gpus: 0,
     entrypoint_memory: 0,
     entrypoint_resources: {},
+    priority: 0,
     ...changes,
   };
 }

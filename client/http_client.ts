@@ -57,8 +57,6 @@ export interface JobClientOptions {
 
 /** What `submitJob()` takes: the API's request, and optionally a local directory to upload. */
 export type SubmitJobOptions = z.input<typeof SubmitJobRequest> & {
-  /** Higher starts first among waiting jobs (jobhead's addition; default 0). */
-  priority?: number | null;
   /**
    * A local directory to use as the working_dir: zipped, uploaded unless the head has that
    * content already, and sent as `runtime_env.working_dir`. Deno and Node only.

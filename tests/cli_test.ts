@@ -526,6 +526,10 @@ Deno.test("job submit asks for resources; list says why a job waits; cluster sho
     /^second +PENDING .* 1 CPU · 1 GiB · 1 license +read x.*\n {2}↳ Waiting for resources: needs CPU 1, 0 of 1 free; 0 jobs ahead$/m,
   );
 
+  const status = await cli(head, ["status", "second"]);
+  assert.match(status.stdout, /^Status message: Waiting for resources: needs CPU 1, 0 of 1 free/m);
+  assert.match(status.stdout, /^Resources: 1 CPU · 1 GiB · 1 license, priority 2$/m);
+
   const cluster = await startMain(head, ["cluster"]).result;
   assertCode(cluster, 0);
   assert.match(cluster.stdout, /^Node \S+: ALIVE, last heartbeat \d{4}-/m);

@@ -19,7 +19,6 @@ export function createModule(): HeadModule {
         assets: new Assets(new URL("./static/", import.meta.url), VENDOR_FILES),
         signal: ctx.signal,
         moduleViews: ctx.moduleViews,
-        pendingReasons: (ids) => ctx.scheduler.reasons(ids),
       });
     },
   };

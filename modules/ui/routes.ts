@@ -8,7 +8,7 @@ import { describeRoute } from "../../kit/route_doc.ts";
 import { NotFoundError } from "../../storage/errors.ts";
 import { encodeCursor, JobStatus, type JobStore } from "../../storage/jobs.ts";
 import { Assets } from "./assets.ts";
-import { eventStream, type PendingReasons, toRow, withReasons } from "./event_stream.ts";
+import { streamEvents, toRow } from "./event_stream.ts";
 import {
   EventsQuery,
   EventType,
@@ -33,8 +33,6 @@ export interface UiRoutesOptions {
   signal: AbortSignal;
   /** The dashboard views modules contribute. */
   moduleViews?: () => ContributedView[];
-  /** Why PENDING jobs wait (the scheduler's reasons); without it, their stored message. */
-  pendingReasons?: PendingReasons;
 }
 
 /** The dashboard as a Hono app. */
@@ -73,9 +71,7 @@ export function uiRoutes(options: UiRoutesOptions): Hono {
   });
   app.get("/api/ui/jobs", findDoc, async (c) => {
     const query = parseInput(FindJobsQuery, c.req.query(), "query");
-    const found = await findJobs(options.jobs, query);
-    const jobs = withReasons(found.jobs, options.pendingReasons);
-    return c.json({ ...found, jobs } satisfies FindJobsResponse);
+    return c.json(await findJobs(options.jobs, query) satisfies FindJobsResponse);
   });
 
   const viewsDoc = describeRoute({
@@ -109,19 +105,7 @@ export function uiRoutes(options: UiRoutesOptions): Hono {
     const types = new Set(
       parseListInput(EventType, query.types, "types") ?? EventType.options,
     );
-    // A reader that goes away cancels the stream; request.signal is not needed (and warns).
-    const stream = eventStream(options.events, {
-      types,
-      signal: options.signal,
-      pendingReasons: options.pendingReasons,
-    });
-    return new Response(stream, {
-      headers: {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-store",
-        "x-accel-buffering": "no", // nginx: pass events through at once
-      },
-    });
+    return streamEvents(c, options.events, { types, signal: options.signal });
   });
 
   return app;

@@ -8,11 +8,7 @@ import { Assets } from "./assets.ts";
 import { uiRoutes } from "./routes.ts";
 import type { FindJobsResponse } from "./schemas.ts";
 
-async function setUp(
-  jobs: Partial<Job>[],
-  moduleViews: () => ContributedView[] = () => [],
-  pendingReasons?: (ids: ReadonlySet<string>) => Map<string, string>,
-) {
+async function setUp(jobs: Partial<Job>[], moduleViews: () => ContributedView[] = () => []) {
   const kv = await Deno.openKv(":memory:");
   const store = new KvJobStore(kv);
   for (const [i, changes] of jobs.entries()) {
@@ -31,7 +27,6 @@ async function setUp(
       assets: new Assets(new URL("./static/", import.meta.url)),
       signal: shutdown.signal,
       moduleViews,
-      pendingReasons,
     }),
   );
   return { kv, app, events, shutdown, [Symbol.dispose]: () => kv.close() };
@@ -82,57 +77,19 @@ Deno.test("GET /api/ui/jobs pages newest first and searches id, entrypoint and m
   await bad.body?.cancel();
 });
 
-/** The scheduler's reasons, as a test gives them: job-0 waits; it knows no other job. */
-function reasonsOfJob0(asked: string[][]) {
-  return (ids: ReadonlySet<string>) => {
-    asked.push([...ids]);
-    return new Map([["job-0", "Waiting for resources: needs CPU 2, 1 of 2 free; 0 jobs ahead"]]);
-  };
-}
-
-Deno.test("a job row has the resources asked for, and a PENDING job's reason, asked in one call", async () => {
-  const asked: string[][] = [];
-  using t = await setUp(
-    [
-      {
-        status: "PENDING",
-        message: "Job has not started yet.",
-        entrypoint_num_cpus: 2,
-        entrypoint_memory: 1024,
-        entrypoint_resources: { license: 1 },
-      },
-      { status: "FAILED", message: "Job entrypoint command failed with exit code 1" },
-      { status: "PENDING", message: "Job has not started yet." },
-    ],
-    () => [],
-    reasonsOfJob0(asked),
-  );
-  const [notQueued, failed, pending] = (await find(t.app, "")).jobs;
-  assert.deepEqual(asked, [["job-2", "job-0"]], "one call, for the PENDING rows only");
-  assert.equal(
-    pending.pending_reason,
-    "Waiting for resources: needs CPU 2, 1 of 2 free; 0 jobs ahead",
-  );
-  assert.equal(notQueued.pending_reason, "Job has not started yet.", "else its message");
+Deno.test("a job row has the resources its job asked for", async () => {
+  using t = await setUp([{
+    status: "PENDING",
+    entrypoint_num_cpus: 2,
+    entrypoint_memory: 1024,
+    entrypoint_resources: { license: 1 },
+  }]);
+  const [row] = (await find(t.app, "")).jobs;
   assert.deepEqual(
-    [pending.entrypoint_num_cpus, pending.entrypoint_num_gpus, pending.entrypoint_memory],
+    [row.entrypoint_num_cpus, row.entrypoint_num_gpus, row.entrypoint_memory],
     [2, 0, 1024],
   );
-  assert.deepEqual(pending.entrypoint_resources, { license: 1 });
-  assert.equal(failed.pending_reason, null, "only a PENDING job has a reason");
-});
-
-Deno.test("GET /api/events: a PENDING job's row says why it waits as it is sent", async () => {
-  using t = await setUp([{ status: "PENDING" }], () => [], reasonsOfJob0([]));
-  const res = await t.app.request("/api/events?types=job");
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  assert.match((await reader.read()).value ?? "", /event: ready\n/);
-  const job = (await t.kv.get<Job>(["jobs", "job-0"])).value!;
-  t.events.emit({ type: "job", job });
-  const row = JSON.parse(((await reader.read()).value ?? "").split("data: ")[1]);
-  assert.equal(row.pending_reason, "Waiting for resources: needs CPU 2, 1 of 2 free; 0 jobs ahead");
-  t.shutdown.abort();
-  assert.equal((await reader.read()).done, true);
+  assert.deepEqual(row.entrypoint_resources, { license: 1 });
 });
 
 Deno.test("GET /api/events streams job changes from the bus, latest per job", async () => {
@@ -154,9 +111,26 @@ Deno.test("GET /api/events streams job changes from the bus, latest per job", as
   assert.equal(row.status, "SUCCEEDED");
   assert.equal(row.driver_exit_code, 0);
   assert.equal(row.message, undefined, "rows leave the (long) message out");
-  assert.equal(row.pending_reason, null, "only a PENDING job has a reason");
   t.shutdown.abort();
   assert.equal((await reader.read()).done, true, "the stream ends at shutdown");
+});
+
+Deno.test("GET /api/events stops following the bus when its reader goes away", async () => {
+  using t = await setUp([]);
+  const unsubscribed = Promise.withResolvers<void>();
+  const on = t.events.on.bind(t.events);
+  t.events.on = (listener) => {
+    const off = on(listener);
+    return () => {
+      unsubscribed.resolve();
+      return off();
+    };
+  };
+  const res = await t.app.request("/api/events");
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  assert.match((await reader.read()).value ?? "", /event: ready\n/);
+  await reader.cancel();
+  await unsubscribed.promise;
 });
 
 Deno.test("the page and its files are served with a strict content security policy", async () => {

@@ -17,11 +17,6 @@ export const JobRow = z.object({
   entrypoint_num_gpus: z.number(),
   entrypoint_memory: z.number(),
   entrypoint_resources: z.record(z.string(), z.number()),
-  /**
-   * While the job is PENDING, its message: what it waits for. Null otherwise (a failed
-   * job's message quotes its log: `GET /api/jobs/{id}` has it).
-   */
-  pending_reason: z.string().nullable(),
 });
 export type JobRow = z.infer<typeof JobRow>;
 

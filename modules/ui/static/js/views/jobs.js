@@ -37,6 +37,8 @@ const PAGE_SIZE = 100;
  * place and what is free change as other jobs start and end): a burst makes one read.
  */
 const REASONS_DELAY_MS = 500;
+/** PENDING jobs whose reasons are read at most (the newest). */
+const MAX_REASONS = 1000;
 
 /** @typedef {import("../main.js").ViewContext} ViewContext */
 /**
@@ -53,7 +55,6 @@ const REASONS_DELAY_MS = 500;
  * @property {number} entrypoint_num_gpus
  * @property {number} entrypoint_memory
  * @property {Record<string, number>} entrypoint_resources
- * @property {string | null} [pending_reason] while PENDING: what it waits for (absent from older heads)
  */
 
 const FILTERS = [
@@ -77,6 +78,12 @@ export function jobsView(ctx, params) {
   const rows = new Map();
   /** @type {Map<string, HTMLTableRowElement>} */
   const rowEls = new Map();
+  /**
+   * Why each PENDING job on the page waits: its message, which the head works out when
+   * the job is read (`GET /api/jobs/`); rows and events do not carry it.
+   * @type {Map<string, string>}
+   */
+  const reasons = new Map();
   /** @type {string | null} */
   let nextCursor = null;
   let generation = 0;
@@ -181,6 +188,7 @@ export function jobsView(ctx, params) {
       });
       if (mine !== generation) return;
       rows.clear();
+      reasons.clear();
       rowEls.clear();
       tbody.replaceChildren();
       show(page);
@@ -216,6 +224,7 @@ export function jobsView(ctx, params) {
     }
     nextCursor = page.next_cursor;
     updateFooter();
+    refreshReasons();
   }
 
   function updateFooter() {
@@ -265,8 +274,8 @@ export function jobsView(ctx, params) {
         "td",
         { class: "entrypoint" },
         h("code", { title: job.entrypoint, text: job.entrypoint }),
-        job.status === "PENDING" && job.pending_reason
-          ? h("div", { class: "pending-reason", text: job.pending_reason })
+        job.status === "PENDING" && reasons.has(job.submission_id)
+          ? h("div", { class: "pending-reason", text: reasons.get(job.submission_id) })
           : null,
       ),
       h("td", { class: "resources", text: formatDemand(job) || "—" }),
@@ -300,22 +309,22 @@ export function jobsView(ctx, params) {
     }, REASONS_DELAY_MS);
   }
 
-  /** Reads again why the PENDING jobs on the page wait. */
+  /**
+   * Reads again why the PENDING jobs on the page wait: the messages of the newest PENDING
+   * jobs, as many as the page shows and a few more (jobs submitted meanwhile come first).
+   */
   const refreshReasons = coalesce(async () => {
     const waiting = [...rows.values()].filter((row) => row.status === "PENDING").length;
     if (waiting === 0) return;
-    const mine = generation;
     try {
-      const page = await api("/api/ui/jobs", {
-        // A few more than shown: jobs submitted meanwhile come first.
-        query: { status: "PENDING", q: search, limit: String(Math.min(1000, waiting + 20)) },
+      const jobs = await api("/api/jobs/", {
+        query: { status: "PENDING", limit: String(Math.min(MAX_REASONS, waiting + 20)) },
       });
-      if (mine !== generation) return;
-      for (const fresh of /** @type {JobRow[]} */ (page.jobs)) {
-        const known = rows.get(fresh.submission_id);
-        if (known?.status !== "PENDING" || known.pending_reason === fresh.pending_reason) continue;
-        rows.set(fresh.submission_id, { ...known, pending_reason: fresh.pending_reason });
-        dirty.add(fresh.submission_id);
+      for (const job of /** @type {{ submission_id: string, message: string }[]} */ (jobs)) {
+        const id = job.submission_id;
+        if (rows.get(id)?.status !== "PENDING" || reasons.get(id) === job.message) continue;
+        reasons.set(id, job.message);
+        dirty.add(id);
       }
       frame ||= requestAnimationFrame(draw);
     } catch {
