@@ -25,6 +25,7 @@ import {
   readCpuSeconds,
   readMemory,
   readRssByKind,
+  readTcpMemoryKb,
   resolveServerPid,
 } from "./procs.ts";
 import {
@@ -1192,6 +1193,7 @@ async function benchStalledTails(ctx: SectionContext): Promise<Record<string, un
     const stalledLatencies = await healthzLatencies(head, ctx.quick ? 100 : 500);
     const stalled = readMemory(serverPid);
     const kinds = readRssByKind(serverPid);
+    const tcpKb = readTcpMemoryKb();
     const peak = peakKb;
 
     log(`stalled_tails: closing ${tails} tails`);
@@ -1211,6 +1213,7 @@ async function benchStalledTails(ctx: SectionContext): Promise<Record<string, un
       rss_kb_over_idle: atMost(overIdle, TARGETS.stalledTailsRssOverIdleKb),
       per_tail_kb: round(overIdle / tails),
       rss_kb_by_mapping: kinds,
+      kernel_tcp_kb_stalled: tcpKb,
       healthz_ms_idle: summarize(idleLatencies),
       healthz_ms_while_writing: summarize(whileWriting),
       healthz_ms_stalled: summarize(stalledLatencies),

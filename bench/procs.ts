@@ -237,6 +237,16 @@ export function readCpuSeconds(pid: number): number {
 }
 
 /**
+ * Kernel memory of every TCP socket of the machine in kB (`/proc/net/sockstat`, pages of
+ * 4 KiB): what unread sockets hold in their buffers. Past `net.ipv4.tcp_mem`'s pressure mark
+ * the kernel slows every TCP connection; other processes' sockets count too.
+ */
+export function readTcpMemoryKb(): number {
+  const text = Deno.readTextFileSync("/proc/net/sockstat");
+  return Number(/^TCP:.* mem (\d+)/m.exec(text)?.[1] ?? 0) * 4;
+}
+
+/**
  * RSS of a process in kB by kind of mapping (`/proc/<pid>/smaps`): `heap` is the C heap (brk:
  * malloc'd native memory), `anon` other anonymous mappings (the JS heap, large mallocs, stacks),
  * `file` mapped files (the executable and libraries). Zeros when it is gone.

@@ -1,6 +1,9 @@
 /**
  * What `job` and `cluster` commands print: human lines and tables, written whole, and a
- * TTY-only spinner.
+ * TTY-only spinner. The formatters are written here on purpose: each is a few lines whose
+ * exact output the CLI's tests pin, where a formatting package (pretty-bytes, pretty-ms, a
+ * table or spinner library) would add a dependency and its own choices of units and layout.
+ * @module
  */
 import type { ClusterResponse } from "../host/schemas.ts";
 import type { JobDetails } from "../modules/jobs/schemas.ts";

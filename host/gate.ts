@@ -14,6 +14,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { errorBody } from "../kit/http.ts";
 import { errorMessage } from "../storage/errors.ts";
+import { limitUnsentBytes } from "./socket_options.ts";
 
 /** Options of `openGate()`. */
 export interface GateOptions {
@@ -57,6 +58,14 @@ export const DEFAULT_MAX_CONNECTIONS = 4096;
 const FIRST_BUFFER_BYTES = 4 * 1024;
 const REQUEST_BUFFER_BYTES = 16 * 1024;
 const RESPONSE_BUFFER_BYTES = 32 * 1024;
+/**
+ * Bytes a connection may queue unsent in the kernel, on both legs (client and server
+ * side of the pipe). Without a limit the kernel lets the send buffer of a socket whose
+ * peer does not read grow to megabytes (`net.ipv4.tcp_wmem`): 500 stalled log tails took
+ * 2 GB of kernel memory, past `net.ipv4.tcp_mem`'s pressure mark, which slows every TCP
+ * connection of the machine (`/-/healthz` p99 near 300 ms).
+ */
+export const MAX_UNSENT_BYTES = 64 * 1024;
 /** After an accept fails (out of descriptors), wait this long before accepting again. */
 const ACCEPT_RETRY_MS = 100;
 /** A client that takes nothing the head sends it for this long is closed. */
@@ -110,6 +119,16 @@ export async function openGate(options: GateOptions): Promise<Gate> {
   });
   const innerAddr = await innerReady.promise;
   const listener = Deno.listen({ hostname: options.hostname, port: options.port });
+  const listenerPort = (listener.addr as Deno.NetAddr).port;
+  if (
+    !limitUnsentBytes(listenerPort, MAX_UNSENT_BYTES) ||
+    !limitUnsentBytes(innerAddr.port, MAX_UNSENT_BYTES)
+  ) {
+    options.log(
+      "cannot limit what sockets queue in the kernel (TCP_NOTSENT_LOWAT through libc): " +
+        "each client that does not read may hold megabytes of kernel memory",
+    );
+  }
 
   // Out of descriptors, every accept fails: one line until a connection gets through.
   let failing = false;

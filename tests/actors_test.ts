@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { startHead, waitForStatus } from "./harness.ts";
 import { Fifos } from "./fifos.ts";
 import { assertNoJobProcesses, q, submitJob } from "./helpers.ts";
-import { waitFor } from "./poll.ts";
+import { waitForEvent } from "./events.ts";
 import { join } from "node:path";
 import { KvJobStore } from "../storage/jobs.ts";
 
@@ -29,10 +29,10 @@ Deno.test("killing a job's supervisor actor fails the job and takes its process 
   await aliveA.opened();
   await aliveB.opened();
 
-  const alive = await waitFor("both supervisors to be ALIVE", async () => {
+  const alive = await waitForEvent(head, "both supervisors to be ALIVE", async () => {
     const { body } = await head.json("/api/actors?class_name=JobSupervisor&state=ALIVE");
     return body.length === 2 && body;
-  });
+  }, { types: ["actor"] });
   const actor = alive.find((x: { owner: { id: string } }) => x.owner.id === a);
   assert.equal(actor.actor_id, jobA.driver_info.id);
   assert.equal(String(actor.pid), jobA.driver_info.pid);
@@ -51,7 +51,7 @@ Deno.test("killing a job's supervisor actor fails the job and takes its process 
   const failedA = await waitForStatus(head, a, ["FAILED"]);
   assert.equal(failedA.error_type, "JOB_SUPERVISOR_ACTOR_DIED");
   assert.match(failedA.message, /killed through the actors API \(force_kill=true\)/);
-  await assertNoJobProcesses(a);
+  await assertNoJobProcesses(head, a);
 
   const graceful = await head.json(`/api/actors/kill?actor_id=jobsup_${b}&force_kill=false`);
   assert.equal(graceful.body.result, true, JSON.stringify(graceful.body));
@@ -59,12 +59,12 @@ Deno.test("killing a job's supervisor actor fails the job and takes its process 
   const failedB = await waitForStatus(head, b, ["FAILED"]);
   assert.equal(failedB.error_type, "JOB_SUPERVISOR_ACTOR_DIED");
   assert.match(failedB.message, /force_kill=false/);
-  await assertNoJobProcesses(b);
+  await assertNoJobProcesses(head, b);
 
-  const dead = await waitFor("both supervisors to be DEAD", async () => {
+  const dead = await waitForEvent(head, "both supervisors to be DEAD", async () => {
     const { body } = await head.json("/api/actors?state=DEAD");
     return body.length === 2 && body;
-  });
+  }, { types: ["actor"] });
   for (const x of dead) assert.equal(typeof x.end_time, "number");
   const again = await head.json(`/api/actors/kill?actor_id=jobsup_${b}`);
   assert.equal(again.status, 409);
@@ -83,10 +83,10 @@ Deno.test("a head deletes the supervisor records a previous head left for delete
   const kept = await submitJob(first, { entrypoint: "true", submission_id: "kept" });
   const gone = await submitJob(first, { entrypoint: "true", submission_id: "gone" });
   for (const id of [kept, gone]) await waitForStatus(first, id, ["SUCCEEDED"]);
-  await waitFor("both supervisors to be recorded DEAD", async () => {
+  await waitForEvent(first, "both supervisors to be recorded DEAD", async () => {
     const { body } = await first.json("/api/actors?state=DEAD");
     return body.length === 2;
-  });
+  }, { types: ["actor"] });
   await first.kill("SIGTERM");
   // As a head before job-deleted events did: the job goes, its supervisor's record stays.
   {

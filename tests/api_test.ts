@@ -243,7 +243,7 @@ Deno.test("GET /api/jobs/ lists newest first, filters by status, and pages with 
   }
   await stopJob(head, running);
   await alive.eof();
-  await assertNoJobProcesses(running);
+  await assertNoJobProcesses(head, running);
 });
 
 Deno.test("DELETE removes a terminal job and its log, and refuses a running one", async () => {
@@ -318,7 +318,7 @@ Deno.test("a job stopped while PENDING, deleted and submitted again under its id
     const name = `slow-${attempt}.zip`;
     const put = await head.fetch(`/api/packages/pkg/${name}`, {
       method: "PUT",
-      body: makeZip(files),
+      body: await makeZip(files),
     });
     assert.equal(put.status, 200, await put.text());
     await submitJob(head, {
@@ -327,7 +327,7 @@ Deno.test("a job stopped while PENDING, deleted and submitted again under its id
       runtime_env: { working_dir: `pkg://${name}` },
     });
     assert.equal(await stopJob(head, id), true);
-    const job = await waitForStatus(head, id, ["STOPPED"], { timeoutMs: 30_000 });
+    const job = await waitForStatus(head, id, ["STOPPED"]);
     stoppedWhilePending = job.driver_info === null;
     const res = await head.json(`/api/jobs/${id}`, { method: "DELETE" });
     assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -335,7 +335,7 @@ Deno.test("a job stopped while PENDING, deleted and submitted again under its id
   assert.ok(stoppedWhilePending, "no stop landed while the job was PENDING in 5 tries");
 
   await submitJob(head, { submission_id: id, entrypoint: "echo again" });
-  await waitForStatus(head, id, ["SUCCEEDED"], { timeoutMs: 30_000 });
+  await waitForStatus(head, id, ["SUCCEEDED"]);
   assert.equal(await jobLogs(head, id), "again\n");
 });
 

@@ -1,6 +1,6 @@
 /** End to end: listening beyond loopback needs a token, and a token guards every API route. */
 import assert from "node:assert/strict";
-import { withTimeout } from "./fifos.ts";
+import { HANG_GUARD_MS, withTimeout } from "./fifos.ts";
 import { type RunningHead, startHead, waitForStatus } from "./harness.ts";
 import { assertError, rawUpgrade, submitJob, tailLog } from "./helpers.ts";
 
@@ -142,7 +142,7 @@ async function rawRequest(
         text += decoder.decode(buf.subarray(0, n), { stream: true });
       }
     })(),
-    10_000,
+    HANG_GUARD_MS,
     `an answer to ${request.method} ${request.path}`,
   );
   const m = /^HTTP\/1\.1 (\d{3})/.exec(text);

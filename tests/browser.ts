@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import axe from "axe-core";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { HANG_GUARD_MS } from "./fifos.ts";
 
 /** Debian's Chromium (`apt-get install chromium`; `.ci/run` installs it when missing). */
 export const CHROMIUM_PATH = "/usr/bin/chromium";
@@ -23,8 +24,8 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-/** How long a browser action or wait may take; a loaded 2-core machine needs slack. */
-const ACTION_TIMEOUT_MS = 30_000;
+/** How long a browser action or wait may take: the tests' hang guard. */
+const ACTION_TIMEOUT_MS = HANG_GUARD_MS;
 
 /**
  * Where screenshots go, as the run's artefacts: `$JOBHEAD_SCREENSHOT_DIR`, else

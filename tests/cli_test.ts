@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type RunningHead, startHead, waitForStatus } from "./harness.ts";
-import { Fifos, withTimeout } from "./fifos.ts";
+import { Fifos, HANG_GUARD_MS, withTimeout } from "./fifos.ts";
 import { q, stopJob, submitJob } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
 
@@ -68,10 +68,10 @@ function startMain(
       const ended = result.then((r) => {
         throw new Error(`the CLI exited (${r.code}) before printing ${text}: ${JSON.stringify(r)}`);
       });
-      return withTimeout(Promise.race([seen, ended]), 15_000, `the CLI to print ${text}`);
+      return withTimeout(Promise.race([seen, ended]), HANG_GUARD_MS, `the CLI to print ${text}`);
     },
     kill: (signal) => child.kill(signal),
-    result: withTimeout(result, 30_000, `the CLI to exit: ${args.join(" ")}`),
+    result: withTimeout(result, HANG_GUARD_MS, `the CLI to exit: ${args.join(" ")}`),
   };
 }
 
@@ -309,6 +309,7 @@ Deno.test("job logs --tail prints the last lines, and with --follow goes on from
   const id = await submitJob(head, {
     entrypoint: `seq 1 100000; read x <${q(fifos.path("more"))}; echo after`,
   });
+  // Polled: log lines are not events (a tail would carry all 100000 of them).
   await waitFor("the first 100000 lines", async () => {
     const res = await head.json(`/api/jobs/${id}/logs?offset=-7&limit=7`);
     return res.body.logs === "100000\n";
@@ -364,7 +365,7 @@ Deno.test("answering n to 'Stop job?' after Ctrl-C on a terminal keeps following
         if (screen.includes(text)) resolve();
         else waiters.push({ text, resolve });
       }),
-      30_000,
+      HANG_GUARD_MS,
       `the terminal to show ${JSON.stringify(text)}: ${JSON.stringify(screen)}`,
     );
   const keys = child.stdin.getWriter();
@@ -377,7 +378,7 @@ Deno.test("answering n to 'Stop job?' after Ctrl-C on a terminal keeps following
   await shows("finished");
   // The keyboard stays open until the CLI has exited: closing it first makes `script`
   // type an end-of-file into the terminal while the CLI is still winding down.
-  const status = await withTimeout(child.status, 30_000, "the CLI to exit");
+  const status = await withTimeout(child.status, HANG_GUARD_MS, "the CLI to exit");
   await keys.close().catch(() => {});
   await reading;
   assert.equal(status.code, 0, screen);
@@ -425,7 +426,7 @@ Deno.test("paths are the user's: --working-dir . and --module ./m.ts from anothe
     const lines = head.stdout.pipeThrough(new TextDecoderStream()).getReader();
     let printed = "";
     while (!/listening on (\S+)/.test(printed)) {
-      const { value, done } = await withTimeout(lines.read(), 60_000, "the head to listen");
+      const { value, done } = await withTimeout(lines.read(), HANG_GUARD_MS, "the head to listen");
       if (done) break;
       printed += value;
     }
@@ -468,10 +469,7 @@ Deno.test("a head on 0.0.0.0 also prints an address a browser can open", async (
   await using head = await startHead({ host: "0.0.0.0", token: "t" });
   const port = new URL(head.url).port;
   // The line after the ready line: the harness returns at the ready line.
-  const stdout = await waitFor("the open line", async () => {
-    await Promise.resolve();
-    return head.output().stdout.includes("jobhead: open") && head.output().stdout;
-  });
+  const stdout = await head.waitForOutput(/jobhead: open/, "stdout");
   assert.match(stdout, new RegExp(`jobhead: open http://127\\.0\\.0\\.1:${port}/ `));
 });
 

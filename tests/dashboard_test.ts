@@ -133,9 +133,13 @@ browserTest("jobs list: error type, ticking durations, copy id, re-run, keyboard
   await page.goto(`${head.url}/#/jobs`);
   await failed.locator("a.rerun").click();
   await page.waitForURL(/#\/submit\?from=fails$/);
-  await page.waitForFunction(
-    'document.getElementById("entrypoint")?.value === "echo about to fail; exit 3"',
-  );
+  // A function, not a string: the page's CSP forbids the eval a string would need.
+  await page.waitForFunction(() => {
+    const { document } = globalThis as unknown as {
+      document: { getElementById(id: string): { value: string } | null };
+    };
+    return document.getElementById("entrypoint")?.value === "echo about to fail; exit 3";
+  });
   assert.equal(await page.inputValue("#env-vars"), "COLOUR=blue");
   assert.equal(await page.inputValue("#metadata"), "owner=alice");
   assert.equal(await page.inputValue("#submission-id"), "");

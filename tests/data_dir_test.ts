@@ -56,6 +56,7 @@ Deno.test({
     await waitForStatus(second, id, ["RUNNING"]);
     const run = `${second.dataDir}/run`;
     await Deno.remove(run, { recursive: true });
+    // Polled: nothing announces that a directory was made.
     await waitFor(`${run} to be made again`, () => exists(run));
     await fifos.send("go");
     await alive.eof();

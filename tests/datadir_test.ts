@@ -81,7 +81,7 @@ Deno.test({
     await waitForStatus(head, id, ["SUCCEEDED"]);
     const put = await head.fetch("/api/packages/pkg/modes.zip", {
       method: "PUT",
-      body: makeZip({ "a.txt": "a" }),
+      body: await makeZip({ "a.txt": "a" }),
     });
     assert.equal(put.status, 200, await put.text());
     const packages = await findFiles(join(dataDir, "packages"), "modes.zip");
@@ -193,7 +193,7 @@ Deno.test({
     assert.equal(await stopJob(second, id), true);
     await alive.eof();
     await waitForStatus(second, id, ["STOPPED"]);
-    await assertNoJobProcesses(id);
+    await assertNoJobProcesses(second, id);
   },
 });
 
@@ -279,7 +279,7 @@ Deno.test({
     assert.equal(ended.driver_exit_code, 3);
     assert.equal(ended.error_type, "JOB_ENTRYPOINT_COMMAND_ERROR");
     assert.equal(await jobLogs(second, id), "before\nafter\n", "the log was kept whole");
-    await assertNoJobProcesses(id);
+    await assertNoJobProcesses(second, id);
     await second[Symbol.asyncDispose](); // then its output has been read to the end
     assert.match(second.output().stderr, /took back 1 running job\(s\) .*"lost-record"/);
   },

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { startHead, waitForStatus } from "./harness.ts";
 import { submitJob } from "./helpers.ts";
 import { cgroupOfHead } from "./cgroups.ts";
+import { waitForEvent } from "./events.ts";
 import { waitFor } from "./poll.ts";
 
 const JOBS = 50;
@@ -27,10 +28,10 @@ async function deleteQuickJobs(extraArgs: string[]): Promise<void> {
   );
   for (const id of ids) await waitForStatus(head, id, ["SUCCEEDED"]);
   // Their supervisors' records exist (DEAD) before the delete.
-  await waitFor("every supervisor to be recorded DEAD", async () => {
+  await waitForEvent(head, "every supervisor to be recorded DEAD", async () => {
     const { body } = await head.json("/api/actors?class_name=JobSupervisor&state=DEAD&limit=1000");
     return body.length === JOBS;
-  });
+  }, { types: ["actor"] });
   for (const id of ids) {
     const res = await head.fetch(`/api/jobs/${id}`, { method: "DELETE" });
     assert.equal(res.status, 200, await res.text());
@@ -47,6 +48,7 @@ async function deleteQuickJobs(extraArgs: string[]): Promise<void> {
     for await (const entry of Deno.readDir(parent)) if (entry.isDirectory) cgroups.push(entry.name);
     assert.deepEqual(cgroups, [], "cgroups of ended jobs are left");
   }
+  // Polled: the event stream does not announce deletions.
   await waitFor("the supervisors' records to be deleted with their jobs", async () => {
     const { body } = await head.json("/api/actors?class_name=JobSupervisor&limit=1000");
     return body.length === 0;

@@ -44,9 +44,10 @@ async function fillAndFree(dataDir: string): Promise<void> {
   const aliveA = await fifos.reader("a.alive");
   const aliveB = await fifos.reader("b.alive");
   for (const name of ["a.go", "b.go"]) await fifos.make(name);
+  // A writes its first line before it opens its FIFO: once that is open, the line is logged.
   const a = await submitJob(head, {
     submission_id: "ends-ok",
-    entrypoint: `exec 3>${q(aliveA.path)}; echo before; read x <${q(fifos.path("a.go"))}; ` +
+    entrypoint: `echo before; exec 3>${q(aliveA.path)}; read x <${q(fifos.path("a.go"))}; ` +
       `i=0; while [ $i -lt 5000 ]; do echo "line $i"; i=$((i+1)); done; exit 0`,
   });
   const b = await submitJob(head, {
@@ -76,6 +77,7 @@ async function fillAndFree(dataDir: string): Promise<void> {
   await aliveA.eof();
   await aliveB.eof();
   for (const pid of supervisors) {
+    // Polled: nothing announces that a process is gone.
     await waitFor(`supervisor ${pid} to end`, async () => !await isAlive(pid));
   }
   for (const id of [a, b]) {

@@ -84,17 +84,17 @@ export class Fifos implements AsyncDisposable {
     const opened = finished.then(() => {}, () => {});
     return {
       path,
-      opened: (timeoutMs = 10_000) =>
+      opened: (timeoutMs = HANG_GUARD_MS) =>
         withTimeout(Promise.race([openedAt.then(() => {}), opened]), timeoutMs, `open of ${path}`),
-      eof: (timeoutMs = 10_000) =>
+      eof: (timeoutMs = HANG_GUARD_MS) =>
         withTimeout(finished.then((at) => ({ text: chunks, at })), timeoutMs, `EOF on ${path}`),
-      text: (timeoutMs = 10_000) =>
+      text: (timeoutMs = HANG_GUARD_MS) =>
         withTimeout(finished.then(() => chunks), timeoutMs, `EOF on ${path}`),
     };
   }
 
   /** Writes `text` to FIFO `name` (made with `make`) once a job opens it for reading. */
-  async send(name: string, text = "go\n", timeoutMs = 10_000): Promise<void> {
+  async send(name: string, text = "go\n", timeoutMs = HANG_GUARD_MS): Promise<void> {
     const path = this.path(name);
     const write = Deno.writeTextFile(path, text);
     this.#track(write);
@@ -123,6 +123,12 @@ export class Fifos implements AsyncDisposable {
     settled.then(() => this.#pending.delete(settled));
   }
 }
+
+/**
+ * How long a test waits for anything before it fails, naming what it waited for: a guard
+ * that turns a hung test into a message, not a bound on how fast a head or a machine is.
+ */
+export const HANG_GUARD_MS = 120_000;
 
 /** Rejects with a message naming `what` when `p` does not settle within `ms`. */
 export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

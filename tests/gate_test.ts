@@ -31,18 +31,6 @@ async function readUntilClosed(conn: Deno.Conn, what: string, timeoutMs = 20_000
   return text;
 }
 
-/** Waits until the head's stderr matches `pattern` (it arrives through a pipe, a bit later). */
-async function waitForStderr(head: RunningHead, pattern: RegExp): Promise<string> {
-  const deadline = Date.now() + 10_000;
-  while (!pattern.test(head.output().stderr)) {
-    if (Date.now() > deadline) {
-      assert.fail(`no line matching ${pattern} on stderr:\n${head.output().stderr}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return head.output().stderr;
-}
-
 Deno.test({
   name: "connections that trickle their headers, or idle, are closed after --header-timeout-s",
   sanitizeOps: true,
@@ -97,9 +85,9 @@ Deno.test({
       const refused = await readUntilClosed(extra, "the head to refuse a connection past its cap");
       assert.match(refused, /^HTTP\/1\.1 503 /);
       assert.match(refused, /"code":"UNAVAILABLE"/);
-      await waitForStderr(head, /5 connections are open, the most --max-connections allows/);
+      await head.waitForOutput(/5 connections are open, the most --max-connections allows/);
       for (const conn of held.splice(0)) conn.close();
-      await waitForStderr(head, /accepting new ones again/);
+      await head.waitForOutput(/accepting new ones again/);
       const ok = await head.fetch("/-/healthz");
       assert.equal(await ok.text(), "ok");
     } finally {

@@ -16,6 +16,8 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { cgroupOfHead, removeCgroupTree } from "./cgroups.ts";
+import { waitForEvent } from "./events.ts";
+import { HANG_GUARD_MS, withTimeout } from "./fifos.ts";
 
 /** How to start a head. */
 export interface HeadOptions {
@@ -54,6 +56,8 @@ export interface RunningHead {
   kill(signal?: Deno.Signal): Promise<void>;
   /** Everything the head wrote to stdout and stderr so far (the last 1 MiB of each). */
   output(): { stdout: string; stderr: string };
+  /** Resolves with all of `stream` once what the head wrote there matches `pattern`. */
+  waitForOutput(pattern: RegExp, stream?: "stdout" | "stderr"): Promise<string>;
   /** stop the head, kill every process whose environment carries JOBHEAD_TEST_RUN=<runId> (i.e. all jobs it started, from any incarnation), remove the data dir unless it was passed in */
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -63,7 +67,7 @@ export const RUN_ENV = "JOBHEAD_TEST_RUN";
 /** How long a head may take to print its listening line (the first run also fetches npm packages). */
 export const START_TIMEOUT_MS = 60_000;
 /** How long a head may take to exit after a signal before the harness escalates to SIGKILL. */
-export const EXIT_TIMEOUT_MS = 10_000;
+export const EXIT_TIMEOUT_MS = 30_000;
 
 const REPO_DIR = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
 const MAIN_TS = `${REPO_DIR}/main.ts`;
@@ -102,11 +106,14 @@ export async function startHead(opts: HeadOptions = {}): Promise<RunningHead> {
   }).spawn();
 
   const out = { stdout: "", stderr: "" };
+  /** Called after each piece of output. */
+  const onOutput = new Set<() => void>();
   let onUrl: (url: string) => void = () => {};
   const urlSeen = new Promise<string>((resolve) => onUrl = resolve);
   let pendingLine = "";
   const stdout = drain(child.stdout, (text) => {
     out.stdout = keepTail(out.stdout + text);
+    for (const listener of onOutput) listener();
     pendingLine += text;
     const lines = pendingLine.split("\n");
     pendingLine = lines.pop() ?? "";
@@ -115,7 +122,10 @@ export async function startHead(opts: HeadOptions = {}): Promise<RunningHead> {
       if (m) onUrl(m[1].replace(/\/+$/, ""));
     }
   });
-  const stderr = drain(child.stderr, (text) => out.stderr = keepTail(out.stderr + text));
+  const stderr = drain(child.stderr, (text) => {
+    out.stderr = keepTail(out.stderr + text);
+    for (const listener of onOutput) listener();
+  });
   // Job processes might inherit the head's pipes; once they are killed too, stop reading.
   const drained = async (): Promise<void> => {
     const guard = new AbortController();
@@ -228,6 +238,22 @@ export async function startHead(opts: HeadOptions = {}): Promise<RunningHead> {
     },
     kill: (signal: Deno.Signal = "SIGTERM") => stop(signal),
     output: () => ({ ...out }),
+    async waitForOutput(pattern, stream = "stderr") {
+      let listener = () => {};
+      const seen = new Promise<string>((resolve) => {
+        listener = () => {
+          if (pattern.test(out[stream])) resolve(out[stream]);
+        };
+        onOutput.add(listener);
+        listener();
+      });
+      try {
+        return await withTimeout(seen, HANG_GUARD_MS, `${pattern} on the head's ${stream}`)
+          .catch((err) => Promise.reject(new Error(`${err.message}:\n${out[stream]}`)));
+      } finally {
+        onOutput.delete(listener);
+      }
+    },
     [Symbol.asyncDispose]: dispose,
   };
 }
@@ -236,37 +262,39 @@ export async function startHead(opts: HeadOptions = {}): Promise<RunningHead> {
 export const TERMINAL = ["STOPPED", "SUCCEEDED", "FAILED"];
 
 /**
- * Waits until job `id` has one of `statuses` and returns its details. Polls
- * `GET /api/jobs/{id}`; throws on timeout, on an error response, or when the job
- * reached a terminal status that is not among `statuses`.
+ * Waits until job `id` has one of `statuses` and returns its details, reading
+ * `GET /api/jobs/{id}` as the head announces changes of the job. Throws on an error
+ * response, or when the job reached a terminal status that is not among `statuses`.
  */
 export async function waitForStatus(
   head: RunningHead,
   id: string,
   statuses: string[],
-  { timeoutMs = 10_000, intervalMs = 10 }: { timeoutMs?: number; intervalMs?: number } = {},
   // deno-lint-ignore no-explicit-any
 ): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { status, body } = await head.json(`/api/jobs/${encodeURIComponent(id)}`);
-    if (status !== 200) {
-      throw new Error(`GET /api/jobs/${id} answered ${status}: ${JSON.stringify(body)}`);
+  let last: unknown;
+  const what = `job "${id}" to be ${statuses.join("|")}`;
+  try {
+    return await waitForEvent(head, what, async () => {
+      const { status, body } = await head.json(`/api/jobs/${encodeURIComponent(id)}`);
+      if (status !== 200) {
+        throw new Error(`GET /api/jobs/${id} answered ${status}: ${JSON.stringify(body)}`);
+      }
+      last = body;
+      if (statuses.includes(body.status)) return body;
+      if (TERMINAL.includes(body.status)) {
+        throw new Error(
+          `job "${id}" ended ${body.status}, expected ${statuses.join("|")}: ${
+            JSON.stringify(body)
+          }`,
+        );
+      }
+    }, { types: ["job"], concerns: (_, row) => row.submission_id === id });
+  } catch (err) {
+    if (err instanceof Error && err.message.endsWith(what)) {
+      err.message += `; last seen: ${JSON.stringify(last)}`;
     }
-    if (statuses.includes(body.status)) return body;
-    if (TERMINAL.includes(body.status)) {
-      throw new Error(
-        `job "${id}" ended ${body.status}, expected ${statuses.join("|")}: ${JSON.stringify(body)}`,
-      );
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(
-        `job "${id}" still ${body.status} after ${timeoutMs} ms, expected ${statuses.join("|")}: ${
-          JSON.stringify(body)
-        }`,
-      );
-    }
-    await delay(intervalMs);
+    throw err;
   }
 }
 

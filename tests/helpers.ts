@@ -1,8 +1,8 @@
 /** Small helpers the end-to-end tests share: submitting, process checks, WebSocket tails. */
 import assert from "node:assert/strict";
 import { setTimeout as delay } from "node:timers/promises";
-import { processesInGroup, processesWithEnv, type RunningHead } from "./harness.ts";
-import { withTimeout } from "./fifos.ts";
+import { processesInGroup, processesWithEnv, RUN_ENV, type RunningHead } from "./harness.ts";
+import { HANG_GUARD_MS, withTimeout } from "./fifos.ts";
 
 /** Submits a job, asserts a 200, and returns its submission id. */
 export async function submitJob(
@@ -29,9 +29,13 @@ export async function jobLogs(head: RunningHead, id: string): Promise<string> {
   return body.logs;
 }
 
-/** Pids of the live processes of job `id` (every one carries JOBHEAD_SUBMISSION_ID). */
-export function jobProcesses(id: string): Promise<number[]> {
-  return processesWithEnv("JOBHEAD_SUBMISSION_ID", id);
+/**
+ * Pids of the live processes of job `id` of `head`'s run: every one carries
+ * JOBHEAD_SUBMISSION_ID, and the run's marker (other tests may run jobs of the same id).
+ */
+export async function jobProcesses(head: RunningHead, id: string): Promise<number[]> {
+  const ofRun = new Set(await processesWithEnv(RUN_ENV, head.runId));
+  return (await processesWithEnv("JOBHEAD_SUBMISSION_ID", id)).filter((pid) => ofRun.has(pid));
 }
 
 /**
@@ -40,18 +44,22 @@ export function jobProcesses(id: string): Promise<number[]> {
  * watchdog may still be on its way out then, for a few milliseconds, and no event
  * announces that, so this alone re-scans, for at most `graceMs`.
  */
-export async function assertNoJobProcesses(id: string, { graceMs = 500 } = {}): Promise<void> {
+export async function assertNoJobProcesses(
+  head: RunningHead,
+  id: string,
+  { graceMs = 5_000 } = {},
+): Promise<void> {
   const deadline = Date.now() + graceMs;
-  let pids = await jobProcesses(id);
+  let pids = await jobProcesses(head, id);
   while (pids.length > 0 && Date.now() < deadline) {
     await delay(5);
-    pids = await jobProcesses(id);
+    pids = await jobProcesses(head, id);
   }
   assert.deepEqual(pids, [], `job "${id}" left processes behind: ${await describe(pids)}`);
 }
 
 /** Asserts that process group `pgid` is empty, allowing the same grace as `assertNoJobProcesses`. */
-export async function assertGroupGone(pgid: number, { graceMs = 500 } = {}): Promise<void> {
+export async function assertGroupGone(pgid: number, { graceMs = 5_000 } = {}): Promise<void> {
   const deadline = Date.now() + graceMs;
   let pids = await processesInGroup(pgid);
   while (pids.length > 0 && Date.now() < deadline) {
@@ -144,7 +152,7 @@ export function tailLog(
       else resolve({ text, frames, code: e.code, reason: e.reason, wasClean: e.wasClean });
     };
   });
-  return withTimeout(closed, opts.timeoutMs ?? 15_000, `the log tail of "${id}" to close`)
+  return withTimeout(closed, opts.timeoutMs ?? HANG_GUARD_MS, `the log tail of "${id}" to close`)
     .catch((err) => {
       if (ws.readyState !== WebSocket.CLOSED) ws.close();
       return closed.catch(() => {}).then(() => Promise.reject(err));
@@ -181,7 +189,11 @@ export async function rawUpgrade(
   let response = "";
   // The status line and headers arrive first; that is all we need.
   while (!response.includes("\r\n\r\n")) {
-    const n = await withTimeout(conn.read(buf), 5_000, `an answer to the upgrade of ${path}`);
+    const n = await withTimeout(
+      conn.read(buf),
+      HANG_GUARD_MS,
+      `an answer to the upgrade of ${path}`,
+    );
     if (n === null) break;
     response += new TextDecoder().decode(buf.subarray(0, n));
   }

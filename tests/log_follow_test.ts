@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Fifos, withTimeout } from "./fifos.ts";
+import { Fifos, HANG_GUARD_MS, withTimeout } from "./fifos.ts";
 import { type RunningHead, startHead, waitForStatus } from "./harness.ts";
 import { assertError, q, rawUpgrade, submitJob, tailLog } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
@@ -45,7 +45,7 @@ Deno.test("50 MB of output reaches 8 followers and ranged reads byte for byte", 
   await using head = await startHead();
   const id = await submitJob(head, { entrypoint: "head -c 37500000 /dev/urandom | base64" });
   const tails = await Promise.all(
-    Array.from({ length: 8 }, () => tailLog(head, id, { timeoutMs: 120_000 })),
+    Array.from({ length: 8 }, () => tailLog(head, id)),
   );
   const file = await Deno.readFile(`${head.dataDir}/logs/${id}.log`);
   assert.ok(file.length > 50_000_000);
@@ -93,7 +93,7 @@ async function runWithStalledFollower(head: RunningHead, fifos: Fifos, name: str
       "Sec-WebSocket-Version: 13\r\n\r\n",
   ));
   await fifos.send(name);
-  await waitForStatus(head, id, ["SUCCEEDED"], { timeoutMs: 60_000 });
+  await waitForStatus(head, id, ["SUCCEEDED"]);
   // The head still serves others while the stalled socket holds its share.
   assert.equal((await tailLog(head, id, { offset: -4 })).text, "end\n");
   return stalled;
@@ -139,12 +139,11 @@ Deno.test("a log past its cap keeps its head and tail, and the job keeps running
   const id = await submitJob(head, {
     entrypoint: `seq 1 400000; read x <${q(fifos.path("go"))}; echo after-the-cap`,
   });
-  // The cap is enforced by a periodic check: wait on the API until it has acted.
-  const deadline = Date.now() + 30_000;
-  let logs = "";
-  while (!logs.includes("[jobhead:") && Date.now() < deadline) {
-    logs = (await head.json(`/api/jobs/${id}/logs`)).body.logs;
-  }
+  // Polled: the cap is enforced by a periodic check, which announces nothing.
+  const logs = await waitFor("the cap to be enforced", async () => {
+    const { logs } = (await head.json(`/api/jobs/${id}/logs`)).body;
+    return logs.includes("[jobhead:") && logs;
+  });
   assert.match(logs, /\[jobhead: \d+ bytes of this log \(bytes \d+-\d+\) were dropped/);
   await fifos.send("go");
   await waitForStatus(head, id, ["SUCCEEDED"]);
@@ -171,14 +170,13 @@ Deno.test("logs of jobs that ended past the retention period are deleted", async
     runId: first.runId,
     extraArgs: ["--log-retention-days", "0.000001"],
   });
-  const deadline = Date.now() + 10_000;
-  let logs = "old output\n";
-  while (logs !== "" && Date.now() < deadline) {
-    logs = (await second.json(`/api/jobs/${old}/logs`)).body.logs;
-  }
-  assert.equal(logs, "");
+  // Polled: nothing announces the sweep.
+  await waitFor("the old log to be removed", async () => {
+    return (await second.json(`/api/jobs/${old}/logs`)).body.logs === "";
+  });
   assert.equal((await second.json(`/api/jobs/${old}`)).body.status, "SUCCEEDED"); // the record stays
   // The record is marked, so later sweeps pass it by instead of removing the log again.
+  // Polled: nothing announces the sweep.
   await waitFor("the removal to be marked", async () => {
     using kv = await Deno.openKv(join(second.dataDir, "jobhead.kv"));
     const record = (await kv.get<{ log_removed_at?: number }>(["jobs", old])).value;
@@ -207,7 +205,7 @@ Deno.test("a silent tail socket is pinged, and closed when it does not answer", 
         received.push(...buffer.subarray(0, n));
       }
     })(),
-    15_000,
+    HANG_GUARD_MS,
     "the head to close a socket that does not answer its ping",
   );
   const text = new TextDecoder().decode(new Uint8Array(received));
@@ -267,7 +265,7 @@ Deno.test("150 tails that never read cost the head a small fixed amount each", a
       reader.onclose = () => reject(new Error("the reading tail closed before the end"));
     });
     const latencies = await healthzLatencies(head, 100);
-    await withTimeout(sawEnd, 120_000, "a reading tail to see the end of the log");
+    await withTimeout(sawEnd, HANG_GUARD_MS, "a reading tail to see the end of the log");
     reader.onclose = null;
     const readerClosed = new Promise((resolve) => reader.onclose = resolve);
     reader.close();
@@ -316,12 +314,12 @@ Deno.test("past --max-log-tails a tail is refused with 503 UNAVAILABLE, and a sl
   );
   one.ws.close();
   await one.closed;
-  // The head counts the close when it sees it: the next upgrade may come first.
-  const deadline = Date.now() + 10_000;
-  let again = await rawUpgrade(head, `/api/jobs/${id}/logs/tail`);
-  while (again.status === 503 && Date.now() < deadline) {
-    again = await rawUpgrade(head, `/api/jobs/${id}/logs/tail`);
-  }
+  // Polled: the head counts the close when it sees it, and announces nothing; the next
+  // upgrade may come first.
+  const again = await waitFor("the slot to be free again", async () => {
+    const answer = await rawUpgrade(head, `/api/jobs/${id}/logs/tail`);
+    return answer.status !== 503 && answer;
+  });
   assert.equal(again.status, 101);
   two.ws.close();
   await two.closed;

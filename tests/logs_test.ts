@@ -58,7 +58,7 @@ Deno.test("a 96 MiB log read without a range comes whole, as Ray's JobLogsRespon
   const size = 96 << 20;
   // 96 MiB of numbered lines: every byte checked, not just the length.
   const id = await submitJob(head, { entrypoint: `seq 1 100000000 | head -c ${size}` });
-  await waitForStatus(head, id, ["SUCCEEDED"], { timeoutMs: 60_000 });
+  await waitForStatus(head, id, ["SUCCEEDED"]);
   const peakBefore = await peakRss(head.pid);
   const res = await fetch(`${head.url}/api/jobs/${id}/logs`);
   assert.equal(res.status, 200);

@@ -147,6 +147,7 @@ Deno.test("jobs that retention deletes leave jobhead_jobs", async () => {
   for (let i = 0; i < 3; i++) {
     await waitForStatus(head, await submitJob(head, { entrypoint: "true" }), ["SUCCEEDED"]);
   }
+  // Polled: the event stream does not announce deletions.
   await waitFor("retention to keep 2 finished jobs", async () => {
     return (await head.json("/api/jobs/")).body.length === 2;
   });
@@ -163,6 +164,7 @@ Deno.test("/metrics shows the supervised process, the log follower and the tail 
   const tail = tailLog(head, id, {
     onText: async (text) => {
       if (!text.includes("ready") || seen) return;
+      // Polled: gauges change without an event.
       seen = await waitFor("the follower to be counted", async () => {
         const m = await scrape(head);
         return sample(m, "jobhead_jobs_log_followers") === 1 && m;
@@ -174,6 +176,7 @@ Deno.test("/metrics shows the supervised process, the log follower and the tail 
   assert.equal(sample(seen!, "jobhead_jobs_log_tail_sockets_open"), 1);
   assert.equal(sample(seen!, "jobhead_supervised_processes"), 1);
   assert.equal(sample(seen!, "jobhead_jobs", { status: "RUNNING" }), 1);
+  // Polled: gauges change without an event.
   await waitFor("the tail socket to be counted out", async () => {
     const m = await scrape(head);
     return sample(m, "jobhead_jobs_log_tail_sockets_open") === 0 &&

@@ -44,6 +44,7 @@ Deno.test("an operator's module loaded by path serves its routes and a snapshot 
 
   const id = await submitJob(head, { entrypoint: "true" });
   await waitForStatus(head, id, ["SUCCEEDED"]);
+  // Polled: the module counts the job's event in its own time, and announces nothing.
   const snapshot = await waitFor("the hello section to count the job", async () => {
     const { status, body } = await head.json("/api/snapshot");
     assert.equal(status, 200);

@@ -1,6 +1,6 @@
 /** The head's log is for operators: one line per event, no stack traces for what clients do. */
 import assert from "node:assert/strict";
-import { withTimeout } from "./fifos.ts";
+import { HANG_GUARD_MS, withTimeout } from "./fifos.ts";
 import { type RunningHead, startHead } from "./harness.ts";
 import { submitJob } from "./helpers.ts";
 
@@ -15,7 +15,7 @@ async function openAndDrop(head: RunningHead, id: string): Promise<string> {
   ));
   const buffer = new Uint8Array(1024);
   // The head is busy reading a fast writer's log: give it time on a loaded machine.
-  const n = await withTimeout(conn.read(buffer), 60_000, "an answer to a tail's upgrade");
+  const n = await withTimeout(conn.read(buffer), HANG_GUARD_MS, "an answer to a tail's upgrade");
   return new TextDecoder().decode(buffer.subarray(0, n ?? 0)).split("\r\n")[0];
 }
 

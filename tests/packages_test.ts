@@ -75,7 +75,7 @@ Deno.test("zip bombs fail their jobs with RUNTIME_ENV_SETUP_FAILURE saying which
       entrypoint: "echo ran",
       runtime_env: { working_dir: `pkg://${name}` },
     });
-    const job = await waitForStatus(head, id, ["FAILED"], { timeoutMs: 30_000 });
+    const job = await waitForStatus(head, id, ["FAILED"]);
     assert.equal(job.error_type, "RUNTIME_ENV_SETUP_FAILURE");
     assert.ok(
       job.message.startsWith(`runtime_env setup failed: Package pkg://${name} is invalid: ${why}`),
@@ -110,7 +110,7 @@ Deno.test("a large package is inflated off the event loop while the head keeps a
     entrypoint: "stat -c %s zeros.bin",
     runtime_env: { working_dir: "pkg://large.zip" },
   });
-  await waitForStatus(head, id, ["SUCCEEDED"], { timeoutMs: 120_000, intervalMs: 100 });
+  await waitForStatus(head, id, ["SUCCEEDED"]);
   extracting = false;
   await probe;
   const main = await cpuTicks(head.pid, head.pid) - mainBefore;
@@ -126,7 +126,7 @@ Deno.test("jobs of one package share one read-only copy; JOBHEAD_WORKING_DIR_COP
   await using head = await startHead();
   const put = await head.fetch("/api/packages/pkg/shared.zip", {
     method: "PUT",
-    body: makeZip({ "data.txt": "shared\n", "sub/more.txt": "more\n" }),
+    body: await makeZip({ "data.txt": "shared\n", "sub/more.txt": "more\n" }),
   });
   assert.equal(put.status, 200, await put.text());
   const where = "pwd -P; stat -c %i data.txt";
@@ -137,7 +137,7 @@ Deno.test("jobs of one package share one read-only copy; JOBHEAD_WORKING_DIR_COP
   );
   const outputs = [];
   for (const id of ids) {
-    await waitForStatus(head, id, ["SUCCEEDED"], { timeoutMs: 30_000 });
+    await waitForStatus(head, id, ["SUCCEEDED"]);
     outputs.push(await jobLogs(head, id));
   }
   assert.equal(outputs[0], outputs[1], "both jobs ran in the same directory, on the same file");
@@ -153,7 +153,7 @@ Deno.test("jobs of one package share one read-only copy; JOBHEAD_WORKING_DIR_COP
     entrypoint: `${nobody} cat data.txt && ${nobody} sh -c 'echo more >> data.txt'`,
     runtime_env: { working_dir: "pkg://shared.zip" },
   });
-  const refused = await waitForStatus(head, writer, ["FAILED"], { timeoutMs: 30_000 });
+  const refused = await waitForStatus(head, writer, ["FAILED"]);
   assert.match(refused.message, /shared\n.*data\.txt: Permission denied/s);
 
   const own = await submitJob(head, {
@@ -163,7 +163,7 @@ Deno.test("jobs of one package share one read-only copy; JOBHEAD_WORKING_DIR_COP
       env_vars: { JOBHEAD_WORKING_DIR_COPY: "1" },
     },
   });
-  await waitForStatus(head, own, ["SUCCEEDED"], { timeoutMs: 30_000 });
+  await waitForStatus(head, own, ["SUCCEEDED"]);
   const copy = join(await Deno.realPath(head.dataDir), "working_dirs", own);
   assert.equal(await jobLogs(head, own), `${copy}\nmine\n`);
   assert.equal(await Deno.readTextFile(join(shared, "data.txt")), "shared\n");
@@ -192,6 +192,7 @@ Deno.test("a head killed mid-extraction leaves no half copy: the next start extr
         entrypoint: "stat -c %s zeros.bin",
         runtime_env: { working_dir: "pkg://large.zip" },
       });
+      // Polled: nothing announces a file being made.
       await waitFor("an extraction under way", async () => {
         const names = await list().catch(() => []);
         return names.some((name) => name.startsWith(".tmp-"));
@@ -202,7 +203,7 @@ Deno.test("a head killed mid-extraction leaves no half copy: the next start extr
     assert.ok(left.every((name) => name.startsWith(".tmp-")), `a half copy only: ${left}`);
 
     await using head = await startHead(options);
-    await waitForStatus(head, id, ["SUCCEEDED"], { timeoutMs: 120_000, intervalMs: 100 });
+    await waitForStatus(head, id, ["SUCCEEDED"]);
     assert.equal(await jobLogs(head, id), `${128 * MIB}\n`);
     const after = await list();
     assert.equal(after.length, 1, `one copy: ${after}`);

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startHead, waitForStatus } from "./harness.ts";
 import { submitJob } from "./helpers.ts";
+// Polled throughout: the event stream does not announce deletions.
 import { waitFor } from "./poll.ts";
 import { makeZip } from "./zip.ts";
 
@@ -45,7 +46,7 @@ Deno.test("packages no job names are deleted after --package-retention-days; nam
   for (const name of ["unused.zip", "named.zip"]) {
     const put = await first.fetch(`/api/packages/pkg/${name}`, {
       method: "PUT",
-      body: makeZip({ "run.sh": "echo packaged\n" }),
+      body: await makeZip({ "run.sh": "echo packaged\n" }),
     });
     assert.equal(put.status, 200);
     await put.body?.cancel();

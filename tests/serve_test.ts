@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { isAlive, processesWithEnv, type RunningHead, startHead } from "./harness.ts";
 import { waitFor } from "./poll.ts";
+import { waitForEvent } from "./events.ts";
 
 /** The interpreter itself, not a version manager's shim, so a replica is one process. */
 const PYTHON = new TextDecoder().decode(
@@ -33,7 +34,11 @@ async function deployment(head: RunningHead, name: string) {
   return body as { status: string; message: string; replicas: Replica[] };
 }
 
-/** Waits until `name` is HEALTHY with `count` ready replicas of `version`, and returns them. */
+/**
+ * Waits until `name` is HEALTHY with `count` ready replicas of `version`, and returns them.
+ * Polled, as are the waits built on it: a replica turning ready is announced only when it
+ * changes the deployment's status.
+ */
 function healthy(head: RunningHead, name: string, count: number, version: string) {
   return waitFor(`${count} ready replicas of ${name} ${version}`, async () => {
     const d = await deployment(head, name);
@@ -111,6 +116,7 @@ Deno.test("a deployment keeps 3 replicas alive, rolls, scales, survives a head r
   const before = (await deployment(first, web)).replicas;
   assert.equal((await apply(first, { version: "v2" })).status, 200);
   let [fewest, most] = [Infinity, 0];
+  // Polled (see healthy()), which also samples how many replicas were ready on the way.
   const v2 = await waitFor("the rollout to v2", async () => {
     const d = await deployment(first, web);
     const ready = d.replicas.filter((r) => r.state === "ALIVE" && r.ready).length;
@@ -127,6 +133,7 @@ Deno.test("a deployment keeps 3 replicas alive, rolls, scales, survives a head r
   assert.equal((await apply(first, { version: "v2", num_replicas: 1 })).status, 200);
   const [survivor] = await healthy(first, web, 1, "v2");
   for (const r of v2.filter((r) => r.actor_id !== survivor.actor_id)) {
+    // Polled: nothing announces that a process is gone.
     await waitFor(`${r.replica_tag} to stop`, async () => !(await isAlive(r.pid)));
   }
 
@@ -174,10 +181,10 @@ Deno.test("a replica that keeps crashing is left DEAD until another spec is appl
   const post = (body: Record<string, unknown>) =>
     head.json("/api/serve/deployments", { method: "POST", body });
   assert.equal((await post(spec)).status, 200);
-  const dead = await waitFor("the replica to use up its restarts", async () => {
+  const dead = await waitForEvent(head, "the replica to use up its restarts", async () => {
     const d = await deployment(head, flaky);
     return d.status === "UNHEALTHY" && d.replicas[0]?.state === "DEAD" && d;
-  });
+  }, { types: ["deployment", "actor"] });
   assert.equal(dead.replicas.length, 1, "a replica out of restarts is not replaced");
   assert.equal(dead.replicas[0].num_restarts, 2);
   assert.equal(dead.replicas[0].ready, false, "a DEAD replica is not ready");
@@ -219,11 +226,11 @@ Deno.test("a replica without a health check is not ready after a restart until i
       },
     });
     assert.equal(applied.status, 200, JSON.stringify(applied.body));
-    const d = await waitFor("the replica to run again after its crash", async () => {
+    const d = await waitForEvent(head, "the replica to run again after its crash", async () => {
       const d = await deployment(head, name);
       const [r] = d.replicas;
       return r?.state === "ALIVE" && r.num_restarts === 1 && d;
-    });
+    }, { types: ["actor"] });
     assert.equal(d.replicas[0].ready, false, "not ready until it stays up min_uptime_s");
     assert.equal(d.status, "UNHEALTHY", d.message);
     assert.match(d.message, /runs again after restart 1, not ready yet/);

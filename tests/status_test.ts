@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { startHead, waitForStatus } from "./harness.ts";
 import { Fifos } from "./fifos.ts";
-import { waitFor } from "./poll.ts";
+import { waitForEvent } from "./events.ts";
 import { assertError, assertNoJobProcesses, jobLogs, q, stopJob, submitJob } from "./helpers.ts";
 
 const FAILED_PREFIX = (code: number) =>
@@ -74,7 +74,7 @@ Deno.test("a running job says so and has no end yet", async () => {
   assert.equal(await stopJob(head, id), true);
   await waitForStatus(head, id, ["STOPPED"]);
   await alive.eof();
-  await assertNoJobProcesses(id);
+  await assertNoJobProcesses(head, id);
 });
 
 Deno.test("a non-zero exit ends FAILED with the exit code and the log tail", async () => {
@@ -212,7 +212,7 @@ Deno.test("a missing working_dir ends FAILED with RUNTIME_ENV_SETUP_FAILURE", as
     const job = await waitForStatus(head, id, ["FAILED"]);
     assert.equal(job.error_type, "RUNTIME_ENV_SETUP_FAILURE", JSON.stringify(job));
     assert.ok(job.message.startsWith("runtime_env setup failed:"), job.message);
-    await assertNoJobProcesses(id);
+    await assertNoJobProcesses(head, id);
   }
   await assert.rejects(Deno.stat(marker), Deno.errors.NotFound, "the entrypoint never ran");
 });
@@ -240,7 +240,7 @@ Deno.test("the entrypoint is a plain sh -c: $$ is its pid, and it can trap SIGIN
   const job = await waitForStatus(head, id, ["FAILED"]);
   assert.equal(job.driver_exit_code, 5, "the INT trap ran: SIGINT was not ignored");
   assert.equal(await jobLogs(head, id), "got INT\n");
-  await assertNoJobProcesses(id);
+  await assertNoJobProcesses(head, id);
 });
 
 Deno.test("a job does not inherit the head's token or configuration", async () => {
@@ -256,11 +256,11 @@ Deno.test("a job does not inherit the head's token or configuration", async () =
   });
   assert.equal(submitted.status, 200, JSON.stringify(submitted.body));
   const id = submitted.body.submission_id;
-  await waitFor(`job "${id}" to end`, async () => {
+  await waitForEvent(head, `job "${id}" to end`, async () => {
     const { body } = await head.json(`/api/jobs/${id}`, { headers: auth });
     assert.ok(["PENDING", "RUNNING", "SUCCEEDED"].includes(body.status), JSON.stringify(body));
     return body.status === "SUCCEEDED";
-  });
+  }, { types: ["job"], headers: auth });
   const { body } = await head.json(`/api/jobs/${id}/logs`, { headers: auth });
   const env = body.logs as string;
   assert.ok(!env.includes(token), "the token leaked into the job");

@@ -34,7 +34,7 @@ Deno.test({
           continue;
         }
         counts.stoppedTrue++;
-        const job = await waitForStatus(head, id, TERMINAL, { timeoutMs: 30_000 });
+        const job = await waitForStatus(head, id, TERMINAL);
         if (job.driver_info === null) counts.stoppedWhilePending++;
         if (job.status !== "STOPPED") {
           violations.push(`"${id}": stop answered true, the job ended ${job.status}`);

@@ -9,9 +9,15 @@ import { canUseCgroups, cgroupOfHead } from "./cgroups.ts";
 /** Whether stops must go through cgroups on this machine. */
 const cgroupsUsable = await canUseCgroups();
 
+/**
+ * A stop grace no test waits out: a job still there after SIGTERM outlives every wait, so a
+ * test that expects it gone by SIGTERM (or by its own shorter grace) fails instead.
+ */
+const NEVER = ["--stop-wait-s", "100000"];
+
 Deno.test("stop of a RUNNING job kills its grandchildren and ends STOPPED", async () => {
   await using fifos = await Fifos.create();
-  await using head = await startHead();
+  await using head = await startHead({ extraArgs: NEVER });
   const alive = await fifos.reader("alive");
   const grandchild = await fifos.reader("grandchild");
   const id = await submitJob(head, {
@@ -22,16 +28,14 @@ Deno.test("stop of a RUNNING job kills its grandchildren and ends STOPPED", asyn
   assert.ok(await isAlive(pid));
   await waitForStatus(head, id, ["RUNNING"]);
 
-  const t0 = performance.now();
   assert.equal(await stopJob(head, id), true);
-  const gone = await alive.eof();
+  await alive.eof();
   const job = await waitForStatus(head, id, ["STOPPED"]);
   assert.equal(job.message, "Job was intentionally stopped.");
   assert.equal(job.error_type, null);
   assert.equal(typeof job.end_time, "number");
-  assert.ok(gone.at - t0 < 2_000, `a TERM-respecting job took ${gone.at - t0} ms to stop`);
   assert.equal(await isAlive(pid), false);
-  await assertNoJobProcesses(id);
+  await assertNoJobProcesses(head, id);
 
   assert.equal(await stopJob(head, id), false, "a second stop finds it terminal");
   assert.equal((await waitForStatus(head, id, ["STOPPED"])).status, "STOPPED");
@@ -52,7 +56,7 @@ Deno.test("a job that exits 0 on SIGTERM still ends STOPPED", async () => {
   await alive.eof();
   const job = await waitForStatus(head, id, ["STOPPED"]);
   assert.equal(job.error_type, null);
-  await assertNoJobProcesses(id);
+  await assertNoJobProcesses(head, id);
 });
 
 Deno.test("stop of a terminal job answers stopped: false and changes nothing", async () => {
@@ -78,7 +82,7 @@ Deno.test("a job stopped while PENDING ends STOPPED and never runs", async () =>
   for (let i = 0; i < 300; i++) files[`data/${i}.bin`] = new Uint8Array(1024);
   const put = await head.fetch("/api/packages/pkg/many-files.zip", {
     method: "PUT",
-    body: makeZip(files),
+    body: await makeZip(files),
   });
   assert.equal(put.status, 200, await put.text());
 
@@ -91,7 +95,7 @@ Deno.test("a job stopped while PENDING ends STOPPED and never runs", async () =>
   assert.equal(logs.status, 200, JSON.stringify(logs.body));
   assert.equal(logs.body.logs, "");
   assert.equal(await stopJob(head, id), true);
-  const job = await waitForStatus(head, id, ["STOPPED"], { timeoutMs: 30_000 });
+  const job = await waitForStatus(head, id, ["STOPPED"]);
   assert.equal(job.message, "Job was intentionally stopped.");
   assert.equal(typeof job.end_time, "number");
   const tail = await tailLog(head, id);
@@ -104,15 +108,15 @@ Deno.test("a job stopped while PENDING ends STOPPED and never runs", async () =>
     entrypoint: "test -d data && echo extracted",
     runtime_env: { working_dir: "pkg://many-files.zip" },
   });
-  await waitForStatus(head, later, ["SUCCEEDED"], { timeoutMs: 30_000 });
+  await waitForStatus(head, later, ["SUCCEEDED"]);
   assert.equal((await waitForStatus(head, id, ["STOPPED"])).driver_info, null);
   await assert.rejects(Deno.stat(marker), Deno.errors.NotFound, "the stopped job ran");
-  await assertNoJobProcesses(id);
+  await assertNoJobProcesses(head, id);
 });
 
 Deno.test("a TERM-ignoring job is SIGKILLed after JOBHEAD_STOP_WAIT_S", async () => {
   await using fifos = await Fifos.create();
-  await using head = await startHead();
+  await using head = await startHead({ extraArgs: NEVER });
   const alive = await fifos.reader("alive");
   const ready = await fifos.reader("ready");
   const terms = fifos.path("terms");
@@ -127,13 +131,12 @@ Deno.test("a TERM-ignoring job is SIGKILLed after JOBHEAD_STOP_WAIT_S", async ()
 
   const t0 = performance.now();
   assert.equal(await stopJob(head, id), true);
-  const gone = await alive.eof(10_000);
+  const gone = await alive.eof(); // with the head's grace, it would not come
   const took = gone.at - t0;
   assert.ok(took >= 900, `killed after ${took} ms, before the 1 s grace`);
-  assert.ok(took < 2_500, `killed after ${took} ms: the per-job grace of 1 s was not used`);
   assert.match(await Deno.readTextFile(terms), /^TERM\n/, "SIGTERM came first");
   await waitForStatus(head, id, ["STOPPED"]);
-  await assertNoJobProcesses(id);
+  await assertNoJobProcesses(head, id);
 });
 
 Deno.test("stop kills a process that left the job's group with setsid", async () => {
@@ -154,7 +157,7 @@ Deno.test("stop kills a process that left the job's group with setsid", async ()
   await alive.eof();
   await waitForStatus(head, id, ["STOPPED"]);
   assert.equal(await isAlive(pid), false, "the setsid escapee survived the stop");
-  await assertNoJobProcesses(id);
+  await assertNoJobProcesses(head, id);
 });
 
 Deno.test("processes left in the group when the entrypoint exits are cleaned up", async () => {
@@ -170,7 +173,7 @@ Deno.test("processes left in the group when the entrypoint exits are cleaned up"
   const job = await waitForStatus(head, id, ["SUCCEEDED"]);
   assert.equal(job.driver_exit_code, 0);
   assert.equal(await isAlive(pid), false);
-  await assertNoJobProcesses(id);
+  await assertNoJobProcesses(head, id);
 });
 
 Deno.test("a TERM-ignoring straggler left after the entrypoint exits is killed too", async () => {
@@ -184,11 +187,11 @@ Deno.test("a TERM-ignoring straggler left after the entrypoint exits is killed t
     runtime_env: { env_vars: { JOBHEAD_STOP_WAIT_S: "0.5" } },
   });
   const pid = Number(await straggler.text());
-  await alive.eof(10_000);
+  await alive.eof();
   const job = await waitForStatus(head, id, ["FAILED"]);
   assert.equal(job.driver_exit_code, 3);
   assert.equal(await isAlive(pid), false);
-  await assertNoJobProcesses(id);
+  await assertNoJobProcesses(head, id);
 });
 
 Deno.test({
@@ -226,7 +229,7 @@ Deno.test({
       await alive.eof();
       await waitForStatus(head, id, ["STOPPED"]);
       for (const pid of pids) assert.equal(await isAlive(pid), false, `escapee ${pid} survived`);
-      await assertNoJobProcesses(id);
+      await assertNoJobProcesses(head, id);
     } finally {
       for (const pid of pids) if (await isAlive(pid)) Deno.kill(pid, "SIGKILL");
     }
@@ -252,7 +255,7 @@ Deno.test("with --cgroup off, the head says stops use markers, and a cleared esc
     await waitForStatus(head, id, ["RUNNING"]);
     assert.equal(await stopJob(head, id), true);
     await waitForStatus(head, id, ["STOPPED"]);
-    await assertNoJobProcesses(id);
+    await assertNoJobProcesses(head, id);
     assert.equal(await isAlive(markedPid), false, "a marked escapee is swept");
     assert.equal(await isAlive(escapee), true, "the README says this one escapes");
   } finally {

@@ -300,7 +300,7 @@ browserTest(
     );
     await page.locator(".log-tools").evaluate((el) => el.scrollIntoView());
     await screenshot(page, "log-live");
-    await waitForStatus(head, id, ["SUCCEEDED"], { timeoutMs: 60_000 });
+    await waitForStatus(head, id, ["SUCCEEDED"]);
     await waitForLineOnScreen(page, "END");
     assert.equal(
       await page.locator(".log-line", { hasText: "END" }).locator(".ln").textContent(),

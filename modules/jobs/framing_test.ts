@@ -40,3 +40,15 @@ Deno.test("cutFrames() hands out every whole frame and returns the rest", () => 
   assert.deepEqual(all, ["thr"]);
   assert.equal(none.length, 0);
 });
+
+Deno.test("cutFrames() stops when onFrame() returns false and returns the rest uncut", () => {
+  const lines = bytes(("x".repeat(99) + "\n").repeat(500)); // 50,000 bytes: several frames
+  const frames: Uint8Array[] = [];
+  const rest = cutFrames(lines, { caughtUp: false, final: false }, (frame) => {
+    frames.push(frame.slice());
+    return false;
+  });
+  assert.equal(frames.length, 1);
+  assert.equal(frames[0].length + rest.length, lines.length);
+  assert.deepEqual(rest, lines.subarray(frames[0].length));
+});

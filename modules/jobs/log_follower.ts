@@ -19,10 +19,11 @@ const log = createLogger("jobs");
 const SAFETY_RECHECK_MS = 1_000;
 /**
  * A follower whose socket holds more unsent bytes than this sends nothing more until it
- * drains, and reads the file on its own from there: what a follower that does not read
- * costs the head is this plus one frame, whatever the job writes.
+ * drains, and reads the file on its own from there. None: a frame goes only once Deno
+ * has written every frame before it to the socket, so what a follower that does not
+ * read costs the head is one frame (and Deno's copy of it), whatever the job writes.
  */
-export const MAX_BUFFERED_BYTES = 64 * 1024;
+export const MAX_BUFFERED_BYTES = 0;
 /**
  * A follower over its buffer limit looks again at once, a few times (a fast reader has
  * drained by then: the limit is small), then after 1 ms, backing off to 250 ms while its
@@ -246,40 +247,58 @@ export class LogFollowers {
     const signal = options.signal;
     let position = await this.#startPosition(id, options.fromByte ?? 0);
     let file: Deno.FsFile | undefined;
+    /** Where the next read of `file` starts; -1 when not known. */
+    let filePos = -1;
     let pending: Uint8Array = new Uint8Array();
     try {
       while (!signal?.aborted) {
         const target = hub.framePos;
-        const readPos = position + pending.length;
-        if (readPos < target) {
+        if (position < target) {
           // Behind the hub: read on our own, as fast as the socket takes it.
           if (sink.bufferedAmount() > MAX_BUFFERED_BYTES) {
             const stalled = await waitForDrain(sink, signal);
             if (stalled) {
-              // Long stalls keep no file open: a stalled follower holds no descriptor.
+              // Long stalls keep nothing: no descriptor, no bytes read ahead (the file
+              // has them: they are read again from `position`).
               file?.close();
               file = undefined;
+              pending = new Uint8Array();
             }
             continue;
           }
-          file ??= await openLogFile(this.#source.pathOf(id));
-          if (!file) throw new Error(`the log of job "${id}" disappeared`);
-          await file.seek(readPos, Deno.SeekMode.Start);
-          // One frame's worth at most, and sized to what is missing: a follower holds little.
-          const buffer = new Uint8Array(Math.min(MAX_FRAME_BYTES, target - readPos));
-          const n = await file.read(buffer);
-          if (n === null || n === 0) throw new Error(`the log of job "${id}" shrank`);
-          const clipped = clipAtGap(buffer.subarray(0, n), readPos, this.#source.gapOf(id));
-          pending = concat(pending, clipped.bytes);
+          const readPos = position + pending.length;
+          let gap: LogGap | undefined;
+          // Read only when what is pending cannot make a whole frame.
+          if (readPos < target && pending.length < MAX_FRAME_BYTES) {
+            if (!file) {
+              file = await openLogFile(this.#source.pathOf(id));
+              if (!file) throw new Error(`the log of job "${id}" disappeared`);
+              filePos = 0;
+            }
+            if (filePos !== readPos) await file.seek(readPos, Deno.SeekMode.Start);
+            // One frame's worth at most, and sized to what is missing: a follower sends
+            // one frame at a time, and holds nothing it would have to copy on.
+            const buffer = new Uint8Array(Math.min(MAX_FRAME_BYTES, target - readPos));
+            const n = await file.read(buffer);
+            if (n === null || n === 0) throw new Error(`the log of job "${id}" shrank`);
+            filePos = readPos + n;
+            const clipped = clipAtGap(buffer.subarray(0, n), readPos, this.#source.gapOf(id));
+            pending = pending.length === 0 ? clipped.bytes : concat(pending, clipped.bytes);
+            gap = clipped.gap;
+          }
           // Where the hub has framed, a frame may end: flush all once we reach it.
-          const final = clipped.gap !== undefined || readPos + n === target;
+          const final = gap !== undefined || position + pending.length === target;
+          let full = false;
           pending = cutFrames(pending, { caughtUp: final, final }, (frame) => {
             sink.send(decode(frame));
             position += frame.length;
+            // A full socket takes the rest once it drains.
+            full = sink.bufferedAmount() > MAX_BUFFERED_BYTES;
+            return !full;
           });
-          if (clipped.gap) {
-            sink.send(gapMarker(clipped.gap));
-            position = clipped.gap.end;
+          if (gap && !full) {
+            sink.send(gapMarker(gap));
+            position = gap.end;
           }
           continue;
         }
