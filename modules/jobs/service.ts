@@ -491,13 +491,15 @@ export class JobService {
     reason: ExitReason,
     process: SupervisedProcess,
   ): Promise<boolean> {
+    // Every process of it is gone: what it held goes to the next job now, before its end
+    // is announced, so a reader who sees the end also sees the resources free.
+    this.#ctx.scheduler.release(run.key);
     try {
       await this.#logMaintenance.capLog(id);
       await this.#recordExit(id, reason, process.identity.pid);
       return true;
     } finally {
       this.#forget(id, run);
-      this.#ctx.scheduler.release(run.key);
     }
   }
 
