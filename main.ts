@@ -1,6 +1,7 @@
 /**
  * jobhead's command line. `jobhead start [options]` runs the head (`deno task start`);
- * `jobhead job <command>` talks to a running one (`deno task jobhead job …`).
+ * `jobhead job <command>` and `jobhead cluster` talk to a running one
+ * (`deno task jobhead job …`).
  * @module
  */
 import { ConfigError, parseConfig, startUsage } from "./host/config.ts";
@@ -14,6 +15,7 @@ import denoJson from "./deno.json" with { type: "json" };
 const USAGE = `Usage: jobhead <command>
   start [options]   run the head (see: jobhead start --help)
   job <command>     submit, follow, stop, list and delete jobs (see: jobhead job --help)
+  cluster           each node's capacity and use, and the queue (see: jobhead cluster --help)
   --version         print jobhead's version`;
 
 /** Runs the head until SIGTERM or SIGINT. */
@@ -89,6 +91,9 @@ if (import.meta.main) {
     // Loaded only here: the job commands need none of the head's modules.
     const { runJobCommand } = await import("./cli/job.ts");
     code = await runJobCommand(rest);
+  } else if (command === "cluster") {
+    const { runClusterCommand } = await import("./cli/cluster.ts");
+    code = await runClusterCommand(rest);
   } else if (command === "start") {
     code = await runHead(rest);
   } else if (command === "--version" || command === "version") {

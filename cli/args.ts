@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_ADDRESS, type SubmitJobOptions } from "../client/http_client.ts";
 import { JobStatus } from "../modules/jobs/schemas.ts";
+import { parseByteSize } from "../scheduler/resources.ts";
 import { errorMessage } from "../storage/errors.ts";
 import { isPackageUri } from "../storage/package_uri.ts";
 
@@ -21,7 +22,11 @@ const COMMON_FLAGS = {
   help: { type: "boolean", short: "h" },
 } satisfies FlagSpec;
 
-/** Flags of `job submit`, as Ray's `ray job submit` names them (plus `--exclude`). */
+/**
+ * Flags of `job submit`, as Ray's `ray job submit` names them, plus `--exclude`,
+ * `--priority` and short names of the resource flags (`--num-cpus` for
+ * `--entrypoint-num-cpus`, as `jobhead start` names a node's capacity).
+ */
 export const SUBMIT_FLAGS = {
   "submission-id": { type: "string" },
   "runtime-env-json": { type: "string" },
@@ -32,6 +37,11 @@ export const SUBMIT_FLAGS = {
   "entrypoint-num-gpus": { type: "string" },
   "entrypoint-memory": { type: "string" },
   "entrypoint-resources": { type: "string" },
+  "num-cpus": { type: "string" },
+  "num-gpus": { type: "string" },
+  memory: { type: "string" },
+  resources: { type: "string" },
+  priority: { type: "string" },
   "no-wait": { type: "boolean" },
 } satisfies FlagSpec;
 
@@ -176,15 +186,34 @@ export function submitOptionsOf(flags: Flags, positionals: string[]): SubmitJobO
   if (submissionId !== undefined) options.submission_id = submissionId;
   const metadata = jsonObjectFlag(flags, "metadata-json");
   if (metadata !== undefined) options.metadata = metadata as Record<string, string>;
-  const cpus = numberFlag(flags, "entrypoint-num-cpus");
+  const cpus = numberFlag(flags, resourceFlag(flags, "num-cpus"));
   if (cpus !== undefined) options.entrypoint_num_cpus = cpus;
-  const gpus = numberFlag(flags, "entrypoint-num-gpus");
+  const gpus = numberFlag(flags, resourceFlag(flags, "num-gpus"));
   if (gpus !== undefined) options.entrypoint_num_gpus = gpus;
-  const memory = numberFlag(flags, "entrypoint-memory");
+  const memory = byteSizeFlag(flags, resourceFlag(flags, "memory"));
   if (memory !== undefined) options.entrypoint_memory = memory;
-  const resources = jsonObjectFlag(flags, "entrypoint-resources");
+  const resources = jsonObjectFlag(flags, resourceFlag(flags, "resources"));
   if (resources !== undefined) options.entrypoint_resources = resources as Record<string, number>;
+  const priority = numberFlag(flags, "priority");
+  if (priority !== undefined) {
+    if (!Number.isInteger(priority)) {
+      throw new UsageError(`--priority ${flags.priority}: expected a whole number`);
+    }
+    options.priority = priority;
+  }
   return options;
+}
+
+/**
+ * Which of a resource's two flags was given, `--NAME` or Ray's `--entrypoint-NAME`;
+ * throws UsageError for both.
+ */
+function resourceFlag(flags: Flags, name: string): string {
+  const rays = `entrypoint-${name}`;
+  if (flags[name] !== undefined && flags[rays] !== undefined) {
+    throw new UsageError(`--${name} and --${rays} are one setting: give one of them`);
+  }
+  return flags[name] !== undefined ? name : rays;
 }
 
 /** `word` as one /bin/sh word: as is when safe, else single-quoted. */
@@ -206,6 +235,17 @@ function numberFlag(flags: Flags, name: string): number | undefined {
     throw new UsageError(`--${name} ${text}: not a number`);
   }
   return value;
+}
+
+/** A byte count with an optional `K`, `M`, `G` or `T` (binary), as `jobhead start --memory`. */
+function byteSizeFlag(flags: Flags, name: string): number | undefined {
+  const text = stringFlag(flags, name);
+  if (text === undefined) return undefined;
+  const bytes = parseByteSize(text);
+  if (bytes === undefined) {
+    throw new UsageError(`--${name} ${text}: expected bytes, e.g. 1073741824, 512M or 16G`);
+  }
+  return bytes;
 }
 
 function jsonObjectFlag(flags: Flags, name: string): Record<string, unknown> | undefined {

@@ -66,6 +66,31 @@ Deno.test("submitOptionsOf() builds the request from Ray's flags", () => {
   });
 });
 
+Deno.test("submitOptionsOf() takes the short resource flags, memory with a unit, and a priority", () => {
+  const options = submitOf([
+    "--num-cpus",
+    "2",
+    "--num-gpus=1",
+    "--memory",
+    "16G",
+    "--resources",
+    '{"license":1}',
+    "--priority=-3", // a negative number needs the `=`
+    "--",
+    "true",
+  ]);
+  assert.deepEqual(options, {
+    entrypoint: "true",
+    runtime_env: {},
+    entrypoint_num_cpus: 2,
+    entrypoint_num_gpus: 1,
+    entrypoint_memory: 16 * 1024 ** 3,
+    entrypoint_resources: { license: 1 },
+    priority: -3,
+  });
+  assert.equal(submitOf(["--entrypoint-memory", "512Mi", "--", "true"]).entrypoint_memory, 2 ** 29);
+});
+
 Deno.test("submitOptionsOf() refuses what it cannot send", () => {
   for (
     const args of [
@@ -75,6 +100,10 @@ Deno.test("submitOptionsOf() refuses what it cannot send", () => {
       ["--exclude", "*.log", "--", "true"],
       ["--working-dir", "a", "--runtime-env-json", '{"working_dir":"b"}', "--", "true"],
       ["--no-such-flag", "--", "true"],
+      ["--memory", "lots", "--", "true"],
+      ["--num-cpus", "1", "--entrypoint-num-cpus", "1", "--", "true"],
+      ["--priority", "1.5", "--", "true"],
+      ["--resources", "2", "--", "true"],
     ]
   ) {
     assert.throws(() => submitOf(args), UsageError, args.join(" "));

@@ -64,7 +64,8 @@ Commands:
   status ID                         show a job's status
   logs ID [--follow] [--tail N]     print a job's log; --follow streams it until the job ends
   stop ID [--no-wait]               stop a job and wait until it has stopped
-  list [--status S,S] [--limit N]   list jobs, newest first (see: job list --help)
+  list [--status S,S] [--limit N]   list jobs, newest first, with the resources each
+                                    asked for and why a PENDING one waits
   delete ID                         delete an ended job and its log
 
 Options of every command:
@@ -81,6 +82,8 @@ const SUBMIT_USAGE = `Usage: jobhead job submit [options] -- ENTRYPOINT…
 
 Runs ENTRYPOINT with /bin/sh -c on the head. One word is taken as written
 ("echo a && echo b"); several are quoted so each stays one argument.
+The job waits PENDING until the head has the resources it asks for free
+(jobhead cluster shows what is in use; jobhead job list shows why it waits).
 Without --no-wait it streams the job's logs and exits with its outcome:
 0 SUCCEEDED, 1 FAILED, 3 STOPPED. Ctrl-C asks whether to stop the job (y)
 or keep following it (n); Ctrl-C again detaches (exit 130), and so does the
@@ -96,8 +99,15 @@ Options:
   --runtime-env-json JSON     runtime_env: env_vars, working_dir (a directory on the
                               head or a package URI), excludes (for --working-dir)
   --metadata-json JSON        metadata, an object of strings
-  --entrypoint-num-cpus N     --entrypoint-num-gpus N     --entrypoint-memory BYTES
-  --entrypoint-resources JSON
+  --num-cpus N                CPUs the job needs (fractions too: 0.5)
+  --num-gpus N                GPUs the job needs
+  --memory BYTES              memory the job needs: bytes, or with K, M, G, T (16G)
+  --resources JSON            custom resources it needs, e.g. '{"license": 1}'
+                              (Ray's names work too: --entrypoint-num-cpus,
+                              --entrypoint-num-gpus, --entrypoint-memory,
+                              --entrypoint-resources)
+  --priority N                higher starts first among waiting jobs (default 0;
+                              a negative one as --priority=-1)
   --no-wait                   print the job id and exit at once
   --address URL  --token TOKEN  --json`;
 
@@ -334,7 +344,8 @@ const LIST_USAGE =
   `Usage: jobhead job list [--status S,S] [--metadata KEY=VALUE]… [--limit N [--cursor C]]
 
 Lists jobs, newest first: every job, or with --limit the N newest (then the next
-page's --cursor is printed on stderr). --status keeps jobs in those statuses
+page's --cursor is printed on stderr), with the resources each asked for; under
+a PENDING job, its message says what it waits for. --status keeps jobs in those statuses
 (the head filters); --metadata keeps jobs whose metadata has KEY=VALUE, every
 one given (repeatable; applied to what the head returned).
 

@@ -1,11 +1,13 @@
 /**
- * What `job` commands print: human lines and tables, written whole, and a TTY-only spinner.
- * The formatters are written here on purpose: each is a few lines whose exact output the
- * CLI's tests pin, where a formatting package (pretty-bytes, pretty-ms, a table or spinner
- * library) would add a dependency and its own choices of units and layout.
+ * What `job` and `cluster` commands print: human lines and tables, written whole, and a
+ * TTY-only spinner. The formatters are written here on purpose: each is a few lines whose
+ * exact output the CLI's tests pin, where a formatting package (pretty-bytes, pretty-ms, a
+ * table or spinner library) would add a dependency and its own choices of units and layout.
  * @module
  */
+import type { ClusterResponse } from "../host/schemas.ts";
 import type { JobDetails } from "../modules/jobs/schemas.ts";
+import { demandOf, formatAmount } from "../scheduler/resources.ts";
 
 /** Writes all of `text` to stdout. */
 export async function writeOut(text: string): Promise<void> {
@@ -130,28 +132,79 @@ export function formatJobStatus(job: JobDetails): string {
     (job.end_time === null ? "" : `, ended: ${formatTime(job.end_time)}`) +
     (job.start_time === null ? "" : ` (${formatDuration(elapsedMs(job))})`),
   ];
+  lines.push(`Resources: ${formatResources(job)}, priority ${job.priority}`);
   if (job.error_type) lines.push(`Error type: ${job.error_type}`);
   if (job.driver_exit_code !== null) lines.push(`Exit code: ${job.driver_exit_code}`);
   if (job.runtime_env.working_dir) lines.push(`Working dir: ${job.runtime_env.working_dir}`);
   return lines.join("\n") + "\n";
 }
 
-/** The table `job list` prints, newest first. */
+/**
+ * The table `job list` prints, newest first. Under a PENDING job, its message: what it
+ * waits for.
+ */
 export function formatJobTable(jobs: JobDetails[]): string {
-  const rows = [["SUBMISSION ID", "STATUS", "SUBMITTED", "DURATION", "ENTRYPOINT"]];
+  const rows = [["SUBMISSION ID", "STATUS", "SUBMITTED", "DURATION", "RESOURCES", "ENTRYPOINT"]];
   for (const job of jobs) {
     rows.push([
       job.submission_id,
       job.status,
       formatTime(job.start_time),
       job.start_time === null ? "-" : formatDuration(elapsedMs(job)),
+      formatResources(job),
       oneLine(job.entrypoint, 60),
     ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  return rows.map((row) =>
-    row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ")
-  ).join("\n") + "\n";
+  return rows.map((row, i) => {
+    const line = row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i])))
+      .join("  ");
+    const job = jobs[i - 1];
+    return job?.status === "PENDING" ? `${line}\n  ↳ ${oneLine(job.message)}` : line;
+  }).join("\n") + "\n";
+}
+
+/** What a job asks for, compactly: `2 CPU · 1 GPU · 16 GiB · 1 license`; `-` for nothing. */
+export function formatResources(job: JobDetails): string {
+  const shown = Object.entries(demandOf(job)).map(([name, amount]) =>
+    name === "memory" ? formatAmount(name, amount) : `${formatAmount(name, amount)} ${name}`
+  );
+  return shown.length ? shown.join(" · ") : "-";
+}
+
+/**
+ * What `jobhead cluster` prints: each node's state, last heartbeat, and each resource's
+ * use (`CPU 1.5/2 used`, memory in GiB), its running and pending jobs; then the totals.
+ */
+export function formatCluster(cluster: ClusterResponse): string {
+  const lines: string[] = [];
+  for (const node of cluster.nodes) {
+    lines.push(
+      `Node ${node.name}: ${node.state}, last heartbeat ${formatTime(node.last_heartbeat)}`,
+    );
+    const names = Object.keys(node.total);
+    const width = Math.max(0, ...names.map((name) => name.length));
+    for (const name of names) {
+      lines.push(
+        `  ${name.padEnd(width)}  ${formatUse(name, node.used[name] ?? 0, node.total[name])}`,
+      );
+    }
+    if (node.gpus_in_use.length) lines.push(`  GPUs in use: ${node.gpus_in_use.join(", ")}`);
+    lines.push(`  Jobs: ${node.running} running, ${node.pending} pending`);
+  }
+  const cap = cluster.max_running_jobs === null
+    ? ""
+    : ` (at most ${cluster.max_running_jobs} running at a time)`;
+  lines.push(`Cluster: ${cluster.running} running, ${cluster.pending} pending${cap}`);
+  return lines.join("\n") + "\n";
+}
+
+/** `1.5/2 used`, `3.2/15.5 GiB used` for memory, `none` when the node has none of it. */
+function formatUse(name: string, used: number, total: number): string {
+  if (total === 0) return "none";
+  if (name !== "memory") return `${formatAmount(name, used)}/${formatAmount(name, total)} used`;
+  const gib = (bytes: number) => (bytes / 1024 ** 3).toFixed(1);
+  return `${gib(used)}/${gib(total)} GiB used`;
 }
 
 /** The first line of `text`, cut to `max` characters. */

@@ -1,6 +1,6 @@
 /**
- * The jobhead client: submits, inspects, follows, stops and deletes jobs, and uploads
- * working directories. It needs only `fetch` and `WebSocket`, so it runs in Deno, Node 20+
+ * The jobhead client: submits, inspects, follows, stops and deletes jobs, uploads
+ * working directories, and reads the cluster's capacity and use. It needs only `fetch` and `WebSocket`, so it runs in Deno, Node 20+
  * and browsers (uploading a local directory needs Deno or Node), and it parses every
  * answer with the schemas the server answers with.
  *
@@ -29,6 +29,7 @@ import {
   VersionResponse,
 } from "../modules/jobs/schemas.ts";
 import { PackageInfo } from "../modules/packages/schemas.ts";
+import { ClusterResponse } from "../host/schemas.ts";
 import { parsePackageUri } from "../storage/package_uri.ts";
 import { ConnectionError, JobheadError, TailClosedError } from "./errors.ts";
 import type { PackWorkingDirOptions } from "./working_dir.ts";
@@ -127,6 +128,14 @@ export class JobClient {
       request.runtime_env = { ...request.runtime_env, working_dir: uri };
     }
     return await this.#call("POST", "/api/jobs/", SubmitJobResponse, { json: request });
+  }
+
+  /**
+   * The nodes' capacity and use, and the queue's length (`GET /api/cluster`, jobhead's
+   * addition). Throws JobheadError `NOT_FOUND` from a head older than the scheduler.
+   */
+  async getCluster(): Promise<ClusterResponse> {
+    return await this.#call("GET", "/api/cluster", ClusterResponse);
   }
 
   /** `GET /api/jobs/{id}`; throws JobheadError `NOT_FOUND` for an unknown job. */

@@ -98,6 +98,24 @@ Deno.test("JobClient.listJobs() sends the filters and the token, and returns the
   );
 });
 
+Deno.test("JobClient.submitJob() sends priority and resource requests as given", async () => {
+  const { fetch, calls } = fakeFetch(() => Response.json({ job_id: "j1", submission_id: "j1" }));
+  await new JobClient({ fetch }).submitJob({
+    entrypoint: "true",
+    priority: 5,
+    entrypoint_num_cpus: 1.5,
+    entrypoint_memory: 1024,
+    entrypoint_resources: { license: 1 },
+  });
+  assert.deepEqual(JSON.parse(String(calls[0].init.body)), {
+    entrypoint: "true",
+    priority: 5,
+    entrypoint_num_cpus: 1.5,
+    entrypoint_memory: 1024,
+    entrypoint_resources: { license: 1 },
+  });
+});
+
 /** A WebSocket that delivers `frames`, then closes with `code`. */
 function scriptedSocket(frames: string[], code: number): WebSocketConstructor {
   return class {

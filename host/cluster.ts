@@ -3,40 +3,13 @@
  * and `GET /api/cluster` (jobhead's addition, API.md) over the scheduler's state.
  */
 import { Hono } from "hono";
-import { z } from "zod";
 import type { HeadConfig } from "../kit/config.ts";
 import type { Logger } from "../kit/log.ts";
 import { describeRoute } from "../kit/route_doc.ts";
 import { detectCapacity } from "../scheduler/capacity.ts";
 import { formatAmount, type Resources } from "../scheduler/resources.ts";
 import { Scheduler } from "../scheduler/scheduler.ts";
-
-const Amounts = z.record(z.string(), z.number());
-
-/** One node in `GET /api/cluster`. */
-export const ClusterNode = z.object({
-  name: z.string(),
-  /** ALIVE while it serves (the head's own node is ALIVE while the head answers). */
-  state: z.enum(["ALIVE", "DEAD"]),
-  /** When it last reported (ms since the epoch). */
-  last_heartbeat: z.number(),
-  total: Amounts,
-  used: Amounts,
-  free: Amounts,
-  gpus_in_use: z.array(z.number().int()),
-  running: z.number().int(),
-  pending: z.number().int(),
-});
-
-/** The body of `GET /api/cluster`. */
-export const ClusterResponse = z.object({
-  nodes: z.array(ClusterNode),
-  running: z.number().int(),
-  pending: z.number().int(),
-  max_running_jobs: z.number().int().nullable(),
-  reserve_after_s: z.number(),
-}).meta({ id: "ClusterResponse" });
-export type ClusterResponse = z.infer<typeof ClusterResponse>;
+import { ClusterResponse } from "./schemas.ts";
 
 /**
  * The scheduler of this head's node: detected capacity, with each configured amount in

@@ -263,7 +263,7 @@ export const OPTIONS = [
     placeholder: "auto|off",
     default: "auto",
     help:
-      "stop jobs through a cgroup each where cgroup v2 is writable (auto), or only through process groups and environment markers (off)",
+      "stop jobs through a cgroup each where cgroup v2 is writable, and hold them to their limits where a cgroup controller is (auto), or only through process groups and environment markers, with memory and CPUs admission only (off)",
   },
   {
     flag: "num-cpus",
@@ -326,7 +326,8 @@ export const OPTIONS = [
     env: "JOBHEAD_ENFORCE_CPU",
     kind: "boolean",
     default: "false",
-    help: "hold each job to its entrypoint_num_cpus with cgroup cpu.max where it is writable",
+    help:
+      "hold each job to its entrypoint_num_cpus with a cgroup CPU quota (cpu.max, or v1 cpu.cfs_quota_us) where writable",
   },
 ] as const satisfies readonly OptionSpec[];
 

@@ -98,11 +98,14 @@ export async function startHead(
     logger: createLogger("supervisor"),
     withheldEnv: CONFIG_ENV_NAMES,
     cgroup: config.cgroup,
+    enforceCpu: config.enforceCpu,
   });
   await supervisor.start();
-  // Operators and tests look for this exact line; the JSON log gets it as a record.
-  if (config.logFormat === "json") logger.info(supervisor.stopMode);
-  else console.error(`jobhead: ${supervisor.stopMode}`);
+  // Operators and tests look for these exact lines; the JSON log gets them as records.
+  for (const line of [supervisor.stopMode, ...supervisor.limitModes]) {
+    if (config.logFormat === "json") logger.info(line);
+    else console.error(`jobhead: ${line}`);
+  }
   const scheduler = await createScheduler(config, {
     nodeName: Deno.hostname(),
     logger: createLogger("scheduler"),

@@ -1,4 +1,7 @@
-/** Schemas of the head's own responses: the snapshot and the OpenAPI document (API.md). */
+/**
+ * Schemas of the head's own responses: the snapshot, the cluster (`GET /api/cluster`) and the
+ * OpenAPI document (API.md).
+ */
 import { z } from "zod";
 
 /** `data.snapshot`: the head's facts, and one section per module that has one. */
@@ -16,6 +19,34 @@ export const SnapshotResponse = z.object({
   data: z.object({ snapshot: Snapshot }),
 });
 export type SnapshotResponse = z.infer<typeof SnapshotResponse>;
+
+/** Named amounts: `CPU`, `GPU`, `memory` (bytes) and custom resources. */
+const Amounts = z.record(z.string(), z.number());
+
+/** One node in `GET /api/cluster`. */
+export const ClusterNode = z.object({
+  name: z.string(),
+  /** ALIVE while it serves (the head's own node is ALIVE while the head answers). */
+  state: z.enum(["ALIVE", "DEAD"]),
+  /** When it last reported (ms since the epoch). */
+  last_heartbeat: z.number(),
+  total: Amounts,
+  used: Amounts,
+  free: Amounts,
+  gpus_in_use: z.array(z.number().int()),
+  running: z.number().int(),
+  pending: z.number().int(),
+});
+
+/** The body of `GET /api/cluster`. */
+export const ClusterResponse = z.object({
+  nodes: z.array(ClusterNode),
+  running: z.number().int(),
+  pending: z.number().int(),
+  max_running_jobs: z.number().int().nullable(),
+  reserve_after_s: z.number(),
+}).meta({ id: "ClusterResponse" });
+export type ClusterResponse = z.infer<typeof ClusterResponse>;
 
 /** A JSON Schema (draft 2020-12, the dialect of OpenAPI 3.1), as zod writes it. */
 const JsonSchema = z.record(z.string(), z.unknown());

@@ -33,15 +33,29 @@ export const KillRequest = z.object({
 });
 export type KillRequest = z.infer<typeof KillRequest>;
 
-/** How a supervised command ended. */
+/**
+ * How a supervised command ended. `outOfMemory` is set when the kernel killed a process of
+ * it for passing its memory limit (`RunSpec.limits`), as its cgroup counted.
+ */
 export type ExitReason =
   /** The command exited; `code` is its status, or -N for a death by signal N. */
-  | { kind: "exited"; code: number; endTime: number }
+  | { kind: "exited"; code: number; endTime: number; outOfMemory?: boolean }
   /**
    * The supervisor died (killed, crashed) before the command ended; the group died with
    * it. `killed` is set when the actor was killed on purpose (`SupervisedProcess.kill()`).
    */
-  | { kind: "died"; endTime: number; killed?: KillRequest };
+  | { kind: "died"; endTime: number; killed?: KillRequest; outOfMemory?: boolean };
+
+/**
+ * What the kernel holds a supervised process to, where a cgroup controller for it is
+ * writable (the head says at start which are); 0 or absent: no limit.
+ */
+export interface ResourceLimits {
+  /** Bytes of memory (swap included) for all its processes; past it, the kernel kills one. */
+  memoryBytes?: number;
+  /** CPUs' worth of time it may use (a CFS quota), where the head enforces CPUs. */
+  cpus?: number;
+}
 
 /** What to run under a supervisor. */
 export interface RunSpec {
@@ -54,6 +68,7 @@ export interface RunSpec {
   cwd?: string;
   /** Added to the head's environment (less the variables withheld from actors). */
   env?: Record<string, string>;
+  limits?: ResourceLimits;
 }
 
 /**

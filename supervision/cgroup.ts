@@ -71,10 +71,22 @@ export class CgroupTree {
   readonly path: string;
   /** Whether the kernel has `cgroup.kill` (Linux 5.14); else kills freeze and signal. */
   readonly hasKill: boolean;
+  /** Controllers the parent enables for its actors' cgroups (for their limits). */
+  #controllers = new Set<string>();
 
   constructor(path: string, options: { hasKill: boolean }) {
     this.path = path;
     this.hasKill = options.hasKill;
+  }
+
+  /** Has the actors' cgroups made with `controller` (which the parent must be offered). */
+  enable(controller: string): void {
+    this.#controllers.add(controller);
+  }
+
+  /** Undoes `enable()` for actors made from now on. */
+  disable(controller: string): void {
+    this.#controllers.delete(controller);
   }
 
   /**
@@ -104,8 +116,16 @@ export class CgroupTree {
     return join(this.path, actorCgroupName(id));
   }
 
-  /** Makes actor `id`'s cgroup (and the parent; existing ones are kept) and returns its path. */
+  /**
+   * Makes actor `id`'s cgroup (and the parent, with the enabled controllers for its
+   * children; existing ones are kept) and returns its path.
+   */
   create(id: string): string {
+    if (this.#controllers.size > 0) {
+      Deno.mkdirSync(this.path, { recursive: true });
+      const enabled = [...this.#controllers].map((c) => `+${c}`).join(" ");
+      Deno.writeTextFileSync(join(this.path, "cgroup.subtree_control"), enabled);
+    }
     const path = this.pathOf(id);
     Deno.mkdirSync(path, { recursive: true });
     return path;
@@ -186,20 +206,27 @@ async function tryTree(path: string): Promise<CgroupTree | undefined> {
   });
   const probe = tree.create(`probe-${Deno.pid}`);
   try {
-    const { success } = await new Deno.Command("sh", {
-      args: ["-c", 'echo $$ >"$1/cgroup.procs"', "sh", probe],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    if (success) return tree;
-  } catch {
-    // no shell: no supervisor either
+    if (await canJoinCgroup(probe)) return tree;
   } finally {
     await tree.remove(probe);
     // Made again by the first create(): a head that never spawns leaves nothing behind.
     await tree.close();
   }
   return undefined;
+}
+
+/** Whether a process can move itself into the cgroup at `path` (v1 or v2), as supervisors do. */
+export async function canJoinCgroup(path: string): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command("sh", {
+      args: ["-c", 'echo $$ >"$1/cgroup.procs"', "sh", path],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false; // no shell: no supervisor either
+  }
 }
 
 /**

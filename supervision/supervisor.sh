@@ -3,9 +3,9 @@
 # runs it as `sh <run dir>/jobhead-supervisor <actor id>`, as the leader of a new session
 # and process group, in the actor's working directory and environment.
 #
-# It joins the actor's cgroup first, before it forks anything, so every process of the
-# actor starts inside it (the head writing the pid after the spawn would race with the
-# forks).
+# It joins the actor's cgroups first (the one stops go through, and those that hold it to
+# its limits), before it forks anything, so every process of the actor starts inside them
+# (the head writing the pid after the spawn would race with the forks).
 #
 # The command runs in a plain `sh -c` of its own ($$ is that shell's pid, as API.md says),
 # with none of the supervisor's traps, in the background so that `jobs -l` can tell
@@ -36,18 +36,25 @@ fifo=$JOBHEAD_SUPERVISOR_FIFO
 log_file=$JOBHEAD_SUPERVISOR_LOG
 # The command, run with `sh -c`.
 command=$JOBHEAD_SUPERVISOR_COMMAND
-# The actor's cgroup directory, or "" for none.
-cgroup=$JOBHEAD_SUPERVISOR_CGROUP
+# The actor's cgroup directories, one a line, or "" for none.
+cgroups=$JOBHEAD_SUPERVISOR_CGROUPS
 # "1" when `env --default-signal` works here.
 resets_signals=$JOBHEAD_SUPERVISOR_RESETS_SIGNALS
 unset JOBHEAD_SUPERVISOR_EXIT_FILE JOBHEAD_SUPERVISOR_FIFO JOBHEAD_SUPERVISOR_LOG \
-  JOBHEAD_SUPERVISOR_COMMAND JOBHEAD_SUPERVISOR_CGROUP JOBHEAD_SUPERVISOR_RESETS_SIGNALS
+  JOBHEAD_SUPERVISOR_COMMAND JOBHEAD_SUPERVISOR_CGROUPS JOBHEAD_SUPERVISOR_RESETS_SIGNALS
 
 exec >>"$log_file" 2>&1 </dev/null
-if [ -n "$cgroup" ] && ! echo $$ 2>/dev/null >"$cgroup/cgroup.procs"; then
-  echo "jobhead: actor $actor_id cannot join the cgroup $cgroup"
-  exit 125
-fi
+set -f
+IFS='
+'
+for cgroup in $cgroups; do
+  if ! echo $$ 2>/dev/null >"$cgroup/cgroup.procs"; then
+    echo "jobhead: actor $actor_id cannot join the cgroup $cgroup"
+    exit 125
+  fi
+done
+unset IFS
+set +f
 if ! [ -p "$fifo" ] && ! mkfifo "$fifo"; then
   echo "jobhead: actor $actor_id cannot create the supervisor fifo $fifo"
   exit 125

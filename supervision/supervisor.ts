@@ -19,6 +19,7 @@ import type {
 import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
 import { CgroupTree, parentCgroupName } from "./cgroup.ts";
+import { ActorLimits } from "./limits.ts";
 import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
 import SUPERVISOR_SCRIPT from "./supervisor.sh" with { type: "text" };
 
@@ -37,7 +38,7 @@ const SCRIPT_ENV = {
   fifo: "JOBHEAD_SUPERVISOR_FIFO",
   logFile: "JOBHEAD_SUPERVISOR_LOG",
   command: "JOBHEAD_SUPERVISOR_COMMAND",
-  cgroup: "JOBHEAD_SUPERVISOR_CGROUP",
+  cgroups: "JOBHEAD_SUPERVISOR_CGROUPS",
   resetsSignals: "JOBHEAD_SUPERVISOR_RESETS_SIGNALS",
 } as const;
 
@@ -65,8 +66,13 @@ const SAFETY_CHECK_MS = 5_000;
 export interface SupervisorOptions {
   /** Variables of the head's environment that actors must not inherit (its configuration). */
   withheldEnv?: readonly string[];
-  /** "auto": put each actor in a cgroup of its own where cgroup v2 is writable; "off": never. */
+  /**
+   * "auto": put each actor in a cgroup of its own where cgroup v2 is writable, and hold it
+   * to its limits where a controller is; "off": never.
+   */
   cgroup?: "auto" | "off";
+  /** Hold actors to their `limits.cpus` where a cgroup cpu controller is writable. */
+  enforceCpu?: boolean;
   /** Where faults of signalling and watching are told; `[supervisor]` lines by default. */
   logger?: Logger;
 }
@@ -83,6 +89,8 @@ class SupervisedGroup implements SupervisedProcess {
   readonly identity: SupervisorIdentity;
   /** The actor's cgroup, when it runs in one: stops and kills go through it. */
   readonly cgroup?: string;
+  /** The cgroup v1 cgroups that hold it to its limits. */
+  readonly limitCgroups: readonly string[];
   /** Settles once, with how the command ended. */
   readonly exited: Promise<ExitReason>;
   /** For a supervisor this head spawned: settles once it has exited and been reaped. */
@@ -92,10 +100,16 @@ class SupervisedGroup implements SupervisedProcess {
   #killed?: KillRequest;
   #stopper: Stopper;
 
-  constructor(id: string, identity: SupervisorIdentity, stopper: Stopper, cgroup?: string) {
+  constructor(
+    id: string,
+    identity: SupervisorIdentity,
+    stopper: Stopper,
+    cgroups: { cgroup?: string; limitCgroups?: readonly string[] },
+  ) {
     this.id = id;
     this.identity = identity;
-    this.cgroup = cgroup;
+    this.cgroup = cgroups.cgroup;
+    this.limitCgroups = cgroups.limitCgroups ?? [];
     this.#stopper = stopper;
     this.exited = new Promise((resolve) => this.#resolve = resolve);
   }
@@ -144,6 +158,7 @@ export class ShellSupervisor implements Supervisor {
   #options: SupervisorOptions;
   #baseEnv: Record<string, string> = {};
   #cgroups?: CgroupTree;
+  #limits?: ActorLimits;
   #programs = new Map<string, string>();
   #log: Logger;
   #resetsSignals = false;
@@ -179,6 +194,18 @@ export class ShellSupervisor implements Supervisor {
   }
 
   /**
+   * How actors are held to their limits, for the head's start-up lines: memory, and CPUs
+   * when enforced; each through a cgroup controller, or admission only.
+   */
+  get limitModes(): string[] {
+    const cpu = this.#options.enforceCpu ?? false;
+    if (this.#limits) return this.#limits.describe({ cpu });
+    const off = ["memory limits are admission only: --cgroup off"];
+    if (cpu) off.push("cpu limits (--enforce-cpu) are admission only: --cgroup off");
+    return off;
+  }
+
+  /**
    * Writes the supervisor script, starts watching exit files and finds out what the
    * system offers (a writable cgroup v2 hierarchy, `env --default-signal`); call once
    * before spawning or adopting.
@@ -187,9 +214,11 @@ export class ShellSupervisor implements Supervisor {
     this.#makeRunDir();
     this.#baseEnv = withoutKeys(Deno.env.toObject(), this.#options.withheldEnv ?? []);
     if (this.#options.cgroup !== "off") {
-      this.#cgroups = await CgroupTree.probe(
-        await parentCgroupName(await Deno.realPath(this.#runDir)),
-      );
+      const name = await parentCgroupName(await Deno.realPath(this.#runDir));
+      this.#cgroups = await CgroupTree.probe(name);
+      this.#limits = await ActorLimits.probe(name, this.#cgroups, {
+        cpu: this.#options.enforceCpu ?? false,
+      });
     }
     this.#resetsSignals = await (async () => {
       try {
@@ -215,6 +244,7 @@ export class ShellSupervisor implements Supervisor {
     this.#abort.abort();
     closeWatcher(this.#watcher);
     await this.#cgroups?.close();
+    await this.#limits?.close();
   }
 
   /**
@@ -258,8 +288,41 @@ export class ShellSupervisor implements Supervisor {
     // Found on the head's PATH, not the job's: a job's own PATH must not stop it starting.
     const setsid = this.#program("setsid");
     const sh = this.#program("sh");
+    const limits = { ...spec.limits, cpus: this.#options.enforceCpu ? spec.limits?.cpus : 0 };
     const cgroup = this.#cgroups?.create(spec.id);
-    const child = new Deno.Command(setsid, {
+    let limitCgroups: string[] = [];
+    let child: Deno.ChildProcess;
+    try {
+      limitCgroups = this.#limits?.create(spec.id, limits, cgroup) ?? [];
+      child = this.#spawn(spec, [cgroup ?? [], limitCgroups].flat(), { setsid, sh, exitPath });
+    } catch (err) {
+      // Nothing ever ran in them: they are empty.
+      for (const path of [...limitCgroups, cgroup ?? []].flat()) removeEmptyCgroup(path);
+      throw err;
+    }
+    const identity = { pid: child.pid, start_ticks: readStat(child.pid)?.startTicks ?? 0 };
+    const process = new SupervisedGroup(spec.id, identity, this.#stopper, {
+      cgroup,
+      limitCgroups,
+    });
+    this.#live.set(spec.id, process);
+    // Our own child: its status is the fastest word of its end; the file says how, and
+    // where the file could not be written (a full disk), its exit status does.
+    process.reaped = child.status.then((status) =>
+      this.#settleFromFile(process, { final: true, status })
+    );
+    this.#follow(process, onExit);
+    return process;
+  }
+
+  /** Starts the supervisor of `spec` as the leader of a new session, to join `cgroups` first. */
+  #spawn(
+    spec: RunSpec,
+    cgroups: string[],
+    paths: { setsid: string; sh: string; exitPath: string },
+  ): Deno.ChildProcess {
+    const { setsid, sh, exitPath } = paths;
+    return new Deno.Command(setsid, {
       args: [sh, this.#scriptPath(), spec.id],
       cwd: spec.cwd,
       clearEnv: true,
@@ -271,23 +334,13 @@ export class ShellSupervisor implements Supervisor {
         [SCRIPT_ENV.fifo]: this.#fifoPath(spec.id),
         [SCRIPT_ENV.logFile]: spec.logPath,
         [SCRIPT_ENV.command]: spec.command,
-        [SCRIPT_ENV.cgroup]: cgroup ?? "",
+        [SCRIPT_ENV.cgroups]: cgroups.join("\n"),
         [SCRIPT_ENV.resetsSignals]: this.#resetsSignals ? "1" : "",
       },
       stdin: "null",
       stdout: "null",
       stderr: "null",
     }).spawn();
-    const identity = { pid: child.pid, start_ticks: readStat(child.pid)?.startTicks ?? 0 };
-    const process = new SupervisedGroup(spec.id, identity, this.#stopper, cgroup);
-    this.#live.set(spec.id, process);
-    // Our own child: its status is the fastest word of its end; the file says how, and
-    // where the file could not be written (a full disk), its exit status does.
-    process.reaped = child.status.then((status) =>
-      this.#settleFromFile(process, { final: true, status })
-    );
-    this.#follow(process, onExit);
-    return process;
   }
 
   adopt(id: string, identity: SupervisorIdentity, onExit: ExitHandler): Promise<SupervisedProcess>;
@@ -301,7 +354,10 @@ export class ShellSupervisor implements Supervisor {
     if (!identity) return undefined;
     const cgroup = await this.#cgroups?.find(id);
     if (cgroup) await this.#cgroups!.thaw(cgroup);
-    const process = new SupervisedGroup(id, identity, this.#stopper, cgroup);
+    const process = new SupervisedGroup(id, identity, this.#stopper, {
+      cgroup,
+      limitCgroups: this.#limits?.find(id),
+    });
     // Register first, so an exit file written from now on is seen by the watcher.
     this.#live.set(id, process);
     await this.#settleFromFile(process, { final: false });
@@ -365,6 +421,11 @@ export class ShellSupervisor implements Supervisor {
     await process.reaped;
     if (process.cgroup && !await this.#cgroups!.remove(process.cgroup)) {
       this.#log.error(`the cgroup ${process.cgroup} could not be emptied and removed`);
+    }
+    for (const path of process.limitCgroups) {
+      if (!await this.#limits!.remove(path)) {
+        this.#log.error(`the cgroup ${path} could not be emptied and removed`);
+      }
     }
     const fifo = this.#fifoPath(process.id);
     for (const path of [fifo, `${fifo}.code`]) await Deno.remove(path).catch(() => {});
@@ -495,18 +556,23 @@ export class ShellSupervisor implements Supervisor {
     }
     const reason = parseExitFile(text ?? "", endTime);
     const status = options.status;
-    if (reason?.kind === "exited") process.settle(reason);
+    let ended: ExitReason | undefined;
+    if (reason?.kind === "exited") ended = reason;
     else if (text !== undefined && status && status.signal === null) {
-      process.settle(exitReasonOfStatus(status.code, endTime));
-    } else if (reason) process.settle(reason);
+      ended = exitReasonOfStatus(status.code, endTime);
+    } else if (reason) ended = reason;
     else if (options.final) {
       // Our child died without a word: its watchdog may be about to note that in the exit
       // file, after #follow() has removed it, leaving a stray file behind. It dies now, as
       // it was going to kill the group anyway. (With a cgroup, #release() empties it,
       // watchdog too, before the exit file goes.)
       if (status && !process.cgroup) sendSignal(-process.pid, "SIGKILL");
-      process.settle({ kind: "died", endTime });
+      ended = { kind: "died", endTime };
     }
+    if (!ended) return;
+    // Counted by its memory cgroup, which is removed only once the process is settled.
+    if (await this.#limits?.outOfMemory(process.id, process.cgroup)) ended.outOfMemory = true;
+    process.settle(ended);
   }
 
   /**
@@ -586,6 +652,15 @@ async function exists(path: string): Promise<boolean> {
 /** How a command ended, from a shell's status: 128 + N is a death by signal N. */
 function exitReasonOfStatus(code: number, endTime: number): ExitReason {
   return { kind: "exited", code: code > 128 ? -(code - 128) : code, endTime };
+}
+
+/** Removes a cgroup nothing ever ran in; one that is gone or busy is left to its owner. */
+function removeEmptyCgroup(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // gone, or in use
+  }
 }
 
 /** A copy of `env` without the variables named in `keys`. */

@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
+import axe from "axe-core";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { HANG_GUARD_MS } from "./fifos.ts";
 
@@ -85,4 +86,32 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const path = join(SCREENSHOT_DIR, `${name}.png`);
   await page.screenshot({ path });
   return path;
+}
+
+/** Serious and critical accessibility violations axe-core finds on the page, as text. */
+export async function accessibilityViolations(page: Page): Promise<string[]> {
+  // Evaluated through the DevTools protocol: the page's CSP does not apply to it.
+  await page.evaluate(axe.source);
+  const violations = await page.evaluate(async () => {
+    type Result = {
+      id: string;
+      impact: string | null;
+      help: string;
+      nodes: { target: unknown[] }[];
+    };
+    const { axe } = globalThis as unknown as {
+      axe: { run(): Promise<{ violations: Result[]; passes: unknown[] }> };
+    };
+    const results = await axe.run();
+    if (results.passes.length === 0) throw new Error("axe checked nothing");
+    return results.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      targets: v.nodes.map((n) => JSON.stringify(n.target)),
+    }));
+  });
+  return violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.impact} ${v.id} (${v.help}): ${v.targets.join(", ")}`);
 }

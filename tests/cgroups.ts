@@ -3,6 +3,8 @@ import { setTimeout as delay } from "node:timers/promises";
 import { CgroupTree } from "../supervision/cgroup.ts";
 
 const CGROUP_LINE = /^jobhead: stops use cgroup v2 at (\S+)$/m;
+/** Every start-up line naming a parent cgroup: stops, memory and cpu limits. */
+const CGROUP_LINES = /^jobhead: .* use cgroup v[12] at (\S+)$/gm;
 
 /** Whether this machine has a cgroup v2 hierarchy a head can use (then its stops must use it). */
 export async function canUseCgroups(): Promise<boolean> {
@@ -16,9 +18,14 @@ export function cgroupOfHead(stderr: string): string | undefined {
   return CGROUP_LINE.exec(stderr)?.[1];
 }
 
+/** Every parent cgroup a head said it uses (from its stderr): v2 and v1 ones. */
+export function cgroupsOfHead(stderr: string): string[] {
+  return [...new Set(Array.from(stderr.matchAll(CGROUP_LINES), (match) => match[1]))];
+}
+
 /**
- * Kills every process in the cgroup tree at `path` and removes the tree. Safe to repeat;
- * a missing tree is fine.
+ * Kills every process in the cgroup tree at `path` (v2 or v1) and removes the tree. Safe
+ * to repeat; a missing tree is fine.
  */
 export async function removeCgroupTree(path: string): Promise<void> {
   const children: string[] = [];
@@ -31,6 +38,14 @@ export async function removeCgroupTree(path: string): Promise<void> {
   }
   for (const child of children) await removeCgroupTree(child);
   await Deno.writeTextFile(`${path}/cgroup.kill`, "1").catch(() => {});
+  const procs = await Deno.readTextFile(`${path}/cgroup.procs`).catch(() => "");
+  for (const pid of procs.split("\n").filter(Boolean)) {
+    try {
+      Deno.kill(Number(pid), "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
   // Killed processes take a moment to leave; the kernel announces it in cgroup.events only.
   const deadline = Date.now() + 5_000;
   for (;;) {

@@ -29,10 +29,19 @@ function startCli(
   args: string[],
   env: Record<string, string> = {},
 ): CliProcess {
+  return startMain(head, ["job", ...args], env);
+}
+
+/** Starts `main.ts …args` against `head` (JOBHEAD_ADDRESS), stdin not a terminal. */
+function startMain(
+  head: RunningHead | undefined,
+  args: string[],
+  env: Record<string, string> = {},
+): CliProcess {
   const inherited = Deno.env.toObject();
   for (const key of Object.keys(inherited)) if (key.startsWith("JOBHEAD_")) delete inherited[key];
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN_TS, "job", ...args],
+    args: ["run", "--allow-all", MAIN_TS, ...args],
     clearEnv: true,
     env: { ...inherited, NO_COLOR: "1", ...(head ? { JOBHEAD_ADDRESS: head.url } : {}), ...env },
     stdin: "null",
@@ -62,7 +71,7 @@ function startCli(
       return withTimeout(Promise.race([seen, ended]), HANG_GUARD_MS, `the CLI to print ${text}`);
     },
     kill: (signal) => child.kill(signal),
-    result: withTimeout(result, HANG_GUARD_MS, `the CLI to exit: job ${args.join(" ")}`),
+    result: withTimeout(result, HANG_GUARD_MS, `the CLI to exit: ${args.join(" ")}`),
   };
 }
 
@@ -190,7 +199,7 @@ Deno.test("job logs --follow, status, list, stop and delete", async () => {
   const table = await cli(head, ["list", "--status", "succeeded"]);
   assert.match(
     table.stdout,
-    /^SUBMISSION ID\s+STATUS\s+SUBMITTED\s+DURATION\s+ENTRYPOINT\nfollowed\s+SUCCEEDED\s/,
+    /^SUBMISSION ID\s+STATUS\s+SUBMITTED\s+DURATION\s+RESOURCES\s+ENTRYPOINT\nfollowed\s+SUCCEEDED\s.* -\s+echo first/,
   );
   assert.doesNotMatch(table.stdout, /sleeper/);
 
@@ -475,4 +484,85 @@ Deno.test("job logs --raw prints the log's exact bytes, binary included", async 
   }).output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   assert.deepEqual([...out.stdout], [0x61, 0x01, 0xff, 0x00, 0xc3, 0x62, 0x0a]);
+});
+
+Deno.test("job submit asks for resources; list says why a job waits; cluster shows the use", async () => {
+  await using fifos = await Fifos.create();
+  await using head = await startHead({
+    extraArgs: ["--num-cpus", "1", "--memory", "4G", "--resources", '{"license":2}'],
+  });
+  for (const id of ["first", "second"]) {
+    const go = await fifos.make(`go-${id}`);
+    const submitted = await cli(head, [
+      "submit",
+      "--no-wait",
+      `--submission-id=${id}`,
+      "--num-cpus=1",
+      "--memory=1G",
+      '--resources={"license":1}',
+      "--priority=2",
+      "--",
+      `read x <${q(go)}`,
+    ]);
+    assertCode(submitted, 0);
+  }
+  await waitForStatus(head, "first", ["RUNNING"]);
+  const second = (await head.json("/api/jobs/second")).body;
+  assert.equal(second.status, "PENDING", "one CPU: the second job waits");
+  assert.deepEqual(
+    [second.entrypoint_num_cpus, second.entrypoint_memory, second.entrypoint_resources],
+    [1, 1024 ** 3, { license: 1 }],
+  );
+  assert.equal(second.priority, 2);
+
+  const listed = await cli(head, ["list"]);
+  assertCode(listed, 0);
+  assert.match(listed.stdout, /^SUBMISSION ID .* RESOURCES +ENTRYPOINT$/m);
+  assert.match(listed.stdout, /^first +RUNNING .* 1 CPU · 1 GiB · 1 license +read x/m);
+  assert.match(
+    listed.stdout,
+    /^second +PENDING .* 1 CPU · 1 GiB · 1 license +read x.*\n {2}↳ Waiting for resources: needs CPU 1, 0 of 1 free; 0 jobs ahead$/m,
+  );
+
+  const status = await cli(head, ["status", "second"]);
+  assert.match(status.stdout, /^Status message: Waiting for resources: needs CPU 1, 0 of 1 free/m);
+  assert.match(status.stdout, /^Resources: 1 CPU · 1 GiB · 1 license, priority 2$/m);
+
+  const cluster = await startMain(head, ["cluster"]).result;
+  assertCode(cluster, 0);
+  assert.match(cluster.stdout, /^Node \S+: ALIVE, last heartbeat \d{4}-/m);
+  assert.match(cluster.stdout, /^ {2}CPU +1\/1 used$/m);
+  assert.match(cluster.stdout, /^ {2}memory +1\.0\/4\.0 GiB used$/m);
+  assert.match(cluster.stdout, /^ {2}license +1\/2 used$/m);
+  assert.match(cluster.stdout, /^ {2}Jobs: 1 running, 1 pending$/m);
+  assert.match(cluster.stdout, /^Cluster: 1 running, 1 pending$/m);
+  const json = await startMain(head, ["cluster", "--json"]).result;
+  assertCode(json, 0);
+  const state = JSON.parse(json.stdout);
+  assert.deepEqual([state.running, state.pending, state.nodes[0].used.CPU], [1, 1, 1]);
+
+  // The first one ends: its CPU goes to the second.
+  await fifos.send("go-first");
+  await waitForStatus(head, "first", ["SUCCEEDED"]);
+  await waitForStatus(head, "second", ["RUNNING"]);
+  const after = await startMain(head, ["cluster"]).result;
+  assert.match(after.stdout, /^Cluster: 1 running, 0 pending$/m);
+  await fifos.send("go-second");
+  await waitForStatus(head, "second", ["SUCCEEDED"]);
+});
+
+Deno.test("cluster --help, and a bad argument or an unreachable head in one line", async () => {
+  const help = await startMain(undefined, ["cluster", "--help"]).result;
+  assertCode(help, 0);
+  assert.match(help.stdout, /^Usage: jobhead cluster \[--json\]/);
+  const extra = await startMain(undefined, ["cluster", "nodes"]).result;
+  assertCode(extra, 2);
+  assert.match(extra.stderr, /cluster takes no arguments/);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closedPort = listener.addr.port;
+  listener.close();
+  const unreachable = await startMain(undefined, ["cluster"], {
+    JOBHEAD_ADDRESS: `http://127.0.0.1:${closedPort}`,
+  }).result;
+  assertOneLineError(unreachable, /connection refused: is it running\?/);
 });

@@ -185,3 +185,25 @@ Deno.test("JobClient sends its token, and a tail cut by the head's exit throws",
     },
   );
 });
+
+Deno.test("JobClient.getCluster() reads the node's capacity and use", async () => {
+  await using head = await startHead({
+    extraArgs: [
+      "--num-cpus",
+      "2",
+      "--num-gpus",
+      "0",
+      "--memory",
+      "1G",
+      "--resources",
+      '{"license":2}',
+    ],
+  });
+  const cluster = await new JobClient({ address: head.url }).getCluster();
+  assert.equal(cluster.nodes.length, 1);
+  const [node] = cluster.nodes;
+  assert.equal(node.state, "ALIVE");
+  assert.deepEqual(node.total, { CPU: 2, GPU: 0, memory: 1024 ** 3, license: 2 });
+  assert.deepEqual(node.free, node.total);
+  assert.deepEqual([node.running, node.pending, cluster.running, cluster.pending], [0, 0, 0, 0]);
+});

@@ -5,9 +5,8 @@
  * an accessibility check (axe-core) and screenshots (see SCREENSHOT_DIR).
  */
 import assert from "node:assert/strict";
-import axe from "axe-core";
 import type { Page } from "playwright-core";
-import { hasChromium, openBrowser, screenshot } from "./browser.ts";
+import { accessibilityViolations, hasChromium, openBrowser, screenshot } from "./browser.ts";
 import { Fifos } from "./fifos.ts";
 import { type RunningHead, startHead } from "./harness.ts";
 import { q, submitJob } from "./helpers.ts";
@@ -23,34 +22,6 @@ function browserTest(name: string, fn: (t: Deno.TestContext) => Promise<void>) {
 /** Answers the confirmation dialog with its confirm button. */
 async function confirm(page: Page): Promise<void> {
   await page.locator('dialog#confirm button[value="yes"]').click();
-}
-
-/** Serious and critical accessibility violations axe-core finds on the page, as text. */
-async function accessibilityViolations(page: Page): Promise<string[]> {
-  // Evaluated through the DevTools protocol: the page's CSP does not apply to it.
-  await page.evaluate(axe.source);
-  const violations = await page.evaluate(async () => {
-    type Result = {
-      id: string;
-      impact: string | null;
-      help: string;
-      nodes: { target: unknown[] }[];
-    };
-    const { axe } = globalThis as unknown as {
-      axe: { run(): Promise<{ violations: Result[]; passes: unknown[] }> };
-    };
-    const results = await axe.run();
-    if (results.passes.length === 0) throw new Error("axe checked nothing");
-    return results.violations.map((v) => ({
-      id: v.id,
-      impact: v.impact,
-      help: v.help,
-      targets: v.nodes.map((n) => JSON.stringify(n.target)),
-    }));
-  });
-  return violations
-    .filter((v) => v.impact === "serious" || v.impact === "critical")
-    .map((v) => `${v.impact} ${v.id} (${v.help}): ${v.targets.join(", ")}`);
 }
 
 /** A module whose dashboard view throws when mounted, in a directory of its own. */
@@ -312,7 +283,10 @@ browserTest(
   },
 );
 
-/** A head with something in every view: jobs (one failed), a deployment, a module view. */
+/**
+ * A head with something in every view: jobs (one failed, one waiting for a CPU), a
+ * deployment, a module view.
+ */
 async function populatedHead(): Promise<RunningHead & { replicaLog: string }> {
   const head = await startHead({ extraArgs: ["--module", HELLO_MODULE] });
   await submitJob(head, {
@@ -322,6 +296,18 @@ async function populatedHead(): Promise<RunningHead & { replicaLog: string }> {
   });
   await submitJob(head, { entrypoint: "echo done", submission_id: "report" });
   await submitJob(head, { entrypoint: "exec sleep 600", submission_id: "serve-batch" });
+  // One job that takes every CPU, and one that waits for a CPU: a queue to show.
+  const { body: cluster } = await head.json("/api/cluster");
+  await submitJob(head, {
+    entrypoint: "exec sleep 600",
+    submission_id: "all-cpus",
+    entrypoint_num_cpus: cluster.nodes[0].total.CPU,
+  });
+  await submitJob(head, {
+    entrypoint: "exec sleep 600",
+    submission_id: "waits-for-a-cpu",
+    entrypoint_num_cpus: 1,
+  });
   const applied = await head.json("/api/serve/deployments", {
     method: "POST",
     body: { name: "web", entrypoint: 'echo "serving on $PORT"; exec sleep 600', version: "v1" },
@@ -343,6 +329,7 @@ browserTest(
       ["submit", "#/submit", "#entrypoint"],
       ["rerun", "#/submit?from=train-failed", "text=A copy of job train-failed"],
       ["actors", "#/actors", 'tr[data-id="jobsup_serve-batch"]'],
+      ["cluster", "#/cluster", 'article.node .resource[data-resource="CPU"]'],
       ["deployments", "#/deployments", 'article[data-name="web"] .badge[data-status="HEALTHY"]'],
       ["replica-log", head.replicaLog, "text=/serving on \\d+/"],
       ["snapshot", "#/snapshot", "text=session_name"],

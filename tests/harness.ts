@@ -15,7 +15,7 @@
  * @module
  */
 import { setTimeout as delay } from "node:timers/promises";
-import { cgroupOfHead, removeCgroupTree } from "./cgroups.ts";
+import { cgroupsOfHead, removeCgroupTree } from "./cgroups.ts";
 import { waitForEvent } from "./events.ts";
 import { HANG_GUARD_MS, withTimeout } from "./fifos.ts";
 
@@ -186,8 +186,7 @@ export async function startHead(opts: HeadOptions = {}): Promise<RunningHead> {
       // escalated to SIGKILL already; cleanup goes on
     }
     await killProcessesWithEnv(RUN_ENV, runId);
-    const cgroup = cgroupOfHead(out.stderr);
-    if (cgroup) await removeCgroupTree(cgroup);
+    for (const cgroup of cgroupsOfHead(out.stderr)) await removeCgroupTree(cgroup);
     await drained();
     if (ownDir) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   };

@@ -57,7 +57,7 @@ Deno.test("a running job says so and has no end yet", async () => {
     entrypoint: `exec 3>${q(alive.path)}; exec sleep 1000`,
     metadata: { job_name: "sleeper" },
     entrypoint_num_cpus: 0.5,
-    entrypoint_memory: 1024,
+    entrypoint_memory: 256 * 1024 ** 2, // enforced where a cgroup allows: room to run
     entrypoint_resources: { custom: 2 },
   });
   assert.match(id, /^jobhead_[A-Za-z0-9_.-]{16}$/);
@@ -69,7 +69,7 @@ Deno.test("a running job says so and has no end yet", async () => {
   assert.equal(job.error_type, null);
   assert.deepEqual(job.metadata, { job_name: "sleeper" });
   assert.equal(job.entrypoint_num_cpus, 0.5);
-  assert.equal(job.entrypoint_memory, 1024);
+  assert.equal(job.entrypoint_memory, 256 * 1024 ** 2);
   assert.deepEqual(job.entrypoint_resources, { custom: 2 });
   assert.equal(await stopJob(head, id), true);
   await waitForStatus(head, id, ["STOPPED"]);

@@ -19,7 +19,7 @@ import {
 import type { JobChanges, JobPage, StorageFullSpell } from "../../storage/jobs.ts";
 import { type LogStore, readLogRange } from "../../storage/logs.ts";
 import { isTerminal, type Job, type JobErrorType, type JobStatus } from "../../kit/job_record.ts";
-import { demandOf } from "../../scheduler/resources.ts";
+import { demandOf, formatAmount } from "../../scheduler/resources.ts";
 import type { Placement } from "../../scheduler/admission.ts";
 import { LogMaintenance } from "./log_maintenance.ts";
 import { startTimeoutMessage, startTimeoutProblem, startTimeoutS } from "./start_timeout.ts";
@@ -373,6 +373,7 @@ export class JobService {
           }),
           ...(placement.gpus.length > 0 && { CUDA_VISIBLE_DEVICES: placement.gpus.join(",") }),
         },
+        limits: { memoryBytes: job.entrypoint_memory, cpus: job.entrypoint_num_cpus },
       }, (reason, process) => this.#ended(job.id, run, reason, process));
     } catch (err) {
       await this.#fail(
@@ -483,13 +484,15 @@ export class JobService {
     reason: ExitReason,
     process: SupervisedProcess,
   ): Promise<boolean> {
+    // Every process of it is gone: what it held goes to the next job now, before its end
+    // is announced, so a reader who sees the end also sees the resources free.
+    this.#ctx.scheduler.release(run.key);
     try {
       await this.#logMaintenance.capLog(id);
       await this.#recordExit(id, reason, process.identity.pid);
       return true;
     } finally {
       this.#forget(id, run);
-      this.#ctx.scheduler.release(run.key);
     }
   }
 
@@ -568,8 +571,9 @@ export interface ExitFacts {
 
 /**
  * How a job ends, from its record as stored and how its process ended: STOPPED if a
- * stop was stored, else SUCCEEDED or FAILED as the process ended. A job that ran while
- * the disk was full says so: output it wrote then may be missing from its log.
+ * stop was stored, else SUCCEEDED or FAILED as the process ended; a job the kernel killed
+ * for passing its `entrypoint_memory` says so. A job that ran while the disk was full says
+ * so too: output it wrote then may be missing from its log.
  */
 export function exitOutcome(job: Job, reason: ExitReason, facts: ExitFacts): Partial<Job> {
   const common = {
@@ -582,6 +586,17 @@ export function exitOutcome(job: Job, reason: ExitReason, facts: ExitFacts): Par
   }
   if (reason.kind === "exited" && reason.code === 0) {
     return { ...common, status: "SUCCEEDED", message: STATUS_MESSAGES.SUCCEEDED + note };
+  }
+  const killedOnPurpose = reason.kind === "died" && reason.killed;
+  if (reason.outOfMemory && job.entrypoint_memory > 0 && !killedOnPurpose) {
+    const limit = formatAmount("memory", job.entrypoint_memory);
+    const message = `Job ran out of its memory limit (entrypoint_memory ${limit}) and ` +
+      memoryKillOf(reason, facts.pid) +
+      (facts.tail
+        ? `. Last available logs (truncated to 20,000 chars):\n${facts.tail}`
+        : ". No logs available.");
+    const error_type = "JOB_ENTRYPOINT_COMMAND_ERROR";
+    return { ...common, status: "FAILED", error_type, message: message + note };
   }
   let message: string;
   if (reason.kind === "exited") {
@@ -600,6 +615,16 @@ export function exitOutcome(job: Job, reason: ExitReason, facts: ExitFacts): Par
     ? "JOB_ENTRYPOINT_COMMAND_ERROR"
     : "JOB_SUPERVISOR_ACTOR_DIED";
   return { ...common, status: "FAILED", error_type: errorType, message: message + note };
+}
+
+/** What the kernel's kill of a job past its memory limit did, for its message. */
+function memoryKillOf(reason: ExitReason, pid: number): string {
+  if (reason.kind === "died") return `the kernel killed its supervisor process (pid ${pid})`;
+  // SIGKILL: the command's own process died, or its shell says a child did (128 + 9).
+  if (reason.code === -9 || reason.code === 137) {
+    return `was killed by the kernel (exit code ${reason.code})`;
+  }
+  return `the kernel killed a process of it; the entrypoint command failed with exit code ${reason.code}`;
 }
 
 /** The note on a job that ran while the store's disk was full; "" otherwise. */

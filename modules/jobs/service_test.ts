@@ -54,6 +54,42 @@ Deno.test("exitOutcome() notes a full disk only for jobs that ran while it laste
   );
 });
 
+Deno.test("exitOutcome() says a job the kernel killed past its entrypoint_memory ran out of it", () => {
+  const job = aJob({ status: "RUNNING", entrypoint_memory: 64 * 1024 ** 2 });
+  const outOfMemory = (code: number) => ({ ...exited(code), outOfMemory: true });
+  const killed = exitOutcome(job, outOfMemory(-9), { tail: "x\n", pid: 1 });
+  assert.equal(killed.status, "FAILED");
+  assert.equal(killed.error_type, "JOB_ENTRYPOINT_COMMAND_ERROR");
+  assert.equal(killed.driver_exit_code, -9);
+  assert.equal(
+    killed.message,
+    "Job ran out of its memory limit (entrypoint_memory 64 MiB) and was killed by the kernel " +
+      "(exit code -9). Last available logs (truncated to 20,000 chars):\nx\n",
+  );
+  assert.equal(
+    exitOutcome(job, outOfMemory(1), { tail: "", pid: 1 }).message,
+    "Job ran out of its memory limit (entrypoint_memory 64 MiB) and the kernel killed a " +
+      "process of it; the entrypoint command failed with exit code 1. No logs available.",
+  );
+  const died = { kind: "died", endTime: 5_000, outOfMemory: true } as const;
+  assert.match(
+    exitOutcome(job, died, { tail: "", pid: 7 }).message!,
+    /memory limit .* killed its supervisor process \(pid 7\)/,
+  );
+  // A success, a stop, a kill on purpose and a job with no limit keep their usual outcome.
+  assert.equal(exitOutcome(job, outOfMemory(0), { tail: "", pid: 1 }).status, "SUCCEEDED");
+  const stopped = aJob({ ...job, stop_requested_at: 4_000 });
+  assert.equal(exitOutcome(stopped, outOfMemory(-9), { tail: "", pid: 1 }).status, "STOPPED");
+  const kill = { force_kill: true, no_restart: false };
+  const killedOnPurpose = exitOutcome(job, { ...died, killed: kill }, { tail: "", pid: 7 });
+  assert.equal(killedOnPurpose.error_type, "JOB_SUPERVISOR_ACTOR_DIED");
+  const unlimited = aJob({ status: "RUNNING", entrypoint_memory: 0 });
+  assert.match(
+    exitOutcome(unlimited, outOfMemory(-9), { tail: "", pid: 1 }).message!,
+    /^Job entrypoint command failed with exit code -9/,
+  );
+});
+
 Deno.test("jobConfigMetadata() adds the id and a default name to what was submitted", () => {
   assert.deepEqual(jobConfigMetadata(aJob({ id: "a1" })), {
     job_name: "a1",

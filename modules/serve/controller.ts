@@ -72,6 +72,8 @@ export class DeploymentController {
   #deleted = Promise.withResolvers<void>();
   #gone = false;
   #writes: Promise<void> = Promise.resolve();
+  /** Health-check loops running now. */
+  #healthWatches = new Set<Promise<void>>();
 
   /** A controller for `deployment`, with the replicas a previous head left (see `adopt()`). */
   constructor(deps: ControllerDeps, deployment: Deployment, replicas: Replica[] = []) {
@@ -180,6 +182,7 @@ export class DeploymentController {
   async close(): Promise<void> {
     this.#closed.abort();
     await this.#loop;
+    await Promise.all(this.#healthWatches);
     await this.#writes;
   }
 
@@ -367,13 +370,16 @@ export class DeploymentController {
       this.#markReadyAt(runtime, readyAt(runtime.record, Date.now(), minUptimeS * 1000), life);
     }
     if (spec.health_check) {
-      watchHealth({
+      const watching = watchHealth({
         check: () => this.#deployment.spec.health_check,
         target: () => this.#probeEnv(runtime),
         ready: options.adopted,
         onReady: () => this.#markReady(runtime),
         onUnhealthy: (why) => this.#stopUnhealthy(runtime, why),
       }, life).catch((err) => this.#deps.ctx.logger.error("health check failed to run:", err));
+      // Awaited by close(): a probe in flight (a command, a fetch) ends before it resolves.
+      this.#healthWatches.add(watching);
+      watching.finally(() => this.#healthWatches.delete(watching));
     }
     this.#kick();
   }

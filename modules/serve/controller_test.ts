@@ -16,6 +16,7 @@ import { KvServeStore } from "../../storage/serve.ts";
 import { Scheduler } from "../../scheduler/scheduler.ts";
 import { ShellSupervisor } from "../../supervision/supervisor.ts";
 import { isAlive, processesWithEnv } from "../../tests/harness.ts";
+import { waitFor } from "../../tests/poll.ts";
 import { DeploymentController } from "./controller.ts";
 import type { Replica } from "./replica.ts";
 import type { DeploymentDetails } from "./schemas.ts";
@@ -184,13 +185,20 @@ function specOf(spec: Record<string, unknown>): Deployment["spec"] {
   return Deployment.shape.spec.parse(spec);
 }
 
-/** The pid of actor `id`'s command (`sleep`), not of its supervisor's shells. */
+/**
+ * The pid of actor `id`'s command (`sleep`), not of its supervisor's shells. Its `sh -c`
+ * may not have exec'd `sleep` yet when the replica counts as ready, and nothing announces
+ * an exec: polled.
+ */
 async function commandPid(id: string): Promise<number> {
-  const pids = [];
-  for (const pid of await processesWithEnv("JOBHEAD_ACTOR_ID", id)) {
-    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
-    if (cmdline.startsWith("sleep\0")) pids.push(pid);
-  }
+  const pids = await waitFor(`the command of ${id} to be sleep`, async () => {
+    const found = [];
+    for (const pid of await processesWithEnv("JOBHEAD_ACTOR_ID", id)) {
+      const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+      if (cmdline.startsWith("sleep\0")) found.push(pid);
+    }
+    return found.length > 0 && found;
+  });
   assert.equal(pids.length, 1, `the command of ${id}: ${pids}`);
   return pids[0];
 }

@@ -36,6 +36,10 @@ export function toRow(job: Job): JobRow {
     end_time: job.end_time,
     driver_exit_code: job.driver_exit_code,
     metadata: job.metadata,
+    entrypoint_num_cpus: job.entrypoint_num_cpus,
+    entrypoint_num_gpus: job.entrypoint_num_gpus,
+    entrypoint_memory: job.entrypoint_memory,
+    entrypoint_resources: job.entrypoint_resources,
   };
 }
 

@@ -77,6 +77,21 @@ Deno.test("GET /api/ui/jobs pages newest first and searches id, entrypoint and m
   await bad.body?.cancel();
 });
 
+Deno.test("a job row has the resources its job asked for", async () => {
+  using t = await setUp([{
+    status: "PENDING",
+    entrypoint_num_cpus: 2,
+    entrypoint_memory: 1024,
+    entrypoint_resources: { license: 1 },
+  }]);
+  const [row] = (await find(t.app, "")).jobs;
+  assert.deepEqual(
+    [row.entrypoint_num_cpus, row.entrypoint_num_gpus, row.entrypoint_memory],
+    [2, 0, 1024],
+  );
+  assert.deepEqual(row.entrypoint_resources, { license: 1 });
+});
+
 Deno.test("GET /api/events streams job changes from the bus, latest per job", async () => {
   using t = await setUp([{}]);
   const res = await t.app.request("/api/events?types=job");

@@ -15,6 +15,10 @@ export const JobRow = z.object({
   end_time: z.number().nullable(),
   driver_exit_code: z.number().int().nullable(),
   metadata: z.record(z.string(), z.string()),
+  entrypoint_num_cpus: z.number(),
+  entrypoint_num_gpus: z.number(),
+  entrypoint_memory: z.number(),
+  entrypoint_resources: z.record(z.string(), z.number()),
 });
 export type JobRow = z.infer<typeof JobRow>;
 

@@ -10,6 +10,7 @@ import { onShortcut } from "./keys.js";
 import { Live } from "./live.js";
 import { listModuleViews, moduleView } from "./module_view.js";
 import { actorsView } from "./views/actors.js";
+import { clusterView } from "./views/cluster.js";
 import { deploymentsView, replicaLogView } from "./views/deployments.js";
 import { jobView } from "./views/job.js";
 import { jobsView } from "./views/jobs.js";
@@ -57,6 +58,7 @@ function route() {
   const views = [
     ["/submit", () => submitView(ctx, params)],
     ["/actors", () => actorsView(ctx)],
+    ["/cluster", () => clusterView(ctx)],
     ["/deployments", () => deploymentsView(ctx)],
     ["/snapshot", () => snapshotView(ctx)],
   ];

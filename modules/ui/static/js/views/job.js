@@ -1,7 +1,7 @@
 /**
  * One job: its details, Stop and Delete, and its log (opened at its end, following live
  * while the job runs). A failed job shows why first: its error type in words, and the
- * end of its message.
+ * end of its message; a PENDING one, what it waits for.
  * @module
  */
 import { api, ApiError, seg } from "../api.js";
@@ -16,6 +16,7 @@ import {
   onConfirmedClick,
 } from "../dom.js";
 import { LogView } from "../log_view.js";
+import { formatDemand } from "../resources.js";
 
 /** @typedef {import("../main.js").ViewContext} ViewContext */
 
@@ -119,12 +120,24 @@ export function jobView(ctx, id, params) {
       ["Duration", liveDuration(job.start_time, job.end_time, !isTerminal(job.status))],
       ["Exit code", job.driver_exit_code === null ? "—" : String(job.driver_exit_code)],
       ["Supervisor pid", job.driver_info?.pid ?? "—"],
+      ["Resources", formatDemand(job) || "none"],
     ];
+    // Jobs of a head without a scheduler have no priority.
+    if (job.priority !== undefined) facts.push(["Priority", String(job.priority)]);
     if (job.error_type) facts.push(["Error type", job.error_type]);
     const explained = ERROR_TYPES[/** @type {keyof ERROR_TYPES} */ (job.error_type)];
-    why.hidden = !job.error_type;
-    why.replaceChildren(h("strong", { text: explained ?? job.error_type ?? "" }));
-    if (explained) why.append(h("span", { class: "muted", text: ` (${job.error_type})` }));
+    const pending = job.status === "PENDING";
+    why.hidden = !job.error_type && !pending;
+    why.classList.toggle("waiting", pending);
+    if (pending) {
+      why.replaceChildren(
+        h("strong", { text: "Not started yet: " }),
+        h("span", { class: "pending-reason", text: job.message }),
+      );
+    } else {
+      why.replaceChildren(h("strong", { text: explained ?? job.error_type ?? "" }));
+      if (explained) why.append(h("span", { class: "muted", text: ` (${job.error_type})` }));
+    }
     factList.replaceChildren(
       ...facts.map(([term, value]) => h("div", {}, h("dt", { text: term }), h("dd", {}, value))),
     );
@@ -174,7 +187,8 @@ export function jobView(ctx, id, params) {
 
   const unsubscribe = [
     ctx.live.on("job", (row) => {
-      if (row.submission_id === id) load();
+      // What a PENDING job waits for changes as other jobs start and end.
+      if (row.submission_id === id || job?.status === "PENDING") load();
     }),
     ctx.live.on("resync", load),
   ];

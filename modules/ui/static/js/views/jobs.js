@@ -1,13 +1,15 @@
 /**
  * The jobs table: newest first, filtered by status and searched on the head, a page at
  * a time, and kept up to date from the event stream (rows change in place, new jobs
- * appear at the top).
+ * appear at the top). Each row shows the resources its job asked for, and a PENDING
+ * job what it waits for.
  * @module
  */
 import { api } from "../api.js";
 import {
   alertBox,
   badge,
+  coalesce,
   copyButton,
   explainErrorType,
   formatTime,
@@ -17,6 +19,7 @@ import {
   newerJob,
 } from "../dom.js";
 import { matchesSearch } from "../match.js";
+import { formatDemand } from "../resources.js";
 
 /** Short names of error types for the table; the row's title explains them in words. */
 const SHORT_ERRORS = {
@@ -29,6 +32,13 @@ const SHORT_ERRORS = {
 
 /** Rows asked for at a time. */
 const PAGE_SIZE = 100;
+/**
+ * How long after a job event the page reads again why its PENDING jobs wait (their
+ * place and what is free change as other jobs start and end): a burst makes one read.
+ */
+const REASONS_DELAY_MS = 500;
+/** PENDING jobs whose reasons are read at most (the newest). */
+const MAX_REASONS = 1000;
 
 /** @typedef {import("../main.js").ViewContext} ViewContext */
 /**
@@ -41,6 +51,10 @@ const PAGE_SIZE = 100;
  * @property {number | null} end_time
  * @property {number | null} driver_exit_code
  * @property {Record<string, string>} metadata
+ * @property {number} entrypoint_num_cpus
+ * @property {number} entrypoint_num_gpus
+ * @property {number} entrypoint_memory
+ * @property {Record<string, number>} entrypoint_resources
  */
 
 const FILTERS = [
@@ -64,6 +78,12 @@ export function jobsView(ctx, params) {
   const rows = new Map();
   /** @type {Map<string, HTMLTableRowElement>} */
   const rowEls = new Map();
+  /**
+   * Why each PENDING job on the page waits: its message, which the head works out when
+   * the job is read (`GET /api/jobs/`); rows and events do not carry it.
+   * @type {Map<string, string>}
+   */
+  const reasons = new Map();
   /** @type {string | null} */
   let nextCursor = null;
   let generation = 0;
@@ -125,11 +145,12 @@ export function jobsView(ctx, params) {
           h(
             "tr",
             {},
-            // TODO(#14): resources and node columns, once the scheduler and the cluster land.
+            // TODO(#14): a node column, once the cluster lands.
             h("th", { text: "ID" }),
             h("th", { text: "Status" }),
             h("th", { text: "Error" }),
             h("th", { text: "Entrypoint" }),
+            h("th", { text: "Resources" }),
             h("th", { class: "wide", text: "Started" }),
             h("th", { text: "Duration" }),
             h("th", { class: "num", text: "Exit" }),
@@ -167,6 +188,7 @@ export function jobsView(ctx, params) {
       });
       if (mine !== generation) return;
       rows.clear();
+      reasons.clear();
       rowEls.clear();
       tbody.replaceChildren();
       show(page);
@@ -202,6 +224,7 @@ export function jobsView(ctx, params) {
     }
     nextCursor = page.next_cursor;
     updateFooter();
+    refreshReasons();
   }
 
   function updateFooter() {
@@ -247,7 +270,15 @@ export function jobsView(ctx, params) {
           })
           : null,
       ),
-      h("td", { class: "entrypoint" }, h("code", { title: job.entrypoint, text: job.entrypoint })),
+      h(
+        "td",
+        { class: "entrypoint" },
+        h("code", { title: job.entrypoint, text: job.entrypoint }),
+        job.status === "PENDING" && reasons.has(job.submission_id)
+          ? h("div", { class: "pending-reason", text: reasons.get(job.submission_id) })
+          : null,
+      ),
+      h("td", { class: "resources", text: formatDemand(job) || "—" }),
       h("td", { class: "wide", text: formatTime(job.start_time) }),
       h(
         "td",
@@ -269,8 +300,41 @@ export function jobsView(ctx, params) {
     );
   }
 
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let reasonsTimer;
+  function refreshReasonsSoon() {
+    reasonsTimer ??= setTimeout(() => {
+      reasonsTimer = undefined;
+      refreshReasons();
+    }, REASONS_DELAY_MS);
+  }
+
+  /**
+   * Reads again why the PENDING jobs on the page wait: the messages of the newest PENDING
+   * jobs, as many as the page shows and a few more (jobs submitted meanwhile come first).
+   */
+  const refreshReasons = coalesce(async () => {
+    const waiting = [...rows.values()].filter((row) => row.status === "PENDING").length;
+    if (waiting === 0) return;
+    try {
+      const jobs = await api("/api/jobs/", {
+        query: { status: "PENDING", limit: String(Math.min(MAX_REASONS, waiting + 20)) },
+      });
+      for (const job of /** @type {{ submission_id: string, message: string }[]} */ (jobs)) {
+        const id = job.submission_id;
+        if (rows.get(id)?.status !== "PENDING" || reasons.get(id) === job.message) continue;
+        reasons.set(id, job.message);
+        dirty.add(id);
+      }
+      frame ||= requestAnimationFrame(draw);
+    } catch {
+      // The next job event reads them again.
+    }
+  });
+
   /** @param {JobRow} update */
   function onJob(update) {
+    refreshReasonsSoon();
     const id = update.submission_id;
     const job = newerJob(rows.get(id), update);
     const tr = rowEls.get(id);
@@ -322,6 +386,7 @@ export function jobsView(ctx, params) {
     title: "Jobs",
     dispose() {
       clearTimeout(searchTimer);
+      clearTimeout(reasonsTimer);
       cancelAnimationFrame(frame);
       for (const off of unsubscribe) off();
     },

@@ -1,7 +1,7 @@
 /**
- * The submit form: entrypoint, submission id, working directory, environment variables
- * and metadata, empty or filled in from a job to re-run (`#/submit?from=<id>`). The head's
- * error message shows when it refuses a submission.
+ * The submit form: entrypoint, submission id, working directory, environment variables,
+ * metadata and priority, empty or filled in from a job to re-run (`#/submit?from=<id>`).
+ * The head's error message shows when it refuses a submission.
  * @module
  */
 import { api, seg } from "../api.js";
@@ -71,6 +71,13 @@ export function submitView(_ctx, params = new URLSearchParams()) {
   const workingDir = h("input", { name: "working_dir", autocomplete: "off", spellcheck: "false" });
   const envVars = h("textarea", { name: "env_vars", rows: "3", spellcheck: "false" });
   const metadata = h("textarea", { name: "metadata", rows: "2", spellcheck: "false" });
+  const priority = h("input", {
+    name: "priority",
+    type: "number",
+    step: "1",
+    inputmode: "numeric",
+    placeholder: "0",
+  });
   const submit = h("button", { type: "submit", class: "primary", text: "Submit job" });
   const form = h(
     "form",
@@ -90,6 +97,12 @@ export function submitView(_ctx, params = new URLSearchParams()) {
     ),
     field("env-vars", "Environment variables", envVars, "One KEY=value per line"),
     field("metadata", "Metadata", metadata, "One key=value per line"),
+    field(
+      "priority",
+      "Priority",
+      priority,
+      "Optional: a whole number; higher starts first among jobs waiting for resources (default 0)",
+    ),
     errors.el,
     h("div", { class: "actions" }, submit),
   );
@@ -109,6 +122,12 @@ export function submitView(_ctx, params = new URLSearchParams()) {
       if (Object.keys(runtimeEnv).length) request.runtime_env = runtimeEnv;
       const meta = parsePairs(metadata.value, "Metadata");
       if (meta) request.metadata = meta;
+      // Left out when empty: a head without a scheduler knows no priority.
+      if (priority.value.trim()) {
+        const value = Number(priority.value);
+        if (!Number.isInteger(value)) throw new Error("Priority: expected a whole number");
+        request.priority = value;
+      }
     } catch (err) {
       errors.show(err);
       return;
@@ -135,6 +154,7 @@ export function submitView(_ctx, params = new URLSearchParams()) {
       const { job_submission_id: _id, ...meta } = job.metadata ?? {};
       if (meta.job_name === id) delete meta.job_name;
       metadata.value = formatPairs(meta);
+      priority.value = job.priority ? String(job.priority) : "";
       kept = Object.fromEntries(
         KEPT_FIELDS.filter((key) => job[key] !== null && job[key] !== undefined)
           .map((key) => [key, job[key]]),
