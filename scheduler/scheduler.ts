@@ -14,7 +14,7 @@ import {
   queueOrder,
   waitingReason,
 } from "./admission.ts";
-import { addResources, fieldOf, type Resources, subtractResources } from "./resources.ts";
+import { addResources, fieldOf, fits, type Resources, subtractResources } from "./resources.ts";
 
 /** A node and everything it has. */
 export interface NodeCapacity {
@@ -115,7 +115,19 @@ export class Scheduler {
     this.#queue.splice(low, 0, job);
     this.#queued.add(job.id);
     if (job.deadline !== undefined) this.#watchDeadline(job.deadline);
-    this.#schedulePass();
+    // Nothing else changed: unless the new job could start now, a pass would decide as the
+    // last one did, at the cost of a walk of the whole queue.
+    if (this.#fitsNow(job.demand)) this.#schedulePass();
+  }
+
+  /** Whether `demand` fits what is free on some node now, and a running slot is open. */
+  #fitsNow(demand: Resources): boolean {
+    const max = this.#options.maxRunningJobs;
+    if (max !== undefined && this.#running.size >= max) return false;
+    return this.#nodeStates().some((node) =>
+      fits(subtractResources(node.total, node.used), demand) &&
+      Math.ceil(demand.GPU ?? 0) <= (node.total.GPU ?? 0) - node.gpusInUse.length
+    );
   }
 
   /** Takes a waiting job out of the queue (stopped, deleted); false if it was not waiting. */
