@@ -1,19 +1,9 @@
 /** A module context for the jobs module's tests: in-memory KV, a temp data dir, a real supervisor. */
 import { join } from "node:path";
-import { parseConfig } from "../../host/config.ts";
-import { ActorRegistry } from "../../kit/actor_registry.ts";
-import { EventBus } from "../../kit/events.ts";
 import { isTerminal, type Job, type JobStatus } from "../../kit/job_record.ts";
-import { aJobStore } from "../../kit/job_record_fixture.ts";
-import { createLogger } from "../../kit/log.ts";
-import { MetricsRegistry } from "../../kit/metrics.ts";
 import type { ModuleContext } from "../../kit/module.ts";
-import { WorkerPool } from "../../kit/worker_pool.ts";
-import { KvActorStore } from "../../storage/actors.ts";
-import { FileLogStore } from "../../storage/logs.ts";
-import { FilePackageStore } from "../../storage/packages.ts";
-import { Scheduler } from "../../scheduler/scheduler.ts";
 import { ShellSupervisor } from "../../supervision/supervisor.ts";
+import { testContext } from "../../tests/module_context.ts";
 
 /**
  * Runs `fn` with a context whose supervisor spawns real processes (without cgroups), then
@@ -22,46 +12,14 @@ import { ShellSupervisor } from "../../supervision/supervisor.ts";
 export async function withContext(fn: (ctx: ModuleContext) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "jobhead-jobs-" });
   using kv = await Deno.openKv(":memory:");
-  const shutdown = new AbortController();
   const supervisor = new ShellSupervisor(join(dir, "run"), { cgroup: "off" });
   await supervisor.start();
-  const workers = new WorkerPool({ size: 1 });
-  const events = new EventBus();
-  const scheduler = new Scheduler({
-    nodes: [{ name: "test", total: { CPU: 1 } }],
-    reserveAfterMs: 0,
-  });
+  const { ctx, close } = testContext({ kv, dir, module: "jobs", supervisor });
   try {
-    await fn({
-      kv,
-      kvPrefix: ["mod", "jobs"],
-      stores: {
-        jobs: aJobStore(kv),
-        logs: new FileLogStore(join(dir, "logs")),
-        packages: new FilePackageStore(join(dir, "packages")),
-      },
-      config: { ...parseConfig([], {}), dataDir: dir },
-      info: {
-        address: "http://127.0.0.1:1",
-        sessionName: "s",
-        nodeId: "n",
-        version: "0",
-        commit: "",
-      },
-      logger: createLogger("test"),
-      events,
-      actors: new ActorRegistry(new KvActorStore(kv), events),
-      supervisor,
-      scheduler,
-      workers,
-      metrics: new MetricsRegistry(),
-      signal: shutdown.signal,
-    });
+    await fn(ctx);
   } finally {
-    shutdown.abort();
-    scheduler.close();
+    close();
     await supervisor.close();
-    workers.close();
     await Deno.remove(dir, { recursive: true });
   }
 }

@@ -1,20 +1,11 @@
 import assert from "node:assert/strict";
+import { testContext } from "../../tests/module_context.ts";
 import { join } from "node:path";
-import { KvActorStore } from "../../storage/actors.ts";
-import { FileLogStore } from "../../storage/logs.ts";
-import { FilePackageStore } from "../../storage/packages.ts";
 import { ShellSupervisor } from "../../supervision/supervisor.ts";
-import { Scheduler } from "../../scheduler/scheduler.ts";
 import { createApp } from "../../host/app.ts";
-import { parseConfig } from "../../host/config.ts";
-import { EventBus } from "../../kit/events.ts";
-import { createLogger } from "../../kit/log.ts";
 import type { ModuleContext } from "../../kit/module.ts";
-import { WorkerPool } from "../../kit/worker_pool.ts";
-import { aJob, aJobStore } from "../../kit/job_record_fixture.ts";
-import { ActorRegistry } from "../../kit/actor_registry.ts";
+import { aJob } from "../../kit/job_record_fixture.ts";
 import { createModule } from "./mod.ts";
-import { MetricsRegistry } from "../../kit/metrics.ts";
 
 /** The jobs module mounted on the head's app, over in-memory KV; nothing is spawned. */
 async function withApp(
@@ -26,42 +17,22 @@ async function withApp(
 ) {
   const dir = await Deno.makeTempDir({ prefix: "jobhead-routes-" });
   using kv = await Deno.openKv(":memory:");
-  const shutdown = new AbortController();
-  const config = { ...parseConfig([], {}), dataDir: dir, maxBodyBytes: 1024 };
-  const events = new EventBus();
-  const ctx: ModuleContext = {
+  const maxBodyBytes = 1024;
+  const { ctx, close } = testContext({
     kv,
-    kvPrefix: ["mod", "jobs"],
-    stores: {
-      jobs: aJobStore(kv),
-      logs: new FileLogStore(join(dir, "logs")),
-      packages: new FilePackageStore(join(dir, "packages")),
-    },
-    config,
-    info: {
-      address: "http://127.0.0.1:1",
-      sessionName: "s",
-      nodeId: "n",
-      version: "0",
-      commit: "",
-    },
-    logger: createLogger("test"),
-    events,
-    actors: new ActorRegistry(new KvActorStore(kv), events),
+    dir,
+    module: "jobs",
     supervisor: new ShellSupervisor(join(dir, "run")),
-    scheduler: new Scheduler({ nodes: [{ name: "test", total: { CPU: 1 } }], reserveAfterMs: 0 }),
-    workers: new WorkerPool({ size: 1 }),
-    metrics: new MetricsRegistry(),
-    signal: shutdown.signal,
-  };
-  const app = createApp({ token: options.token, maxBodyBytes: config.maxBodyBytes });
+    config: { maxBodyBytes },
+  });
+  const app = createApp({ token: options.token, maxBodyBytes });
   const module = createModule();
   app.route("/", module.routes!(ctx));
   try {
     await fn((path, init) => Promise.resolve(app.request(path, init)), ctx);
   } finally {
-    shutdown.abort();
     await module.stop?.();
+    close();
     await Deno.remove(dir, { recursive: true });
   }
 }

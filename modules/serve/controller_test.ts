@@ -1,19 +1,11 @@
 import assert from "node:assert/strict";
+import { testContext } from "../../tests/module_context.ts";
 import { join } from "node:path";
-import { parseConfig } from "../../host/config.ts";
-import { ActorRegistry } from "../../kit/actor_registry.ts";
 import { Deployment } from "../../kit/deployment_record.ts";
-import { EventBus, type HeadEvent } from "../../kit/events.ts";
-import { aJobStore } from "../../kit/job_record_fixture.ts";
-import { createLogger } from "../../kit/log.ts";
-import { MetricsRegistry } from "../../kit/metrics.ts";
+import { type HeadEvent } from "../../kit/events.ts";
 import type { ModuleContext } from "../../kit/module.ts";
-import { WorkerPool } from "../../kit/worker_pool.ts";
-import { KvActorStore } from "../../storage/actors.ts";
 import { FileLogStore } from "../../storage/logs.ts";
-import { FilePackageStore } from "../../storage/packages.ts";
 import { KvServeStore } from "../../storage/serve.ts";
-import { Scheduler } from "../../scheduler/scheduler.ts";
 import { ShellSupervisor } from "../../supervision/supervisor.ts";
 import { isAlive, processesWithEnv } from "../../tests/harness.ts";
 import { waitFor } from "../../tests/poll.ts";
@@ -25,42 +17,14 @@ import type { DeploymentDetails } from "./schemas.ts";
 async function withHead(fn: (head: TestHead) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "jobhead-controller-" });
   using kv = await Deno.openKv(":memory:");
-  const shutdown = new AbortController();
   const supervisor = await startSupervisor(dir);
-  const workers = new WorkerPool({ size: 1 });
-  const events = new EventBus();
-  const ctx: ModuleContext = {
-    kv,
-    kvPrefix: ["mod", "serve"],
-    stores: {
-      jobs: aJobStore(kv),
-      logs: new FileLogStore(join(dir, "logs")),
-      packages: new FilePackageStore(join(dir, "packages")),
-    },
-    config: { ...parseConfig([], {}), dataDir: dir },
-    info: {
-      address: "http://127.0.0.1:1",
-      sessionName: "s",
-      nodeId: "n",
-      version: "0",
-      commit: "",
-    },
-    logger: createLogger("test"),
-    events,
-    actors: new ActorRegistry(new KvActorStore(kv), events),
-    supervisor,
-    scheduler: new Scheduler({ nodes: [{ name: "test", total: { CPU: 1 } }], reserveAfterMs: 0 }),
-    workers,
-    metrics: new MetricsRegistry(),
-    signal: shutdown.signal,
-  };
+  const { ctx, close } = testContext({ kv, dir, module: "serve", supervisor });
   const head = new TestHead(ctx, supervisor, dir);
   try {
     await fn(head);
   } finally {
-    shutdown.abort();
     await head.close();
-    workers.close();
+    close();
     await Deno.remove(dir, { recursive: true });
   }
 }
