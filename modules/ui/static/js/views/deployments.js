@@ -50,10 +50,23 @@ export function deploymentsView(ctx) {
     try {
       const deployments = await api("/api/serve/deployments");
       errors.clear();
-      const focused = document.activeElement?.getAttribute("data-name");
-      list.replaceChildren(...deployments.map(renderDeployment));
-      const input = focused && list.querySelector(`input[data-name="${CSS.escape(focused)}"]`);
-      if (input) /** @type {HTMLInputElement} */ (input).focus();
+      // The card whose replica count is being typed stays as it is (a new one would lose
+      // the caret and selection mid-keystroke); it is redrawn once the field loses focus.
+      const active = document.activeElement;
+      const editing = active instanceof HTMLInputElement && list.contains(active)
+        ? active.closest("article")
+        : null;
+      const cards = deployments.map((/** @type {any} */ d) =>
+        editing?.getAttribute("data-name") === d.name ? editing : renderDeployment(d)
+      );
+      const kept = editing ? cards.indexOf(editing) : -1;
+      if (kept < 0) {
+        list.replaceChildren(...cards);
+      } else {
+        for (const child of [...list.children]) if (child !== editing) child.remove();
+        /** @type {HTMLElement} */ (editing).before(...cards.slice(0, kept));
+        /** @type {HTMLElement} */ (editing).after(...cards.slice(kept + 1));
+      }
       empty.hidden = deployments.length > 0;
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) {
@@ -92,6 +105,7 @@ export function deploymentsView(ctx) {
       class: "replicas-input",
     });
     replicas.addEventListener("input", () => drafts.set(d.name, replicas.value));
+    replicas.addEventListener("blur", () => load());
     const scaleErrors = alertBox();
     const scale = h(
       "form",
