@@ -68,6 +68,8 @@ export class JobService {
   #runs = new Map<string, JobRun>();
   #closed = false;
   #logMaintenance: LogMaintenance;
+  /** Settles once the jobs a previous head left are taken back (`adoptRunningJobs()`). */
+  #adoption: Promise<void> = Promise.resolve();
   /** Runs made so far: numbers each run's scheduler key. */
   #runCount = 0;
   /** The latest submission time given out: each new one is later, so they order the queue. */
@@ -90,6 +92,9 @@ export class JobService {
    * node could ever hold.
    */
   async submit(request: SubmitJobRequest): Promise<Job> {
+    // A submit while the previous head's jobs are being taken back waits for them: they
+    // hold resources and places in the queue, and its submission time must follow theirs.
+    await this.#adoption.catch(() => {}); // a failed adoption is logged where it failed
     const job = this.#newJob(request);
     const refusal = this.#ctx.scheduler.refusal(demandOf(job));
     if (refusal) throw new ValidationError(`Invalid request: ${refusal}`);
@@ -226,7 +231,12 @@ export class JobService {
    * Takes over the jobs a previous head left unfinished; call once at start. What runs is
    * counted first, then what waits is queued again in its order.
    */
-  async adoptRunningJobs(): Promise<void> {
+  adoptRunningJobs(): Promise<void> {
+    this.#adoption = this.#adoptAll();
+    return this.#adoption;
+  }
+
+  async #adoptAll(): Promise<void> {
     const waiting: [Job, JobRun][] = [];
     for (const job of await this.#ctx.stores.jobs.listActive()) {
       this.#lastSubmitMs = Math.max(this.#lastSubmitMs, job.start_time);
