@@ -213,6 +213,11 @@ Deno.test("a request no node could ever hold is refused with 400 naming the reso
     });
     assertError(res, 400, "BAD_REQUEST", message);
   }
+  const aside = await head.json("/api/jobs/", {
+    method: "POST",
+    body: { entrypoint: "true", entrypoint_num_cpus: 2, entrypoint_resources: { CPU: 0 } },
+  });
+  assertError(aside, 400, "BAD_REQUEST", "entrypoint_resources.CPU: use entrypoint_num_cpus");
   assert.deepEqual((await head.json("/api/jobs/")).body, [], "nothing was created");
 });
 

@@ -19,7 +19,7 @@ import {
 import type { JobChanges, JobPage, StorageFullSpell } from "../../storage/jobs.ts";
 import { type LogStore, readLogRange } from "../../storage/logs.ts";
 import { isTerminal, type Job, type JobErrorType, type JobStatus } from "../../kit/job_record.ts";
-import { demandOf, formatAmount } from "../../scheduler/resources.ts";
+import { demandOf, fieldOf, formatAmount, STANDARD_RESOURCES } from "../../scheduler/resources.ts";
 import type { Placement } from "../../scheduler/admission.ts";
 import { LogMaintenance } from "./log_maintenance.ts";
 import { startTimeoutMessage, startTimeoutProblem, startTimeoutS } from "./start_timeout.ts";
@@ -297,7 +297,8 @@ export class JobService {
     }
     const runtimeEnv = request.runtime_env ?? {};
     const problem = stopWaitProblem(runtimeEnv.env_vars) ??
-      startTimeoutProblem(runtimeEnv.env_vars);
+      startTimeoutProblem(runtimeEnv.env_vars) ??
+      standardResourceProblem(request.entrypoint_resources);
     if (problem) throw new ValidationError(`Invalid request: ${problem}`);
     const spec = {
       entrypoint: request.entrypoint,
@@ -678,4 +679,15 @@ async function gpusOfProcess(pid: number): Promise<number[]> {
   } catch {
     return [];
   }
+}
+
+/**
+ * What is wrong with naming CPU, GPU or memory in `entrypoint_resources` (as Ray, they
+ * have fields of their own, which one amount of each must come from); undefined if none.
+ */
+function standardResourceProblem(
+  resources: Record<string, number> | null | undefined,
+): string | undefined {
+  const named = STANDARD_RESOURCES.find((name) => resources?.[name] !== undefined);
+  return named && `entrypoint_resources.${named}: use ${fieldOf(named)}`;
 }
