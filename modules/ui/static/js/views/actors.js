@@ -4,7 +4,7 @@
  * @module
  */
 import { api, ApiError } from "../api.js";
-import { alertBox, badge, formatTime, h, onConfirmedClick } from "../dom.js";
+import { alertBox, badge, coalesce, formatTime, h, onConfirmedClick } from "../dom.js";
 
 /** @typedef {import("../main.js").ViewContext} ViewContext */
 
@@ -66,7 +66,11 @@ export function actorsView(ctx) {
     return !filter.value || filter.value.split(",").includes(actor.state);
   }
 
-  async function load() {
+  /** A read of the list is under way: its answer may predate the events seen meanwhile. */
+  let loading = false;
+  /** Reads the list again; a call during a read makes one more read after it. */
+  const load = coalesce(async () => {
+    loading = true;
     try {
       const actors = await api("/api/actors", {
         query: { state: filter.value, limit: String(LIMIT) },
@@ -81,8 +85,10 @@ export function actorsView(ctx) {
       } else {
         errors.show(err);
       }
+    } finally {
+      loading = false;
     }
-  }
+  });
 
   /** @param {any} actor */
   function renderRow(actor) {
@@ -150,6 +156,12 @@ export function actorsView(ctx) {
 
   /** @param {any} actor */
   function onActor(actor) {
+    // A list read under way would overwrite this change with what it read before it:
+    // read once more after it instead.
+    if (loading) {
+      load();
+      return;
+    }
     const tr = rowEls.get(actor.actor_id);
     if (!matches(actor)) {
       tr?.remove();
