@@ -51,7 +51,9 @@ export function deploymentsView(ctx) {
       const deployments = await api("/api/serve/deployments");
       errors.clear();
       // The card whose replica count is being typed stays as it is (a new one would lose
-      // the caret and selection mid-keystroke); it is redrawn once the field loses focus.
+      // the caret and selection mid-keystroke); the next change redraws it once the field
+      // has lost focus. Not redrawn on blur: a redraw between the press and the release of
+      // a click on Scale would swallow the click.
       const active = document.activeElement;
       const editing = active instanceof HTMLInputElement && list.contains(active)
         ? active.closest("article")
@@ -105,7 +107,6 @@ export function deploymentsView(ctx) {
       class: "replicas-input",
     });
     replicas.addEventListener("input", () => drafts.set(d.name, replicas.value));
-    replicas.addEventListener("blur", () => load());
     const scaleErrors = alertBox();
     const scale = h(
       "form",
