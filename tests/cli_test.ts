@@ -331,7 +331,9 @@ Deno.test("answering n to 'Stop job?' after Ctrl-C on a terminal keeps following
   await fifos.make("go");
   await using head = await startHead();
   // `script` gives the CLI a terminal: Ctrl-C typed into it reaches the CLI as SIGINT.
-  const command = [
+  // `exec` leaves the CLI alone in the terminal's process group: a shell waiting for it
+  // there (dash does) would die of that SIGINT, and `script` would report its 130.
+  const command = "exec " + [
     Deno.execPath(),
     "run",
     "--allow-all",
