@@ -2,6 +2,7 @@
  * The head: opens the data directory and KV store, loads the modules, serves their
  * routes, starts them, and shuts everything down cleanly (running jobs keep running).
  */
+import type { KvStore } from "../storage/kv.ts";
 import { fileURLToPath } from "node:url";
 import { join, resolve } from "node:path";
 import type { Hono } from "hono";
@@ -72,7 +73,7 @@ export async function startHead(
   await ensureDataDir(dataDir, modes.dir);
   // Held until shutdown; the kernel releases it however the head dies.
   const lock = await lockDataDir(dataDir, modes.file);
-  let kv: Deno.Kv;
+  let kv: KvStore;
   let session: { name: string; nodeId: string };
   try {
     await prepareDataDir(dataDir, modes, logger);
@@ -250,7 +251,7 @@ export async function startHead(
 }
 
 /** The session name and node id: made once per data directory, then kept in KV. */
-async function loadSession(kv: Deno.Kv): Promise<{ name: string; nodeId: string }> {
+async function loadSession(kv: KvStore): Promise<{ name: string; nodeId: string }> {
   const key = ["session"];
   const existing = await kv.get<{ name: string; nodeId: string }>(key);
   if (existing.value) return existing.value;

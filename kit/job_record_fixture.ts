@@ -1,4 +1,5 @@
 /** Job records and stores for tests: sensible defaults, overridden by `changes`. */
+import type { KvStore } from "../storage/kv.ts";
 import { KvJobStore } from "../storage/jobs.ts";
 import { type Job, JOB_LIFECYCLE } from "./job_record.ts";
 
@@ -26,6 +27,6 @@ export function aJob(changes: Partial<Job> = {}): Job {
 }
 
 /** A job store on `kv`, as the head builds it. */
-export function aJobStore(kv: Deno.Kv): KvJobStore<Job> {
+export function aJobStore(kv: KvStore): KvJobStore<Job> {
   return new KvJobStore<Job>(kv, JOB_LIFECYCLE);
 }

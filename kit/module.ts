@@ -1,4 +1,5 @@
 /** The contract between the head and its plugin modules (DESIGN.md, "The head and its modules"). */
+import type { KvStore } from "../storage/kv.ts";
 import type { Hono } from "hono";
 import type { JobStore } from "../storage/jobs.ts";
 import type { LogStore } from "../storage/logs.ts";
@@ -110,7 +111,7 @@ export interface Stores {
 /** What the host gives each module. */
 export interface ModuleContext {
   /** The shared KV store; a module keeps its own data under `kvPrefix`. */
-  kv: Deno.Kv;
+  kv: KvStore;
   /** `["mod", <name>]`. */
   kvPrefix: Deno.KvKey;
   stores: Stores;

@@ -4,6 +4,7 @@
  * mean belongs to the modules that own the actors (kit/actor_record.ts), and one
  * writer, the actor registry (kit/actor_registry.ts), writes them.
  */
+import type { KvStore } from "./kv.ts";
 
 /** What the store needs of a record: its id, and what `list()` filters and sorts by. */
 export interface StoredActor {
@@ -44,9 +45,9 @@ const BATCH_BYTES = 256 * 1024;
 
 /** ActorStore on Deno KV: `["actors", id]`. */
 export class KvActorStore<A extends StoredActor = StoredActor> implements ActorStore<A> {
-  #kv: Deno.Kv;
+  #kv: KvStore;
 
-  constructor(kv: Deno.Kv) {
+  constructor(kv: KvStore) {
     this.#kv = kv;
   }
 

@@ -5,6 +5,7 @@
  * racing writers (stop vs exit, monitor vs supervisor) can never produce two terminal
  * statuses, and a status moves only as the lifecycle the store is given allows.
  */
+import type { KvAtomic, KvStore } from "./kv.ts";
 import { setTimeout as delay } from "node:timers/promises";
 import { z } from "zod";
 import {
@@ -100,7 +101,7 @@ const RETRY_MAX_MS = 1_000;
 /** A checked write waiting in the commit queue. */
 interface QueuedWrite {
   checks: Deno.AtomicCheck[];
-  apply(op: Deno.AtomicOperation): void;
+  apply(op: KvAtomic): void;
   resolve(ok: boolean): void;
   reject(err: unknown): void;
 }
@@ -124,7 +125,7 @@ export interface KvJobStoreOptions<Status extends string> extends JobLifecycle<S
 
 /** JobStore on Deno KV: `["jobs", id]`, plus time and active-set indexes. */
 export class KvJobStore<J extends StoredJob> implements JobStore<J> {
-  #kv: Deno.Kv;
+  #kv: KvStore;
   #terminal: readonly string[];
   #canMove: (from: J["status"], to: J["status"]) => boolean;
   #queue: QueuedWrite[] = [];
@@ -133,7 +134,7 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
   #failing = false;
   #log: (line: string) => void;
 
-  constructor(kv: Deno.Kv, options: KvJobStoreOptions<J["status"]>) {
+  constructor(kv: KvStore, options: KvJobStoreOptions<J["status"]>) {
     this.#kv = kv;
     this.#terminal = options.terminalStatuses;
     this.#canMove = options.canMove;
@@ -297,7 +298,7 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
    * jobs). A batch whose checks fail is retried write by write, so one stale write
    * never fails another; two writes of one job never share a batch.
    */
-  #write(checks: Deno.AtomicCheck[], apply: (op: Deno.AtomicOperation) => void): Promise<boolean> {
+  #write(checks: Deno.AtomicCheck[], apply: (op: KvAtomic) => void): Promise<boolean> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ checks, apply, resolve, reject });
       this.#flush();

@@ -5,6 +5,7 @@
  * only writer of its records, and writes them in order, so records are replaced whole.
  * What the records mean is the serve module's; the store needs only their keys.
  */
+import type { KvStore } from "./kv.ts";
 
 /** What the store needs of a deployment's record: its name. */
 export interface StoredDeployment {
@@ -36,11 +37,11 @@ export interface ServeStore<D extends StoredDeployment, R extends StoredReplica>
 /** ServeStore on Deno KV: `[...prefix, "deployments", name]`, `[...prefix, "replicas", name, id]`. */
 export class KvServeStore<D extends StoredDeployment, R extends StoredReplica>
   implements ServeStore<D, R> {
-  #kv: Deno.Kv;
+  #kv: KvStore;
   #prefix: Deno.KvKey;
 
   /** `prefix`: the serve module's KV prefix, e.g. `["mod", "serve"]`. */
-  constructor(kv: Deno.Kv, prefix: Deno.KvKey) {
+  constructor(kv: KvStore, prefix: Deno.KvKey) {
     this.#kv = kv;
     this.#prefix = prefix;
   }

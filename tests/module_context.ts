@@ -2,6 +2,7 @@
  * A module context for unit tests of modules: over an in-memory KV the test opens, files
  * under a temp dir, with the supervisor the test chooses. The one hand-built context.
  */
+import type { KvStore } from "../storage/kv.ts";
 import { join } from "node:path";
 import { parseConfig } from "../host/config.ts";
 import { ActorRegistry } from "../kit/actor_registry.ts";
@@ -20,7 +21,7 @@ import { FilePackageStore } from "../storage/packages.ts";
 
 /** What a test gives the context. */
 export interface TestContextOptions {
-  kv: Deno.Kv;
+  kv: KvStore;
   /** Holds the logs and packages; the config's data dir. */
   dir: string;
   /** Names the KV prefix, `["mod", module]`. */

@@ -1,3 +1,4 @@
+import type { KvStore } from "../../storage/kv.ts";
 import assert from "node:assert/strict";
 import { createApp } from "../../host/app.ts";
 import type { Actor } from "../../kit/actor_record.ts";
@@ -34,7 +35,7 @@ function anActor(changes: Partial<Actor> = {}): Actor {
 }
 
 /** The actors API over an in-memory registry, with a supervisor that runs nothing. */
-function setUp(kv: Deno.Kv) {
+function setUp(kv: KvStore) {
   const events = new EventBus();
   const actors = new ActorRegistry(new KvActorStore(kv), events);
   const ctx = {

@@ -1,3 +1,4 @@
+import type { KvStore } from "../../storage/kv.ts";
 import assert from "node:assert/strict";
 import { ActorRegistry } from "../../kit/actor_registry.ts";
 import type { Job } from "../../kit/job_record.ts";
@@ -26,7 +27,7 @@ function aJob(changes: Partial<Job> = {}): Job {
 }
 
 /** Supervisor actors over in-memory stores; `seen` collects the bus's events. */
-function setUp(kv: Deno.Kv) {
+function setUp(kv: KvStore) {
   const events = new EventBus();
   const jobs = aJobStore(kv);
   const actors = new ActorRegistry(new KvActorStore(kv), events);
