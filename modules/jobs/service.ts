@@ -56,6 +56,11 @@ interface JobRun {
   stopRequested: boolean;
   /** Its supervised process, once spawned or adopted. */
   process?: SupervisedProcess;
+  /**
+   * The write of its RUNNING status, once spawned: its end is recorded after it, so that
+   * a job that ends at once still reads RUNNING first however slow the store is.
+   */
+  running?: Promise<unknown>;
 }
 
 /** Submits, tracks, stops and deletes jobs. */
@@ -396,15 +401,16 @@ export class JobService {
       return;
     }
     run.process = process;
+    run.running = this.#change(job.id, "PENDING", {
+      status: "RUNNING",
+      message: STATUS_MESSAGES.RUNNING,
+      supervisor: process.identity,
+      gpus: placement.gpus,
+    });
     try {
-      await this.#change(job.id, "PENDING", {
-        status: "RUNNING",
-        message: STATUS_MESSAGES.RUNNING,
-        supervisor: process.identity,
-        gpus: placement.gpus,
-      });
+      await run.running;
     } catch (err) {
-      // It ended already (its end was recorded first): nothing more to say.
+      // It was stopped or failed meanwhile: nothing more to say.
       if (!(err instanceof ConflictError)) throw err;
     }
   }
@@ -501,6 +507,7 @@ export class JobService {
     this.#ctx.scheduler.release(run.key);
     try {
       await this.#logMaintenance.capLog(id);
+      await run.running?.catch(() => {}); // its RUNNING status first, whatever came of it
       await this.#recordExit(id, reason, process.identity.pid);
       return true;
     } finally {
