@@ -15,6 +15,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { cpus, totalmem } from "node:os";
 import { type RunningHead, startHead } from "../tests/harness.ts";
+import { createTestDatabase } from "../tests/postgres.ts";
 import {
   descendantsOf,
   findJobProcs,
@@ -121,6 +122,12 @@ const SECTIONS: Section[] = [
       "10,000 queued, head RSS, drain rate, admission latency",
     headArgs: QUEUE_HEAD_ARGS,
     run: (ctx) => benchQueue({ ...ctx, log }),
+  },
+  {
+    name: "store",
+    description: "Deno KV vs PostgreSQL (a throwaway local server): submit latency and 1,000 " +
+      "`true` jobs' throughput, one head on each, in the same run",
+    run: benchStore,
   },
   {
     name: "stalled_tails",
@@ -521,6 +528,74 @@ async function benchThroughput(ctx: SectionContext): Promise<Record<string, unkn
     },
     ratio_to_xargs: atLeast(jobsPerS / baseline, TARGETS.throughputRatio),
   };
+}
+
+/**
+ * The same two measures on a head of each store: POST latency of sequential `true` jobs, and
+ * the time for 1,000 `true` jobs (16 POSTs in flight) to end. The section's own head is the
+ * KV one; the PostgreSQL one gets a fresh database of a throwaway local server
+ * (tests/postgres.ts, fsync off: the figure is the head's cost, not the disk's).
+ */
+async function benchStore(ctx: SectionContext): Promise<Record<string, unknown>> {
+  const samples = ctx.quick ? 60 : 300;
+  const jobs = ctx.quick ? 200 : 1_000;
+  const db = await createTestDatabase();
+  await using postgres = await startHead({
+    extraArgs: ["--store", db.url],
+    env: { PGPASSWORD: db.password },
+  });
+  activeHeads.add(postgres);
+  const measure = async (name: string, head: Head) => {
+    const warm = await mapPool(Array(10).fill("true"), 4, (e) => submitJob(head, e));
+    await waitAllTerminal(head, warm, { intervalMs: 20, timeoutMs: 30_000 });
+    log(`store: ${name}: ${samples} sequential submissions`);
+    const latencies: number[] = [];
+    const sequential: string[] = [];
+    for (let i = 0; i < samples; i++) {
+      const t0 = performance.now();
+      sequential.push(await submitJob(head, "true"));
+      latencies.push(performance.now() - t0);
+    }
+    await waitAllTerminal(head, sequential, { intervalMs: 50, timeoutMs: 120_000 });
+    log(`store: ${name}: ${jobs} jobs, ${SUBMIT_CONCURRENCY} submissions in flight`);
+    const t0 = performance.now();
+    const ids = await mapPool(
+      Array(jobs).fill("true"),
+      SUBMIT_CONCURRENCY,
+      (e) => submitJob(head, e),
+    );
+    const submitted = performance.now();
+    const done = await waitAllTerminal(head, ids, { intervalMs: 10, timeoutMs: 300_000 });
+    const failed = await listStatuses(head, "FAILED,STOPPED");
+    return {
+      submit_latency_ms: summarize(latencies),
+      throughput: {
+        jobs,
+        submit_phase_s: round((submitted - t0) / 1000),
+        all_terminal_s: round((done - t0) / 1000),
+        jobs_per_s: round(jobs / ((done - t0) / 1000)),
+        not_succeeded: ids.filter((id) => failed.has(id)).length,
+      },
+    };
+  };
+  try {
+    const kv = await measure("kv", ctx.head);
+    const pg = await measure("postgres", postgres);
+    const ratio = (a: number, b: number) => round(a / b);
+    return {
+      samples,
+      kv,
+      postgres: pg,
+      postgres_to_kv: {
+        submit_p50: ratio(pg.submit_latency_ms.p50, kv.submit_latency_ms.p50),
+        submit_p99: ratio(pg.submit_latency_ms.p99, kv.submit_latency_ms.p99),
+        jobs_per_s: ratio(pg.throughput.jobs_per_s, kv.throughput.jobs_per_s),
+      },
+    };
+  } finally {
+    killRunProcs(postgres.runId, new Set([postgres.pid, resolveServerPid(postgres.pid)]));
+    activeHeads.delete(postgres);
+  }
 }
 
 /** Memory of a set of processes, summed, with counts and sums per command name. */

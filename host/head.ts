@@ -1,5 +1,5 @@
 /**
- * The head: opens the data directory and KV store, loads the modules, serves their
+ * The head: opens the data directory and the store (host/store.ts), loads the modules, serves their
  * routes, starts them, and shuts everything down cleanly (running jobs keep running).
  */
 import type { KvStore } from "../storage/kv.ts";
@@ -10,20 +10,13 @@ import { KvActorStore } from "../storage/actors.ts";
 import { errorMessage } from "../storage/errors.ts";
 import { KvJobStore } from "../storage/jobs.ts";
 import { FileLogStore } from "../storage/logs.ts";
-import { FilePackageStore } from "../storage/packages.ts";
 import { ShellSupervisor } from "../supervision/supervisor.ts";
 import { HeadMetrics } from "../modules/metrics/mod.ts";
 import { createApp } from "./app.ts";
 import { clusterRoutes, clusterState, createScheduler } from "./cluster.ts";
-import { CONFIG_ENV_NAMES, type HeadConfig } from "./config.ts";
-import {
-  dataModes,
-  ensureDataDir,
-  KV_FILE,
-  lockDataDir,
-  openStore,
-  prepareDataDir,
-} from "./datadir.ts";
+import { type HeadConfig, WITHHELD_ENV_NAMES } from "./config.ts";
+import { dataModes, ensureDataDir, lockDataDir, prepareDataDir } from "./datadir.ts";
+import { type HeadStore, openHeadStore } from "./store.ts";
 import { EventBus } from "../kit/events.ts";
 import type { Actor } from "../kit/actor_record.ts";
 import { ActorRegistry } from "../kit/actor_registry.ts";
@@ -73,17 +66,23 @@ export async function startHead(
   await ensureDataDir(dataDir, modes.dir);
   // Held until shutdown; the kernel releases it however the head dies.
   const lock = await lockDataDir(dataDir, modes.file);
-  let kv: KvStore;
+  const workers = new WorkerPool();
+  let store: HeadStore;
   let session: { name: string; nodeId: string };
   try {
     await prepareDataDir(dataDir, modes, logger);
-    kv = await openStore(join(dataDir, KV_FILE), {
-      fileMode: modes.file,
-      recover: config.recover,
-      logger,
-    });
+    store = await openHeadStore(config, { dataDir, modes, logger, runner: workers });
+  } catch (err) {
+    workers.close();
+    lock.close();
+    throw err;
+  }
+  const kv = store.kv;
+  try {
     session = await loadSession(kv);
   } catch (err) {
+    await store.close();
+    workers.close();
     lock.close();
     throw err;
   }
@@ -94,10 +93,9 @@ export async function startHead(
     version: denoJson.version,
     commit: await readGitCommit(fileURLToPath(new URL("..", import.meta.url))),
   };
-  const workers = new WorkerPool();
   const supervisor = new ShellSupervisor(join(dataDir, "run"), {
     logger: createLogger("supervisor"),
-    withheldEnv: CONFIG_ENV_NAMES,
+    withheldEnv: WITHHELD_ENV_NAMES,
     cgroup: config.cgroup,
     enforceCpu: config.enforceCpu,
   });
@@ -118,11 +116,7 @@ export async function startHead(
       log: (line) => logger.warn(line),
     }),
     logs: new FileLogStore(logsDir, { fileMode: modes.file }),
-    packages: new FilePackageStore(join(dataDir, "packages"), {
-      fileMode: modes.file,
-      limits: { maxBytes: config.maxPackageExtractBytes, maxRatio: config.maxPackageRatio },
-      runner: workers, // packages inflate off the event loop
-    }),
+    packages: store.packages,
     actors: new KvActorStore<Actor>(kv),
   });
   if (config.recover) await recoverRunningJobs(stores.jobs, dataDir, logger);
@@ -242,7 +236,7 @@ export async function startHead(
       await supervisor.close();
       workers.close();
       await gate.shutdown(SHUTDOWN_GRACE_MS);
-      kv.close();
+      await store.close();
       lock.close();
     })();
     return shuttingDown;

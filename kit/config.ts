@@ -8,6 +8,10 @@ export interface HeadConfig {
   port: number;
   /** Holds the KV file, the logs and the supervisors' run files. */
   dataDir: string;
+  /** `kv` (the data directory's Deno KV) or a PostgreSQL URL. */
+  store: string;
+  /** The PostgreSQL store's password when its URL has none. */
+  storePassword?: string;
   /** Bearer token; required when listening on a non-loopback address. */
   token?: string;
   /** Load only the modules marked minimal. */

@@ -395,10 +395,15 @@ export class ShellSupervisor implements Supervisor {
     try {
       recorded = await onExit(reason, process);
     } catch (err) {
-      this.#log.error(
-        `recording the end of "${process.id}" failed; its exit file is kept for the next head:`,
-        err,
-      );
+      if (this.#abort.signal.aborted) {
+        // The head is shutting down (its store may be closed already): no fault of the job.
+        this.#log.info(`the end of "${process.id}" is left to the next head, in its exit file`);
+      } else {
+        this.#log.error(
+          `recording the end of "${process.id}" failed; its exit file is kept for the next head:`,
+          err,
+        );
+      }
     }
     // A new actor of the same id removed the file when it started, and owns it now.
     if (recorded && !this.#live.has(process.id)) {

@@ -15,6 +15,7 @@ import {
   errorMessage,
   InvalidStateError,
   NotFoundError,
+  retryWhileUnavailable,
 } from "../../storage/errors.ts";
 import type { JobChanges, JobPage, StorageFullSpell } from "../../storage/jobs.ts";
 import { type LogStore, readLogRange } from "../../storage/logs.ts";
@@ -510,10 +511,11 @@ export class JobService {
   /**
    * Records how a job's process ended, in one checked write decided from the record as
    * stored: a stop stored first makes it STOPPED; a stop not yet stored then finds the
-   * job ended. Retried until it lands (a full disk), so the outcome is never lost.
+   * job ended. Retried until it lands (a full disk, a store that is away), so the outcome
+   * is never lost.
    */
   async #recordExit(id: string, reason: ExitReason, pid: number): Promise<void> {
-    const job = await this.#ctx.stores.jobs.get(id);
+    const job = await retryWhileUnavailable(() => this.#ctx.stores.jobs.get(id));
     if (!job || isTerminal(job.status)) return;
     const succeeded = reason.kind === "exited" && reason.code === 0;
     const tail = succeeded ? "" : await this.#logTail(id);
