@@ -2,7 +2,8 @@
  * Supervised processes (actors): a shell command run under a small `sh` supervisor
  * (supervisor.sh) in its own session and process group, its output appended straight to a
  * log file, its exit recorded in a file the head reads, and the whole group fate-shared
- * with the supervisor through a watchdog. The head may die and come back: the processes
+ * with the supervisor through a watchdog. Supervisors are forked by a launcher process
+ * (launcher.ts), so that starting one costs the head's event loop a line, not a spawn. The head may die and come back: the processes
  * do not notice, and `adopt()` picks them up again. `ShellSupervisor` implements the
  * contract of kit/supervision.ts, and owns each process's life to its end: see `#follow()`.
  */
@@ -20,6 +21,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
 import { CgroupTree, parentCgroupName } from "./cgroup.ts";
 import { ActorLimits } from "./limits.ts";
+import { Launcher, LauncherLostError, writeIfChanged } from "./launcher.ts";
 import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
 import SUPERVISOR_SCRIPT from "./supervisor.sh" with { type: "text" };
 
@@ -40,6 +42,7 @@ const SCRIPT_ENV = {
   command: "JOBHEAD_SUPERVISOR_COMMAND",
   cgroups: "JOBHEAD_SUPERVISOR_CGROUPS",
   resetsSignals: "JOBHEAD_SUPERVISOR_RESETS_SIGNALS",
+  cwd: "JOBHEAD_SUPERVISOR_CWD",
 } as const;
 
 /**
@@ -93,8 +96,6 @@ class SupervisedGroup implements SupervisedProcess {
   readonly limitCgroups: readonly string[];
   /** Settles once, with how the command ended. */
   readonly exited: Promise<ExitReason>;
-  /** For a supervisor this head spawned: settles once it has exited and been reaped. */
-  reaped?: Promise<unknown>;
   #resolve!: (reason: ExitReason) => void;
   #settled = false;
   #killed?: KillRequest;
@@ -163,6 +164,11 @@ export class ShellSupervisor implements Supervisor {
   #log: Logger;
   #resetsSignals = false;
   #live = new Map<string, SupervisedGroup>();
+  #launcher?: Launcher;
+  /** Exit statuses reported before the launcher's answer with the pid was read, by pid. */
+  #earlyEnds = new Map<number, number>();
+  /** Actors being launched. */
+  #launching = new Set<string>();
   #abort = new AbortController();
   #watcher?: Deno.FsWatcher;
   #scan?: Promise<Map<string, number[]>>;
@@ -243,6 +249,7 @@ export class ShellSupervisor implements Supervisor {
   async close(): Promise<void> {
     this.#abort.abort();
     closeWatcher(this.#watcher);
+    await this.#launcher?.close();
     await this.#cgroups?.close();
     await this.#limits?.close();
   }
@@ -254,15 +261,7 @@ export class ShellSupervisor implements Supervisor {
    */
   #makeRunDir(): void {
     Deno.mkdirSync(join(this.#runDir, FIFO_DIR), { recursive: true });
-    const script = this.#scriptPath();
-    try {
-      if (Deno.readTextFileSync(script) === SUPERVISOR_SCRIPT) return;
-    } catch {
-      // not there yet
-    }
-    const temporary = `${script}.${Deno.pid}.tmp`;
-    Deno.writeTextFileSync(temporary, SUPERVISOR_SCRIPT);
-    Deno.renameSync(temporary, script);
+    writeIfChanged(this.#scriptPath(), SUPERVISOR_SCRIPT);
   }
 
   /** A program's path on the head's PATH, looked up once; throws while it is missing. */
@@ -272,7 +271,7 @@ export class ShellSupervisor implements Supervisor {
     return path;
   }
 
-  run(spec: RunSpec, onExit: ExitHandler): SupervisedProcess {
+  async run(spec: RunSpec, onExit: ExitHandler): Promise<SupervisedProcess> {
     const exitPath = this.#exitPath(spec.id);
     // A stale exit file from an earlier actor of the same id would end this one at once.
     try {
@@ -286,48 +285,56 @@ export class ShellSupervisor implements Supervisor {
       makeFifo(this.#fifoPath(spec.id));
     }
     // Found on the head's PATH, not the job's: a job's own PATH must not stop it starting.
-    const setsid = this.#program("setsid");
-    const sh = this.#program("sh");
+    for (const name of ["setsid", "sh"]) this.#program(name);
     const limits = { ...spec.limits, cpus: this.#options.enforceCpu ? spec.limits?.cpus : 0 };
     const cgroup = this.#cgroups?.create(spec.id);
     let limitCgroups: string[] = [];
-    let child: Deno.ChildProcess;
+    let pid: number;
+    this.#launching.add(spec.id);
     try {
       limitCgroups = this.#limits?.create(spec.id, limits, cgroup) ?? [];
-      child = this.#spawn(spec, [cgroup ?? [], limitCgroups].flat(), { setsid, sh, exitPath });
+      pid = await this.#launch(spec, [cgroup ?? [], limitCgroups].flat(), exitPath);
     } catch (err) {
       // Nothing ever ran in them: they are empty.
       for (const path of [...limitCgroups, cgroup ?? []].flat()) removeEmptyCgroup(path);
       throw err;
+    } finally {
+      this.#launching.delete(spec.id);
     }
-    const identity = { pid: child.pid, start_ticks: readStat(child.pid)?.startTicks ?? 0 };
+    const identity = { pid, start_ticks: readStat(pid)?.startTicks ?? 0 };
     const process = new SupervisedGroup(spec.id, identity, this.#stopper, {
       cgroup,
       limitCgroups,
     });
     this.#live.set(spec.id, process);
-    // Our own child: its status is the fastest word of its end; the file says how, and
-    // where the file could not be written (a full disk), its exit status does.
-    process.reaped = child.status.then((status) =>
-      this.#settleFromFile(process, { final: true, status })
-    );
+    // Its end may have been told, or its exit file written, before it was registered.
+    const status = this.#earlyEnds.get(pid);
+    this.#earlyEnds.delete(pid);
+    if (status !== undefined) this.#settleFromFile(process, { final: true, status });
+    else this.#settleFromFile(process, { final: false });
     this.#follow(process, onExit);
     return process;
   }
 
-  /** Starts the supervisor of `spec` as the leader of a new session, to join `cgroups` first. */
-  #spawn(
-    spec: RunSpec,
-    cgroups: string[],
-    paths: { setsid: string; sh: string; exitPath: string },
-  ): Deno.ChildProcess {
-    const { setsid, sh, exitPath } = paths;
-    return new Deno.Command(setsid, {
-      args: [sh, this.#scriptPath(), spec.id],
-      cwd: spec.cwd,
-      clearEnv: true,
-      env: {
-        ...this.#baseEnv,
+  /**
+   * Has the launcher start the supervisor of `spec`, which joins `cgroups` first; resolves
+   * with its pid. Where the launcher died meanwhile, a supervisor it may have forked is
+   * looked for by its marker.
+   */
+  async #launch(spec: RunSpec, cgroups: string[], exitPath: string): Promise<number> {
+    this.#launcher ??= new Launcher(
+      this.#runDir,
+      this.#baseEnv,
+      () => ({
+        setsid: this.#program("setsid"),
+        sh: this.#program("sh"),
+        env: this.#program("env"),
+        script: this.#scriptPath(),
+      }),
+      (id, pid, status) => this.#ended(id, pid, status),
+    );
+    try {
+      return await this.#launcher.launch(spec.id, {
         ...spec.env,
         [ACTOR_ENV]: spec.id,
         [SCRIPT_ENV.exitFile]: exitPath,
@@ -336,11 +343,24 @@ export class ShellSupervisor implements Supervisor {
         [SCRIPT_ENV.command]: spec.command,
         [SCRIPT_ENV.cgroups]: cgroups.join("\n"),
         [SCRIPT_ENV.resetsSignals]: this.#resetsSignals ? "1" : "",
-      },
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+        [SCRIPT_ENV.cwd]: spec.cwd ?? "",
+      });
+    } catch (err) {
+      if (!(err instanceof LauncherLostError)) throw err;
+      const found = await this.#find(spec.id);
+      if (!found) throw err;
+      return found.pid;
+    }
+  }
+
+  /**
+   * A supervisor this head launched reported its end (its last act): its exit status says
+   * how the command ended where a full disk kept the exit file from saying it.
+   */
+  #ended(id: string, pid: number, status: number): void {
+    const process = this.#live.get(id);
+    if (process?.pid === pid) this.#settleFromFile(process, { final: true, status });
+    else if (this.#launching.has(id)) this.#earlyEnds.set(pid, status);
   }
 
   adopt(id: string, identity: SupervisorIdentity, onExit: ExitHandler): Promise<SupervisedProcess>;
@@ -418,7 +438,7 @@ export class ShellSupervisor implements Supervisor {
    */
   async #release(process: SupervisedGroup): Promise<void> {
     if (this.#live.get(process.id) === process) this.#live.delete(process.id);
-    await process.reaped;
+    await this.#launcher?.reap(process.pid, process.identity.start_ticks);
     if (process.cgroup && !await this.#cgroups!.remove(process.cgroup)) {
       this.#log.error(`the cgroup ${process.cgroup} could not be emptied and removed`);
     }
@@ -536,13 +556,13 @@ export class ShellSupervisor implements Supervisor {
   /**
    * Settles `process` from its exit file. Without `final`, a missing or incomplete file
    * means "not yet"; with it (the supervisor is known to be gone), it means it died.
-   * With the `status` of a supervisor this head spawned: a file that is there but does
-   * not say how the command exited means the supervisor ran to its end and could not
-   * write it (a full disk), so its own exit status says how.
+   * With the exit `status` a supervisor this head launched reported: a file that is there
+   * but does not say how the command exited means the supervisor ran to its end and could
+   * not write it (a full disk), so its own exit status says how.
    */
   async #settleFromFile(
     process: SupervisedGroup,
-    options: { final: boolean; status?: Deno.CommandStatus },
+    options: { final: boolean; status?: number },
   ) {
     if (process.settled) return;
     const path = this.#exitPath(process.id);
@@ -558,15 +578,15 @@ export class ShellSupervisor implements Supervisor {
     const status = options.status;
     let ended: ExitReason | undefined;
     if (reason?.kind === "exited") ended = reason;
-    else if (text !== undefined && status && status.signal === null) {
-      ended = exitReasonOfStatus(status.code, endTime);
+    else if (text !== undefined && status !== undefined) {
+      ended = exitReasonOfStatus(status, endTime);
     } else if (reason) ended = reason;
     else if (options.final) {
-      // Our child died without a word: its watchdog may be about to note that in the exit
-      // file, after #follow() has removed it, leaving a stray file behind. It dies now, as
-      // it was going to kill the group anyway. (With a cgroup, #release() empties it,
-      // watchdog too, before the exit file goes.)
-      if (status && !process.cgroup) sendSignal(-process.pid, "SIGKILL");
+      // It ended without a word: its watchdog may be about to note that in the exit file,
+      // after #follow() has removed it, leaving a stray file behind. It dies now, as it was
+      // going to kill the group anyway. (With a cgroup, #release() empties it, watchdog
+      // too, before the exit file goes.)
+      if (status !== undefined && !process.cgroup) sendSignal(-process.pid, "SIGKILL");
       ended = { kind: "died", endTime };
     }
     if (!ended) return;

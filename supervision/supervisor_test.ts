@@ -9,6 +9,7 @@ import {
   type SupervisorOptions,
   withoutKeys,
 } from "./supervisor.ts";
+import { LAUNCHER_NAME } from "./launcher.ts";
 import { readStat } from "./procfs.ts";
 
 Deno.test("withoutKeys() drops exactly the named variables", () => {
@@ -16,6 +17,9 @@ Deno.test("withoutKeys() drops exactly the named variables", () => {
 });
 
 const CGROUPS = await canUseCgroups();
+
+/** What a run directory holds besides exit files and fifos. */
+const SCRIPTS = [LAUNCHER_NAME, SUPERVISOR_NAME];
 
 /**
  * A test with a supervisor started over a fresh directory (with `env` added to the
@@ -70,7 +74,7 @@ supervisorTest(
   async (supervisor, dir) => {
     const logPath = join(dir, "env.log");
     const owner = recorder();
-    supervisor.run({
+    await supervisor.run({
       id: "unit-env",
       command: "env",
       logPath,
@@ -94,7 +98,7 @@ supervisorTest(
     const command = "echo started; sleep 30 # a command of any length";
     const logPath = join(dir, "ps.log");
     const owner = recorder();
-    const process = supervisor.run({ id: "unit-ps", command, logPath }, owner.onExit);
+    const process = await supervisor.run({ id: "unit-ps", command, logPath }, owner.onExit);
     await waitFor("the command to start", () => readOrEmpty(logPath) || undefined);
     const { pid } = process.identity;
     const argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").slice(0, -1);
@@ -114,9 +118,9 @@ supervisorTest(
   {},
   async (supervisor, dir) => {
     const ends = await Promise.all(
-      ["exit 137", "kill -KILL $$", "exit 0"].map((command, i) => {
+      ["exit 137", "kill -KILL $$", "exit 0"].map(async (command, i) => {
         const owner = recorder();
-        supervisor.run(
+        await supervisor.run(
           { id: `unit-code-${i}`, command, logPath: join(dir, "code.log") },
           owner.onExit,
         );
@@ -140,7 +144,7 @@ for (const cgroup of CGROUPS ? ["off", "auto"] as const : ["off"] as const) {
         | { reason: ExitReason; escapee: string; files: string[]; fifos: string[]; live: number }
         | undefined;
       const told = Promise.withResolvers<void>();
-      const process = supervisor.run({ id: "unit-escape", command, logPath }, (reason) => {
+      const process = await supervisor.run({ id: "unit-escape", command, logPath }, (reason) => {
         heard = {
           reason,
           escapee: readStat(escapee)?.state ?? "gone",
@@ -162,11 +166,11 @@ for (const cgroup of CGROUPS ? ["off", "auto"] as const : ["off"] as const) {
       assert.equal(heard?.live, 0, "forgotten before the owner hears");
       // The watchdog may have noted the death in the exit file before it died too.
       const left = heard!.files.filter((name) => name !== "unit-escape.exit");
-      assert.deepEqual(left, [SUPERVISOR_NAME], "only the exit file may be left");
+      assert.deepEqual(left, SCRIPTS, "only the exit file may be left");
       assert.deepEqual(heard!.fifos, [], "the fifo is released");
       if (cgroup === "auto") assert.match(heard!.escapee, /^(gone|Z)$/, "emptied with its cgroup");
       await waitFor("the escapee to be gone", () => !isAlive(escapee) || undefined);
-      await waitFor("the exit file to go", () => filesIn(runDir).length === 1 || undefined);
+      await waitFor("the exit file to go", () => filesIn(runDir).length === 2 || undefined);
     },
   );
 }
@@ -177,7 +181,7 @@ supervisorTest(
   async (first, dir) => {
     const runDir = join(dir, "run");
     const unrecorded = recorder(false);
-    const process = first.run(
+    const process = await first.run(
       { id: "unit-adopt", command: "exit 3", logPath: join(dir, "adopt.log") },
       unrecorded.onExit,
     );
@@ -208,7 +212,7 @@ supervisorTest(
     const runDir = join(dir, "run");
     for (let i = 0; i < 20; i++) {
       const owner = recorder();
-      const process: SupervisedProcess = supervisor.run(
+      const process: SupervisedProcess = await supervisor.run(
         { id: `quick-${i}`, command: "true", logPath: join(dir, "quick.log") },
         owner.onExit,
       );
@@ -219,7 +223,7 @@ supervisorTest(
         () => !groupExists(process.identity.pid) || undefined,
       );
     }
-    assert.deepEqual(filesIn(runDir), [SUPERVISOR_NAME], "stray exit files");
+    assert.deepEqual(filesIn(runDir), SCRIPTS, "stray exit files");
   },
 );
 
