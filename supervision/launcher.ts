@@ -87,6 +87,9 @@ export class Launcher {
    */
   launch(id: string, env: Record<string, string>): Promise<number> {
     if (this.#closed) return Promise.reject(new Error("the supervisor is closed"));
+    // A launcher that died may not have been reaped yet: not one request is lost to it.
+    const current = this.#current;
+    if (current && !isRunning(current.child.pid)) this.#lost(current);
     const generation = this.#current ??= this.#start();
     const answer = Promise.withResolvers<number>();
     generation.pending.set(id, answer);
@@ -220,6 +223,12 @@ export class Launcher {
     }
     this.#generations.delete(generation);
   }
+}
+
+/** Whether process `pid` is there and has not exited. */
+function isRunning(pid: number): boolean {
+  const state = readStat(pid)?.state;
+  return state !== undefined && state !== "Z";
 }
 
 /** `text` as one single-quoted shell word on one line (see launcher.sh). */

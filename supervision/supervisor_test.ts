@@ -227,6 +227,69 @@ supervisorTest(
   },
 );
 
+supervisorTest(
+  "a launcher that dies is replaced at the next launch, and what it started ends with its exact code",
+  { cgroup: "off" },
+  async (supervisor, dir) => {
+    const gate = join(dir, "gate");
+    const logPath = join(dir, "launcher.log");
+    const before = recorder();
+    await supervisor.run(
+      {
+        id: "unit-before",
+        command: `while [ ! -e '${gate}' ]; do sleep 0.01; done; exit 7`,
+        logPath,
+      },
+      before.onExit,
+    );
+    const launchers = launchersOf(Deno.pid);
+    assert.equal(launchers.length, 1, "one launcher");
+    Deno.kill(launchers[0], "SIGKILL");
+    await waitFor("the launcher to be gone", () => launchersOf(Deno.pid).length === 0 || undefined);
+    const after = recorder();
+    await supervisor.run({ id: "unit-after", command: "exit 5", logPath }, after.onExit);
+    assert.equal(outcome(await after.ended), 5);
+    assert.notEqual(launchersOf(Deno.pid)[0], launchers[0], "a new launcher");
+    await Deno.writeTextFile(gate, "");
+    assert.equal(outcome(await before.ended), 7);
+  },
+);
+
+supervisorTest(
+  "any value reaches the command, newlines and quotes included, and a name sh cannot hold does not stop a launch",
+  { cgroup: "off" },
+  async (supervisor, dir) => {
+    const logPath = join(dir, "odd.log");
+    const owner = recorder();
+    const value = 'it\'s "two"\nlines $HOME `x`';
+    await supervisor.run({
+      id: "unit-odd",
+      command: "env",
+      logPath,
+      env: { PLAIN: value, "dotted.name": value },
+    }, owner.onExit);
+    assert.equal(outcome(await owner.ended), 0);
+    const env = await Deno.readTextFile(logPath);
+    // The name sh cannot hold has the launcher set the variables through `env` (dash, as
+    // the supervisor, does not pass such a name on to the command).
+    assert.ok(env.includes(`\nPLAIN=${value}\n`), env);
+    assert.match(env, /^JOBHEAD_ACTOR_ID=unit-odd$/m);
+  },
+);
+
+/** The pids of the live launchers among the children of `pid`. */
+function launchersOf(pid: number): number[] {
+  return [...Deno.readDirSync("/proc")].map((entry) => Number(entry.name)).filter((child) => {
+    const stat = Number.isInteger(child) ? readStat(child) : undefined;
+    if (stat?.ppid !== pid || stat.state === "Z") return false;
+    try {
+      return Deno.readTextFileSync(`/proc/${child}/cmdline`).includes(LAUNCHER_NAME);
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** An exit's code, or "died". */
 function outcome(reason: ExitReason): number | "died" {
   return reason.kind === "exited" ? reason.code : "died";
