@@ -114,14 +114,14 @@ const SECTIONS: Section[] = [
     run: benchThroughput,
   },
   {
-    name: "scale",
-    description: "1000 running jobs with 1000 log followers: head RSS; then 500 stopped at once",
-    run: benchScale,
-  },
-  {
     name: "memory",
     description: "head RSS and per-job overhead processes with 200 running `sleep 600` jobs",
     run: benchMemory,
+  },
+  {
+    name: "scale",
+    description: "1000 running jobs with 1000 log followers: head RSS; then 500 stopped at once",
+    run: benchScale,
   },
   {
     name: "stop",
