@@ -80,6 +80,13 @@ export interface SupervisorOptions {
   logger?: Logger;
 }
 
+/** What a look at an exit file knows besides the file: see ShellSupervisor.#settleFromFile. */
+interface SettleOptions {
+  final: boolean;
+  status?: number;
+  fileTime?: boolean;
+}
+
 /** How a process's owner asks it to end; the supervisor carries it out. */
 interface Stopper {
   stop(process: SupervisedGroup, graceMs: number): Promise<ExitReason>;
@@ -96,6 +103,9 @@ class SupervisedGroup implements SupervisedProcess {
   readonly limitCgroups: readonly string[];
   /** Settles once, with how the command ended. */
   readonly exited: Promise<ExitReason>;
+  /** A look at its exit file under way, and the one asked for meanwhile (see #settleFromFile). */
+  checking?: Promise<void>;
+  nextCheck?: SettleOptions & { done: PromiseWithResolvers<void> };
   #resolve!: (reason: ExitReason) => void;
   #settled = false;
   #killed?: KillRequest;
@@ -274,11 +284,7 @@ export class ShellSupervisor implements Supervisor {
   async run(spec: RunSpec, onExit: ExitHandler): Promise<SupervisedProcess> {
     const exitPath = this.#exitPath(spec.id);
     // A stale exit file from an earlier actor of the same id would end this one at once.
-    try {
-      Deno.removeSync(exitPath);
-    } catch {
-      // none
-    }
+    removeIfThere(exitPath);
     if (!makeFifo(this.#fifoPath(spec.id))) {
       // The run directory may have been removed under the running head: make it again.
       this.#makeRunDir();
@@ -380,9 +386,9 @@ export class ShellSupervisor implements Supervisor {
     });
     // Register first, so an exit file written from now on is seen by the watcher.
     this.#live.set(id, process);
-    await this.#settleFromFile(process, { final: false });
+    await this.#settleFromFile(process, { final: false, fileTime: true });
     if (!process.settled && !isSameLiveProcess(identity.pid, identity.start_ticks)) {
-      await this.#settleFromFile(process, { final: true });
+      await this.#settleFromFile(process, { final: true, fileTime: true });
     }
     this.#follow(process, onExit);
     return process;
@@ -558,19 +564,38 @@ export class ShellSupervisor implements Supervisor {
    * means "not yet"; with it (the supervisor is known to be gone), it means it died.
    * With the exit `status` a supervisor this head launched reported: a file that is there
    * but does not say how the command exited means the supervisor ran to its end and could
-   * not write it (a full disk), so its own exit status says how.
+   * not write it (a full disk), so its own exit status says how. The end time is now, or
+   * with `fileTime` (an end a previous head may have missed) the file's.
+   *
+   * One look at a time per process: the file events of one write come in bursts, and the
+   * looks asked for during one are merged into one more after it.
    */
-  async #settleFromFile(
-    process: SupervisedGroup,
-    options: { final: boolean; status?: number },
-  ) {
+  #settleFromFile(process: SupervisedGroup, options: SettleOptions): Promise<void> {
+    if (process.settled) return Promise.resolve();
+    if (process.checking) {
+      const next = process.nextCheck ??= { final: false, done: Promise.withResolvers() };
+      next.final ||= options.final;
+      next.status ??= options.status;
+      next.fileTime ||= options.fileTime;
+      return next.done.promise;
+    }
+    process.checking = this.#checkExitFile(process, options).finally(() => {
+      process.checking = undefined;
+      const next = process.nextCheck;
+      process.nextCheck = undefined;
+      if (next) this.#settleFromFile(process, next).then(next.done.resolve, next.done.reject);
+    });
+    return process.checking;
+  }
+
+  async #checkExitFile(process: SupervisedGroup, options: SettleOptions): Promise<void> {
     if (process.settled) return;
     const path = this.#exitPath(process.id);
     let text: string | undefined;
     let endTime = Date.now();
     try {
       text = await Deno.readTextFile(path);
-      endTime = (await Deno.stat(path)).mtime?.getTime() ?? endTime;
+      if (options.fileTime) endTime = (await Deno.stat(path)).mtime?.getTime() ?? endTime;
     } catch {
       // no file yet
     }
@@ -703,26 +728,60 @@ function parseExitFile(text: string, endTime: number): ExitReason | undefined {
   return { kind: "exited", code, endTime };
 }
 
-let libc: { symbols: { mkfifo(path: BufferSource, mode: number): number } } | null | undefined;
+interface Libc {
+  symbols: {
+    mkfifo(path: BufferSource, mode: number): number;
+    unlink(path: BufferSource): number;
+  };
+}
 
-/**
- * Creates the supervisor's fifo through libc, which saves each job a `mkfifo` process;
- * false if it did not. Where libc cannot be loaded, the supervisor script makes it itself.
- */
-function makeFifo(path: string): boolean {
+let libc: Libc | null | undefined;
+
+/** The C library, loaded once; null where it cannot be. */
+function loadLibc(): Libc | null {
   if (libc === undefined) {
     try {
       libc = Deno.dlopen(
         "libc.so.6",
         {
           mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
+          unlink: { parameters: ["buffer"], result: "i32" },
         } as const,
       );
     } catch {
       libc = null;
     }
   }
-  return libc?.symbols.mkfifo(new TextEncoder().encode(path + "\0"), 0o600) === 0;
+  return libc;
+}
+
+function cString(text: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(text + "\0");
+}
+
+/**
+ * Creates the supervisor's fifo through libc, which saves each job a `mkfifo` process;
+ * false if it did not. Where libc cannot be loaded, the supervisor script makes it itself.
+ */
+function makeFifo(path: string): boolean {
+  return loadLibc()?.symbols.mkfifo(cString(path), 0o600) === 0;
+}
+
+/**
+ * Removes the file at `path` if it is there: through libc, as a missing file (the common
+ * case at a launch) costs Deno an error object with its stack.
+ */
+function removeIfThere(path: string): void {
+  const c = loadLibc();
+  if (c) {
+    c.symbols.unlink(cString(path));
+    return;
+  }
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // none
+  }
 }
 
 /**
