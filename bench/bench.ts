@@ -179,10 +179,10 @@ async function jobStatus(head: Head, id: string): Promise<string> {
 }
 
 /** Stops a job; returns the `stopped` flag. */
-async function stopJob(head: Head, id: string): Promise<boolean> {
+async function stopJob(head: Head, id: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<boolean> {
   const res = await head.fetch(`/api/jobs/${id}/stop`, {
     method: "POST",
-    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    signal: AbortSignal.timeout(timeoutMs),
   });
   const text = await res.text();
   if (res.status !== 200) {
@@ -774,11 +774,17 @@ async function benchScale(ctx: SectionContext): Promise<Record<string, unknown>>
       .map((p) => p.pid);
     log(`scale: stopping ${stopped} jobs at once (${pids.length} processes)`);
     const s0 = performance.now();
-    const answers = Promise.all([...victims].map((id) => stopJob(head, id)));
+    // All in flight at once: a head that answers them one by one takes long on a slow day.
+    const answers = Promise.all([...victims].map((id) => stopJob(head, id, 120_000)));
+    answers.catch(() => {}); // awaited below, once the processes are gone or have timed out
     let alive = pids;
     while (alive.length > 0) {
       alive = alive.filter(isAlive);
-      if (alive.length > 0) await delay(5);
+      if (alive.length === 0) break;
+      if (performance.now() - s0 > 120_000) {
+        throw new Error(`${alive.length} processes of the stopped jobs left after 120 s`);
+      }
+      await delay(5);
     }
     const goneMs = performance.now() - s0;
     await answers;
