@@ -427,13 +427,8 @@ export class ShellSupervisor implements Supervisor {
       );
     }
     // A new actor of the same id removed the file when it started, and owns it now.
-    if (recorded && !this.#live.has(process.id)) {
-      try {
-        Deno.removeSync(this.#exitPath(process.id));
-      } catch {
-        // never written (the supervisor died without a word), or removed with the run dir
-      }
-    }
+    // Never written where the supervisor died without a word, or removed with the run dir.
+    if (recorded && !this.#live.has(process.id)) removeIfThere(this.#exitPath(process.id));
   }
 
   /**
@@ -454,7 +449,7 @@ export class ShellSupervisor implements Supervisor {
       }
     }
     const fifo = this.#fifoPath(process.id);
-    for (const path of [fifo, `${fifo}.code`]) await Deno.remove(path).catch(() => {});
+    for (const path of [fifo, `${fifo}.code`]) removeIfThere(path);
   }
 
   /**
