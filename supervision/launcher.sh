@@ -6,8 +6,9 @@
 # every actor starts from (the head's, less what it withholds). It ends when the head
 # closes its stdin, or dies; supervisors it started keep running.
 #
-# Each line on stdin is either "r" (reap the supervisors that have ended, so none is left
-# a zombie; answered "reaped") or the arguments of jobhead_launch, each a single-quoted word in which a
+# Each line on stdin is either "w <pid>" (reap that supervisor, which has ended or is about
+# to: it said so, as its last act, or it is a zombie; answered "reaped") or the arguments
+# of jobhead_launch, each a single-quoted word in which a
 # newline is written '"$jobhead_nl"' (so that a request is one line):
 #   '<actor id>' 'export' | 'env' 'NAME=VALUE'...
 # "export" when every NAME is a shell variable name (the shell exports them itself),
@@ -43,7 +44,10 @@ jobhead_launch() {
 
 while IFS= read -r jobhead_line; do
   case $jobhead_line in
-    r) jobs >/dev/null && echo reaped ;;
+    "w "*)
+      wait "${jobhead_line#w }"
+      echo reaped
+      ;;
     *) eval "jobhead_launch $jobhead_line" ;;
   esac
 done

@@ -112,28 +112,29 @@ export class Launcher {
   async reap(pid: number, startTicks: number): Promise<void> {
     const generation = this.#parents.get(pid);
     const reported = this.#reportOf(pid);
-    let wake: Promise<void> | undefined = reported.promise;
+    let hasReported = false;
+    reported.promise.then(() => hasReported = true);
     try {
-      while (generation?.alive) {
+      // The launcher's `wait` blocks it until the supervisor exits: it is asked only once
+      // the supervisor has said its last word, or is a zombie.
+      for (;;) {
+        if (!generation?.alive) return;
         const stat = readStat(pid);
         if (!stat || stat.startTicks !== startTicks) return;
-        if (stat.state === "Z") {
-          const answer = Promise.withResolvers<void>();
-          generation.reaps.push(answer);
-          generation.writer.write(encoder.encode("r\n")).catch(() => this.#lost(generation));
-          await answer.promise;
-          continue;
-        }
-        // About to exit (it reported, or its end is known otherwise): nothing tells when a
-        // process has exited but its report, so it is polled, slowly, after that.
+        if (hasReported || stat.state === "Z") break;
+        // Its end is known otherwise (its exit file, a kill): polled, slowly, until it has
+        // exited, as nothing else tells it.
         const timer = new AbortController();
         await Promise.race([
-          wake ?? new Promise<void>(() => {}),
+          reported.promise,
           delay(REAP_POLL_MS, undefined, { signal: timer.signal }).catch(() => {}),
         ]);
         timer.abort();
-        wake = undefined;
       }
+      const answer = Promise.withResolvers<void>();
+      generation.reaps.push(answer);
+      generation.writer.write(encoder.encode(`w ${pid}\n`)).catch(() => this.#lost(generation));
+      await answer.promise;
     } finally {
       this.#parents.delete(pid);
       this.#reported.delete(pid);
