@@ -7,6 +7,7 @@
 import { ConfigError, parseConfig, startUsage } from "./host/config.ts";
 import { DataDirInUseError } from "./host/datadir.ts";
 import { startHead } from "./host/head.ts";
+import { returnLargeBuffersToTheSystem } from "./host/allocator.ts";
 import { BUILT_IN_MODULES } from "./modules/mod.ts";
 import { errorMessage } from "./storage/errors.ts";
 import { createLogger, setLogFormat } from "./kit/log.ts";
@@ -24,6 +25,7 @@ async function runHead(args: string[]): Promise<number> {
     console.log(startUsage());
     return 0;
   }
+  returnLargeBuffersToTheSystem();
   let config;
   try {
     config = parseConfig(args, Deno.env.toObject());

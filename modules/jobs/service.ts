@@ -370,12 +370,12 @@ export class JobService {
       );
       return;
     }
-    // Checked again after the awaits, with no await until the spawn: a stop that
-    // arrived before this point is seen, and one after it finds the process.
+    // Checked again after the awaits: a stop that arrived before this point is seen, one
+    // during the launch is carried out once it is done, and one after it finds the process.
     if (run.stopRequested || this.#closed) return;
     let process: SupervisedProcess;
     try {
-      process = supervisor.run({
+      process = await supervisor.run({
         id: actorIdOf(job.id),
         command: job.entrypoint,
         logPath: stores.logs.pathOf(job.id),
@@ -401,6 +401,11 @@ export class JobService {
       return;
     }
     run.process = process;
+    if (run.stopRequested) {
+      process.stop(this.#graceMsOf(job))
+        .catch((err) => this.#ctx.logger.error(`stopping job "${job.id}" failed:`, err));
+      return;
+    }
     run.running = this.#change(job.id, "PENDING", {
       status: "RUNNING",
       message: STATUS_MESSAGES.RUNNING,
