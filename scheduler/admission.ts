@@ -6,6 +6,7 @@
  * back smaller ones behind it (backfill), but once it has waited `reserveAfterMs`, what it
  * needs is set aside on the node where it fits best, as it frees up, so it cannot starve.
  */
+import { formatSelector, type LabelCondition, type Labels, matchesSelector } from "./labels.ts";
 import { fits, formatAmount, type Resources, shortOf, subtractResources } from "./resources.ts";
 
 /** A node as the scheduler sees it. */
@@ -19,6 +20,8 @@ export interface NodeState {
   gpusInUse: readonly number[];
   /** Jobs running on it now. */
   running: number;
+  /** Its labels, for `entrypoint_label_selector`; absent: none. */
+  labels?: Labels;
 }
 
 /** A job waiting to start. */
@@ -30,6 +33,8 @@ export interface PendingJob {
   seq: number;
   /** When it started waiting (ms since the epoch). */
   queuedAt: number;
+  /** The labels a node must have to run it (`entrypoint_label_selector`); absent: any. */
+  selector?: readonly LabelCondition[];
 }
 
 /** A job to start now. */
@@ -47,7 +52,15 @@ export interface AdmissionPolicy {
   reserveAfterMs: number;
   /** At most this many jobs run at once over all nodes; undefined: no limit. */
   maxRunningJobs?: number;
+  /**
+   * Among the nodes a job fits: `spread` (the default) takes the one with the most CPU
+   * free, `pack` the one with the least, filling a node before the next.
+   */
+  placement?: PlacementStrategy;
 }
+
+/** How a job is placed among the nodes it fits (`--placement`). */
+export type PlacementStrategy = "spread" | "pack";
 
 /** The outcome: who starts where, and which waiting jobs have resources set aside. */
 export interface AdmissionResult {
@@ -80,8 +93,10 @@ export function admit(
   const refused = new Set<string>();
   for (const job of queue) {
     if (policy.maxRunningJobs !== undefined && running >= policy.maxRunningJobs) break;
-    const signature = signatureOf(job.demand);
-    const node = refused.has(signature) ? undefined : placeOn(nodes, free, job.demand);
+    const signature = signatureOf(job);
+    const node = refused.has(signature)
+      ? undefined
+      : placeOn(nodes, free, job, policy.placement ?? "spread");
     if (node) {
       const gpus = pickGpus(node.total.GPU ?? 0, gpusInUse.get(node.name)!, job.demand.GPU ?? 0);
       for (const gpu of gpus) gpusInUse.get(node.name)!.add(gpu);
@@ -93,7 +108,7 @@ export function admit(
     refused.add(signature);
     if (policy.now - job.queuedAt >= policy.reserveAfterMs) {
       // Set aside on the node that could hold it and lacks the least of what it needs.
-      const target = reservationNode(nodes, free, job.demand);
+      const target = reservationNode(nodes, free, job.demand, job.selector);
       if (target) {
         free.set(target.name, subtractResources(free.get(target.name)!, job.demand));
         reserved.set(job.id, target.name);
@@ -113,6 +128,8 @@ export interface WaitContext {
   setAside?: ReadonlyMap<string, Resources>;
   /** `--max-running-jobs`, when it is what holds the job back. */
   slotsFull?: number;
+  /** The job's `entrypoint_label_selector`, parsed. */
+  selector?: readonly LabelCondition[];
 }
 
 /**
@@ -128,11 +145,18 @@ export function waitingReason(
   if (context.slotsFull !== undefined) {
     return `Waiting for a running slot: --max-running-jobs ${context.slotsFull} reached; ${ahead}`;
   }
+  const selector = context.selector ?? [];
+  const matching = nodes.filter((node) => matchesSelector(node.labels ?? {}, selector));
+  if (matching.length === 0) {
+    return selector.length > 0
+      ? `Waiting for a node with labels ${formatSelector(selector)}: no node has them; ${ahead}`
+      : `Waiting for a node: none is alive; ${ahead}`;
+  }
   const free = new Map(nodes.map((node) => {
     const aside = context.setAside?.get(node.name) ?? {};
     return [node.name, subtractResources(subtractResources(node.total, node.used), aside)];
   }));
-  const node = reservationNode(nodes, free, demand) ?? nodes[0];
+  const node = reservationNode(matching, free, demand) ?? matching[0];
   const available = node ? free.get(node.name)! : {};
   const short = shortOf(available, demand);
   const needs = (short.length > 0 ? short : Object.keys(demand)).map((name) => {
@@ -147,15 +171,18 @@ export function waitingReason(
 
 const signatures = new WeakMap<Resources, string>();
 
-/** A demand as a string, equal for equal demands; cached per demand object. */
-function signatureOf(demand: Resources): string {
-  let signature = signatures.get(demand);
+/**
+ * A job's demand and selector as a string, equal for jobs no node can tell apart; the
+ * demand's part cached per demand object.
+ */
+function signatureOf(job: PendingJob): string {
+  let signature = signatures.get(job.demand);
   if (signature === undefined) {
-    signature = Object.entries(demand).sort(([a], [b]) => a < b ? -1 : 1)
+    signature = Object.entries(job.demand).sort(([a], [b]) => a < b ? -1 : 1)
       .map(([name, amount]) => `${name}=${amount}`).join(",");
-    signatures.set(demand, signature);
+    signatures.set(job.demand, signature);
   }
-  return signature;
+  return job.selector?.length ? `${signature}|${JSON.stringify(job.selector)}` : signature;
 }
 
 /**
@@ -204,16 +231,26 @@ function gpuIndicesSuffice(node: NodeState, demand: Resources): boolean {
   return Math.ceil(demand.GPU ?? 0) <= (node.total.GPU ?? 0);
 }
 
-/** The node to start `demand` on now: of those it fits, the one with the most CPU free. */
+/**
+ * The node to start `job` on now: of those whose labels match and where it fits, the one
+ * with the most CPU free (`spread`) or the least (`pack`); ties go to the first listed.
+ */
 function placeOn(
   nodes: readonly NodeState[],
   free: ReadonlyMap<string, Resources>,
-  demand: Resources,
+  job: PendingJob,
+  strategy: PlacementStrategy,
 ): NodeState | undefined {
+  const { demand, selector } = job;
   let best: NodeState | undefined;
+  let bestCpu = 0;
   for (const node of nodes) {
     if (!fits(free.get(node.name)!, demand) || !gpuIndicesSuffice(node, demand)) continue;
-    if (!best || (free.get(node.name)!.CPU ?? 0) > (free.get(best.name)!.CPU ?? 0)) best = node;
+    if (selector && !matchesSelector(node.labels ?? {}, selector)) continue;
+    const cpu = free.get(node.name)!.CPU ?? 0;
+    if (!best || (strategy === "spread" ? cpu > bestCpu : cpu < bestCpu)) {
+      [best, bestCpu] = [node, cpu];
+    }
   }
   return best;
 }
@@ -222,11 +259,13 @@ function reservationNode(
   nodes: readonly NodeState[],
   free: ReadonlyMap<string, Resources>,
   demand: Resources,
+  selector?: readonly LabelCondition[],
 ): NodeState | undefined {
   let best: NodeState | undefined;
   let bestShort = Infinity;
   for (const node of nodes) {
     if (!fitsWhole(node, demand)) continue;
+    if (selector && !matchesSelector(node.labels ?? {}, selector)) continue;
     const lacking = subtractResources(demand, free.get(node.name)!);
     const short = Object.values(lacking).filter((amount) => amount > 0)
       .reduce((sum, amount) => sum + amount, 0);

@@ -11,15 +11,19 @@ import {
   type NodeState,
   type PendingJob,
   type Placement,
+  type PlacementStrategy,
   queueOrder,
   waitingReason,
 } from "./admission.ts";
+import type { Labels } from "./labels.ts";
 import { addResources, fieldOf, fits, type Resources, subtractResources } from "./resources.ts";
 
 /** A node and everything it has. */
 export interface NodeCapacity {
   name: string;
   total: Resources;
+  /** Its labels, for `entrypoint_label_selector`; absent: none. */
+  labels?: Labels;
 }
 
 /** A job waiting to start, as the scheduler is told it. */
@@ -67,6 +71,8 @@ export interface SchedulerOptions {
   nodes: NodeCapacity[];
   reserveAfterMs: number;
   maxRunningJobs?: number;
+  /** Among the nodes a job fits: the most CPU free (spread, the default) or the least (pack). */
+  placement?: PlacementStrategy;
 }
 
 /** Places queued jobs on nodes as capacity allows. */
@@ -86,11 +92,30 @@ export class Scheduler {
 
   constructor(options: SchedulerOptions) {
     this.#options = options;
-    this.#nodes = options.nodes.map((node) => ({
-      name: node.name,
-      // Ray's `node:<name>` resource pins a job to a node: every node has its own.
-      total: { ...node.total, [`node:${node.name}`]: 1 },
-    }));
+    this.#nodes = options.nodes.map(withPin);
+  }
+
+  /**
+   * Adds a node (one already known gets the new capacity and labels): queued jobs that
+   * fit it start.
+   */
+  addNode(node: NodeCapacity): void {
+    const index = this.#nodes.findIndex((known) => known.name === node.name);
+    if (index < 0) this.#nodes.push(withPin(node));
+    else this.#nodes[index] = withPin(node);
+    this.#schedulePass();
+  }
+
+  /**
+   * Removes a node (it died): the jobs running on it no longer count, and their ids are
+   * returned. Queued jobs stay queued for the other nodes.
+   */
+  removeNode(name: string): string[] {
+    this.#nodes = this.#nodes.filter((node) => node.name !== name);
+    const lost = [...this.#running.values()].filter((a) => a.node === name).map((a) => a.id);
+    for (const id of lost) this.#running.delete(id);
+    this.#schedulePass();
+    return lost;
   }
 
   /**
@@ -190,7 +215,13 @@ export class Scheduler {
       if (ids.has(job.id)) {
         reasons.set(
           job.id,
-          waitingReason(nodes, job.demand, { ahead, reserved, setAside, slotsFull }),
+          waitingReason(nodes, job.demand, {
+            ahead,
+            reserved,
+            setAside,
+            slotsFull,
+            selector: job.selector,
+          }),
         );
       }
       if (!reserved) continue;
@@ -241,7 +272,7 @@ export class Scheduler {
         gpusInUse.push(...allocation.gpus);
         running++;
       }
-      return { name: node.name, total: node.total, used, gpusInUse, running };
+      return { name: node.name, total: node.total, used, gpusInUse, running, labels: node.labels };
     });
   }
 
@@ -260,6 +291,7 @@ export class Scheduler {
       now: Date.now(),
       reserveAfterMs: this.#options.reserveAfterMs,
       maxRunningJobs: this.#options.maxRunningJobs,
+      placement: this.#options.placement,
     });
     this.#reserved = reserved;
     if (placements.length === 0) return;
@@ -300,6 +332,11 @@ export class Scheduler {
     if (next !== Infinity) this.#watchDeadline(next);
     for (const job of expired) job.onExpire?.();
   }
+}
+
+/** A node with Ray's `node:<name>` resource, which pins a job to it: every node has its own. */
+function withPin(node: NodeCapacity): NodeCapacity {
+  return { ...node, total: { ...node.total, [`node:${node.name}`]: 1 } };
 }
 
 /** What is free on `node`, every resource of its total named (0 included). */
