@@ -37,3 +37,11 @@ export function isDiskFull(err: unknown): boolean {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * The store cannot be reached now (PostgreSQL is down, restarting, or the network is cut):
+ * the call may succeed later. A write cut off this way may or may not have landed.
+ */
+export class StoreUnavailableError extends Error {
+  override name = "StoreUnavailableError";
+}
