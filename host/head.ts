@@ -15,6 +15,8 @@ import { ShellSupervisor } from "../supervision/supervisor.ts";
 import { HeadMetrics } from "../modules/metrics/mod.ts";
 import { createApp } from "./app.ts";
 import { clusterRoutes, clusterState, createScheduler } from "./cluster.ts";
+import { ClusterLink } from "./cluster_link.ts";
+import { openPostgresStore, type PostgresStore } from "../storage/postgres/mod.ts";
 import { CONFIG_ENV_NAMES, type HeadConfig } from "./config.ts";
 import {
   dataModes,
@@ -33,7 +35,7 @@ import { loadModules, RouteTable } from "./loader.ts";
 import { createLogger } from "../kit/log.ts";
 import type { HeadInfo, HeadModule, ModuleContext, ModuleFactory } from "../kit/module.ts";
 import { openApiRoutes, type RouteSource } from "./openapi.ts";
-import { recoverRunningJobs } from "./recover.ts";
+import { fenceStrayJobs, recoverRunningJobs } from "./recover.ts";
 import { describeRoute } from "../kit/route_doc.ts";
 import { readGitCommit, snapshotRoutes } from "./snapshot.ts";
 import { sessionRoutes } from "./session.ts";
@@ -75,15 +77,25 @@ export async function startHead(
   const lock = await lockDataDir(dataDir, modes.file);
   let kv: KvStore;
   let session: { name: string; nodeId: string };
+  // A cluster's store: PostgreSQL, shared by its heads and nodes.
+  let shared: PostgresStore | undefined;
   try {
     await prepareDataDir(dataDir, modes, logger);
-    kv = await openStore(join(dataDir, KV_FILE), {
-      fileMode: modes.file,
-      recover: config.recover,
-      logger,
-    });
+    if (config.store === "kv") {
+      kv = await openStore(join(dataDir, KV_FILE), {
+        fileMode: modes.file,
+        recover: config.recover,
+        logger,
+      });
+    } else {
+      shared = await openPostgresStore(config.store, { token: config.token });
+      kv = shared.kv;
+    }
     session = await loadSession(kv);
+    // In a cluster the session is the cluster's; each process is a node of its own.
+    if (shared) session = { ...session, nodeId: randomHex(28) };
   } catch (err) {
+    await shared?.close();
     lock.close();
     throw err;
   }
@@ -97,7 +109,8 @@ export async function startHead(
   const workers = new WorkerPool();
   const supervisor = new ShellSupervisor(join(dataDir, "run"), {
     logger: createLogger("supervisor"),
-    withheldEnv: CONFIG_ENV_NAMES,
+    // The store's password too, whichever way it came (libpq's variable).
+    withheldEnv: [...CONFIG_ENV_NAMES, "PGPASSWORD"],
     cgroup: config.cgroup,
     enforceCpu: config.enforceCpu,
   });
@@ -107,9 +120,10 @@ export async function startHead(
     if (config.logFormat === "json") logger.info(line);
     else console.error(`jobhead: ${line}`);
   }
-  const scheduler = await createScheduler(config, {
-    nodeName: Deno.hostname(),
+  const { scheduler, total } = await createScheduler(config, {
+    nodeName: config.nodeName,
     logger: createLogger("scheduler"),
+    clustered: shared !== undefined,
   });
   const metrics = new HeadMetrics();
   const { actors: actorStore, ...stores } = metrics.timeStores({
@@ -127,6 +141,20 @@ export async function startHead(
   });
   if (config.recover) await recoverRunningJobs(stores.jobs, dataDir, logger);
   const events = new EventBus();
+  const runsJobs = config.role === "node" || config.localJobs;
+  const cluster = shared && new ClusterLink({
+    store: shared,
+    jobs: stores.jobs,
+    events,
+    scheduler,
+    logger: createLogger("cluster"),
+    nodeTimeoutS: config.nodeTimeoutS,
+    maySchedule: config.role === "head",
+    token: config.token,
+    node: runsJobs
+      ? { name: config.nodeName, id: info.nodeId, address: "", total, labels: config.labels }
+      : undefined,
+  });
   const actors = new ActorRegistry(actorStore, events);
   const shutdownController = new AbortController();
   const headConfig = { ...config, dataDir };
@@ -136,13 +164,13 @@ export async function startHead(
   const moduleRoutes = new Map<HeadModule, Hono>();
   const hostRoutes = snapshotRoutes(() => modules, info, {
     logger,
-    sections: () => ({ cluster: clusterState(scheduler) }),
+    sections: () => ({ cluster: clusterState(scheduler, cluster) }),
   }).get(
     "/-/healthz",
     describeRoute({ summary: "Answers `ok` while the head serves", response: PLAIN_TEXT }),
     (c) => c.text("ok"),
   ).route("/", sessionRoutes(config.token)).route("/", openApiRoutes(() => routeSources(), info))
-    .route("/", metrics.routes()).route("/", clusterRoutes(scheduler));
+    .route("/", metrics.routes()).route("/", clusterRoutes(scheduler, cluster));
   const routeSources = (): RouteSource[] => [
     { name: "head", routes: hostRoutes.routes },
     ...modules.flatMap((m) => {
@@ -181,6 +209,7 @@ export async function startHead(
       actors,
       supervisor,
       scheduler,
+      cluster,
       workers,
       metrics: metrics.forModule(module.name),
       signal: shutdownController.signal,
@@ -213,6 +242,26 @@ export async function startHead(
   });
   const addr = gate.addr;
   info.address = `http://${formatHost(addr.hostname)}:${addr.port}`;
+  if (cluster) {
+    try {
+      await cluster.join(reachableAddress(info.address));
+      if (runsJobs) {
+        await fenceStrayJobs(stores.jobs, supervisor, {
+          dataDir,
+          node: config.nodeName,
+          logger,
+        });
+      }
+    } catch (err) {
+      await gate.shutdown(0);
+      scheduler.close();
+      await supervisor.close();
+      workers.close();
+      await shared!.close();
+      lock.close();
+      throw err;
+    }
+  }
 
   const modulesBefore = modules.length;
   for (const module of [...modules]) {
@@ -225,6 +274,7 @@ export async function startHead(
     }
   }
   if (modules.length < modulesBefore) app = buildApp(); // without the routes of those skipped
+  cluster?.startScheduling(); // once the modules are ready to schedule
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () => {
@@ -238,11 +288,13 @@ export async function startHead(
           logger.error(`module "${module.name}" failed to stop:`, err);
         }
       }
+      await cluster?.close();
       scheduler.close();
       await supervisor.close();
       workers.close();
       await gate.shutdown(SHUTDOWN_GRACE_MS);
-      kv.close();
+      if (shared) await shared.close();
+      else kv.close();
       lock.close();
     })();
     return shuttingDown;
@@ -256,12 +308,28 @@ async function loadSession(kv: KvStore): Promise<{ name: string; nodeId: string 
   const existing = await kv.get<{ name: string; nodeId: string }>(key);
   if (existing.value) return existing.value;
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "_").slice(0, 15);
-  const hex = (n: number) =>
-    Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => b.toString(16).padStart(2, "0"))
-      .join("");
-  const session = { name: `session_${stamp}_${hex(4)}`, nodeId: hex(28) };
+  const session = { name: `session_${stamp}_${randomHex(4)}`, nodeId: randomHex(28) };
   const result = await kv.atomic().check(existing).set(key, session).commit();
   return result.ok ? session : (await kv.get<{ name: string; nodeId: string }>(key)).value!;
+}
+
+/** `n` random bytes in hex. */
+function randomHex(n: number): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(n)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}
+
+/**
+ * The address other machines reach a process at: one listening on every address (0.0.0.0,
+ * ::) is reached by its host name.
+ */
+function reachableAddress(address: string): string {
+  const url = new URL(address);
+  if (url.hostname !== "0.0.0.0" && url.hostname !== "[::]") return address;
+  return `http://${Deno.hostname()}:${url.port}`;
 }
 
 function formatHost(hostname: string): string {
