@@ -241,3 +241,30 @@ Deno.test("two heads: the scheduling one SIGKILLed in a burst of 300 submits, th
     await Deno.remove(ledger);
   }
 });
+
+Deno.test("a node frozen past the timeout kills its jobs' processes once it runs again", async () => {
+  const db = await createTestDatabase();
+  await using head = await startHead(
+    member(db, "head", { args: ["--no-local-jobs", "--node-timeout-s", "2"] }),
+  );
+  await using node = await startHead(member(db, "n1", { command: "node" }));
+  await waitForNodes(head, ["n1"]);
+  const id = await submitOn(head, "n1", "sleep 300");
+  await waitForStatus(head, id, ["RUNNING"]);
+  Deno.kill(node.pid, "SIGSTOP");
+  try {
+    const failed = await waitForStatus(head, id, ["FAILED"]);
+    assert.match(failed.message, /node "n1" stopped answering/);
+    assert.notDeepEqual(await processesWithEnv("JOBHEAD_SUBMISSION_ID", id), []);
+  } finally {
+    Deno.kill(node.pid, "SIGCONT");
+  }
+  await node.waitForOutput(/was declared DEAD while it was away/);
+  await waitFor("the job's processes killed", async () => {
+    return (await processesWithEnv("JOBHEAD_SUBMISSION_ID", id)).length === 0 || undefined;
+  }, { timeoutMs: 30_000, intervalMs: 50 });
+  await waitForNodes(head, ["n1"]);
+  const next = await submitOn(head, "n1", "true");
+  await waitForStatus(head, next, ["SUCCEEDED"]);
+  assert.equal((await head.json(`/api/jobs/${id}`)).body.status, "FAILED");
+});
