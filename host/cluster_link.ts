@@ -14,14 +14,11 @@ import { overdueNodes } from "../scheduler/liveness.ts";
 import type { Scheduler } from "../scheduler/scheduler.ts";
 import { errorMessage } from "../storage/errors.ts";
 import type { JobStore } from "../storage/jobs.ts";
+import type { PostgresStore } from "../storage/postgres/mod.ts";
 import { type NodeRegistration, type NodeRow, NODES_CHANNEL, NodeTable } from "./nodes.ts";
 
 /** What the link needs of the store: SQL, and LISTEN/NOTIFY. */
-export interface ClusterStore {
-  sql: postgres.Sql;
-  listen(channel: string, onPayload: (payload: string) => void): Promise<unknown>;
-  notify(channel: string, payload: string): Promise<void>;
-}
+export type ClusterStore = Pick<PostgresStore, "sql" | "listen" | "notify">;
 
 /** The channel job changes travel on between processes. */
 export const EVENTS_CHANNEL = "jobhead_events";
@@ -67,6 +64,7 @@ export class ClusterLink implements Cluster {
   /** This process holds the scheduling lock. */
   #scheduling = false;
   #fence?: () => Promise<void>;
+  #resync?: () => Promise<void>;
   #closed = new AbortController();
   #lockConnection?: postgres.ReservedSql;
   #loops: Promise<void>[] = [];
@@ -98,6 +96,10 @@ export class ClusterLink implements Cluster {
     this.#handlers = handlers;
   }
 
+  onResync(resync: () => Promise<void>): void {
+    this.#resync = resync;
+  }
+
   /** What a node does before it registers again after being declared DEAD. */
   onFence(fence: () => Promise<void>): void {
     this.#fence = fence;
@@ -111,7 +113,15 @@ export class ClusterLink implements Cluster {
     const { store, events } = this.#options;
     await this.#table.ensure();
     await store.listen(NODES_CHANNEL, () => this.#refreshNodes());
-    await store.listen(EVENTS_CHANNEL, (payload) => this.#receive(payload));
+    let subscriptions = 0;
+    await store.listen(EVENTS_CHANNEL, (payload) => this.#receive(payload), () => {
+      // Subscribed again after the store was away: what was announced meanwhile is lost.
+      if (++subscriptions === 1) return;
+      this.#options.logger.info("the store is back: looking at every unfinished job again");
+      this.#refreshNodes().then(() => this.#resync?.()).catch((err) => {
+        this.#options.logger.error(`looking at the jobs again failed: ${errorMessage(err)}`);
+      });
+    });
     this.#unsubscribe = events.on((event) => this.#send(event));
     if (this.#options.node) {
       this.#options.node = { ...this.#options.node, address };
@@ -190,24 +200,35 @@ export class ClusterLink implements Cluster {
     connection?.release();
   }
 
-  /** Waits for the scheduling lock, takes over, then watches the nodes' heartbeats. */
+  /**
+   * Waits for the scheduling lock, takes over, then watches the nodes' heartbeats. The lock
+   * lives as long as its connection: when that breaks (the store restarted), it is taken
+   * again, and the queue rebuilt, once the store is back.
+   */
   async #schedule(): Promise<void> {
     const { store, logger } = this.#options;
     const signal = this.#closed.signal;
-    try {
-      const connection = this.#lockConnection = await store.sql.reserve();
-      await connection`select pg_advisory_lock(${SCHEDULING_LOCK})`;
-      if (signal.aborted) return;
-      this.#scheduling = true;
-      logger.info("this process schedules the cluster now");
-      await this.#refreshNodes();
-      await this.#handlers?.takeOver();
-      while (!signal.aborted) {
-        await this.#declareDead();
+    while (!signal.aborted) {
+      try {
+        const connection = this.#lockConnection = await store.sql.reserve();
+        await connection`select pg_advisory_lock(${SCHEDULING_LOCK})`;
+        if (signal.aborted) return;
+        this.#scheduling = true;
+        logger.info("this process schedules the cluster now");
+        await this.#refreshNodes();
+        await this.#handlers?.takeOver();
+        while (!signal.aborted) {
+          await connection`select 1`; // the lock's connection still holds it
+          await this.#declareDead();
+          await sleep(HEARTBEAT_MS, signal);
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        logger.error(`lost the scheduling lock: ${errorMessage(err)}; taking it again`);
+        this.#lockConnection?.release();
+        this.#lockConnection = undefined;
         await sleep(HEARTBEAT_MS, signal);
       }
-    } catch (err) {
-      if (!signal.aborted) logger.error(`scheduling stopped: ${errorMessage(err)}`);
     }
   }
 

@@ -48,6 +48,11 @@ export interface Cluster {
    * before it joins again: kill what the store ended meanwhile (fencing).
    */
   onFence(fence: () => Promise<void>): void;
+  /**
+   * Registers what this process does when the store is back after it was away: changes
+   * announced meanwhile were lost, so it looks at every unfinished job again.
+   */
+  onResync(resync: () => Promise<void>): void;
   /** The bearer token of the cluster, for requests to other nodes' agents. */
   readonly token?: string;
 }

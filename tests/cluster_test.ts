@@ -90,7 +90,12 @@ Deno.test("a job submitted on a head runs on a worker node: status, logs, tail a
   // Stop through the head reaches the node: every process of the job is gone.
   const sleeper = await submitOn(head, "n1", "sleep 300");
   await waitForStatus(head, sleeper, ["RUNNING"]);
-  assert.notDeepEqual(await processesWithEnv("JOBHEAD_SUBMISSION_ID", sleeper), []);
+  await waitFor("the job's processes on the node", async () => {
+    const found = await processesWithEnv("JOBHEAD_SUBMISSION_ID", sleeper);
+    if (found.length > 0) return true;
+    const { body } = await head.json(`/api/jobs/${sleeper}`);
+    if (body.status !== "RUNNING") throw new Error(`job ended: ${JSON.stringify(body)}`);
+  }, { timeoutMs: 10_000, intervalMs: 50 });
   assert.deepEqual((await head.json(`/api/jobs/${sleeper}/stop`, { method: "POST" })).body, {
     stopped: true,
   });

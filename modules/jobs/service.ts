@@ -309,6 +309,28 @@ export class JobService {
       nodeDied: (node, silentS) => this.#failJobsOf(node.name, silentS),
     });
     cluster.onFence(() => this.#fence());
+    cluster.onResync(() => this.#resync());
+  }
+
+  /**
+   * The store was away and the changes announced meanwhile are lost: every unfinished job
+   * is looked at again as if announced, and runs whose jobs ended or went are let go.
+   */
+  async #resync(): Promise<void> {
+    const active = await this.#ctx.stores.jobs.listActive();
+    const activeIds = new Set(active.map((job) => job.id));
+    for (const [id, run] of [...this.#runs]) {
+      if (activeIds.has(id)) continue;
+      const job = await this.#ctx.stores.jobs.get(id);
+      if (job) {
+        this.#onRemoteChange(job);
+      } else if (run.elsewhere || this.#ctx.scheduler.isQueued(run.key)) {
+        this.#ctx.scheduler.cancel(run.key);
+        this.#ctx.scheduler.release(run.key);
+        this.#forget(id, run);
+      }
+    }
+    for (const job of active) this.#onRemoteChange(job);
   }
 
   /**
