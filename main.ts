@@ -7,6 +7,7 @@
 import { type Command, ConfigError, nodeUsage, parseConfig, startUsage } from "./host/config.ts";
 import { DataDirInUseError } from "./host/datadir.ts";
 import { startHead } from "./host/head.ts";
+import { returnLargeBuffersToTheSystem } from "./host/allocator.ts";
 import { BUILT_IN_MODULES } from "./modules/mod.ts";
 import { createModule as createJobsModule } from "./modules/jobs/mod.ts";
 import { errorMessage } from "./storage/errors.ts";
@@ -29,6 +30,7 @@ async function runHead(args: string[], command: Command): Promise<number> {
     console.log(command === "start" ? startUsage() : nodeUsage());
     return 0;
   }
+  returnLargeBuffersToTheSystem();
   let config;
   try {
     config = parseConfig(args, Deno.env.toObject(), command);

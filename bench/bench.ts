@@ -1142,13 +1142,15 @@ function killEverything(): void {
 
 /**
  * 500 WebSocket tails (raw sockets that send the upgrade and never read) follow a job that
- * writes 200 MB. Head RSS idle, at its peak, with the tails stalled and after they close;
- * `/-/healthz` latency (sequential GETs) while the job writes and once the tails are stalled.
+ * writes 200 MB. Head RSS idle, at its peak, with the tails stalled (2 s and `settleS` after
+ * the job's last byte) and after they close; `/-/healthz` latency (sequential GETs) while
+ * the job writes and at both times the tails are stalled.
  */
 async function benchStalledTails(ctx: SectionContext): Promise<Record<string, unknown>> {
   const { head, serverPid } = ctx;
   const tails = ctx.quick ? 100 : 500;
   const bytes = ctx.quick ? 50_000_000 : 200_000_000;
+  const settleS = ctx.quick ? 5 : 30;
   const gate = await Deno.makeTempFile({ prefix: "jobhead-bench-gate-" });
   await Deno.remove(gate);
   const sockets: Deno.TcpConn[] = [];
@@ -1203,6 +1205,12 @@ async function benchStalledTails(ctx: SectionContext): Promise<Record<string, un
     const kinds = readRssByKind(serverPid);
     const tcpKb = readTcpMemoryKb();
     const peak = peakKb;
+    // What the head settles to: frames stopped, its allocators and garbage collector idle.
+    log(`stalled_tails: keeping ${tails} tails stalled for ${settleS} s`);
+    await delay(settleS * 1000);
+    const settledLatencies = await healthzLatencies(head, ctx.quick ? 100 : 500);
+    const settled = readMemory(serverPid);
+    const settledKinds = readRssByKind(serverPid);
 
     log(`stalled_tails: closing ${tails} tails`);
     for (const conn of sockets.splice(0)) conn.close();
@@ -1221,6 +1229,13 @@ async function benchStalledTails(ctx: SectionContext): Promise<Record<string, un
       rss_kb_over_idle: atMost(overIdle, TARGETS.stalledTailsRssOverIdleKb),
       per_tail_kb: round(overIdle / tails),
       rss_kb_by_mapping: kinds,
+      settle_s: settleS,
+      head_rss_kb_stalled_settled: settled.rssKb,
+      rss_kb_over_idle_settled: atMost(
+        settled.rssKb - idle.rssKb,
+        TARGETS.stalledTailsRssOverIdleKb,
+      ),
+      rss_kb_by_mapping_settled: settledKinds,
       kernel_tcp_kb_stalled: tcpKb,
       healthz_ms_idle: summarize(idleLatencies),
       healthz_ms_while_writing: summarize(whileWriting),
@@ -1231,6 +1246,11 @@ async function benchStalledTails(ctx: SectionContext): Promise<Record<string, un
       ),
       healthz_p99_ms_stalled: atMost(
         percentile(stalledLatencies, 99),
+        TARGETS.stalledTailsHealthzP99Ms,
+      ),
+      healthz_ms_stalled_settled: summarize(settledLatencies),
+      healthz_p99_ms_stalled_settled: atMost(
+        percentile(settledLatencies, 99),
         TARGETS.stalledTailsHealthzP99Ms,
       ),
     };

@@ -230,7 +230,7 @@ export async function startHead(
     }
   }
   let app = buildApp();
-  metrics.start({ stores, events, supervisor }); // before any job can change
+  metrics.start({ stores, events, supervisor, scheduler }); // before any job can change
 
   const gate = await openGate({
     hostname: config.host,

@@ -67,6 +67,14 @@ export interface ClusterState {
   reserve_after_s: number;
 }
 
+/** A job that left the queue to start or because it waited past its deadline. */
+export interface QueueExit {
+  id: string;
+  outcome: "placed" | "expired";
+  /** Time from its `queuedAt` to leaving the queue. */
+  waitedMs: number;
+}
+
 /** How the scheduler is set up. */
 export interface SchedulerOptions {
   nodes: NodeCapacity[];
@@ -94,6 +102,7 @@ export class Scheduler {
   #deadlineTimer?: ReturnType<typeof setTimeout>;
   #nextDeadline = Infinity;
   #closed = false;
+  #exitListeners = new Set<(exit: QueueExit) => void>();
 
   constructor(options: SchedulerOptions) {
     this.#options = options;
@@ -243,6 +252,21 @@ export class Scheduler {
     return reasons;
   }
 
+  /** How many jobs wait in the queue. */
+  get queueLength(): number {
+    return this.#queue.length;
+  }
+
+  /**
+   * Tells `listener` of every job that leaves the queue to start or expire (not of jobs
+   * cancelled or re-adopted), before its owner hears of it; it must not throw. Returns
+   * the unsubscribe.
+   */
+  onQueueExit(listener: (exit: QueueExit) => void): () => void {
+    this.#exitListeners.add(listener);
+    return () => this.#exitListeners.delete(listener);
+  }
+
   /** The nodes' capacity and use, and the queue's length. */
   state(): ClusterState {
     const nodes = this.#nodeStates().map((node): NodeUse => ({
@@ -342,7 +366,14 @@ export class Scheduler {
       return false;
     });
     this.#disarmIfIdle();
+    const now = Date.now();
+    for (const [job] of started) this.#exited(job, "placed", now);
     for (const [job, placement] of started) job.onPlace(placement);
+  }
+
+  #exited(job: QueuedJob, outcome: QueueExit["outcome"], now: number): void {
+    const exit = { id: job.id, outcome, waitedMs: Math.max(0, now - job.queuedAt) };
+    for (const listener of this.#exitListeners) listener(exit);
   }
 
   #watchDeadline(deadline: number): void {
@@ -366,6 +397,7 @@ export class Scheduler {
     for (const job of expired) this.cancel(job.id);
     const next = Math.min(...this.#queue.map((job) => job.deadline ?? Infinity));
     if (next !== Infinity) this.#watchDeadline(next);
+    for (const job of expired) this.#exited(job, "expired", now);
     for (const job of expired) job.onExpire?.();
   }
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type QueuedJob, Scheduler } from "./scheduler.ts";
+import { type QueuedJob, type QueueExit, Scheduler } from "./scheduler.ts";
 
 /** A scheduler on one node of `total`, and the jobs it places and expires. */
 function setUp(total: Record<string, number>, options: { maxRunningJobs?: number } = {}) {
@@ -96,5 +96,32 @@ Deno.test("Scheduler.refusal() names the submit field and the largest node", () 
     "entrypoint_resources.license: 2 requested, the largest node has 0",
   );
   assert.equal(scheduler.refusal({ "node:head": 0.01, CPU: 8 }), undefined);
+  scheduler.close();
+});
+
+Deno.test("Scheduler tells of jobs that leave the queue to start or expire, with their wait", async () => {
+  const { scheduler, next, queued } = setUp({ CPU: 1 });
+  const exits: QueueExit[] = [];
+  const unsubscribe = scheduler.onQueueExit((exit) => exits.push(exit));
+  const waitedSince = Date.now() - 5_000;
+  scheduler.enqueue(queued("first", { CPU: 1 }, { queuedAt: waitedSince }));
+  scheduler.enqueue(queued("cancelled", { CPU: 1 }));
+  scheduler.enqueue(queued("late", { CPU: 1 }, { deadline: Date.now() + 20 }));
+  assert.equal(scheduler.queueLength, 3);
+  await next(); // "first" starts
+  assert.equal(scheduler.queueLength, 2);
+  scheduler.cancel("cancelled");
+  await next(); // "late" expires
+  assert.equal(scheduler.queueLength, 0);
+  assert.deepEqual(exits.map(({ id, outcome }) => [id, outcome]), [
+    ["first", "placed"],
+    ["late", "expired"],
+  ]);
+  assert.ok(exits[0].waitedMs >= 5_000, `waited ${exits[0].waitedMs} ms`);
+  unsubscribe();
+  scheduler.release("first");
+  scheduler.enqueue(queued("unheard", { CPU: 1 }));
+  await next();
+  assert.equal(exits.length, 2);
   scheduler.close();
 });

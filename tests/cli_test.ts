@@ -568,3 +568,13 @@ Deno.test("cluster --help, and a bad argument or an unreachable head in one line
   }).result;
   assertOneLineError(unreachable, /connection refused: is it running\?/);
 });
+
+Deno.test("job submit --help says the job's stdin is /dev/null, and it is", async () => {
+  const help = await startCli(undefined, ["submit", "--help"]).result;
+  assertCode(help, 0);
+  assert.match(help.stdout.replaceAll("\n", " "), /The job's stdin is \/dev\/null/);
+  await using head = await startHead();
+  const submitted = await startCli(head, ["submit", "--", "readlink /proc/self/fd/0"]).result;
+  assertCode(submitted, 0);
+  assert.match(submitted.stdout, /^\/dev\/null$/m);
+});

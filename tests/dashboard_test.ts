@@ -321,19 +321,26 @@ browserTest(
   "every view in light and dark themes and at phone width: no serious accessibility violations",
   async (t) => {
     await using head = await populatedHead();
+    // A head with a token, for its sign-in page (the browser holds no session for it).
+    await using guarded = await startHead({ token: TOKEN });
     await using browser = await openBrowser();
     const page = await browser.newPage();
     const views: [string, string, string][] = [
-      ["jobs", "#/jobs", 'tr[data-id="train-failed"][data-status="FAILED"]'],
-      ["job", "#/jobs/train-failed", '.tail-state[data-state="ended"]'],
-      ["submit", "#/submit", "#entrypoint"],
-      ["rerun", "#/submit?from=train-failed", "text=A copy of job train-failed"],
-      ["actors", "#/actors", 'tr[data-id="jobsup_serve-batch"]'],
-      ["cluster", "#/cluster", 'article.node .resource[data-resource="CPU"]'],
-      ["deployments", "#/deployments", 'article[data-name="web"] .badge[data-status="HEALTHY"]'],
-      ["replica-log", head.replicaLog, "text=/serving on \\d+/"],
-      ["snapshot", "#/snapshot", "text=session_name"],
-      ["module-view", "#/m/hello/greeter", "#hello-greet"],
+      ["jobs", `${head.url}/#/jobs`, 'tr[data-id="train-failed"][data-status="FAILED"]'],
+      ["job", `${head.url}/#/jobs/train-failed`, '.tail-state[data-state="ended"]'],
+      ["submit", `${head.url}/#/submit`, "#entrypoint"],
+      ["rerun", `${head.url}/#/submit?from=train-failed`, "text=A copy of job train-failed"],
+      ["actors", `${head.url}/#/actors`, 'tr[data-id="jobsup_serve-batch"]'],
+      ["cluster", `${head.url}/#/cluster`, 'article.node .resource[data-resource="CPU"]'],
+      [
+        "deployments",
+        `${head.url}/#/deployments`,
+        'article[data-name="web"] .badge[data-status="HEALTHY"]',
+      ],
+      ["replica-log", `${head.url}/${head.replicaLog}`, "text=/serving on \\d+/"],
+      ["snapshot", `${head.url}/#/snapshot`, "text=session_name"],
+      ["module-view", `${head.url}/#/m/hello/greeter`, "#hello-greet"],
+      ["login", `${guarded.url}/`, "form.login #token"],
     ];
     const sizes = [
       ["", { width: 1280, height: 800 }],
@@ -343,9 +350,9 @@ browserTest(
       await page.setViewportSize(viewport);
       for (const scheme of ["light", "dark"] as const) {
         await page.emulateMedia({ colorScheme: scheme });
-        for (const [name, hash, ready] of views) {
+        for (const [name, url, ready] of views) {
           await t.step(`${name}, ${scheme}${size}`, async () => {
-            await page.goto(`${head.url}/${hash}`);
+            await page.goto(url);
             await page.locator(ready).first().waitFor();
             await screenshot(page, `${name}-${scheme}${size}`);
             assert.deepEqual(await accessibilityViolations(page), []);

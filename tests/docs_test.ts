@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { hasChromium, openBrowser } from "./browser.ts";
 import { startHead } from "./harness.ts";
 import { buildNpmPackage } from "../client/build_npm.ts";
 
@@ -111,4 +112,49 @@ Deno.test("modules.md: the module example type-checks in its own project and run
     const { body } = await head.json("/api/snapshot");
     assert.deepEqual(body.data.snapshot.hello, { greeting: "hi" });
   });
+});
+
+Deno.test({
+  name: "modules.md: the dashboard view example type-checks, is served, and works in the page",
+  // Browser tests run where Chromium is installed, and always in CI (which installs it).
+  ignore: !hasChromium() && !Deno.env.get("CI"),
+  fn: async () => {
+    const [, viewModule] = await examples("modules.md", "ts");
+    const [view] = await examples("modules.md", "js");
+    assert.ok(viewModule && view);
+    await withProject(async (dir) => {
+      const denoJson = await linkedDenoJson();
+      const imports = { ...denoJson.imports as Record<string, string>, hono: "npm:hono@^4" };
+      await Deno.writeTextFile(join(dir, "deno.json"), JSON.stringify({ ...denoJson, imports }));
+      const file = join(dir, "hello.ts");
+      await Deno.writeTextFile(file, viewModule);
+      await Deno.writeTextFile(join(dir, "hello_view.js"), view);
+      await run(Deno.execPath(), ["check", "hello.ts"], { cwd: dir, env: { NO_COLOR: "1" } });
+      // The view checked as the dashboard's scripts are, with the types the manual names.
+      const types = join(ROOT, "modules/ui/static/js/module_view.js");
+      await Deno.writeTextFile(
+        join(dir, "typed_view.js"),
+        `/** @typedef {import("${types}").ModuleViewContext} ModuleViewContext */\n${view}`,
+      );
+      await run(
+        Deno.execPath(),
+        ["check", "--config", join(ROOT, "modules/ui/check.json"), "typed_view.js"],
+        { cwd: dir, env: { NO_COLOR: "1" } },
+      );
+
+      await using head = await startHead({ extraArgs: ["--module", file] });
+      const { body: views } = await head.json("/api/ui/views");
+      const entry = views.find((v: { module: string; id: string }) =>
+        v.module === "hello" && v.id === "greeter"
+      );
+      assert.ok(entry, JSON.stringify(views));
+      assert.equal(await (await head.fetch(entry.url)).text(), view);
+      await using browser = await openBrowser();
+      const page = await browser.newPage();
+      await page.goto(`${head.url}/#/m/hello/greeter`);
+      await page.locator("button", { hasText: "Say hello" }).click();
+      await page.locator("button", { hasText: "Hello, world" }).waitFor();
+      assert.deepEqual(browser.pageErrors, []);
+    });
+  },
 });

@@ -4,7 +4,8 @@ import parsePrometheus from "parse-prometheus-text-format";
 import { parseConfig } from "../host/config.ts";
 import { parseVmRssBytes } from "../modules/metrics/process.ts";
 import { type RunningHead, startHead, waitForStatus } from "./harness.ts";
-import { jobLogs, stopJob, submitJob, tailLog } from "./helpers.ts";
+import { Fifos } from "./fifos.ts";
+import { jobLogs, q, stopJob, submitJob, tailLog } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
 
 const TOKEN = "metrics-token";
@@ -120,6 +121,42 @@ Deno.test("/metrics parses as Prometheus text and counts jobs, actions, latencie
   assert.equal(sample(m, "jobhead_supervised_processes"), 0);
   assert.ok(m.has("jobhead_event_loop_lag_seconds"));
   assert.equal(sample(m, "jobhead_jobs_log_followers"), 0); // the jobs module's own
+});
+
+Deno.test("/metrics shows the queue's depth, the queue wait of jobs that start, and expiries", async () => {
+  await using fifos = await Fifos.create();
+  await using head = await startHead({ extraArgs: ["--num-cpus", "1"] });
+  await fifos.make("go");
+  const oneCpu = { entrypoint_num_cpus: 1 };
+  const holder = await submitJob(head, { entrypoint: `read x <${q(fifos.path("go"))}`, ...oneCpu });
+  await waitForStatus(head, holder, ["RUNNING"]);
+  const queued = [
+    await submitJob(head, { entrypoint: "true", ...oneCpu }),
+    await submitJob(head, { entrypoint: "true", ...oneCpu }),
+  ];
+  const late = await submitJob(head, {
+    entrypoint: "true",
+    ...oneCpu,
+    runtime_env: { env_vars: { RAY_JOB_START_TIMEOUT_SECONDS: "0.5" } },
+  });
+  await waitForStatus(head, late, ["FAILED"]);
+  let m = await scrape(head);
+  assert.equal(m.get("jobhead_queue_depth")?.type, "GAUGE");
+  assert.equal(sample(m, "jobhead_queue_depth"), 2);
+  assert.equal(m.get("jobhead_queue_wait_seconds")?.type, "HISTOGRAM");
+  assert.equal(sample(m, "jobhead_queue_wait_seconds"), 1); // the holder, placed at once
+  assert.equal(m.get("jobhead_queue_expiries_total")?.type, "COUNTER");
+  assert.equal(sample(m, "jobhead_queue_expiries_total"), 1);
+
+  await fifos.send("go");
+  for (const id of queued) await waitForStatus(head, id, ["SUCCEEDED"]);
+  m = await scrape(head);
+  assert.equal(sample(m, "jobhead_queue_depth"), 0);
+  assert.equal(sample(m, "jobhead_queue_wait_seconds"), 3);
+  assert.equal(sample(m, "jobhead_queue_expiries_total"), 1);
+  // The two that queued waited at least until the holder ended, after the late one failed.
+  const sum = Number(m.get("jobhead_queue_wait_seconds")!.metrics[0].sum);
+  assert.ok(sum >= 2 * 0.5, `queue wait sum ${sum} s`);
 });
 
 Deno.test("/metrics counts jobs by status from the store when a head starts", async () => {

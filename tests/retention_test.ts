@@ -1,8 +1,12 @@
-/** End to end: finished jobs past --max-finished-jobs are deleted with their logs, oldest first. */
+/**
+ * End to end: finished jobs past --max-finished-jobs or --job-retention-days are deleted
+ * with their logs and files, oldest first; unused packages and dead actors' records go too.
+ */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { Fifos } from "./fifos.ts";
 import { startHead, waitForStatus } from "./harness.ts";
-import { submitJob } from "./helpers.ts";
+import { q, submitJob } from "./helpers.ts";
 // Polled throughout: the event stream does not announce deletions.
 import { waitFor } from "./poll.ts";
 import { makeZip } from "./zip.ts";
@@ -39,6 +43,58 @@ Deno.test("a running job is never deleted by retention, nor counted", async () =
     return (await head.json(`/api/jobs/${done}`)).status === 404;
   });
   assert.equal((await head.json(`/api/jobs/${running}`)).body.status, "RUNNING");
+});
+
+/** A retention period of 1.728 s, in days: the clock of a real head is not ours to move. */
+const SHORT_RETENTION_DAYS = 0.00002;
+
+Deno.test("--job-retention-days: a head's first sweep deletes jobs that ended longer ago, with their files", async () => {
+  await using fifos = await Fifos.create();
+  await using first = await startHead();
+  const put = await first.fetch("/api/packages/pkg/work.zip", {
+    method: "PUT",
+    body: await makeZip({ "run.sh": "echo from the package\n" }),
+  });
+  assert.equal(put.status, 200);
+  await put.body?.cancel();
+  const old = await submitJob(first, {
+    entrypoint: "sh run.sh",
+    submission_id: "ended-long-ago",
+    // Its own writable copy of the package, which goes with the job.
+    runtime_env: { working_dir: "pkg://work.zip", env_vars: { JOBHEAD_WORKING_DIR_COPY: "1" } },
+  });
+  await waitForStatus(first, old, ["SUCCEEDED"]);
+  await fifos.make("go");
+  const running = await submitJob(first, {
+    entrypoint: `read x <${q(fifos.path("go"))}`,
+    submission_id: "runs-across-the-restart",
+  });
+  await waitForStatus(first, running, ["RUNNING"]);
+  const log = join(first.dataDir, "logs", `${old}.log`);
+  const copy = join(first.dataDir, "working_dirs", old);
+  await Deno.stat(log);
+  await Deno.stat(copy);
+  const endTime: number = (await first.json(`/api/jobs/${old}`)).body.end_time;
+  // The period passes on the machine's clock; then a head that starts sweeps.
+  await waitFor("the retention period to pass", () => {
+    return Promise.resolve(Date.now() > endTime + SHORT_RETENTION_DAYS * 86_400_000);
+  });
+  await first.kill(); // the running job goes on, for the next head
+  await using second = await startHead({
+    dataDir: first.dataDir,
+    runId: first.runId,
+    extraArgs: ["--job-retention-days", String(SHORT_RETENTION_DAYS)],
+  });
+  await waitFor("the old job to go", async () => {
+    return (await second.json(`/api/jobs/${old}`)).status === 404;
+  });
+  await assert.rejects(Deno.stat(log), Deno.errors.NotFound);
+  await assert.rejects(Deno.stat(copy), Deno.errors.NotFound);
+  assert.equal((await second.json("/api/packages/pkg/work.zip")).status, 200);
+  // A job that runs is never deleted, however old it is.
+  assert.equal((await second.json(`/api/jobs/${running}`)).body.status, "RUNNING");
+  await fifos.send("go");
+  await waitForStatus(second, running, ["SUCCEEDED"]);
 });
 
 Deno.test("packages no job names are deleted after --package-retention-days; named ones stay", async () => {

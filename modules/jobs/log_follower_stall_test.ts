@@ -88,3 +88,31 @@ Deno.test("a follower sends only into a drained socket and resumes where it stop
   assert.equal(sink.frames.join(""), LOG, "every byte once, in order");
   for (const frame of sink.frames) assert.ok(encoder.encode(frame).length <= MAX_FRAME_BYTES);
 });
+
+Deno.test("many stalled followers wait together, each resumes when its own socket drains", async () => {
+  await using log = await finishedLog(LOG);
+  const stop = new AbortController();
+  const sinks = Array.from({ length: 40 }, (_, i) => {
+    const sink = new StallingSink();
+    // Each socket drains after its own number of looks: some while the follower still
+    // looks at once, most once it waits with the others on the shared timer.
+    sink.onPoll = () => {
+      if (sink.unsent > 0 && sink.pollsSinceSend >= 1 + (i * 7 + sink.frames.length) % 24) {
+        sink.unsent = 0;
+      }
+    };
+    return sink;
+  });
+  // A few more never drain: they wait until the abort, and must not hold the others up.
+  const stuck = Array.from({ length: 5 }, () => new StallingSink());
+  const following = sinks.map((sink) => log.followers.follow("job", sink));
+  const waiting = stuck.map((sink) => log.followers.follow("job", sink, { signal: stop.signal }));
+  assert.deepEqual(await Promise.all(following), sinks.map(() => true));
+  for (const sink of sinks) {
+    assert.equal(sink.unsentAtSend, 0, "a frame went to a socket that still held bytes");
+    assert.equal(sink.frames.join(""), LOG, "every byte once, in order");
+  }
+  stop.abort();
+  assert.deepEqual(await Promise.all(waiting), stuck.map(() => false));
+  for (const sink of stuck) assert.equal(sink.frames.length, 1);
+});

@@ -10,7 +10,7 @@
  * const stores = metrics.timeStores({ jobs, logs, packages, actors });
  * const ctx = { ...rest, stores, metrics: metrics.forModule("hello") };
  * app.use(metrics.middleware); // first, before authentication
- * metrics.start({ stores, events, supervisor }); // before any job can change
+ * metrics.start({ stores, events, supervisor, scheduler }); // before any job can change
  * ```
  * @module
  */
@@ -20,9 +20,11 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { EventBus } from "../../kit/events.ts";
 import type { Supervisor } from "../../kit/supervision.ts";
 import type { LogStore } from "../../storage/logs.ts";
+import type { Scheduler } from "../../scheduler/scheduler.ts";
 import { httpMetrics } from "./http.ts";
 import { JobMetrics } from "./jobs.ts";
 import { registerProcessMetrics, watchEventLoopLag } from "./process.ts";
+import { watchQueue } from "./queue.ts";
 import { EXPOSITION_CONTENT_TYPE, MetricsRegistry, type MetricsScope } from "../../kit/metrics.ts";
 import { type TimedStores, timeStoreWrites } from "./stores.ts";
 
@@ -38,6 +40,7 @@ export interface MetricsSources {
   stores: Pick<TimedStores, "jobs"> & { logs: LogStore };
   events: EventBus;
   supervisor: Supervisor;
+  scheduler: Scheduler;
 }
 
 /** The head's metrics; `start()` before serving, `stop()` at shutdown. */
@@ -45,6 +48,7 @@ export class HeadMetrics {
   #registry = new MetricsRegistry();
   #jobs = new JobMetrics(this.#registry);
   #stopped = new AbortController();
+  #unwatchQueue = () => {};
   /** Counts and times every request; the head's first middleware. */
   readonly middleware: MiddlewareHandler = httpMetrics(this.#registry);
 
@@ -70,7 +74,7 @@ export class HeadMetrics {
    * Starts watching: call once, before any job can change (before modules start). Jobs
    * are counted in the background; timers run until `stop()`.
    */
-  start({ stores, events, supervisor }: MetricsSources): void {
+  start({ stores, events, supervisor, scheduler }: MetricsSources): void {
     const signal = this.#stopped.signal;
     const processes = this.#registry.gauge({
       name: "jobhead_supervised_processes",
@@ -78,6 +82,7 @@ export class HeadMetrics {
       collect: () => processes.set(supervisor.liveCount),
     });
     this.#jobs.start(stores, events);
+    this.#unwatchQueue = watchQueue(this.#registry, scheduler);
     watchEventLoopLag(this.#registry, signal);
     this.#sampleLogs(stores.logs, signal);
   }
@@ -86,6 +91,7 @@ export class HeadMetrics {
   stop(): void {
     this.#stopped.abort();
     this.#jobs.stop();
+    this.#unwatchQueue();
   }
 
   /** `GET /metrics`: the exposition of every metric. */
