@@ -78,6 +78,25 @@ export const OPTIONS = [
     help: "KV file, logs and run files",
   },
   {
+    flag: "store",
+    env: "JOBHEAD_STORE",
+    kind: "string",
+    placeholder: "kv|URL",
+    default: "kv",
+    help:
+      "where jobs, actors and deployments are kept: kv, the data directory's Deno KV, or a PostgreSQL database, postgres://USER@HOST:PORT/DB (several heads and nodes may share one); its password from the URL, --store-password-file or PGPASSWORD",
+    node: true,
+  },
+  {
+    flag: "store-password-file",
+    env: "JOBHEAD_STORE_PASSWORD_FILE",
+    kind: "string",
+    placeholder: "FILE",
+    help:
+      "read the PostgreSQL store's password from FILE (a password in the URL is visible in the process list)",
+    node: true,
+  },
+  {
     flag: "token",
     node: true,
     env: "JOBHEAD_AUTH_TOKEN",
@@ -359,16 +378,6 @@ export const OPTIONS = [
       "hold each job to its entrypoint_num_cpus with a cgroup CPU quota (cpu.max, or v1 cpu.cfs_quota_us) where writable",
   },
   {
-    flag: "store",
-    env: "JOBHEAD_STORE",
-    kind: "string",
-    placeholder: "kv|URL",
-    default: "kv",
-    help:
-      "where jobs are stored: kv (this machine's data directory) or postgres://user@host:port/db, shared by the heads and nodes of a cluster",
-    node: true,
-  },
-  {
     flag: "name",
     env: "JOBHEAD_NODE_NAME",
     kind: "string",
@@ -420,8 +429,11 @@ function optionsOf(command: Command): readonly OptionSpec[] {
 /** An option's flag name. */
 export type OptionName = typeof OPTIONS[number]["flag"];
 
-/** The environment variables the head reads as its configuration: jobs never inherit them. */
+/** The environment variables the head reads as its configuration. */
 export const CONFIG_ENV_NAMES: readonly string[] = OPTIONS.map((option) => option.env);
+
+/** Environment variables jobs never inherit: the configuration, and the store's password. */
+export const WITHHELD_ENV_NAMES: readonly string[] = [...CONFIG_ENV_NAMES, "PGPASSWORD"];
 
 /** Columns of the usage text, and where the options' help starts. */
 const USAGE_WIDTH = 100;
@@ -500,6 +512,8 @@ export function parseConfig(
     host,
     port: parseNumber("port", options.string("port"), { max: 65535 }),
     dataDir: options.string("data-dir"),
+    store: parseStore(options.string("store")),
+    storePassword: storePassword(options.optional("store-password-file"), env),
     token,
     minimal: options.boolean("minimal"),
     modules: options.list("module"),
@@ -532,7 +546,6 @@ export function parseConfig(
     reserveAfterS: options.number("reserve-after-s", { fractional: true }),
     pendingTimeoutS: options.number("pending-timeout-s", { fractional: true }),
     enforceCpu: options.boolean("enforce-cpu"),
-    store: options.string("store"),
     role: command === "start" ? "head" : "node",
     nodeName: options.optional("name") ?? Deno.hostname(),
     labels: parseLabelsOption(options.optional("labels")),
@@ -550,6 +563,31 @@ function parseLabelsOption(text: string | undefined): Labels {
   } catch (err) {
     throw new ConfigError(`Invalid --labels: ${errorMessage(err)}`);
   }
+}
+
+/** `--store`: `kv`, or a URL that opening the store checks (it names what is wrong). */
+function parseStore(text: string): string {
+  if (text.trim() === "") {
+    throw new ConfigError("Invalid --store: expected kv or a postgres:// URL");
+  }
+  return text.trim();
+}
+
+/** The store's password: from `--store-password-file`, else PGPASSWORD; the URL's wins over both. */
+function storePassword(
+  file: string | undefined,
+  env: Record<string, string | undefined>,
+): string | undefined {
+  if (file === undefined) return env.PGPASSWORD || undefined;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch (err) {
+    throw new ConfigError(`Cannot read the store password file ${file}: ${errorMessage(err)}`);
+  }
+  const password = text.replace(/\r?\n$/, "");
+  if (password === "") throw new ConfigError(`The store password file ${file} is empty`);
+  return password;
 }
 
 /** `--memory` in bytes: digits with an optional suffix (16G, 512M). */

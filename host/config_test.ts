@@ -7,6 +7,7 @@ import {
   OPTIONS,
   parseConfig,
   startUsage,
+  WITHHELD_ENV_NAMES,
 } from "./config.ts";
 
 Deno.test("parseConfig() defaults to loopback, port 8265 and ./.jobhead", () => {
@@ -203,7 +204,7 @@ Deno.test("parseConfig() takes the package extraction limits, flags over environ
   );
 });
 
-Deno.test("parseConfig() reads no environment variable that CONFIG_ENV_NAMES does not list", () => {
+Deno.test("parseConfig() reads no environment variable that jobs may inherit (WITHHELD_ENV_NAMES)", () => {
   const read = new Set<string>();
   const env = new Proxy({}, {
     get: (_, key) => {
@@ -213,7 +214,33 @@ Deno.test("parseConfig() reads no environment variable that CONFIG_ENV_NAMES doe
   });
   parseConfig([], env);
   assert.ok(read.has("JOBHEAD_AUTH_TOKEN"));
-  assert.deepEqual([...read].filter((key) => !CONFIG_ENV_NAMES.includes(key)), []);
+  assert.ok(read.has("PGPASSWORD"));
+  assert.deepEqual([...read].filter((key) => !WITHHELD_ENV_NAMES.includes(key)), []);
+  assert.ok(CONFIG_ENV_NAMES.every((key) => WITHHELD_ENV_NAMES.includes(key)));
+});
+
+Deno.test("parseConfig() takes --store and its password from a file, else PGPASSWORD", async () => {
+  assert.equal(parseConfig([], {}).store, "kv");
+  const url = "postgres://jobhead@db.example:5432/jobhead";
+  assert.equal(parseConfig(["--store", url], {}).store, url);
+  assert.equal(parseConfig([], { JOBHEAD_STORE: url }).store, url);
+  assert.equal(parseConfig([], {}).storePassword, undefined);
+  assert.equal(parseConfig([], { PGPASSWORD: "from-env" }).storePassword, "from-env");
+  const file = await Deno.makeTempFile();
+  try {
+    await Deno.writeTextFile(file, "from file \n");
+    const config = parseConfig(["--store-password-file", file], { PGPASSWORD: "from-env" });
+    assert.equal(config.storePassword, "from file ", "only the line end is cut");
+    await Deno.writeTextFile(file, "");
+    assert.throws(() => parseConfig(["--store-password-file", file], {}), ConfigError);
+  } finally {
+    await Deno.remove(file);
+  }
+  assert.throws(
+    () => parseConfig(["--store-password-file", file], {}),
+    /Cannot read the store password file/,
+  );
+  assert.throws(() => parseConfig(["--store", " "], {}), ConfigError);
 });
 
 Deno.test("parseConfig() takes --cgroup auto|off and its twin", () => {

@@ -1,5 +1,5 @@
 /**
- * The head: opens the data directory and KV store, loads the modules, serves their
+ * The head: opens the data directory and the store (host/store.ts), loads the modules, serves their
  * routes, starts them, and shuts everything down cleanly (running jobs keep running).
  */
 import type { KvStore } from "../storage/kv.ts";
@@ -10,22 +10,14 @@ import { KvActorStore } from "../storage/actors.ts";
 import { errorMessage } from "../storage/errors.ts";
 import { KvJobStore } from "../storage/jobs.ts";
 import { FileLogStore } from "../storage/logs.ts";
-import { FilePackageStore } from "../storage/packages.ts";
 import { ShellSupervisor } from "../supervision/supervisor.ts";
 import { HeadMetrics } from "../modules/metrics/mod.ts";
 import { createApp } from "./app.ts";
 import { clusterRoutes, clusterState, createScheduler } from "./cluster.ts";
 import { ClusterLink } from "./cluster_link.ts";
-import { openPostgresStore, type PostgresStore } from "../storage/postgres/mod.ts";
-import { CONFIG_ENV_NAMES, type HeadConfig } from "./config.ts";
-import {
-  dataModes,
-  ensureDataDir,
-  KV_FILE,
-  lockDataDir,
-  openStore,
-  prepareDataDir,
-} from "./datadir.ts";
+import { type HeadConfig, WITHHELD_ENV_NAMES } from "./config.ts";
+import { dataModes, ensureDataDir, lockDataDir, prepareDataDir } from "./datadir.ts";
+import { type HeadStore, openHeadStore } from "./store.ts";
 import { EventBus } from "../kit/events.ts";
 import type { Actor } from "../kit/actor_record.ts";
 import { ActorRegistry } from "../kit/actor_registry.ts";
@@ -75,27 +67,27 @@ export async function startHead(
   await ensureDataDir(dataDir, modes.dir);
   // Held until shutdown; the kernel releases it however the head dies.
   const lock = await lockDataDir(dataDir, modes.file);
-  let kv: KvStore;
+  const workers = new WorkerPool();
+  let store: HeadStore;
   let session: { name: string; nodeId: string };
-  // A cluster's store: PostgreSQL, shared by its heads and nodes.
-  let shared: PostgresStore | undefined;
   try {
     await prepareDataDir(dataDir, modes, logger);
-    if (config.store === "kv") {
-      kv = await openStore(join(dataDir, KV_FILE), {
-        fileMode: modes.file,
-        recover: config.recover,
-        logger,
-      });
-    } else {
-      shared = await openPostgresStore(config.store, { token: config.token });
-      kv = shared.kv;
-    }
+    store = await openHeadStore(config, { dataDir, modes, logger, runner: workers });
+  } catch (err) {
+    workers.close();
+    lock.close();
+    throw err;
+  }
+  const kv = store.kv;
+  // A cluster's store: PostgreSQL, shared by its heads and nodes.
+  const shared = store.postgres;
+  try {
     session = await loadSession(kv);
     // In a cluster the session is the cluster's; each process is a node of its own.
     if (shared) session = { ...session, nodeId: randomHex(28) };
   } catch (err) {
-    await shared?.close();
+    await store.close();
+    workers.close();
     lock.close();
     throw err;
   }
@@ -106,11 +98,9 @@ export async function startHead(
     version: denoJson.version,
     commit: await readGitCommit(fileURLToPath(new URL("..", import.meta.url))),
   };
-  const workers = new WorkerPool();
   const supervisor = new ShellSupervisor(join(dataDir, "run"), {
     logger: createLogger("supervisor"),
-    // The store's password too, whichever way it came (libpq's variable).
-    withheldEnv: [...CONFIG_ENV_NAMES, "PGPASSWORD"],
+    withheldEnv: WITHHELD_ENV_NAMES,
     cgroup: config.cgroup,
     enforceCpu: config.enforceCpu,
   });
@@ -132,11 +122,7 @@ export async function startHead(
       log: (line) => logger.warn(line),
     }),
     logs: new FileLogStore(logsDir, { fileMode: modes.file }),
-    packages: new FilePackageStore(join(dataDir, "packages"), {
-      fileMode: modes.file,
-      limits: { maxBytes: config.maxPackageExtractBytes, maxRatio: config.maxPackageRatio },
-      runner: workers, // packages inflate off the event loop
-    }),
+    packages: store.packages,
     actors: new KvActorStore<Actor>(kv),
   });
   if (config.recover) await recoverRunningJobs(stores.jobs, dataDir, logger);
@@ -257,7 +243,7 @@ export async function startHead(
       scheduler.close();
       await supervisor.close();
       workers.close();
-      await shared!.close();
+      await store.close();
       lock.close();
       throw err;
     }
@@ -293,8 +279,7 @@ export async function startHead(
       await supervisor.close();
       workers.close();
       await gate.shutdown(SHUTDOWN_GRACE_MS);
-      if (shared) await shared.close();
-      else kv.close();
+      await store.close();
       lock.close();
     })();
     return shuttingDown;

@@ -10,6 +10,10 @@ export interface HeadConfig {
   port: number;
   /** Holds the KV file, the logs and the supervisors' run files. */
   dataDir: string;
+  /** `kv` (the data directory's Deno KV) or a PostgreSQL URL. */
+  store: string;
+  /** The PostgreSQL store's password when its URL has none. */
+  storePassword?: string;
   /** Bearer token; required when listening on a non-loopback address. */
   token?: string;
   /** Load only the modules marked minimal. */
@@ -74,8 +78,6 @@ export interface HeadConfig {
   pendingTimeoutS: number;
   /** Hold each job to its entrypoint_num_cpus with cgroup cpu.max where writable. */
   enforceCpu: boolean;
-  /** `kv` (this machine's Deno KV), or the PostgreSQL URL a cluster shares. */
-  store: string;
   /** A head (`jobhead start`) or a worker node (`jobhead node`). */
   role: "head" | "node";
   /** This node's name in a cluster. */

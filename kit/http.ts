@@ -10,6 +10,7 @@ import {
   InvalidPackageError,
   InvalidStateError,
   NotFoundError,
+  StoreUnavailableError,
 } from "../storage/errors.ts";
 import {
   ForbiddenError,
@@ -34,6 +35,7 @@ export function statusOf(err: unknown): ContentfulStatusCode {
   if (err instanceof InvalidStateError) return 409;
   if (err instanceof TooLargeError) return 413;
   if (err instanceof UnavailableError) return 503;
+  if (err instanceof StoreUnavailableError) return 503;
   if (err instanceof InsufficientStorageError) return 507;
   if (err instanceof HTTPException) return err.status as ContentfulStatusCode;
   return 500;

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { ConflictError, InsufficientStorageError } from "../storage/errors.ts";
+import {
+  ConflictError,
+  InsufficientStorageError,
+  StoreUnavailableError,
+} from "../storage/errors.ts";
 import { UnavailableError, ValidationError } from "./errors.ts";
 import { errorAnswer, parseListInput } from "./http.ts";
 
@@ -20,6 +24,10 @@ Deno.test("errorAnswer() says what went wrong, but a bug's message stays on the 
   assert.deepEqual(errorAnswer(new UnavailableError("too many tails")), {
     status: 503,
     message: "too many tails",
+  });
+  assert.deepEqual(errorAnswer(new StoreUnavailableError("The store postgres://x is away")), {
+    status: 503,
+    message: "The store postgres://x is away",
   });
   assert.deepEqual(errorAnswer(new InsufficientStorageError("disk full")), {
     status: 507,

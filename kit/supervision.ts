@@ -106,10 +106,12 @@ export interface SupervisedProcess {
 /** Runs, stops, kills and re-adopts supervised process groups; one per head. */
 export interface Supervisor {
   /**
-   * Runs `spec.command` under a new supervisor; `onExit` records its end. Throws if the
-   * supervisor cannot be launched (the command's own failures show in its exit code and log).
+   * Runs `spec.command` under a new supervisor; `onExit` records its end. Resolves once the
+   * supervisor runs (its identity known); rejects if it cannot be launched (the command's
+   * own failures show in its exit code and log). The caller's event loop never waits for
+   * a process to be spawned.
    */
-  run(spec: RunSpec, onExit: ExitHandler): SupervisedProcess;
+  run(spec: RunSpec, onExit: ExitHandler): Promise<SupervisedProcess>;
   /**
    * Takes back the supervised process of actor `id` a previous head started, the one
    * `identity` (from its record) names. `onExit` records its end, at once if it ended

@@ -45,3 +45,26 @@ export function errorMessage(err: unknown): string {
 export class StoreUnavailableError extends Error {
   override name = "StoreUnavailableError";
 }
+
+/** First and longest wait between the tries of `retryWhileUnavailable`. */
+const UNAVAILABLE_RETRY_FIRST_MS = 25;
+const UNAVAILABLE_RETRY_MAX_MS = 1_000;
+
+/**
+ * Runs `call` until it does not throw StoreUnavailableError, waiting longer between tries
+ * (25 ms, doubling up to 1 s): for the reads of what must not be lost while the store is
+ * away. Any other error passes through.
+ */
+export async function retryWhileUnavailable<T>(call: () => Promise<T>): Promise<T> {
+  for (
+    let waitMs = UNAVAILABLE_RETRY_FIRST_MS;;
+    waitMs = Math.min(waitMs * 2, UNAVAILABLE_RETRY_MAX_MS)
+  ) {
+    try {
+      return await call();
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, waitMs));
+  }
+}

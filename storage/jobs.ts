@@ -15,6 +15,7 @@ import {
   InvalidStateError,
   isDiskFull,
   NotFoundError,
+  StoreUnavailableError,
 } from "./errors.ts";
 
 /** What the store needs of a job's record. */
@@ -73,9 +74,10 @@ export interface JobStore<J extends StoredJob = StoredJob> {
    * in first. Throws ConflictError if the job has left `from` (another writer won),
    * NotFoundError if it does not exist, InvalidStateError if `changes` would make a move
    * the lifecycle forbids (backwards, or from one terminal status to another; nothing is
-   * written then). A write that fails (a full disk) is retried with
+   * written then). A write that fails (a full disk, a store that is away) is retried with
    * backoff until it lands; with `once` (a client waits for the answer) it throws
-   * instead: InsufficientStorageError for a full disk.
+   * instead: InsufficientStorageError for a full disk, StoreUnavailableError for a store
+   * that is away.
    */
   update(
     id: string,
@@ -207,11 +209,31 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
   ): Promise<J> {
     const statuses: readonly string[] = typeof from === "string" ? [from] : from;
     let waitMs = RETRY_FIRST_MS;
+    /** The record a write that failed without an answer tried to store: it may have landed. */
+    let unanswered: string | undefined;
+    const retry = async (err: unknown) => {
+      this.#failed(err);
+      if (options.once) throw storageError(err, `Cannot change job "${id}"`);
+      await delay(waitMs);
+      waitMs = Math.min(waitMs * 2, RETRY_MAX_MS);
+    };
     // A failed check means someone else wrote in between: re-read and decide again.
-    // A failed write (a full disk) is tried again, decided afresh, until it lands.
+    // A failed write (a full disk, a store away) is tried again, decided afresh, until it
+    // lands; so is a read while the store is away.
     for (;;) {
-      const entry = await this.#kv.get<J>([JOBS, id]);
+      let entry: Deno.KvEntryMaybe<J>;
+      try {
+        entry = await this.#kv.get<J>([JOBS, id]);
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError)) throw err;
+        await retry(err);
+        continue;
+      }
       if (entry.value === null) throw new NotFoundError(`Job ${id} does not exist`);
+      if (unanswered !== undefined && JSON.stringify(entry.value) === unanswered) {
+        this.#landed(); // the write whose answer was lost did land
+        return entry.value;
+      }
       if (!statuses.includes(entry.value.status)) {
         throw new ConflictError(
           `Cannot move job "${id}" from ${
@@ -234,10 +256,8 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
           if (this.#isTerminal(next.status)) op.delete([ACTIVE, id]);
         });
       } catch (err) {
-        this.#failed(err);
-        if (options.once) throw storageError(err, `Cannot change job "${id}"`);
-        await delay(waitMs);
-        waitMs = Math.min(waitMs * 2, RETRY_MAX_MS);
+        if (err instanceof StoreUnavailableError) unanswered = JSON.stringify(next);
+        await retry(err);
         continue;
       }
       this.#landed();

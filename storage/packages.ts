@@ -108,6 +108,11 @@ export class FilePackageStore implements PackageStore {
     this.#runner = options.runner ?? IN_PROCESS;
   }
 
+  /** Where the zip of `ref` is kept (it may not exist). */
+  zipPath(ref: PackageRef): string {
+    return this.#pathOf(ref);
+  }
+
   async size(ref: PackageRef): Promise<number | undefined> {
     const info = await this.#stat(ref);
     return info?.size;

@@ -1,7 +1,8 @@
 #!/bin/sh
-# The supervisor of one actor. supervisor.ts writes this file into the run directory and
-# runs it as `sh <run dir>/jobhead-supervisor <actor id>`, as the leader of a new session
-# and process group, in the actor's working directory and environment.
+# The supervisor of one actor. supervisor.ts writes this file into the run directory; the
+# launcher (launcher.sh) runs it as `sh <run dir>/jobhead-supervisor <actor id>`, as the
+# leader of a new session and process group, in the actor's environment, with fd 3 the
+# launcher's pipe to the head.
 #
 # It joins the actor's cgroups first (the one stops go through, and those that hold it to
 # its limits), before it forks anything, so every process of the actor starts inside them
@@ -18,12 +19,13 @@
 # (fd 9, closed for the command). The supervisor writes one line once the exit file is
 # complete; a read that ends without it means the supervisor died, which the watchdog
 # notes in the exit file. Either way, once the supervisor is gone, it kills the whole
-# group, which also cleans up stragglers after a normal exit. The supervisor exits with
-# the command's status too, which tells its parent the outcome when a full disk kept the
-# exit file empty. The supervisor traps TERM so that a stop (TERM to the group) still lets
-# it record the command's status: `wait` returns early on a trapped signal (with a status
-# above 128), and is called again until the command has ended; for a command already
-# waited for, dash answers its status again.
+# group, which also cleans up stragglers after a normal exit. The supervisor's last act
+# is to tell the head its status on fd 3 (closed for the command and the watchdog): a
+# pipe write, which tells the head the outcome when a full disk kept the exit file empty.
+# The supervisor traps TERM so that a stop (TERM to the group) still lets it record the
+# command's status: `wait` returns early on a trapped signal (with a status above 128),
+# and is called again until the command has ended; for a command already waited for,
+# dash answers its status again.
 
 # Its one argument is the actor id, so that ps shows which actor a supervisor runs. The
 # rest comes in the environment, which the command does not inherit.
@@ -40,28 +42,43 @@ command=$JOBHEAD_SUPERVISOR_COMMAND
 cgroups=$JOBHEAD_SUPERVISOR_CGROUPS
 # "1" when `env --default-signal` works here.
 resets_signals=$JOBHEAD_SUPERVISOR_RESETS_SIGNALS
+# The command's working directory, or "" for the launcher's.
+dir=$JOBHEAD_SUPERVISOR_CWD
 unset JOBHEAD_SUPERVISOR_EXIT_FILE JOBHEAD_SUPERVISOR_FIFO JOBHEAD_SUPERVISOR_LOG \
-  JOBHEAD_SUPERVISOR_COMMAND JOBHEAD_SUPERVISOR_CGROUPS JOBHEAD_SUPERVISOR_RESETS_SIGNALS
+  JOBHEAD_SUPERVISOR_COMMAND JOBHEAD_SUPERVISOR_CGROUPS JOBHEAD_SUPERVISOR_RESETS_SIGNALS \
+  JOBHEAD_SUPERVISOR_CWD
 
-exec >>"$log_file" 2>&1 </dev/null
+# Tells the head that the supervisor ends with status $1, and ends. Once the head that
+# launched it is gone, no one reads the pipe: the write fails, and that is ignored.
+finish() {
+  trap '' PIPE
+  echo "ended $actor_id $$ $1" 2>/dev/null >&3
+  exit "$1"
+}
+
+command exec >>"$log_file" 2>&1 </dev/null || finish 125
+if [ -n "$dir" ] && ! cd "$dir"; then
+  echo "jobhead: actor $actor_id cannot enter its working directory $dir"
+  finish 125
+fi
 set -f
 IFS='
 '
 for cgroup in $cgroups; do
   if ! echo $$ 2>/dev/null >"$cgroup/cgroup.procs"; then
     echo "jobhead: actor $actor_id cannot join the cgroup $cgroup"
-    exit 125
+    finish 125
   fi
 done
 unset IFS
 set +f
 if ! [ -p "$fifo" ] && ! mkfifo "$fifo"; then
   echo "jobhead: actor $actor_id cannot create the supervisor fifo $fifo"
-  exit 125
+  finish 125
 fi
 (
   trap '' TERM INT HUP
-  exec 8<"$fifo"
+  exec 3>&- 8<"$fifo"
   read -r _ <&8 || { [ -s "$exit_file" ] || echo died >"$exit_file"; }
   read -r _ <&8
   kill -KILL 0
@@ -69,24 +86,29 @@ fi
 exec 9>"$fifo"
 trap 'woke=1' TERM INT HUP
 if [ "$resets_signals" = 1 ]; then
-  env --default-signal=INT,QUIT sh -c "$command" 9>&- &
+  env --default-signal=INT,QUIT sh -c "$command" 9>&- 3>&- &
 else
-  sh -c "$command" 9>&- &
+  sh -c "$command" 9>&- 3>&- &
 fi
 pid=$!
 while woke=; wait "$pid"; status=$?; [ -n "$woke" ] && [ "$status" -gt 128 ]; do :; done
-jobs -l >"$fifo.code"
-how=
-while read -r line; do
-  case $line in
-    *" $pid Done"* | *" $pid Exit"*) how=exited ;;
-    *" $pid "*) how=signalled ;;
-  esac
-done <"$fifo.code"
+# Only a status above 128 may be a signal's: `jobs -l` says which (it cannot be read from a
+# command substitution, a subshell without the job, so it goes through a file).
+how=exited
+if [ "$status" -gt 128 ]; then
+  jobs -l >"$fifo.code"
+  how=
+  while read -r line; do
+    case $line in
+      *" $pid Done"* | *" $pid Exit"*) how=exited ;;
+      *" $pid "*) how=signalled ;;
+    esac
+  done <"$fifo.code"
+fi
 if [ "$how" = signalled ] || { [ -z "$how" ] && [ "$status" -gt 128 ]; }; then
   echo "signal $((status - 128))" >"$exit_file"
 else
   echo "exit $status" >"$exit_file"
 fi
 echo >&9
-exit "$status"
+finish "$status"

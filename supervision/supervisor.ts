@@ -2,7 +2,8 @@
  * Supervised processes (actors): a shell command run under a small `sh` supervisor
  * (supervisor.sh) in its own session and process group, its output appended straight to a
  * log file, its exit recorded in a file the head reads, and the whole group fate-shared
- * with the supervisor through a watchdog. The head may die and come back: the processes
+ * with the supervisor through a watchdog. Supervisors are forked by a launcher process
+ * (launcher.ts), so that starting one costs the head's event loop a line, not a spawn. The head may die and come back: the processes
  * do not notice, and `adopt()` picks them up again. `ShellSupervisor` implements the
  * contract of kit/supervision.ts, and owns each process's life to its end: see `#follow()`.
  */
@@ -20,6 +21,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
 import { CgroupTree, parentCgroupName } from "./cgroup.ts";
 import { ActorLimits } from "./limits.ts";
+import { Launcher, LauncherLostError, writeIfChanged } from "./launcher.ts";
 import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
 import SUPERVISOR_SCRIPT from "./supervisor.sh" with { type: "text" };
 
@@ -40,6 +42,7 @@ const SCRIPT_ENV = {
   command: "JOBHEAD_SUPERVISOR_COMMAND",
   cgroups: "JOBHEAD_SUPERVISOR_CGROUPS",
   resetsSignals: "JOBHEAD_SUPERVISOR_RESETS_SIGNALS",
+  cwd: "JOBHEAD_SUPERVISOR_CWD",
 } as const;
 
 /**
@@ -77,6 +80,13 @@ export interface SupervisorOptions {
   logger?: Logger;
 }
 
+/** What a look at an exit file knows besides the file: see ShellSupervisor.#settleFromFile. */
+interface SettleOptions {
+  final: boolean;
+  status?: number;
+  fileTime?: boolean;
+}
+
 /** How a process's owner asks it to end; the supervisor carries it out. */
 interface Stopper {
   stop(process: SupervisedGroup, graceMs: number): Promise<ExitReason>;
@@ -93,8 +103,9 @@ class SupervisedGroup implements SupervisedProcess {
   readonly limitCgroups: readonly string[];
   /** Settles once, with how the command ended. */
   readonly exited: Promise<ExitReason>;
-  /** For a supervisor this head spawned: settles once it has exited and been reaped. */
-  reaped?: Promise<unknown>;
+  /** A look at its exit file under way, and the one asked for meanwhile (see #settleFromFile). */
+  checking?: Promise<void>;
+  nextCheck?: SettleOptions & { done: PromiseWithResolvers<void> };
   #resolve!: (reason: ExitReason) => void;
   #settled = false;
   #killed?: KillRequest;
@@ -163,6 +174,11 @@ export class ShellSupervisor implements Supervisor {
   #log: Logger;
   #resetsSignals = false;
   #live = new Map<string, SupervisedGroup>();
+  #launcher?: Launcher;
+  /** Exit statuses reported before the launcher's answer with the pid was read, by pid. */
+  #earlyEnds = new Map<number, number>();
+  /** Actors being launched. */
+  #launching = new Set<string>();
   #abort = new AbortController();
   #watcher?: Deno.FsWatcher;
   #scan?: Promise<Map<string, number[]>>;
@@ -243,6 +259,7 @@ export class ShellSupervisor implements Supervisor {
   async close(): Promise<void> {
     this.#abort.abort();
     closeWatcher(this.#watcher);
+    await this.#launcher?.close();
     await this.#cgroups?.close();
     await this.#limits?.close();
   }
@@ -254,15 +271,7 @@ export class ShellSupervisor implements Supervisor {
    */
   #makeRunDir(): void {
     Deno.mkdirSync(join(this.#runDir, FIFO_DIR), { recursive: true });
-    const script = this.#scriptPath();
-    try {
-      if (Deno.readTextFileSync(script) === SUPERVISOR_SCRIPT) return;
-    } catch {
-      // not there yet
-    }
-    const temporary = `${script}.${Deno.pid}.tmp`;
-    Deno.writeTextFileSync(temporary, SUPERVISOR_SCRIPT);
-    Deno.renameSync(temporary, script);
+    writeIfChanged(this.#scriptPath(), SUPERVISOR_SCRIPT);
   }
 
   /** A program's path on the head's PATH, looked up once; throws while it is missing. */
@@ -272,62 +281,66 @@ export class ShellSupervisor implements Supervisor {
     return path;
   }
 
-  run(spec: RunSpec, onExit: ExitHandler): SupervisedProcess {
+  async run(spec: RunSpec, onExit: ExitHandler): Promise<SupervisedProcess> {
     const exitPath = this.#exitPath(spec.id);
     // A stale exit file from an earlier actor of the same id would end this one at once.
-    try {
-      Deno.removeSync(exitPath);
-    } catch {
-      // none
-    }
+    removeIfThere(exitPath);
     if (!makeFifo(this.#fifoPath(spec.id))) {
       // The run directory may have been removed under the running head: make it again.
       this.#makeRunDir();
       makeFifo(this.#fifoPath(spec.id));
     }
     // Found on the head's PATH, not the job's: a job's own PATH must not stop it starting.
-    const setsid = this.#program("setsid");
-    const sh = this.#program("sh");
+    for (const name of ["setsid", "sh"]) this.#program(name);
     const limits = { ...spec.limits, cpus: this.#options.enforceCpu ? spec.limits?.cpus : 0 };
     const cgroup = this.#cgroups?.create(spec.id);
     let limitCgroups: string[] = [];
-    let child: Deno.ChildProcess;
+    let pid: number;
+    this.#launching.add(spec.id);
     try {
       limitCgroups = this.#limits?.create(spec.id, limits, cgroup) ?? [];
-      child = this.#spawn(spec, [cgroup ?? [], limitCgroups].flat(), { setsid, sh, exitPath });
+      pid = await this.#launch(spec, [cgroup ?? [], limitCgroups].flat(), exitPath);
     } catch (err) {
       // Nothing ever ran in them: they are empty.
       for (const path of [...limitCgroups, cgroup ?? []].flat()) removeEmptyCgroup(path);
       throw err;
+    } finally {
+      this.#launching.delete(spec.id);
     }
-    const identity = { pid: child.pid, start_ticks: readStat(child.pid)?.startTicks ?? 0 };
+    const identity = { pid, start_ticks: readStat(pid)?.startTicks ?? 0 };
     const process = new SupervisedGroup(spec.id, identity, this.#stopper, {
       cgroup,
       limitCgroups,
     });
     this.#live.set(spec.id, process);
-    // Our own child: its status is the fastest word of its end; the file says how, and
-    // where the file could not be written (a full disk), its exit status does.
-    process.reaped = child.status.then((status) =>
-      this.#settleFromFile(process, { final: true, status })
-    );
+    // Its end may have been told, or its exit file written, before it was registered.
+    const status = this.#earlyEnds.get(pid);
+    this.#earlyEnds.delete(pid);
+    if (status !== undefined) this.#settleFromFile(process, { final: true, status });
+    else this.#settleFromFile(process, { final: false });
     this.#follow(process, onExit);
     return process;
   }
 
-  /** Starts the supervisor of `spec` as the leader of a new session, to join `cgroups` first. */
-  #spawn(
-    spec: RunSpec,
-    cgroups: string[],
-    paths: { setsid: string; sh: string; exitPath: string },
-  ): Deno.ChildProcess {
-    const { setsid, sh, exitPath } = paths;
-    return new Deno.Command(setsid, {
-      args: [sh, this.#scriptPath(), spec.id],
-      cwd: spec.cwd,
-      clearEnv: true,
-      env: {
-        ...this.#baseEnv,
+  /**
+   * Has the launcher start the supervisor of `spec`, which joins `cgroups` first; resolves
+   * with its pid. Where the launcher died meanwhile, a supervisor it may have forked is
+   * looked for by its marker.
+   */
+  async #launch(spec: RunSpec, cgroups: string[], exitPath: string): Promise<number> {
+    this.#launcher ??= new Launcher(
+      this.#runDir,
+      this.#baseEnv,
+      () => ({
+        setsid: this.#program("setsid"),
+        sh: this.#program("sh"),
+        env: this.#program("env"),
+        script: this.#scriptPath(),
+      }),
+      (id, pid, status) => this.#ended(id, pid, status),
+    );
+    try {
+      return await this.#launcher.launch(spec.id, {
         ...spec.env,
         [ACTOR_ENV]: spec.id,
         [SCRIPT_ENV.exitFile]: exitPath,
@@ -336,11 +349,24 @@ export class ShellSupervisor implements Supervisor {
         [SCRIPT_ENV.command]: spec.command,
         [SCRIPT_ENV.cgroups]: cgroups.join("\n"),
         [SCRIPT_ENV.resetsSignals]: this.#resetsSignals ? "1" : "",
-      },
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+        [SCRIPT_ENV.cwd]: spec.cwd ?? "",
+      });
+    } catch (err) {
+      if (!(err instanceof LauncherLostError)) throw err;
+      const found = await this.#find(spec.id);
+      if (!found) throw err;
+      return found.pid;
+    }
+  }
+
+  /**
+   * A supervisor this head launched reported its end (its last act): its exit status says
+   * how the command ended where a full disk kept the exit file from saying it.
+   */
+  #ended(id: string, pid: number, status: number): void {
+    const process = this.#live.get(id);
+    if (process?.pid === pid) this.#settleFromFile(process, { final: true, status });
+    else if (this.#launching.has(id)) this.#earlyEnds.set(pid, status);
   }
 
   adopt(id: string, identity: SupervisorIdentity, onExit: ExitHandler): Promise<SupervisedProcess>;
@@ -360,9 +386,9 @@ export class ShellSupervisor implements Supervisor {
     });
     // Register first, so an exit file written from now on is seen by the watcher.
     this.#live.set(id, process);
-    await this.#settleFromFile(process, { final: false });
+    await this.#settleFromFile(process, { final: false, fileTime: true });
     if (!process.settled && !isSameLiveProcess(identity.pid, identity.start_ticks)) {
-      await this.#settleFromFile(process, { final: true });
+      await this.#settleFromFile(process, { final: true, fileTime: true });
     }
     this.#follow(process, onExit);
     return process;
@@ -395,19 +421,19 @@ export class ShellSupervisor implements Supervisor {
     try {
       recorded = await onExit(reason, process);
     } catch (err) {
-      this.#log.error(
-        `recording the end of "${process.id}" failed; its exit file is kept for the next head:`,
-        err,
-      );
-    }
-    // A new actor of the same id removed the file when it started, and owns it now.
-    if (recorded && !this.#live.has(process.id)) {
-      try {
-        Deno.removeSync(this.#exitPath(process.id));
-      } catch {
-        // never written (the supervisor died without a word), or removed with the run dir
+      if (this.#abort.signal.aborted) {
+        // The head is shutting down (its store may be closed already): no fault of the job.
+        this.#log.info(`the end of "${process.id}" is left to the next head, in its exit file`);
+      } else {
+        this.#log.error(
+          `recording the end of "${process.id}" failed; its exit file is kept for the next head:`,
+          err,
+        );
       }
     }
+    // A new actor of the same id removed the file when it started, and owns it now.
+    // Never written where the supervisor died without a word, or removed with the run dir.
+    if (recorded && !this.#live.has(process.id)) removeIfThere(this.#exitPath(process.id));
   }
 
   /**
@@ -418,7 +444,7 @@ export class ShellSupervisor implements Supervisor {
    */
   async #release(process: SupervisedGroup): Promise<void> {
     if (this.#live.get(process.id) === process) this.#live.delete(process.id);
-    await process.reaped;
+    await this.#launcher?.reap(process.pid, process.identity.start_ticks);
     if (process.cgroup && !await this.#cgroups!.remove(process.cgroup)) {
       this.#log.error(`the cgroup ${process.cgroup} could not be emptied and removed`);
     }
@@ -428,7 +454,7 @@ export class ShellSupervisor implements Supervisor {
       }
     }
     const fifo = this.#fifoPath(process.id);
-    for (const path of [fifo, `${fifo}.code`]) await Deno.remove(path).catch(() => {});
+    for (const path of [fifo, `${fifo}.code`]) removeIfThere(path);
   }
 
   /**
@@ -536,21 +562,40 @@ export class ShellSupervisor implements Supervisor {
   /**
    * Settles `process` from its exit file. Without `final`, a missing or incomplete file
    * means "not yet"; with it (the supervisor is known to be gone), it means it died.
-   * With the `status` of a supervisor this head spawned: a file that is there but does
-   * not say how the command exited means the supervisor ran to its end and could not
-   * write it (a full disk), so its own exit status says how.
+   * With the exit `status` a supervisor this head launched reported: a file that is there
+   * but does not say how the command exited means the supervisor ran to its end and could
+   * not write it (a full disk), so its own exit status says how. The end time is now, or
+   * with `fileTime` (an end a previous head may have missed) the file's.
+   *
+   * One look at a time per process: the file events of one write come in bursts, and the
+   * looks asked for during one are merged into one more after it.
    */
-  async #settleFromFile(
-    process: SupervisedGroup,
-    options: { final: boolean; status?: Deno.CommandStatus },
-  ) {
+  #settleFromFile(process: SupervisedGroup, options: SettleOptions): Promise<void> {
+    if (process.settled) return Promise.resolve();
+    if (process.checking) {
+      const next = process.nextCheck ??= { final: false, done: Promise.withResolvers() };
+      next.final ||= options.final;
+      next.status ??= options.status;
+      next.fileTime ||= options.fileTime;
+      return next.done.promise;
+    }
+    process.checking = this.#checkExitFile(process, options).finally(() => {
+      process.checking = undefined;
+      const next = process.nextCheck;
+      process.nextCheck = undefined;
+      if (next) this.#settleFromFile(process, next).then(next.done.resolve, next.done.reject);
+    });
+    return process.checking;
+  }
+
+  async #checkExitFile(process: SupervisedGroup, options: SettleOptions): Promise<void> {
     if (process.settled) return;
     const path = this.#exitPath(process.id);
     let text: string | undefined;
     let endTime = Date.now();
     try {
       text = await Deno.readTextFile(path);
-      endTime = (await Deno.stat(path)).mtime?.getTime() ?? endTime;
+      if (options.fileTime) endTime = (await Deno.stat(path)).mtime?.getTime() ?? endTime;
     } catch {
       // no file yet
     }
@@ -558,15 +603,15 @@ export class ShellSupervisor implements Supervisor {
     const status = options.status;
     let ended: ExitReason | undefined;
     if (reason?.kind === "exited") ended = reason;
-    else if (text !== undefined && status && status.signal === null) {
-      ended = exitReasonOfStatus(status.code, endTime);
+    else if (text !== undefined && status !== undefined) {
+      ended = exitReasonOfStatus(status, endTime);
     } else if (reason) ended = reason;
     else if (options.final) {
-      // Our child died without a word: its watchdog may be about to note that in the exit
-      // file, after #follow() has removed it, leaving a stray file behind. It dies now, as
-      // it was going to kill the group anyway. (With a cgroup, #release() empties it,
-      // watchdog too, before the exit file goes.)
-      if (status && !process.cgroup) sendSignal(-process.pid, "SIGKILL");
+      // It ended without a word: its watchdog may be about to note that in the exit file,
+      // after #follow() has removed it, leaving a stray file behind. It dies now, as it was
+      // going to kill the group anyway. (With a cgroup, #release() empties it, watchdog
+      // too, before the exit file goes.)
+      if (status !== undefined && !process.cgroup) sendSignal(-process.pid, "SIGKILL");
       ended = { kind: "died", endTime };
     }
     if (!ended) return;
@@ -683,26 +728,60 @@ function parseExitFile(text: string, endTime: number): ExitReason | undefined {
   return { kind: "exited", code, endTime };
 }
 
-let libc: { symbols: { mkfifo(path: BufferSource, mode: number): number } } | null | undefined;
+interface Libc {
+  symbols: {
+    mkfifo(path: BufferSource, mode: number): number;
+    unlink(path: BufferSource): number;
+  };
+}
 
-/**
- * Creates the supervisor's fifo through libc, which saves each job a `mkfifo` process;
- * false if it did not. Where libc cannot be loaded, the supervisor script makes it itself.
- */
-function makeFifo(path: string): boolean {
+let libc: Libc | null | undefined;
+
+/** The C library, loaded once; null where it cannot be. */
+function loadLibc(): Libc | null {
   if (libc === undefined) {
     try {
       libc = Deno.dlopen(
         "libc.so.6",
         {
           mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
+          unlink: { parameters: ["buffer"], result: "i32" },
         } as const,
       );
     } catch {
       libc = null;
     }
   }
-  return libc?.symbols.mkfifo(new TextEncoder().encode(path + "\0"), 0o600) === 0;
+  return libc;
+}
+
+function cString(text: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(text + "\0");
+}
+
+/**
+ * Creates the supervisor's fifo through libc, which saves each job a `mkfifo` process;
+ * false if it did not. Where libc cannot be loaded, the supervisor script makes it itself.
+ */
+function makeFifo(path: string): boolean {
+  return loadLibc()?.symbols.mkfifo(cString(path), 0o600) === 0;
+}
+
+/**
+ * Removes the file at `path` if it is there: through libc, as a missing file (the common
+ * case at a launch) costs Deno an error object with its stack.
+ */
+function removeIfThere(path: string): void {
+  const c = loadLibc();
+  if (c) {
+    c.symbols.unlink(cString(path));
+    return;
+  }
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // none
+  }
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   type SupervisorOptions,
   withoutKeys,
 } from "./supervisor.ts";
+import { LAUNCHER_NAME } from "./launcher.ts";
 import { readStat } from "./procfs.ts";
 
 Deno.test("withoutKeys() drops exactly the named variables", () => {
@@ -16,6 +17,9 @@ Deno.test("withoutKeys() drops exactly the named variables", () => {
 });
 
 const CGROUPS = await canUseCgroups();
+
+/** What a run directory holds besides exit files and fifos. */
+const SCRIPTS = [LAUNCHER_NAME, SUPERVISOR_NAME];
 
 /**
  * A test with a supervisor started over a fresh directory (with `env` added to the
@@ -70,7 +74,7 @@ supervisorTest(
   async (supervisor, dir) => {
     const logPath = join(dir, "env.log");
     const owner = recorder();
-    supervisor.run({
+    await supervisor.run({
       id: "unit-env",
       command: "env",
       logPath,
@@ -94,7 +98,7 @@ supervisorTest(
     const command = "echo started; sleep 30 # a command of any length";
     const logPath = join(dir, "ps.log");
     const owner = recorder();
-    const process = supervisor.run({ id: "unit-ps", command, logPath }, owner.onExit);
+    const process = await supervisor.run({ id: "unit-ps", command, logPath }, owner.onExit);
     await waitFor("the command to start", () => readOrEmpty(logPath) || undefined);
     const { pid } = process.identity;
     const argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").slice(0, -1);
@@ -114,9 +118,9 @@ supervisorTest(
   {},
   async (supervisor, dir) => {
     const ends = await Promise.all(
-      ["exit 137", "kill -KILL $$", "exit 0"].map((command, i) => {
+      ["exit 137", "kill -KILL $$", "exit 0"].map(async (command, i) => {
         const owner = recorder();
-        supervisor.run(
+        await supervisor.run(
           { id: `unit-code-${i}`, command, logPath: join(dir, "code.log") },
           owner.onExit,
         );
@@ -140,7 +144,7 @@ for (const cgroup of CGROUPS ? ["off", "auto"] as const : ["off"] as const) {
         | { reason: ExitReason; escapee: string; files: string[]; fifos: string[]; live: number }
         | undefined;
       const told = Promise.withResolvers<void>();
-      const process = supervisor.run({ id: "unit-escape", command, logPath }, (reason) => {
+      const process = await supervisor.run({ id: "unit-escape", command, logPath }, (reason) => {
         heard = {
           reason,
           escapee: readStat(escapee)?.state ?? "gone",
@@ -162,11 +166,11 @@ for (const cgroup of CGROUPS ? ["off", "auto"] as const : ["off"] as const) {
       assert.equal(heard?.live, 0, "forgotten before the owner hears");
       // The watchdog may have noted the death in the exit file before it died too.
       const left = heard!.files.filter((name) => name !== "unit-escape.exit");
-      assert.deepEqual(left, [SUPERVISOR_NAME], "only the exit file may be left");
+      assert.deepEqual(left, SCRIPTS, "only the exit file may be left");
       assert.deepEqual(heard!.fifos, [], "the fifo is released");
       if (cgroup === "auto") assert.match(heard!.escapee, /^(gone|Z)$/, "emptied with its cgroup");
       await waitFor("the escapee to be gone", () => !isAlive(escapee) || undefined);
-      await waitFor("the exit file to go", () => filesIn(runDir).length === 1 || undefined);
+      await waitFor("the exit file to go", () => filesIn(runDir).length === 2 || undefined);
     },
   );
 }
@@ -177,7 +181,7 @@ supervisorTest(
   async (first, dir) => {
     const runDir = join(dir, "run");
     const unrecorded = recorder(false);
-    const process = first.run(
+    const process = await first.run(
       { id: "unit-adopt", command: "exit 3", logPath: join(dir, "adopt.log") },
       unrecorded.onExit,
     );
@@ -208,7 +212,7 @@ supervisorTest(
     const runDir = join(dir, "run");
     for (let i = 0; i < 20; i++) {
       const owner = recorder();
-      const process: SupervisedProcess = supervisor.run(
+      const process: SupervisedProcess = await supervisor.run(
         { id: `quick-${i}`, command: "true", logPath: join(dir, "quick.log") },
         owner.onExit,
       );
@@ -219,9 +223,72 @@ supervisorTest(
         () => !groupExists(process.identity.pid) || undefined,
       );
     }
-    assert.deepEqual(filesIn(runDir), [SUPERVISOR_NAME], "stray exit files");
+    assert.deepEqual(filesIn(runDir), SCRIPTS, "stray exit files");
   },
 );
+
+supervisorTest(
+  "a launcher that dies is replaced at the next launch, and what it started ends with its exact code",
+  { cgroup: "off" },
+  async (supervisor, dir) => {
+    const gate = join(dir, "gate");
+    const logPath = join(dir, "launcher.log");
+    const before = recorder();
+    await supervisor.run(
+      {
+        id: "unit-before",
+        command: `while [ ! -e '${gate}' ]; do sleep 0.01; done; exit 7`,
+        logPath,
+      },
+      before.onExit,
+    );
+    const launchers = launchersOf(Deno.pid);
+    assert.equal(launchers.length, 1, "one launcher");
+    Deno.kill(launchers[0], "SIGKILL");
+    await waitFor("the launcher to be gone", () => launchersOf(Deno.pid).length === 0 || undefined);
+    const after = recorder();
+    await supervisor.run({ id: "unit-after", command: "exit 5", logPath }, after.onExit);
+    assert.equal(outcome(await after.ended), 5);
+    assert.notEqual(launchersOf(Deno.pid)[0], launchers[0], "a new launcher");
+    await Deno.writeTextFile(gate, "");
+    assert.equal(outcome(await before.ended), 7);
+  },
+);
+
+supervisorTest(
+  "any value reaches the command, newlines and quotes included, and a name sh cannot hold does not stop a launch",
+  { cgroup: "off" },
+  async (supervisor, dir) => {
+    const logPath = join(dir, "odd.log");
+    const owner = recorder();
+    const value = 'it\'s "two"\nlines $HOME `x`';
+    await supervisor.run({
+      id: "unit-odd",
+      command: "env",
+      logPath,
+      env: { PLAIN: value, "dotted.name": value },
+    }, owner.onExit);
+    assert.equal(outcome(await owner.ended), 0);
+    const env = await Deno.readTextFile(logPath);
+    // The name sh cannot hold has the launcher set the variables through `env` (dash, as
+    // the supervisor, does not pass such a name on to the command).
+    assert.ok(env.includes(`\nPLAIN=${value}\n`), env);
+    assert.match(env, /^JOBHEAD_ACTOR_ID=unit-odd$/m);
+  },
+);
+
+/** The pids of the live launchers among the children of `pid`. */
+function launchersOf(pid: number): number[] {
+  return [...Deno.readDirSync("/proc")].map((entry) => Number(entry.name)).filter((child) => {
+    const stat = Number.isInteger(child) ? readStat(child) : undefined;
+    if (stat?.ppid !== pid || stat.state === "Z") return false;
+    try {
+      return Deno.readTextFileSync(`/proc/${child}/cmdline`).includes(LAUNCHER_NAME);
+    } catch {
+      return false;
+    }
+  });
+}
 
 /** An exit's code, or "died". */
 function outcome(reason: ExitReason): number | "died" {

@@ -1,10 +1,9 @@
 /** End to end: job supervisors as actors, listed and killed through the actors API. */
 import assert from "node:assert/strict";
-import { startHead, waitForStatus } from "./harness.ts";
+import { openStoreOf, startHead, waitForStatus } from "./harness.ts";
 import { Fifos } from "./fifos.ts";
 import { assertNoJobProcesses, q, submitJob } from "./helpers.ts";
 import { waitForEvent } from "./events.ts";
-import { join } from "node:path";
 import { aJobStore } from "../kit/job_record_fixture.ts";
 
 Deno.test("killing a job's supervisor actor fails the job and takes its process group", async () => {
@@ -90,8 +89,8 @@ Deno.test("a head deletes the supervisor records a previous head left for delete
   await first.kill("SIGTERM");
   // As a head before job-deleted events did: the job goes, its supervisor's record stays.
   {
-    using kv = await Deno.openKv(join(first.dataDir, "jobhead.kv"));
-    await aJobStore(kv).delete(gone);
+    await using store = await openStoreOf(first);
+    await aJobStore(store.kv).delete(gone);
   }
 
   await using second = await startHead({ dataDir: first.dataDir, runId: first.runId });

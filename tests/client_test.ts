@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { TextReader, Uint8ArrayWriter, ZipWriter } from "@zip.js/zip.js";
 import { JobheadError, TailClosedError } from "../client/errors.ts";
 import { JobClient } from "../client/http_client.ts";
-import { startHead } from "./harness.ts";
+import { plantPackage, startHead } from "./harness.ts";
 
 /** Collects a job's whole log through `tailJobLogs()`; `onText` sees the text so far. */
 async function tailAll(
@@ -135,10 +135,12 @@ Deno.test("workingDir is uploaded once by content hash, and bad packages fail th
   });
   assert.equal(await client.hasPackage("pkg://slip.zip"), false);
   // …and one that reached the store some other way fails its job, as do missing and corrupt ones.
-  const store = join(head.dataDir, "packages", "pkg");
-  await Deno.mkdir(store, { recursive: true });
-  await Deno.writeFile(join(store, "slip.zip"), slip);
-  await Deno.writeTextFile(join(store, "corrupt.zip"), "not a zip at all");
+  await plantPackage(head, { protocol: "pkg", name: "slip.zip" }, slip);
+  await plantPackage(
+    head,
+    { protocol: "pkg", name: "corrupt.zip" },
+    new TextEncoder().encode("not a zip at all"),
+  );
   const expected = {
     "slip.zip": /^runtime_env setup failed: Package pkg:\/\/slip\.zip is invalid: entry .* escapes/,
     "corrupt.zip": /^runtime_env setup failed: Package pkg:\/\/corrupt\.zip is invalid: it is not/,

@@ -3,13 +3,15 @@
  * needs the right to mount (root); skipped with a message where mounting is refused.
  */
 import assert from "node:assert/strict";
-import { isAlive, startHead, waitForStatus } from "./harness.ts";
+import { isAlive, startHead, TEST_STORE, waitForStatus } from "./harness.ts";
 import { Fifos } from "./fifos.ts";
 import { assertError, jobLogs, q, submitJob } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
 
 Deno.test({
   name: "jobs that end on a full disk reach their true outcome once space is back",
+  // The store must be on the full disk: on PostgreSQL it is elsewhere.
+  ignore: TEST_STORE === "postgres",
   sanitizeOps: true,
   sanitizeResources: true,
   fn: async (t) => {

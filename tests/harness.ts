@@ -6,6 +6,10 @@
  * head's environment, so a scan of `/proc/*\/environ` finds every job process of a
  * run, from any head incarnation that shared the run id.
  *
+ * With `JOBHEAD_TEST_STORE=postgres` (`deno task test:postgres`) every head keeps its state
+ * in a fresh database of the test PostgreSQL server (tests/postgres.ts), one per data
+ * directory: a head restarted on the same data directory finds its store again.
+ *
  * @example
  * ```ts
  * await using head = await startHead();
@@ -18,6 +22,17 @@ import { setTimeout as delay } from "node:timers/promises";
 import { cgroupsOfHead, removeCgroupTree } from "./cgroups.ts";
 import { waitForEvent } from "./events.ts";
 import { HANG_GUARD_MS, withTimeout } from "./fifos.ts";
+import { createTestDatabase, dropTestDatabase, type TestDatabase } from "./postgres.ts";
+import type { KvStore } from "../storage/kv.ts";
+import { openPostgresStore } from "../storage/postgres/mod.ts";
+import { CHUNK_BYTES } from "../storage/postgres/packages.ts";
+
+/** The store the heads of this test run use: `kv`, or `postgres` when JOBHEAD_TEST_STORE says so. */
+export const TEST_STORE: "kv" | "postgres" = Deno.env.get("JOBHEAD_TEST_STORE") === "postgres"
+  ? "postgres"
+  : "kv";
+/** The database of each data directory, on PostgreSQL. */
+const databases = new Map<string, TestDatabase>();
 
 /** How to start a head. */
 export interface HeadOptions {
@@ -86,6 +101,15 @@ export async function startHead(opts: HeadOptions = {}): Promise<RunningHead> {
   const runId = opts.runId ?? crypto.randomUUID();
   const ownDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? await Deno.makeTempDir({ prefix: "jobhead-test-" });
+  const store: { args: string[]; env: Record<string, string> } = { args: [], env: {} };
+  const ownStore = !opts.extraArgs?.some((arg) => arg.startsWith("--store")) &&
+    opts.env?.JOBHEAD_STORE === undefined;
+  if (TEST_STORE === "postgres" && ownStore) {
+    let db = databases.get(dataDir);
+    if (!db) databases.set(dataDir, db = await createTestDatabase());
+    store.args = ["--store", db.url];
+    store.env = { PGPASSWORD: db.password };
+  }
   const args = [
     "run",
     // As `deno task start`: the head reads /proc, which Deno grants only with --allow-all.
@@ -98,13 +122,14 @@ export async function startHead(opts: HeadOptions = {}): Promise<RunningHead> {
     dataDir,
     ...(opts.host !== undefined ? ["--host", opts.host] : []),
     ...(opts.token !== undefined ? ["--token", opts.token] : []),
+    ...store.args,
     ...(opts.extraArgs ?? []),
   ];
   const child = new Deno.Command(Deno.execPath(), {
     args,
     cwd: REPO_DIR,
     clearEnv: true,
-    env: { ...inheritedEnv(), NO_COLOR: "1", ...opts.env, [RUN_ENV]: runId },
+    env: { ...inheritedEnv(), NO_COLOR: "1", ...store.env, ...opts.env, [RUN_ENV]: runId },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -193,7 +218,12 @@ export async function startHead(opts: HeadOptions = {}): Promise<RunningHead> {
     await killProcessesWithEnv(RUN_ENV, runId);
     for (const cgroup of cgroupsOfHead(out.stderr)) await removeCgroupTree(cgroup);
     await drained();
-    if (ownDir) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    if (ownDir) {
+      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+      const db = databases.get(dataDir);
+      databases.delete(dataDir);
+      if (db) await dropTestDatabase(db).catch(() => {});
+    }
   };
 
   if (!("url" in started)) {
@@ -260,6 +290,54 @@ export async function startHead(opts: HeadOptions = {}): Promise<RunningHead> {
     },
     [Symbol.asyncDispose]: dispose,
   };
+}
+
+/**
+ * The store of a head, opened as the head opens it (the data directory's KV file, or its
+ * PostgreSQL database): for tests that look at, or change, what it keeps.
+ */
+export async function openStoreOf(
+  head: Pick<RunningHead, "dataDir" | "token">,
+): Promise<{ kv: KvStore } & AsyncDisposable> {
+  const db = databases.get(head.dataDir);
+  if (!db) {
+    const kv = await Deno.openKv(`${head.dataDir}/jobhead.kv`);
+    return { kv, [Symbol.asyncDispose]: () => Promise.resolve(kv.close()) };
+  }
+  const store = await openPostgresStore(db.url, { password: db.password, token: head.token });
+  return { kv: store.kv, [Symbol.asyncDispose]: () => store.close() };
+}
+
+/**
+ * Puts a package into a head's store as it is, unchecked: one that reached the store
+ * some other way than an upload (the data directory's `packages/`, or PostgreSQL's rows).
+ */
+export async function plantPackage(
+  head: Pick<RunningHead, "dataDir" | "token">,
+  ref: { protocol: string; name: string },
+  zip: Uint8Array,
+): Promise<void> {
+  const db = databases.get(head.dataDir);
+  if (!db) {
+    await Deno.mkdir(`${head.dataDir}/packages/${ref.protocol}`, { recursive: true });
+    await Deno.writeFile(`${head.dataDir}/packages/${ref.protocol}/${ref.name}`, zip);
+    return;
+  }
+  const store = await openPostgresStore(db.url, { password: db.password, token: head.token });
+  try {
+    const content = crypto.randomUUID();
+    await store.sql.begin(async (tx) => {
+      for (let seq = 0; seq * CHUNK_BYTES < Math.max(zip.length, 1); seq++) {
+        const data = zip.subarray(seq * CHUNK_BYTES, (seq + 1) * CHUNK_BYTES);
+        await tx`INSERT INTO jobhead_package_chunks (content, seq, data)
+          VALUES (${content}, ${seq}, ${data})`;
+      }
+      await tx`INSERT INTO jobhead_packages (protocol, name, content, size, uploaded_at, last_used)
+        VALUES (${ref.protocol}, ${ref.name}, ${content}, ${zip.length}, ${Date.now()}, ${Date.now()})`;
+    });
+  } finally {
+    await store.close();
+  }
 }
 
 /** Statuses no job leaves. */

@@ -3,9 +3,8 @@
  * ranges, resume, a stalled follower's memory, shutdown, and the size cap.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { Fifos, HANG_GUARD_MS, withTimeout } from "./fifos.ts";
-import { type RunningHead, startHead, waitForStatus } from "./harness.ts";
+import { openStoreOf, type RunningHead, startHead, waitForStatus } from "./harness.ts";
 import { assertError, q, rawUpgrade, submitJob, tailLog } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
 
@@ -178,8 +177,8 @@ Deno.test("logs of jobs that ended past the retention period are deleted", async
   // The record is marked, so later sweeps pass it by instead of removing the log again.
   // Polled: nothing announces the sweep.
   await waitFor("the removal to be marked", async () => {
-    using kv = await Deno.openKv(join(second.dataDir, "jobhead.kv"));
-    const record = (await kv.get<{ log_removed_at?: number }>(["jobs", old])).value;
+    await using store = await openStoreOf(second);
+    const record = (await store.kv.get<{ log_removed_at?: number }>(["jobs", old])).value;
     return typeof record?.log_removed_at === "number";
   });
 });

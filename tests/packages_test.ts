@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { Uint8ArrayWriter, ZipWriter } from "@zip.js/zip.js";
-import { startHead, waitForStatus } from "./harness.ts";
+import { plantPackage, startHead, waitForStatus } from "./harness.ts";
 import { jobLogs, submitJob } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
 import { makeZip } from "./zip.ts";
@@ -35,6 +35,8 @@ async function zerosZip(bytes: number): Promise<Uint8Array<ArrayBuffer>> {
 async function extractedVersions(dataDir: string): Promise<string[]> {
   const root = join(dataDir, "packages", "extracted", "pkg");
   const versions: string[] = [];
+  // On PostgreSQL a package is checked as it is fetched: a bomb may never get this far.
+  if (!await Deno.stat(root).then(() => true, () => false)) return versions;
   for await (const name of Deno.readDir(root)) {
     for await (const version of Deno.readDir(join(root, name.name))) {
       versions.push(`${name.name}/${version.name}`);
@@ -69,8 +71,7 @@ Deno.test("zip bombs fail their jobs with RUNTIME_ENV_SETUP_FAILURE saying which
     assert.equal(put.status, 400, "declared sizes are checked at upload");
     assert.ok(put.body.error.message.includes(why), put.body.error.message);
     // One stored before the limits were lowered is refused before it is inflated.
-    await Deno.mkdir(join(head.dataDir, "packages", "pkg"), { recursive: true });
-    await Deno.writeFile(join(head.dataDir, "packages", "pkg", name), zip);
+    await plantPackage(head, { protocol: "pkg", name }, zip);
     const id = await submitJob(head, {
       entrypoint: "echo ran",
       runtime_env: { working_dir: `pkg://${name}` },

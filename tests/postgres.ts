@@ -68,6 +68,21 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   return await createDatabase(await (server ??= sharedServer()));
 }
 
+/** Drops a database `createTestDatabase()` made, once nothing uses it any more. */
+export async function dropTestDatabase(db: TestDatabase): Promise<void> {
+  const info = await (server ??= sharedServer());
+  await run(postgresBin("dropdb"), [
+    "--force",
+    "-h",
+    "127.0.0.1",
+    "-p",
+    String(info.port),
+    "-U",
+    TEST_USER,
+    db.name,
+  ], { PGPASSWORD: info.password });
+}
+
 /** A throwaway server of a test's own, for faults that would hurt the tests sharing one. */
 export interface PrivateServer extends AsyncDisposable {
   /** A fresh database on this server. */

@@ -5,7 +5,7 @@ import { parseInput, parseListInput, readJson } from "../../kit/http.ts";
 import { UnavailableError, ValidationError } from "../../kit/errors.ts";
 import type { Gauge, HeadInfo } from "../../kit/module.ts";
 import type { Job } from "../../kit/job_record.ts";
-import { JobCursor } from "../../storage/jobs.ts";
+import { JobCursor, type JobPage } from "../../storage/jobs.ts";
 import { jsonArrayStream } from "../../kit/json_stream.ts";
 import { describeRoute } from "../../kit/route_doc.ts";
 import type { LogFollowers } from "./log_follower.ts";
@@ -115,7 +115,10 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     const statuses = parseListInput(JobStatus, query.status?.toUpperCase() || undefined, "status");
     if (query.limit === undefined) {
       // Ray's list_jobs() pages nothing: every job, streamed page by page from the store.
-      const all = allJobs(jobs, statuses, query.cursor);
+      // The first page is read before the answer starts, so that a store that is away is
+      // a 503 rather than a 200 cut short.
+      const first = await jobs.list({ statuses, limit: LIST_PAGE_SIZE, cursor: query.cursor });
+      const all = allJobs(jobs, statuses, first);
       return c.body(jsonArrayStream(all), 200, { "content-type": "application/json" });
     }
     const page = await jobs.list({ statuses, limit: query.limit, cursor: query.cursor });
@@ -123,12 +126,16 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     return c.json(page.jobs.map((job) => toDetails(job, info)));
   };
 
-  async function* allJobs(service: JobService, statuses?: JobStatus[], cursor?: string) {
-    do {
-      const page = await service.list({ statuses, limit: LIST_PAGE_SIZE, cursor });
+  async function* allJobs(
+    service: JobService,
+    statuses: JobStatus[] | undefined,
+    page: JobPage<Job>,
+  ) {
+    for (;;) {
       for (const job of page.jobs) yield toDetails(job, info);
-      cursor = page.cursor;
-    } while (cursor);
+      if (!page.cursor) return;
+      page = await service.list({ statuses, limit: LIST_PAGE_SIZE, cursor: page.cursor });
+    }
   }
   const listDoc = describeRoute({
     summary: "Jobs, newest first",

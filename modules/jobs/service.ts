@@ -15,6 +15,7 @@ import {
   errorMessage,
   InvalidStateError,
   NotFoundError,
+  retryWhileUnavailable,
 } from "../../storage/errors.ts";
 import type { JobChanges, JobPage, StorageFullSpell } from "../../storage/jobs.ts";
 import { type LogStore, readLogRange } from "../../storage/logs.ts";
@@ -612,12 +613,12 @@ export class JobService {
       );
       return;
     }
-    // Checked again after the awaits, with no await until the spawn: a stop that
-    // arrived before this point is seen, and one after it finds the process.
+    // Checked again after the awaits: a stop that arrived before this point is seen, one
+    // during the launch is carried out once it is done, and one after it finds the process.
     if (run.stopRequested || this.#closed) return;
     let process: SupervisedProcess;
     try {
-      process = supervisor.run({
+      process = await supervisor.run({
         id: actorIdOf(job.id),
         command: job.entrypoint,
         logPath: stores.logs.pathOf(job.id),
@@ -643,6 +644,11 @@ export class JobService {
       return;
     }
     run.process = process;
+    if (run.stopRequested) {
+      process.stop(this.#graceMsOf(job))
+        .catch((err) => this.#ctx.logger.error(`stopping job "${job.id}" failed:`, err));
+      return;
+    }
     const node = this.#ctx.cluster?.node;
     try {
       const running = await this.#change(job.id, "PENDING", {
@@ -776,10 +782,11 @@ export class JobService {
   /**
    * Records how a job's process ended, in one checked write decided from the record as
    * stored: a stop stored first makes it STOPPED; a stop not yet stored then finds the
-   * job ended. Retried until it lands (a full disk), so the outcome is never lost.
+   * job ended. Retried until it lands (a full disk, a store that is away), so the outcome
+   * is never lost.
    */
   async #recordExit(id: string, reason: ExitReason, pid: number): Promise<void> {
-    const job = await this.#ctx.stores.jobs.get(id);
+    const job = await retryWhileUnavailable(() => this.#ctx.stores.jobs.get(id));
     if (!job || isTerminal(job.status)) return;
     const succeeded = reason.kind === "exited" && reason.code === 0;
     const tail = succeeded ? "" : await this.#logTail(id);

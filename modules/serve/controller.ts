@@ -43,6 +43,8 @@ export interface ControllerDeps {
 interface ReplicaRuntime {
   record: Replica;
   process?: SupervisedProcess;
+  /** Settles once a launch under way has attached its process, or failed. */
+  launch?: Promise<void>;
   /** Being stopped on purpose (`why`): its end is expected and ends it for good. */
   stopping?: string;
   /** Passed its health check since it last started. */
@@ -320,27 +322,23 @@ export class DeploymentController {
     const { ctx, logs } = this.#deps;
     const { record } = runtime;
     const { spec, name } = this.#deployment;
-    let process: SupervisedProcess;
-    try {
-      process = ctx.supervisor.run({
-        id: record.actor_id,
-        command: spec.entrypoint,
-        logPath: logs.pathOf(record.actor_id),
-        cwd: resolveWorkingDir(spec.runtime_env.working_dir)?.path,
-        env: {
-          ...spec.runtime_env.env_vars,
-          PORT: String(record.port),
-          JOBHEAD_ADDRESS: ctx.info.address,
-          JOBHEAD_DEPLOYMENT: name,
-          JOBHEAD_REPLICA_TAG: record.replica_tag,
-          JOBHEAD_SERVE_VERSION: record.version,
-        },
-      }, this.#onExit(runtime));
-    } catch (err) {
-      this.#onEnd(runtime, `it failed to start: ${(err as Error).message}`);
-      return;
-    }
-    this.#attach(runtime, process);
+    runtime.launch = ctx.supervisor.run({
+      id: record.actor_id,
+      command: spec.entrypoint,
+      logPath: logs.pathOf(record.actor_id),
+      cwd: resolveWorkingDir(spec.runtime_env.working_dir)?.path,
+      env: {
+        ...spec.runtime_env.env_vars,
+        PORT: String(record.port),
+        JOBHEAD_ADDRESS: ctx.info.address,
+        JOBHEAD_DEPLOYMENT: name,
+        JOBHEAD_REPLICA_TAG: record.replica_tag,
+        JOBHEAD_SERVE_VERSION: record.version,
+      },
+    }, this.#onExit(runtime)).then(
+      (process) => this.#attach(runtime, process),
+      (err) => this.#onEnd(runtime, `it failed to start: ${(err as Error).message}`),
+    ).finally(() => runtime.launch = undefined);
   }
 
   /** Tracks a running process of `runtime`: records it ALIVE, checks its health, awaits its end. */
@@ -441,6 +439,7 @@ export class DeploymentController {
   async #retire(runtime: ReplicaRuntime, why: string): Promise<void> {
     runtime.stopping ??= why;
     runtime.restartTimer?.abort();
+    await runtime.launch;
     if (runtime.process) {
       const graceS = this.#deployment.spec.graceful_shutdown_timeout_s;
       const graceMs = graceS == null ? this.#deps.ctx.config.stopGraceMs : graceS * 1000;

@@ -30,7 +30,7 @@ const UNREACHABLE_CODES = new Set([
   "BrokenPipe",
 ]);
 /** SQLSTATEs of a server going away or not taking connections yet. */
-const UNAVAILABLE_STATES = new Set(["57P01", "57P02", "57P03", "53300", "57014"]);
+const UNAVAILABLE_STATES = new Set(["57P01", "57P02", "57P03", "53300"]);
 /** SQLSTATEs of a transaction PostgreSQL aborted that may succeed when tried again. */
 const RETRY_STATES = new Set(["40001", "40P01"]);
 const RETRY_ATTEMPTS = 20;

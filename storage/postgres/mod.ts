@@ -15,14 +15,18 @@
  */
 import postgres from "postgres";
 import { setTimeout as delay } from "node:timers/promises";
+import { join } from "node:path";
 import { errorMessage } from "../errors.ts";
 import type { KvStore } from "../kv.ts";
 import { Guard, isUnreachable, maskUrl, type Sql, sqlState } from "./connection.ts";
 import { PostgresKv } from "./kv.ts";
+import { type PackageCacheOptions, PostgresPackageStore } from "./packages.ts";
+import type { PackageStore } from "../packages.ts";
 import { migrate, StoreRefusedError } from "./schema.ts";
 
 export { maskUrl, type Sql } from "./connection.ts";
 export { SCHEMA_VERSION, StoreRefusedError } from "./schema.ts";
+export type { PackageCacheOptions } from "./packages.ts";
 
 /** Options of `openPostgresStore`. */
 export interface PostgresStoreOptions {
@@ -32,6 +36,12 @@ export interface PostgresStoreOptions {
   token?: string;
   /** Connections in the pool at most (LISTEN takes one more); 10 when absent. */
   maxConnections?: number;
+  /**
+   * Where this process keeps its copies of packages and their extractions (the data
+   * directory's `packages/`), and their limits. Absent: a directory in the temp
+   * directory, made only if a package is used.
+   */
+  packages?: PackageCacheOptions;
   /** Hears when the server goes away (`available` false, and why) and when it is back. */
   onAvailability?: (available: boolean, reason: string) => void;
 }
@@ -40,6 +50,8 @@ export interface PostgresStoreOptions {
 export interface PostgresStore {
   /** The key-value API, with Deno KV's semantics. */
   kv: KvStore;
+  /** Uploaded packages, kept in the store; extracted into this process's own cache. */
+  packages: PackageStore;
   /**
    * Calls `onPayload` with each notification on `channel` from any process of the store,
    * this one included, and `onListen` each time the subscription is made: first, and
@@ -110,6 +122,13 @@ export async function openPostgresStore(
   }
   return {
     kv: new PostgresKv(sql, guard),
+    packages: new PostgresPackageStore(
+      sql,
+      guard,
+      options.packages ?? {
+        dir: join(Deno.env.get("TMPDIR") || "/tmp", `jobhead-packages-${crypto.randomUUID()}`),
+      },
+    ),
     sql,
     name,
     get available() {

@@ -1,0 +1,53 @@
+#!/bin/sh
+# The launcher: one long-lived shell per head that starts supervisors on request, so that
+# the head only writes a line and never forks on its own event loop. launcher.ts writes
+# this file into the run directory and runs it as `setsid sh <run dir>/jobhead-launcher
+# <setsid> <sh> <env> <supervisor script>`, in a session of its own, with the environment
+# every actor starts from (the head's, less what it withholds). It ends when the head
+# closes its stdin, or dies; supervisors it started keep running.
+#
+# Each line on stdin is either "w <pid>" (reap that supervisor, which has ended or is about
+# to: it said so, as its last act, or it is a zombie; answered "reaped") or the arguments
+# of jobhead_launch, each a single-quoted word in which a
+# newline is written '"$jobhead_nl"' (so that a request is one line):
+#   '<actor id>' 'export' | 'env' 'NAME=VALUE'...
+# "export" when every NAME is a shell variable name (the shell exports them itself),
+# "env" otherwise (the env program sets them: one more exec).
+#
+# It answers "started <actor id> <pid>" on stdout for every supervisor once forked. Each
+# supervisor gets the same pipe as fd 3, on which it says "ended <actor id> <pid> <status>" as
+# the last thing it does. Its variables are prefixed, not to change the value of a
+# variable of the same name that an actor inherits.
+jobhead_setsid=$1
+jobhead_sh=$2
+jobhead_env=$3
+jobhead_script=$4
+# shellcheck disable=SC2034 # used by the requests, which are eval'd
+jobhead_nl='
+'
+
+jobhead_launch() {
+  (
+    jobhead_id=$1
+    jobhead_mode=$2
+    shift 2
+    if [ "$jobhead_mode" = export ]; then
+      # shellcheck disable=SC2163 # each is NAME=VALUE
+      for jobhead_pair; do export "$jobhead_pair"; done
+      exec "$jobhead_setsid" "$jobhead_sh" "$jobhead_script" "$jobhead_id" 3>&1 </dev/null
+    fi
+    exec "$jobhead_env" -- "$@" "$jobhead_setsid" "$jobhead_sh" "$jobhead_script" \
+      "$jobhead_id" 3>&1 </dev/null
+  ) &
+  echo "started $1 $!"
+}
+
+while IFS= read -r jobhead_line; do
+  case $jobhead_line in
+    "w "*)
+      wait "${jobhead_line#w }"
+      echo reaped
+      ;;
+    *) eval "jobhead_launch $jobhead_line" ;;
+  esac
+done

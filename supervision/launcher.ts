@@ -1,0 +1,253 @@
+/**
+ * The launcher: a long-lived `sh` (launcher.sh), in a session of its own, that forks
+ * supervisors on request. Launching a supervisor costs the head one line written to a pipe
+ * instead of a process spawned on its event loop; the launcher answers with the pid, and
+ * each supervisor reports its own end on the same pipe (a write no full disk can refuse).
+ * A launcher that dies is replaced at the next launch; supervisors it started keep running
+ * and keep reporting on its pipe, which is read until they have all closed it.
+ */
+import { setTimeout as delay } from "node:timers/promises";
+import { join } from "node:path";
+import { readStat } from "./procfs.ts";
+import LAUNCHER_SCRIPT from "./launcher.sh" with { type: "text" };
+
+/** The launcher script's name in the run directory. */
+export const LAUNCHER_NAME = "jobhead-launcher";
+
+/** What the launcher runs, by absolute path (found on the head's PATH). */
+export interface LauncherPrograms {
+  setsid: string;
+  sh: string;
+  env: string;
+  /** The supervisor script. */
+  script: string;
+}
+
+/** Thrown by `launch()` when the launcher ended before it said it had forked. */
+export class LauncherLostError extends Error {
+  constructor(id: string) {
+    super(`the launcher ended before it started the supervisor of "${id}"`);
+  }
+}
+
+/** One launcher process and what is waiting on it. */
+interface Generation {
+  child: Deno.ChildProcess;
+  writer: WritableStreamDefaultWriter<Uint8Array>;
+  /** Launches written to it and not answered yet, by actor id. */
+  pending: Map<string, PromiseWithResolvers<number>>;
+  /** Reaps asked of it and not answered yet, in order. */
+  reaps: PromiseWithResolvers<void>[];
+  alive: boolean;
+  /** Settles once its stdout is closed (by it and every supervisor it started) or cancelled. */
+  reading: Promise<void>;
+  reader: ReadableStreamDefaultReader<Uint8Array>;
+}
+
+const encoder = new TextEncoder();
+
+/** How often a supervisor whose end is known without its report is checked for its exit. */
+const REAP_POLL_MS = 10;
+
+/** Starts supervisors through a launcher process; see the module comment. */
+export class Launcher {
+  #dir: string;
+  #env: Record<string, string>;
+  #programs: () => LauncherPrograms;
+  #onEnded: (id: string, pid: number, status: number) => void;
+  #current?: Generation;
+  #generations = new Set<Generation>();
+  /** The launcher of each supervisor not reaped yet, by pid. */
+  #parents = new Map<number, Generation>();
+  /** Supervisors that reported their end (their last act), until reaped, by pid. */
+  #reported = new Map<number, PromiseWithResolvers<void>>();
+  #closed = false;
+
+  /**
+   * `dir` receives the launcher script; the launcher and every supervisor start with
+   * environment `env` (plus each launch's own); `programs` is asked at each (re)start;
+   * `onEnded` hears each supervisor's "ended" report (its pid and exit status).
+   */
+  constructor(
+    dir: string,
+    env: Record<string, string>,
+    programs: () => LauncherPrograms,
+    onEnded: (id: string, pid: number, status: number) => void,
+  ) {
+    this.#dir = dir;
+    this.#env = env;
+    this.#programs = programs;
+    this.#onEnded = onEnded;
+  }
+
+  /**
+   * Asks the launcher to start the supervisor of actor `id` with `env` added to the base
+   * environment; resolves with its pid once forked. Rejects with LauncherLostError when
+   * the launcher ended first (the supervisor may or may not have been forked).
+   */
+  launch(id: string, env: Record<string, string>): Promise<number> {
+    if (this.#closed) return Promise.reject(new Error("the supervisor is closed"));
+    // A launcher that died may not have been reaped yet: not one request is lost to it.
+    const current = this.#current;
+    if (current && !isRunning(current.child.pid)) this.#lost(current);
+    const generation = this.#current ??= this.#start();
+    const answer = Promise.withResolvers<number>();
+    generation.pending.set(id, answer);
+    const names = Object.keys(env);
+    const mode = names.every((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) ? "export" : "env";
+    const words = [id, mode, ...Object.entries(env).map(([k, v]) => `${k}=${v}`)];
+    const line = words.map(shellWord).join(" ") + "\n";
+    generation.writer.write(encoder.encode(line)).catch(() => this.#lost(generation));
+    return answer.promise.then((pid) => {
+      this.#parents.set(pid, generation);
+      return pid;
+    });
+  }
+
+  /**
+   * Resolves once supervisor `pid` (started at `startTicks`), which has ended or is about
+   * to, has been reaped by its launcher, so that no zombie of it is left; at once for a
+   * supervisor of a launcher that has ended (the init process reaps it).
+   */
+  async reap(pid: number, startTicks: number): Promise<void> {
+    const generation = this.#parents.get(pid);
+    const reported = this.#reportOf(pid);
+    let hasReported = false;
+    reported.promise.then(() => hasReported = true);
+    try {
+      // The launcher's `wait` blocks it until the supervisor exits: it is asked only once
+      // the supervisor has said its last word, or is a zombie.
+      for (;;) {
+        if (!generation?.alive) return;
+        const stat = readStat(pid);
+        if (!stat || stat.startTicks !== startTicks) return;
+        if (hasReported || stat.state === "Z") break;
+        // Its end is known otherwise (its exit file, a kill): polled, slowly, until it has
+        // exited, as nothing else tells it.
+        const timer = new AbortController();
+        await Promise.race([
+          reported.promise,
+          delay(REAP_POLL_MS, undefined, { signal: timer.signal }).catch(() => {}),
+        ]);
+        timer.abort();
+      }
+      const answer = Promise.withResolvers<void>();
+      generation.reaps.push(answer);
+      generation.writer.write(encoder.encode(`w ${pid}\n`)).catch(() => this.#lost(generation));
+      await answer.promise;
+    } finally {
+      this.#parents.delete(pid);
+      this.#reported.delete(pid);
+    }
+  }
+
+  #reportOf(pid: number): PromiseWithResolvers<void> {
+    let reported = this.#reported.get(pid);
+    if (!reported) this.#reported.set(pid, reported = Promise.withResolvers<void>());
+    return reported;
+  }
+
+  /** Ends the launcher (supervisors keep running) and stops reading every pipe. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const generation of this.#generations) {
+      await generation.writer.close().catch(() => {});
+      await generation.child.status;
+      await generation.reader.cancel().catch(() => {});
+      await generation.reading;
+    }
+  }
+
+  #start(): Generation {
+    const programs = this.#programs();
+    const script = join(this.#dir, LAUNCHER_NAME);
+    writeIfChanged(script, LAUNCHER_SCRIPT);
+    const child = new Deno.Command(programs.setsid, {
+      args: [programs.sh, script, programs.setsid, programs.sh, programs.env, programs.script],
+      clearEnv: true,
+      env: this.#env,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    const generation: Generation = {
+      child,
+      writer: child.stdin.getWriter(),
+      pending: new Map(),
+      reaps: [],
+      alive: true,
+      reader,
+      reading: Promise.resolve(),
+    };
+    generation.reading = this.#read(generation);
+    this.#generations.add(generation);
+    child.status.then(() => this.#lost(generation));
+    return generation;
+  }
+
+  /** The launcher of `generation` ended: pending launches fail, the next one starts anew. */
+  #lost(generation: Generation): void {
+    generation.alive = false;
+    if (this.#current === generation) this.#current = undefined;
+    for (const [id, answer] of generation.pending) answer.reject(new LauncherLostError(id));
+    generation.pending.clear();
+    for (const answer of generation.reaps.splice(0)) answer.resolve();
+  }
+
+  /** Reads a launcher's pipe: its answers, and its supervisors' end reports. */
+  async #read(generation: Generation): Promise<void> {
+    const decoder = new TextDecoder();
+    let buffered = "";
+    try {
+      for (;;) {
+        const { value, done } = await generation.reader.read();
+        if (done) break;
+        buffered += decoder.decode(value, { stream: true });
+        const lines = buffered.split("\n");
+        buffered = lines.pop()!;
+        for (const line of lines) {
+          const [what, id, pid, status] = line.split(" ");
+          if (what === "started") {
+            generation.pending.get(id)?.resolve(Number(pid));
+            generation.pending.delete(id);
+          } else if (what === "ended") {
+            if (this.#parents.has(Number(pid))) this.#reportOf(Number(pid)).resolve();
+            this.#onEnded(id, Number(pid), Number(status));
+          } else if (what === "reaped") {
+            generation.reaps.shift()?.resolve();
+          }
+        }
+      }
+    } catch {
+      // cancelled by close()
+    }
+    this.#generations.delete(generation);
+  }
+}
+
+/** Whether process `pid` is there and has not exited. */
+function isRunning(pid: number): boolean {
+  const state = readStat(pid)?.state;
+  return state !== undefined && state !== "Z";
+}
+
+/** `text` as one single-quoted shell word on one line (see launcher.sh). */
+function shellWord(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`).replaceAll("\n", `'"$jobhead_nl"'`)}'`;
+}
+
+/**
+ * Writes `text` to `path` unless it holds it already, replacing the file whole (a new
+ * file renamed over the old): a shell still reading the old one keeps it.
+ */
+export function writeIfChanged(path: string, text: string): void {
+  try {
+    if (Deno.readTextFileSync(path) === text) return;
+  } catch {
+    // not there yet
+  }
+  const temporary = `${path}.${Deno.pid}.tmp`;
+  Deno.writeTextFileSync(temporary, text);
+  Deno.renameSync(temporary, path);
+}
