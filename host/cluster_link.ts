@@ -177,13 +177,11 @@ export class ClusterLink implements Cluster {
   async #heartbeats(): Promise<void> {
     const signal = this.#closed.signal;
     const node = this.#options.node!;
-    let connection: postgres.ReservedSql | undefined;
     while (!signal.aborted) {
       await sleep(HEARTBEAT_MS, signal);
       if (signal.aborted) break;
       try {
-        connection ??= await this.#options.store.sql.reserve();
-        if (await this.#table.heartbeat(node.name, this.#epoch, connection)) continue;
+        if (await this.#table.heartbeat(node.name, this.#epoch)) continue;
         this.#options.logger.warn(
           `node ${node.name} was declared DEAD while it was away: killing the jobs ended ` +
             `meanwhile, then joining again`,
@@ -193,17 +191,13 @@ export class ClusterLink implements Cluster {
         await this.#refreshNodes();
       } catch (err) {
         this.#options.logger.warn(`heartbeat of node ${node.name} failed: ${errorMessage(err)}`);
-        connection?.release();
-        connection = undefined;
       }
     }
-    connection?.release();
   }
 
   /**
-   * Waits for the scheduling lock, takes over, then watches the nodes' heartbeats. The lock
-   * lives as long as its connection: when that breaks (the store restarted), it is taken
-   * again, and the queue rebuilt, once the store is back.
+   * Waits for the scheduling lock, takes over, then watches the nodes' heartbeats. When
+   * taking the lock fails (the store is away), it is tried again once the store is back.
    */
   async #schedule(): Promise<void> {
     const { store, logger } = this.#options;
@@ -218,7 +212,6 @@ export class ClusterLink implements Cluster {
         await this.#refreshNodes();
         await this.#handlers?.takeOver();
         while (!signal.aborted) {
-          await connection`select 1`; // the lock's connection still holds it
           await this.#declareDead();
           await sleep(HEARTBEAT_MS, signal);
         }

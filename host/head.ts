@@ -83,8 +83,8 @@ export async function startHead(
   const shared = store.postgres;
   try {
     session = await loadSession(kv);
-    // In a cluster the session is the cluster's; each process is a node of its own.
-    if (shared) session = { ...session, nodeId: randomHex(28) };
+    // In a cluster the session is the cluster's; each data directory is a node of its own.
+    if (shared) session = { ...session, nodeId: await loadNodeId(dataDir, modes.file) };
   } catch (err) {
     await store.close();
     workers.close();
@@ -296,6 +296,24 @@ async function loadSession(kv: KvStore): Promise<{ name: string; nodeId: string 
   const session = { name: `session_${stamp}_${randomHex(4)}`, nodeId: randomHex(28) };
   const result = await kv.atomic().check(existing).set(key, session).commit();
   return result.ok ? session : (await kv.get<{ name: string; nodeId: string }>(key)).value!;
+}
+
+/**
+ * In a cluster, this data directory's node id: made once, then kept in the directory. A
+ * process that holds the directory's lock is the only one of that node, so its row may be
+ * taken over at once, however the previous process of the directory ended.
+ */
+async function loadNodeId(dataDir: string, fileMode: number): Promise<string> {
+  const path = join(dataDir, "node_id");
+  try {
+    const id = (await Deno.readTextFile(path)).trim();
+    if (/^[0-9a-f]{56}$/.test(id)) return id;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const id = randomHex(28);
+  await Deno.writeTextFile(path, `${id}\n`, { mode: fileMode });
+  return id;
 }
 
 /** `n` random bytes in hex. */

@@ -60,7 +60,8 @@ export class NodeTable {
 
   /**
    * Registers a node, ALIVE with a new epoch. Throws NodeNameTakenError when a process
-   * under the same name is alive: heartbeats within `timeoutS` and not released.
+   * under the same name is alive: heartbeats within `timeoutS`, not released, and of
+   * another node id (the same id is the same data directory, whose lock this one holds).
    */
   async register(node: NodeRegistration, timeoutS: number): Promise<number> {
     const rows = await this.#sql`
@@ -71,7 +72,7 @@ export class NodeTable {
       on conflict (name) do update set id = excluded.id, address = excluded.address,
         total = excluded.total, labels = excluded.labels, state = 'ALIVE',
         epoch = n.epoch + 1, released = false, last_heartbeat = now()
-      where n.state = 'DEAD' or n.released
+      where n.state = 'DEAD' or n.released or n.id = excluded.id
         or n.last_heartbeat < now() - make_interval(secs => ${timeoutS})
       returning epoch`;
     if (rows.length === 0) {
@@ -85,16 +86,11 @@ export class NodeTable {
   }
 
   /**
-   * One heartbeat of the node at `epoch`, on `connection` (a node keeps one for them, so
-   * they never queue behind its other work): false when its row no longer is that ALIVE
+   * One heartbeat of the node at `epoch`: false when its row no longer is that ALIVE
    * node (it was declared DEAD, or its name taken): it must fence and register again.
    */
-  async heartbeat(
-    name: string,
-    epoch: number,
-    connection: postgres.Sql | postgres.ReservedSql = this.#sql,
-  ): Promise<boolean> {
-    const rows = await connection`
+  async heartbeat(name: string, epoch: number): Promise<boolean> {
+    const rows = await this.#sql`
       update jobhead_nodes set last_heartbeat = now()
       where name = ${name} and epoch = ${epoch} and state = 'ALIVE' returning 1`;
     return rows.length === 1;
