@@ -4,31 +4,42 @@
  * (`deno task jobhead job …`).
  * @module
  */
-import { ConfigError, parseConfig, startUsage } from "./host/config.ts";
+import { type Command, ConfigError, nodeUsage, parseConfig, startUsage } from "./host/config.ts";
 import { DataDirInUseError } from "./host/datadir.ts";
 import { startHead } from "./host/head.ts";
 import { returnLargeBuffersToTheSystem } from "./host/allocator.ts";
 import { BUILT_IN_MODULES } from "./modules/mod.ts";
+import { createModule as createJobsModule } from "./modules/jobs/mod.ts";
 import { errorMessage } from "./storage/errors.ts";
 import { createLogger, setLogFormat } from "./kit/log.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 const USAGE = `Usage: jobhead <command>
   start [options]   run the head (see: jobhead start --help)
+  node [options]    run a worker node of a cluster (see: jobhead node --help)
   job <command>     submit, follow, stop, list and delete jobs (see: jobhead job --help)
   cluster           each node's capacity and use, and the queue (see: jobhead cluster --help)
   --version         print jobhead's version`;
 
-/** Runs the head until SIGTERM or SIGINT. */
-async function runHead(args: string[]): Promise<number> {
+/**
+ * Runs the head (`start`), or a worker node (`node`: the jobs module alone, its routes the
+ * agent endpoint heads reach it at), until SIGTERM or SIGINT.
+ */
+async function runHead(args: string[], command: Command): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
-    console.log(startUsage());
+    console.log(command === "start" ? startUsage() : nodeUsage());
     return 0;
   }
   returnLargeBuffersToTheSystem();
   let config;
   try {
-    config = parseConfig(args, Deno.env.toObject());
+    config = parseConfig(args, Deno.env.toObject(), command);
+    if (command === "node" && config.store === "kv") {
+      throw new ConfigError(
+        "A node joins a cluster: give its store with --store postgres://USER@HOST:PORT/DB " +
+          "(or JOBHEAD_STORE)",
+      );
+    }
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(`jobhead: ${err.message}`);
@@ -43,7 +54,7 @@ async function runHead(args: string[]): Promise<number> {
   });
   let head;
   try {
-    head = await startHead(config, BUILT_IN_MODULES);
+    head = await startHead(config, command === "start" ? BUILT_IN_MODULES : [createJobsModule]);
   } catch (err) {
     // A data directory in use is said as is; anything else is why the head cannot start.
     const message = err instanceof DataDirInUseError
@@ -54,7 +65,11 @@ async function runHead(args: string[]): Promise<number> {
     else console.error(`jobhead: ${message}`);
     return 1;
   }
-  console.log(`jobhead listening on ${head.info.address}`);
+  console.log(
+    command === "start"
+      ? `jobhead listening on ${head.info.address}`
+      : `jobhead node ${config.nodeName} listening on ${head.info.address}`,
+  );
   const openable = openableAddresses(head.info.address);
   if (openable) console.log(`jobhead: open ${openable}`);
   const stop = () => head.shutdown();
@@ -96,8 +111,8 @@ if (import.meta.main) {
   } else if (command === "cluster") {
     const { runClusterCommand } = await import("./cli/cluster.ts");
     code = await runClusterCommand(rest);
-  } else if (command === "start") {
-    code = await runHead(rest);
+  } else if (command === "start" || command === "node") {
+    code = await runHead(rest, command);
   } else if (command === "--version" || command === "version") {
     console.log(`jobhead ${denoJson.version}`);
     code = 0;

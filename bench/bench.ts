@@ -41,6 +41,7 @@ import {
 } from "./stats.ts";
 
 import { benchQueue, QUEUE_HEAD_ARGS } from "./queue.ts";
+import { benchCluster } from "./cluster.ts";
 
 type Head = RunningHead;
 
@@ -141,6 +142,13 @@ const SECTIONS: Section[] = [
       "10,000 queued, head RSS, drain rate, admission latency",
     headArgs: QUEUE_HEAD_ARGS,
     run: (ctx) => benchQueue({ ...ctx, log }),
+  },
+  {
+    name: "cluster",
+    description: "a head and two nodes on PostgreSQL: submit → process on another node, " +
+      "1,000 `true` jobs beside the single-node KV head, placements over 1,000 simulated " +
+      "nodes and the store's load per heartbeat",
+    run: (ctx) => benchCluster({ head: ctx.head, quick: ctx.quick, log }),
   },
   {
     name: "store",

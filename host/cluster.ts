@@ -10,15 +10,18 @@ import { detectCapacity } from "../scheduler/capacity.ts";
 import { formatAmount, type Resources } from "../scheduler/resources.ts";
 import { Scheduler } from "../scheduler/scheduler.ts";
 import { ClusterResponse } from "./schemas.ts";
+import type { Cluster } from "../kit/cluster.ts";
+import type { ClusterLink } from "./cluster_link.ts";
 
 /**
  * The scheduler of this head's node: detected capacity, with each configured amount in
- * its place. Logs the capacity in one line.
+ * its place (in a cluster, the nodes join as they register). Logs this node's capacity in
+ * one line.
  */
 export async function createScheduler(
   config: HeadConfig,
-  options: { nodeName: string; logger: Logger },
-): Promise<Scheduler> {
+  options: { nodeName: string; logger: Logger; clustered: boolean },
+): Promise<{ scheduler: Scheduler; total: Resources }> {
   const detected = await detectCapacity();
   const total: Resources = {
     ...detected.resources,
@@ -31,31 +34,62 @@ export async function createScheduler(
     `${name} ${formatAmount(name, amount)}`
   );
   options.logger.info(`capacity of node ${options.nodeName}: ${shown.join(", ")}`);
-  return new Scheduler({
-    nodes: [{ name: options.nodeName, total }],
+  const scheduler = new Scheduler({
+    // In a cluster the nodes join as they register, this one too.
+    nodes: options.clustered ? [] : [{ name: options.nodeName, total, labels: config.labels }],
     reserveAfterMs: config.reserveAfterS * 1000,
     maxRunningJobs: config.maxRunningJobs,
+    placement: config.placement,
   });
+  return { scheduler, total };
 }
 
 /** `GET /api/cluster`: the nodes' capacity and use, and the queue's length. */
-export function clusterRoutes(scheduler: Scheduler): Hono {
+export function clusterRoutes(scheduler: Scheduler, cluster?: ClusterLink): Hono {
   return new Hono().get(
     "/api/cluster",
     describeRoute({
       summary: "The nodes' capacity, use and state, and the queue's length",
       response: ClusterResponse,
     }),
-    (c) => c.json(clusterState(scheduler) satisfies ClusterResponse),
+    async (c) => {
+      await cluster?.refreshNodes(); // their latest heartbeats
+      return c.json(clusterState(scheduler, cluster) satisfies ClusterResponse);
+    },
   );
 }
 
-/** The scheduler's state as `GET /api/cluster` answers it. */
-export function clusterState(scheduler: Scheduler): ClusterResponse {
+/**
+ * The scheduler's state as `GET /api/cluster` answers it; in a cluster, every node the
+ * store knows, alive or dead, with its state and last heartbeat.
+ */
+export function clusterState(scheduler: Scheduler, cluster?: Cluster): ClusterResponse {
   const state = scheduler.state();
-  const now = Date.now();
+  if (!cluster) {
+    const now = Date.now();
+    return {
+      ...state,
+      nodes: state.nodes.map((node) => ({ ...node, state: "ALIVE", last_heartbeat: now })),
+    };
+  }
+  const use = new Map(state.nodes.map((node) => [node.name, node]));
   return {
     ...state,
-    nodes: state.nodes.map((node) => ({ ...node, state: "ALIVE", last_heartbeat: now })),
+    nodes: cluster.nodes().map((node) => {
+      const used = node.state === "ALIVE" ? use.get(node.name) : undefined;
+      return {
+        name: node.name,
+        state: node.state,
+        last_heartbeat: node.lastHeartbeat,
+        address: node.address,
+        labels: node.labels,
+        total: node.total,
+        used: used?.used ?? {},
+        free: used?.free ?? node.total,
+        gpus_in_use: used?.gpus_in_use ?? [],
+        running: used?.running ?? 0,
+        pending: used?.pending ?? 0,
+      };
+    }),
   };
 }

@@ -9,6 +9,7 @@ import { extname } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import type { HeadConfig } from "../kit/config.ts";
 import { parseByteSize, STANDARD_RESOURCES } from "../scheduler/resources.ts";
+import { type Labels, parseLabels } from "../scheduler/labels.ts";
 import { DEFAULT_MAX_EXTRACTED_BYTES, DEFAULT_MAX_RATIO } from "../storage/zip_safety.ts";
 import { errorMessage } from "../storage/errors.ts";
 
@@ -19,7 +20,7 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** One option of `jobhead start`. */
+/** One option of `jobhead start` (and of `jobhead node` when marked so). */
 interface OptionSpec {
   /** The flag without its dashes; also the option's key in a `--config` file. */
   flag: string;
@@ -32,12 +33,18 @@ interface OptionSpec {
   /** As the usage text shows it; absent: none. */
   default?: string;
   help: string;
+  /** `jobhead node` takes it too (every option is `jobhead start`'s). */
+  node?: true;
 }
+
+/** The commands that take options: the head, and a worker node. */
+export type Command = "start" | "node";
 
 /** Every option of `jobhead start`, in the order the usage text lists them. */
 export const OPTIONS = [
   {
     flag: "config",
+    node: true,
     env: "JOBHEAD_CONFIG",
     kind: "string",
     placeholder: "FILE",
@@ -45,6 +52,7 @@ export const OPTIONS = [
   },
   {
     flag: "host",
+    node: true,
     env: "JOBHEAD_HOST",
     kind: "string",
     placeholder: "HOST",
@@ -53,6 +61,7 @@ export const OPTIONS = [
   },
   {
     flag: "port",
+    node: true,
     env: "JOBHEAD_PORT",
     kind: "string",
     placeholder: "PORT",
@@ -61,6 +70,7 @@ export const OPTIONS = [
   },
   {
     flag: "data-dir",
+    node: true,
     env: "JOBHEAD_DATA_DIR",
     kind: "string",
     placeholder: "DIR",
@@ -75,6 +85,7 @@ export const OPTIONS = [
     default: "kv",
     help:
       "where jobs, actors and deployments are kept: kv, the data directory's Deno KV, or a PostgreSQL database, postgres://USER@HOST:PORT/DB (several heads and nodes may share one); its password from the URL, --store-password-file or PGPASSWORD",
+    node: true,
   },
   {
     flag: "store-password-file",
@@ -83,9 +94,11 @@ export const OPTIONS = [
     placeholder: "FILE",
     help:
       "read the PostgreSQL store's password from FILE (a password in the URL is visible in the process list)",
+    node: true,
   },
   {
     flag: "token",
+    node: true,
     env: "JOBHEAD_AUTH_TOKEN",
     kind: "string",
     placeholder: "TOKEN",
@@ -94,6 +107,7 @@ export const OPTIONS = [
   },
   {
     flag: "token-file",
+    node: true,
     env: "JOBHEAD_TOKEN_FILE",
     kind: "string",
     placeholder: "FILE",
@@ -123,6 +137,7 @@ export const OPTIONS = [
   },
   {
     flag: "stop-wait-s",
+    node: true,
     env: "JOBHEAD_STOP_WAIT_S",
     kind: "string",
     placeholder: "SECONDS",
@@ -139,6 +154,7 @@ export const OPTIONS = [
   },
   {
     flag: "log-max-bytes",
+    node: true,
     env: "JOBHEAD_LOG_MAX_BYTES",
     kind: "string",
     placeholder: "N",
@@ -147,6 +163,7 @@ export const OPTIONS = [
   },
   {
     flag: "log-retention-days",
+    node: true,
     env: "JOBHEAD_LOG_RETENTION_DAYS",
     kind: "string",
     placeholder: "D",
@@ -155,6 +172,7 @@ export const OPTIONS = [
   },
   {
     flag: "tail-idle-timeout-s",
+    node: true,
     env: "JOBHEAD_TAIL_IDLE_TIMEOUT_S",
     kind: "string",
     placeholder: "S",
@@ -171,6 +189,7 @@ export const OPTIONS = [
   },
   {
     flag: "max-log-tails",
+    node: true,
     env: "JOBHEAD_MAX_LOG_TAILS",
     kind: "string",
     placeholder: "N",
@@ -179,6 +198,7 @@ export const OPTIONS = [
   },
   {
     flag: "header-timeout-s",
+    node: true,
     env: "JOBHEAD_HEADER_TIMEOUT_S",
     kind: "string",
     placeholder: "S",
@@ -188,6 +208,7 @@ export const OPTIONS = [
   },
   {
     flag: "max-connections",
+    node: true,
     env: "JOBHEAD_MAX_CONNECTIONS",
     kind: "string",
     placeholder: "N",
@@ -196,6 +217,7 @@ export const OPTIONS = [
   },
   {
     flag: "max-package-extract-bytes",
+    node: true,
     env: "JOBHEAD_MAX_PACKAGE_EXTRACT_BYTES",
     kind: "string",
     placeholder: "N",
@@ -204,6 +226,7 @@ export const OPTIONS = [
   },
   {
     flag: "max-package-ratio",
+    node: true,
     env: "JOBHEAD_MAX_PACKAGE_RATIO",
     kind: "string",
     placeholder: "R",
@@ -212,6 +235,7 @@ export const OPTIONS = [
   },
   {
     flag: "log-format",
+    node: true,
     env: "JOBHEAD_LOG_FORMAT",
     kind: "string",
     placeholder: "text|json",
@@ -251,6 +275,7 @@ export const OPTIONS = [
   },
   {
     flag: "data-mode",
+    node: true,
     env: "JOBHEAD_DATA_MODE",
     kind: "string",
     placeholder: "MODE",
@@ -275,6 +300,7 @@ export const OPTIONS = [
   },
   {
     flag: "cgroup",
+    node: true,
     env: "JOBHEAD_CGROUP",
     kind: "string",
     placeholder: "auto|off",
@@ -284,6 +310,7 @@ export const OPTIONS = [
   },
   {
     flag: "num-cpus",
+    node: true,
     env: "JOBHEAD_NUM_CPUS",
     kind: "string",
     placeholder: "N",
@@ -292,6 +319,7 @@ export const OPTIONS = [
   },
   {
     flag: "num-gpus",
+    node: true,
     env: "JOBHEAD_NUM_GPUS",
     kind: "string",
     placeholder: "N",
@@ -300,6 +328,7 @@ export const OPTIONS = [
   },
   {
     flag: "memory",
+    node: true,
     env: "JOBHEAD_MEMORY",
     kind: "string",
     placeholder: "BYTES",
@@ -308,6 +337,7 @@ export const OPTIONS = [
   },
   {
     flag: "resources",
+    node: true,
     env: "JOBHEAD_RESOURCES",
     kind: "string",
     placeholder: "JSON",
@@ -340,13 +370,61 @@ export const OPTIONS = [
   },
   {
     flag: "enforce-cpu",
+    node: true,
     env: "JOBHEAD_ENFORCE_CPU",
     kind: "boolean",
     default: "false",
     help:
       "hold each job to its entrypoint_num_cpus with a cgroup CPU quota (cpu.max, or v1 cpu.cfs_quota_us) where writable",
   },
+  {
+    flag: "name",
+    env: "JOBHEAD_NODE_NAME",
+    kind: "string",
+    placeholder: "NAME",
+    help:
+      "this node's name in a cluster (the node:NAME resource pins jobs to it). Default: the host name",
+    node: true,
+  },
+  {
+    flag: "labels",
+    env: "JOBHEAD_LABELS",
+    kind: "string",
+    placeholder: "K=V,...",
+    help: "this node's labels in a cluster, matched by entrypoint_label_selector",
+    node: true,
+  },
+  {
+    flag: "node-timeout-s",
+    env: "JOBHEAD_NODE_TIMEOUT_S",
+    kind: "string",
+    placeholder: "S",
+    default: "10",
+    help:
+      "a node without a heartbeat for S seconds is DEAD: its jobs fail and what they held is free",
+  },
+  {
+    flag: "no-local-jobs",
+    env: "JOBHEAD_NO_LOCAL_JOBS",
+    kind: "boolean",
+    default: "false",
+    help: "in a cluster, run no jobs on this head: only on worker nodes",
+  },
+  {
+    flag: "placement",
+    env: "JOBHEAD_PLACEMENT",
+    kind: "string",
+    placeholder: "spread|pack",
+    default: "spread",
+    help:
+      "place each job on the node with the most CPU free (spread), or the least that holds it (pack)",
+  },
 ] as const satisfies readonly OptionSpec[];
+
+/** The options `command` takes. */
+function optionsOf(command: Command): readonly OptionSpec[] {
+  return (OPTIONS as readonly OptionSpec[]).filter((o) => command === "start" || o.node);
+}
 
 /** An option's flag name. */
 export type OptionName = typeof OPTIONS[number]["flag"];
@@ -378,13 +456,25 @@ function wrap(text: string, width: number): string[] {
 
 /** The usage text of `jobhead start`, every option with its environment twin and default. */
 export function startUsage(): string {
+  return usageOf("start");
+}
+
+/** The usage text of `jobhead node`. */
+export function nodeUsage(): string {
+  return usageOf("node");
+}
+
+function usageOf(command: Command): string {
   const lines = [
-    "Usage: jobhead start [options]",
+    command === "start"
+      ? "Usage: jobhead start [options]"
+      : "Usage: jobhead node --store postgres://USER@HOST:PORT/DB [options]\n" +
+        "Runs a worker node of a cluster: it runs the jobs placed on it and serves their logs.",
     "Each option can also be set by its environment variable or a --config file key (the",
     "flag's name); flags win over the environment, the environment over the file.",
     "",
   ];
-  for (const option of OPTIONS as readonly OptionSpec[]) {
+  for (const option of optionsOf(command)) {
     const flag = `  --${option.flag}${option.placeholder ? ` ${option.placeholder}` : ""}`;
     const twin = `${option.env}${
       option.default === undefined ? "" : `, default ${option.default}`
@@ -403,8 +493,12 @@ export function startUsage(): string {
  * Builds the configuration from `args`, `env` and the `--config` file they name.
  * Throws ConfigError with a message for the operator.
  */
-export function parseConfig(args: string[], env: Record<string, string | undefined>): HeadConfig {
-  const options = resolveOptions(args, env);
+export function parseConfig(
+  args: string[],
+  env: Record<string, string | undefined>,
+  command: Command = "start",
+): HeadConfig {
+  const options = resolveOptions(args, env, command);
   const host = options.string("host");
   const token = options.token();
   if (!token && !isLoopback(host)) {
@@ -452,7 +546,23 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     reserveAfterS: options.number("reserve-after-s", { fractional: true }),
     pendingTimeoutS: options.number("pending-timeout-s", { fractional: true }),
     enforceCpu: options.boolean("enforce-cpu"),
+    role: command === "start" ? "head" : "node",
+    nodeName: options.optional("name") ?? Deno.hostname(),
+    labels: parseLabelsOption(options.optional("labels")),
+    nodeTimeoutS: options.number("node-timeout-s", { fractional: true }),
+    localJobs: !options.boolean("no-local-jobs"),
+    placement: parseChoice("placement", options.string("placement"), ["spread", "pack"] as const),
   };
+}
+
+/** `--labels`: `k=v,…` as Ray's label rules allow. */
+function parseLabelsOption(text: string | undefined): Labels {
+  if (text === undefined) return {};
+  try {
+    return parseLabels(text);
+  } catch (err) {
+    throw new ConfigError(`Invalid --labels: ${errorMessage(err)}`);
+  }
 }
 
 /** `--store`: `kv`, or a URL that opening the store checks (it names what is wrong). */
@@ -567,7 +677,9 @@ interface ResolvedOptions {
 function resolveOptions(
   args: string[],
   env: Record<string, string | undefined>,
+  command: Command,
 ): ResolvedOptions {
+  const taken = optionsOf(command);
   let flags: Record<string, Raw | undefined>;
   try {
     flags = parseArgs({
@@ -575,17 +687,17 @@ function resolveOptions(
       strict: true,
       allowPositionals: false,
       options: Object.fromEntries(
-        OPTIONS.map((option) => [option.flag, {
+        taken.map((option) => [option.flag, {
           type: option.kind === "boolean" ? "boolean" as const : "string" as const,
           multiple: option.kind === "list",
         }]),
       ),
     }).values as Record<string, Raw | undefined>;
   } catch (err) {
-    throw new ConfigError(`${errorMessage(err)}\n${startUsage()}`);
+    throw new ConfigError(`${errorMessage(err)}\n${usageOf(command)}`);
   }
   const fromEnv: Record<string, Raw | undefined> = {};
-  for (const option of OPTIONS as readonly OptionSpec[]) {
+  for (const option of taken) {
     const text = env[option.env];
     if (text === undefined || text === "") continue;
     if (option.kind === "list") {
@@ -597,7 +709,7 @@ function resolveOptions(
     }
   }
   const configPath = (flags.config ?? fromEnv.config) as string | undefined;
-  const fromFile = configPath === undefined ? {} : readConfigFile(configPath);
+  const fromFile = configPath === undefined ? {} : readConfigFile(configPath, taken);
   const sources = [flags, fromEnv, fromFile];
   const first = (name: OptionName): Raw | undefined => {
     for (const source of sources) if (source[name] !== undefined) return source[name];
@@ -631,7 +743,7 @@ function resolveOptions(
  * Reads a `--config` file: TOML when its name ends in `.toml`, JSON otherwise, with the
  * flags' names as keys. Throws ConfigError naming the file and what is wrong.
  */
-function readConfigFile(path: string): Record<string, Raw> {
+function readConfigFile(path: string, taken: readonly OptionSpec[]): Record<string, Raw> {
   let text: string;
   try {
     text = Deno.readTextFileSync(path);
@@ -649,7 +761,7 @@ function readConfigFile(path: string): Record<string, Raw> {
   }
   const values: Record<string, Raw> = {};
   for (const [key, value] of Object.entries(parsed)) {
-    const option = (OPTIONS as readonly OptionSpec[]).find((o) => o.flag === key);
+    const option = taken.find((o) => o.flag === key);
     if (!option || option.flag === "config") {
       throw new ConfigError(`The config file ${path} has an unknown option "${key}"`);
     }

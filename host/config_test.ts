@@ -293,3 +293,38 @@ Deno.test("parseConfig() reads the scheduler's capacity and queue options", () =
     });
   }
 });
+
+Deno.test("parseConfig() for `jobhead node` takes the node's options and refuses the head's", () => {
+  const config = parseConfig(
+    ["--store", "postgres://u@db/x", "--name", "w1", "--labels", "zone=a, gpu=A100"],
+    { JOBHEAD_NUM_CPUS: "4" },
+    "node",
+  );
+  assert.equal(config.role, "node");
+  assert.equal(config.nodeName, "w1");
+  assert.deepEqual(config.labels, { zone: "a", gpu: "A100" });
+  assert.equal(config.numCpus, 4);
+  assert.equal(config.store, "postgres://u@db/x");
+  for (const flag of ["--no-local-jobs", "--placement=pack", "--minimal", "--node-timeout-s=3"]) {
+    assert.throws(() => parseConfig([flag], {}, "node"), ConfigError, flag);
+  }
+  // The environment twin of a head-only option means nothing to a node.
+  assert.equal(parseConfig([], { JOBHEAD_PLACEMENT: "nope" }, "node").placement, "spread");
+});
+
+Deno.test("parseConfig() reads the cluster options of a head", () => {
+  const defaults = parseConfig([], {});
+  assert.equal(defaults.store, "kv");
+  assert.equal(defaults.nodeTimeoutS, 10);
+  assert.equal(defaults.localJobs, true);
+  assert.equal(defaults.placement, "spread");
+  assert.equal(defaults.nodeName, Deno.hostname());
+  const config = parseConfig(["--no-local-jobs", "--placement", "pack"], {
+    JOBHEAD_NODE_TIMEOUT_S: "2.5",
+  });
+  assert.equal(config.localJobs, false);
+  assert.equal(config.placement, "pack");
+  assert.equal(config.nodeTimeoutS, 2.5);
+  assert.throws(() => parseConfig(["--placement", "random"], {}), /Invalid --placement/);
+  assert.throws(() => parseConfig(["--labels", "zone"], {}), /Invalid --labels: "zone"/);
+});

@@ -14,6 +14,7 @@ import { ShellSupervisor } from "../supervision/supervisor.ts";
 import { HeadMetrics } from "../modules/metrics/mod.ts";
 import { createApp } from "./app.ts";
 import { clusterRoutes, clusterState, createScheduler } from "./cluster.ts";
+import { ClusterLink } from "./cluster_link.ts";
 import { type HeadConfig, WITHHELD_ENV_NAMES } from "./config.ts";
 import { dataModes, ensureDataDir, lockDataDir, prepareDataDir } from "./datadir.ts";
 import { type HeadStore, openHeadStore } from "./store.ts";
@@ -26,7 +27,7 @@ import { loadModules, RouteTable } from "./loader.ts";
 import { createLogger } from "../kit/log.ts";
 import type { HeadInfo, HeadModule, ModuleContext, ModuleFactory } from "../kit/module.ts";
 import { openApiRoutes, type RouteSource } from "./openapi.ts";
-import { recoverRunningJobs } from "./recover.ts";
+import { fenceStrayJobs, recoverRunningJobs } from "./recover.ts";
 import { describeRoute } from "../kit/route_doc.ts";
 import { readGitCommit, snapshotRoutes } from "./snapshot.ts";
 import { sessionRoutes } from "./session.ts";
@@ -78,8 +79,12 @@ export async function startHead(
     throw err;
   }
   const kv = store.kv;
+  // A cluster's store: PostgreSQL, shared by its heads and nodes.
+  const shared = store.postgres;
   try {
     session = await loadSession(kv);
+    // In a cluster the session is the cluster's; each data directory is a node of its own.
+    if (shared) session = { ...session, nodeId: await loadNodeId(dataDir, modes.file) };
   } catch (err) {
     await store.close();
     workers.close();
@@ -105,9 +110,10 @@ export async function startHead(
     if (config.logFormat === "json") logger.info(line);
     else console.error(`jobhead: ${line}`);
   }
-  const scheduler = await createScheduler(config, {
-    nodeName: Deno.hostname(),
+  const { scheduler, total } = await createScheduler(config, {
+    nodeName: config.nodeName,
     logger: createLogger("scheduler"),
+    clustered: shared !== undefined,
   });
   const metrics = new HeadMetrics();
   const { actors: actorStore, ...stores } = metrics.timeStores({
@@ -121,6 +127,20 @@ export async function startHead(
   });
   if (config.recover) await recoverRunningJobs(stores.jobs, dataDir, logger);
   const events = new EventBus();
+  const runsJobs = config.role === "node" || config.localJobs;
+  const cluster = shared && new ClusterLink({
+    store: shared,
+    jobs: stores.jobs,
+    events,
+    scheduler,
+    logger: createLogger("cluster"),
+    nodeTimeoutS: config.nodeTimeoutS,
+    maySchedule: config.role === "head",
+    token: config.token,
+    node: runsJobs
+      ? { name: config.nodeName, id: info.nodeId, address: "", total, labels: config.labels }
+      : undefined,
+  });
   const actors = new ActorRegistry(actorStore, events);
   const shutdownController = new AbortController();
   const headConfig = { ...config, dataDir };
@@ -130,13 +150,13 @@ export async function startHead(
   const moduleRoutes = new Map<HeadModule, Hono>();
   const hostRoutes = snapshotRoutes(() => modules, info, {
     logger,
-    sections: () => ({ cluster: clusterState(scheduler) }),
+    sections: () => ({ cluster: clusterState(scheduler, cluster) }),
   }).get(
     "/-/healthz",
     describeRoute({ summary: "Answers `ok` while the head serves", response: PLAIN_TEXT }),
     (c) => c.text("ok"),
   ).route("/", sessionRoutes(config.token)).route("/", openApiRoutes(() => routeSources(), info))
-    .route("/", metrics.routes()).route("/", clusterRoutes(scheduler));
+    .route("/", metrics.routes()).route("/", clusterRoutes(scheduler, cluster));
   const routeSources = (): RouteSource[] => [
     { name: "head", routes: hostRoutes.routes },
     ...modules.flatMap((m) => {
@@ -175,6 +195,7 @@ export async function startHead(
       actors,
       supervisor,
       scheduler,
+      cluster,
       workers,
       metrics: metrics.forModule(module.name),
       signal: shutdownController.signal,
@@ -207,6 +228,26 @@ export async function startHead(
   });
   const addr = gate.addr;
   info.address = `http://${formatHost(addr.hostname)}:${addr.port}`;
+  if (cluster) {
+    try {
+      await cluster.join(reachableAddress(info.address));
+      if (runsJobs) {
+        await fenceStrayJobs(stores.jobs, supervisor, {
+          dataDir,
+          node: config.nodeName,
+          logger,
+        });
+      }
+    } catch (err) {
+      await gate.shutdown(0);
+      scheduler.close();
+      await supervisor.close();
+      workers.close();
+      await store.close();
+      lock.close();
+      throw err;
+    }
+  }
 
   const modulesBefore = modules.length;
   for (const module of [...modules]) {
@@ -219,6 +260,7 @@ export async function startHead(
     }
   }
   if (modules.length < modulesBefore) app = buildApp(); // without the routes of those skipped
+  cluster?.startScheduling(); // once the modules are ready to schedule
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () => {
@@ -232,6 +274,7 @@ export async function startHead(
           logger.error(`module "${module.name}" failed to stop:`, err);
         }
       }
+      await cluster?.close();
       scheduler.close();
       await supervisor.close();
       workers.close();
@@ -250,12 +293,46 @@ async function loadSession(kv: KvStore): Promise<{ name: string; nodeId: string 
   const existing = await kv.get<{ name: string; nodeId: string }>(key);
   if (existing.value) return existing.value;
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "_").slice(0, 15);
-  const hex = (n: number) =>
-    Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => b.toString(16).padStart(2, "0"))
-      .join("");
-  const session = { name: `session_${stamp}_${hex(4)}`, nodeId: hex(28) };
+  const session = { name: `session_${stamp}_${randomHex(4)}`, nodeId: randomHex(28) };
   const result = await kv.atomic().check(existing).set(key, session).commit();
   return result.ok ? session : (await kv.get<{ name: string; nodeId: string }>(key)).value!;
+}
+
+/**
+ * In a cluster, this data directory's node id: made once, then kept in the directory. A
+ * process that holds the directory's lock is the only one of that node, so its row may be
+ * taken over at once, however the previous process of the directory ended.
+ */
+async function loadNodeId(dataDir: string, fileMode: number): Promise<string> {
+  const path = join(dataDir, "node_id");
+  try {
+    const id = (await Deno.readTextFile(path)).trim();
+    if (/^[0-9a-f]{56}$/.test(id)) return id;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const id = randomHex(28);
+  await Deno.writeTextFile(path, `${id}\n`, { mode: fileMode });
+  return id;
+}
+
+/** `n` random bytes in hex. */
+function randomHex(n: number): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(n)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}
+
+/**
+ * The address other machines reach a process at: one listening on every address (0.0.0.0,
+ * ::) is reached by its host name.
+ */
+function reachableAddress(address: string): string {
+  const url = new URL(address);
+  if (url.hostname !== "0.0.0.0" && url.hostname !== "[::]") return address;
+  return `http://${Deno.hostname()}:${url.port}`;
 }
 
 function formatHost(hostname: string): string {

@@ -7,7 +7,9 @@
 import { z } from "zod";
 import { ACTOR_ENV, supervisedCommandOf } from "../supervision/supervisor.ts";
 import { groupProcessesByEnv, readStat } from "../supervision/procfs.ts";
-import { type Job, JobId, RuntimeEnv } from "../kit/job_record.ts";
+import { isTerminal, type Job, JobId, type JobStatus, RuntimeEnv } from "../kit/job_record.ts";
+import type { Supervisor } from "../kit/supervision.ts";
+import { jobsToFence, type StoredRun } from "../scheduler/liveness.ts";
 import { jobIdOfSupervisor } from "../modules/jobs/supervisor_actors.ts";
 import type { JobStore } from "../storage/jobs.ts";
 import { ConflictError } from "../storage/errors.ts";
@@ -195,4 +197,37 @@ function parseEnviron(text: string): Record<string, string> {
     if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
   }
   return env;
+}
+
+/**
+ * In a cluster, at a node's start: kills the supervised jobs of this data directory that
+ * the store ended, deleted or gave to another node while the node was away (it was
+ * declared DEAD and its jobs FAILED): fencing. Returns their ids.
+ */
+export async function fenceStrayJobs(
+  jobs: JobStore<Job>,
+  supervisor: Supervisor,
+  options: { dataDir: string; node: string; logger: Logger },
+): Promise<string[]> {
+  const found = new Map<string, FoundSupervisor>();
+  const stored = new Map<string, StoredRun>();
+  for (const supervised of await findSupervisors(options.dataDir)) {
+    const id = jobIdOfActor(supervised.actorId);
+    if (id === undefined) continue;
+    const job = await jobs.get(id);
+    found.set(id, supervised);
+    stored.set(id, { status: job?.status, node: job?.node?.name });
+  }
+  const stray = jobsToFence(options.node, stored, (status) => isTerminal(status as JobStatus));
+  for (const id of stray) {
+    const { actorId, pid, startTicks } = found.get(id)!;
+    // Its end is the store's already: nothing to record.
+    const ended = () => Promise.resolve(true);
+    const process = await supervisor.adopt(actorId, { pid, start_ticks: startTicks }, ended);
+    options.logger.warn(
+      `job "${id}" ended or moved while this node was away: killing its processes (pid ${pid})`,
+    );
+    await process.stop(0);
+  }
+  return stray;
 }

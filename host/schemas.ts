@@ -36,6 +36,10 @@ export const ClusterNode = z.object({
   gpus_in_use: z.array(z.number().int()),
   running: z.number().int(),
   pending: z.number().int(),
+  /** In a cluster: its agent's address. */
+  address: z.string().optional(),
+  /** In a cluster: its labels (`entrypoint_label_selector` matches them). */
+  labels: z.record(z.string(), z.string()).optional(),
 });
 
 /** The body of `GET /api/cluster`. */

@@ -1,5 +1,7 @@
 /** What the head was configured with, as modules read it (`ModuleContext.config`); parsed in host/config.ts. */
 import type { LogFormat } from "./log.ts";
+import type { Labels } from "../scheduler/labels.ts";
+import type { PlacementStrategy } from "../scheduler/admission.ts";
 
 /** Everything the head is configured with. */
 export interface HeadConfig {
@@ -76,4 +78,16 @@ export interface HeadConfig {
   pendingTimeoutS: number;
   /** Hold each job to its entrypoint_num_cpus with cgroup cpu.max where writable. */
   enforceCpu: boolean;
+  /** A head (`jobhead start`) or a worker node (`jobhead node`). */
+  role: "head" | "node";
+  /** This node's name in a cluster. */
+  nodeName: string;
+  /** This node's labels in a cluster. */
+  labels: Labels;
+  /** A node silent this long is declared DEAD. */
+  nodeTimeoutS: number;
+  /** In a cluster, this head runs jobs too (unless `--no-local-jobs`). */
+  localJobs: boolean;
+  /** How the scheduler picks among the nodes a job fits. */
+  placement: PlacementStrategy;
 }

@@ -11,10 +11,13 @@ const log = createLogger("events");
  * or a deployment is one.
  */
 export type HeadEvent =
-  /** A job was submitted, or its record changed. */
-  | { type: "job"; job: Job }
+  /**
+   * A job was submitted, or its record changed; `remote`: the change was made by another
+   * process of the cluster (and is stored already).
+   */
+  | { type: "job"; job: Job; remote?: true }
   /** A job and its log were deleted; its supervisor actor's record goes with it. */
-  | { type: "job-deleted"; jobId: string }
+  | { type: "job-deleted"; jobId: string; remote?: true; node?: string }
   /** An actor's record was created or changed. */
   | { type: "actor"; actor: Actor }
   /** An actor's record was removed (its job was deleted, or it passed actor retention). */

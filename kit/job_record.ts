@@ -69,6 +69,8 @@ export const Job = z.object({
   entrypoint_resources: z.record(z.string(), z.number()),
   /** Higher starts first (jobhead's addition); absent (records from before it): 0. */
   priority: z.number().int().optional(),
+  /** The labels its node must have (Ray's `entrypoint_label_selector`); absent: any node. */
+  entrypoint_label_selector: z.record(z.string(), z.string()).optional(),
   /** GPU indices the job holds while it runs (CUDA_VISIBLE_DEVICES), once it started. */
   gpus: z.array(z.number().int()).optional(),
   message: z.string(),
@@ -79,6 +81,11 @@ export const Job = z.object({
   driver_exit_code: z.number().int().nullable(),
   supervisor: SupervisorIdentity.nullable(),
   stop_requested_at: z.number().nullable(),
+  /**
+   * The node it is placed on, in a cluster (PostgreSQL store): its name, Ray node id and
+   * agent address; absent on a single machine and while it waits to be placed.
+   */
+  node: z.object({ name: z.string(), id: z.string(), address: z.string() }).optional(),
   /** When log retention removed the job's log; absent while it is kept. */
   log_removed_at: z.number().optional(),
 });

@@ -1,5 +1,6 @@
 /** The contract between the head and its plugin modules (DESIGN.md, "The head and its modules"). */
 import type { KvStore } from "../storage/kv.ts";
+import type { Cluster } from "./cluster.ts";
 import type { Hono } from "hono";
 import type { JobStore } from "../storage/jobs.ts";
 import type { LogStore } from "../storage/logs.ts";
@@ -134,6 +135,8 @@ export interface ModuleContext {
    * needs resources) wait in it until they fit.
    */
   scheduler: Scheduler;
+  /** The cluster this process is part of (PostgreSQL store); absent on a single machine. */
+  cluster?: Cluster;
   /** Runs CPU-heavy functions in workers, off the event loop; shared by all modules. */
   workers: WorkerPool;
   /** Registers the module's own metrics, served at `GET /metrics` as `jobhead_<name>_…`. */

@@ -6,6 +6,7 @@
  * back smaller ones behind it (backfill), but once it has waited `reserveAfterMs`, what it
  * needs is set aside on the node where it fits best, as it frees up, so it cannot starve.
  */
+import { formatSelector, type LabelCondition, type Labels, matchesSelector } from "./labels.ts";
 import { fits, formatAmount, type Resources, shortOf, subtractResources } from "./resources.ts";
 
 /** A node as the scheduler sees it. */
@@ -19,6 +20,8 @@ export interface NodeState {
   gpusInUse: readonly number[];
   /** Jobs running on it now. */
   running: number;
+  /** Its labels, for `entrypoint_label_selector`; absent: none. */
+  labels?: Labels;
 }
 
 /** A job waiting to start. */
@@ -30,6 +33,8 @@ export interface PendingJob {
   seq: number;
   /** When it started waiting (ms since the epoch). */
   queuedAt: number;
+  /** The labels a node must have to run it (`entrypoint_label_selector`); absent: any. */
+  selector?: readonly LabelCondition[];
 }
 
 /** A job to start now. */
@@ -47,7 +52,15 @@ export interface AdmissionPolicy {
   reserveAfterMs: number;
   /** At most this many jobs run at once over all nodes; undefined: no limit. */
   maxRunningJobs?: number;
+  /**
+   * Among the nodes a job fits: `spread` (the default) takes the one with the most CPU
+   * free, `pack` the one with the least, filling a node before the next.
+   */
+  placement?: PlacementStrategy;
 }
+
+/** How a job is placed among the nodes it fits (`--placement`). */
+export type PlacementStrategy = "spread" | "pack";
 
 /** The outcome: who starts where, and which waiting jobs have resources set aside. */
 export interface AdmissionResult {
@@ -71,21 +84,25 @@ export function admit(
   queue: readonly PendingJob[],
   policy: AdmissionPolicy,
 ): AdmissionResult {
-  const free = new Map(nodes.map((node) => [node.name, subtractResources(node.total, node.used)]));
-  const gpusInUse = new Map(nodes.map((node) => [node.name, new Set(node.gpusInUse)]));
+  const free = new Map(nodes.map((node) => [node.name, freeOnNode(node)]));
+  /** GPU indices in use, by node: made for a node when a job of it asks for GPUs. */
+  const gpusInUse = new Map<string, Set<number>>();
   let running = nodes.reduce((sum, node) => sum + node.running, 0);
   const placements: Placement[] = [];
   const reserved = new Map<string, string>();
   /** Demands that found no node in this pass (until a reservation changes nothing back). */
   const refused = new Set<string>();
+  const order = new PlacementOrder(nodes, free, policy.placement ?? "spread");
   for (const job of queue) {
     if (policy.maxRunningJobs !== undefined && running >= policy.maxRunningJobs) break;
-    const signature = signatureOf(job.demand);
-    const node = refused.has(signature) ? undefined : placeOn(nodes, free, job.demand);
+    const signature = signatureOf(job);
+    const node = refused.has(signature) ? undefined : order.placeOn(job);
     if (node) {
-      const gpus = pickGpus(node.total.GPU ?? 0, gpusInUse.get(node.name)!, job.demand.GPU ?? 0);
-      for (const gpu of gpus) gpusInUse.get(node.name)!.add(gpu);
-      free.set(node.name, subtractResources(free.get(node.name)!, job.demand));
+      let inUse = gpusInUse.get(node.name);
+      if (!inUse) gpusInUse.set(node.name, inUse = new Set(node.gpusInUse));
+      const gpus = pickGpus(node.total.GPU ?? 0, inUse, job.demand.GPU ?? 0);
+      for (const gpu of gpus) inUse.add(gpu);
+      order.take(node, job.demand);
       placements.push({ id: job.id, node: node.name, gpus });
       running++;
       continue;
@@ -93,14 +110,74 @@ export function admit(
     refused.add(signature);
     if (policy.now - job.queuedAt >= policy.reserveAfterMs) {
       // Set aside on the node that could hold it and lacks the least of what it needs.
-      const target = reservationNode(nodes, free, job.demand);
+      const target = reservationNode(nodes, free, job.demand, job.selector);
       if (target) {
-        free.set(target.name, subtractResources(free.get(target.name)!, job.demand));
+        order.take(target, job.demand);
         reserved.set(job.id, target.name);
       }
     }
   }
   return { placements, reserved };
+}
+
+/**
+ * The nodes in the order a job tries them: the most CPU free first (spread) or the least
+ * (pack), ties in the nodes' own order. Sorted once a pass places a second job (the first
+ * takes one walk of the nodes), then kept sorted as jobs take what is free, so a placement
+ * costs a walk to the first node that holds it, not a walk of every node.
+ */
+class PlacementOrder {
+  #nodes: readonly NodeState[];
+  #sorted?: NodeState[];
+  #free: Map<string, Resources>;
+  #compare: (a: NodeState, b: NodeState) => number;
+
+  constructor(
+    nodes: readonly NodeState[],
+    free: Map<string, Resources>,
+    strategy: PlacementStrategy,
+  ) {
+    this.#nodes = nodes;
+    this.#free = free;
+    const index = new Map(nodes.map((node, i) => [node.name, i]));
+    const cpu = (node: NodeState) => free.get(node.name)!.CPU ?? 0;
+    this.#compare = (a, b) =>
+      (strategy === "spread" ? cpu(b) - cpu(a) : cpu(a) - cpu(b)) ||
+      index.get(a.name)! - index.get(b.name)!;
+  }
+
+  /** The first node in the order whose labels match `job`'s selector and where it fits. */
+  placeOn(job: PendingJob): NodeState | undefined {
+    const holds = (node: NodeState) =>
+      fits(this.#free.get(node.name)!, job.demand) && gpuIndicesSuffice(node, job.demand) &&
+      (!job.selector || matchesSelector(node.labels ?? {}, job.selector));
+    if (this.#sorted) return this.#sorted.find(holds);
+    let best: NodeState | undefined;
+    for (const node of this.#nodes) {
+      if (holds(node) && (!best || this.#compare(node, best) < 0)) best = node;
+    }
+    return best;
+  }
+
+  /** `node` gives `demand` of what it has free: it moves to its new place in the order. */
+  take(node: NodeState, demand: Resources): void {
+    if (!this.#sorted) {
+      this.#free.set(node.name, subtractResources(this.#free.get(node.name)!, demand));
+      this.#sorted = [...this.#nodes].sort(this.#compare);
+      return;
+    }
+    const nodes = this.#sorted;
+    nodes.splice(nodes.indexOf(node), 1);
+    this.#free.set(node.name, subtractResources(this.#free.get(node.name)!, demand));
+    let low = 0;
+    let high = nodes.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.#compare(nodes[middle], node) < 0) low = middle + 1;
+      else high = middle;
+    }
+    nodes.splice(low, 0, node);
+  }
 }
 
 /** What a waiting job is told, besides the nodes: its place and the queue's state. */
@@ -113,6 +190,8 @@ export interface WaitContext {
   setAside?: ReadonlyMap<string, Resources>;
   /** `--max-running-jobs`, when it is what holds the job back. */
   slotsFull?: number;
+  /** The job's `entrypoint_label_selector`, parsed. */
+  selector?: readonly LabelCondition[];
 }
 
 /**
@@ -128,11 +207,18 @@ export function waitingReason(
   if (context.slotsFull !== undefined) {
     return `Waiting for a running slot: --max-running-jobs ${context.slotsFull} reached; ${ahead}`;
   }
+  const selector = context.selector ?? [];
+  const matching = nodes.filter((node) => matchesSelector(node.labels ?? {}, selector));
+  if (matching.length === 0) {
+    return selector.length > 0
+      ? `Waiting for a node with labels ${formatSelector(selector)}: no node has them; ${ahead}`
+      : `Waiting for a node: none is alive; ${ahead}`;
+  }
   const free = new Map(nodes.map((node) => {
     const aside = context.setAside?.get(node.name) ?? {};
     return [node.name, subtractResources(subtractResources(node.total, node.used), aside)];
   }));
-  const node = reservationNode(nodes, free, demand) ?? nodes[0];
+  const node = reservationNode(matching, free, demand) ?? matching[0];
   const available = node ? free.get(node.name)! : {};
   const short = shortOf(available, demand);
   const needs = (short.length > 0 ? short : Object.keys(demand)).map((name) => {
@@ -145,17 +231,33 @@ export function waitingReason(
   return `Waiting for resources: needs ${needs.join("; ")}; ${ahead}${reserved}`;
 }
 
+/** What is free on a node, by the `used` object it was worked out from (each is a node's). */
+const freeByUse = new WeakMap<Resources, { total: Resources; free: Resources }>();
+
+/** `node.total - node.used`, worked out once per `used` object. */
+export function freeOnNode(node: NodeState): Resources {
+  if (Object.keys(node.used).length === 0) return node.total;
+  const known = freeByUse.get(node.used);
+  if (known?.total === node.total) return known.free;
+  const free = subtractResources(node.total, node.used);
+  freeByUse.set(node.used, { total: node.total, free });
+  return free;
+}
+
 const signatures = new WeakMap<Resources, string>();
 
-/** A demand as a string, equal for equal demands; cached per demand object. */
-function signatureOf(demand: Resources): string {
-  let signature = signatures.get(demand);
+/**
+ * A job's demand and selector as a string, equal for jobs no node can tell apart; the
+ * demand's part cached per demand object.
+ */
+function signatureOf(job: PendingJob): string {
+  let signature = signatures.get(job.demand);
   if (signature === undefined) {
-    signature = Object.entries(demand).sort(([a], [b]) => a < b ? -1 : 1)
+    signature = Object.entries(job.demand).sort(([a], [b]) => a < b ? -1 : 1)
       .map(([name, amount]) => `${name}=${amount}`).join(",");
-    signatures.set(demand, signature);
+    signatures.set(job.demand, signature);
   }
-  return signature;
+  return job.selector?.length ? `${signature}|${JSON.stringify(job.selector)}` : signature;
 }
 
 /**
@@ -204,29 +306,17 @@ function gpuIndicesSuffice(node: NodeState, demand: Resources): boolean {
   return Math.ceil(demand.GPU ?? 0) <= (node.total.GPU ?? 0);
 }
 
-/** The node to start `demand` on now: of those it fits, the one with the most CPU free. */
-function placeOn(
-  nodes: readonly NodeState[],
-  free: ReadonlyMap<string, Resources>,
-  demand: Resources,
-): NodeState | undefined {
-  let best: NodeState | undefined;
-  for (const node of nodes) {
-    if (!fits(free.get(node.name)!, demand) || !gpuIndicesSuffice(node, demand)) continue;
-    if (!best || (free.get(node.name)!.CPU ?? 0) > (free.get(best.name)!.CPU ?? 0)) best = node;
-  }
-  return best;
-}
-
 function reservationNode(
   nodes: readonly NodeState[],
   free: ReadonlyMap<string, Resources>,
   demand: Resources,
+  selector?: readonly LabelCondition[],
 ): NodeState | undefined {
   let best: NodeState | undefined;
   let bestShort = Infinity;
   for (const node of nodes) {
     if (!fitsWhole(node, demand)) continue;
+    if (selector && !matchesSelector(node.labels ?? {}, selector)) continue;
     const lacking = subtractResources(demand, free.get(node.name)!);
     const short = Object.values(lacking).filter((amount) => amount > 0)
       .reduce((sum, amount) => sum + amount, 0);

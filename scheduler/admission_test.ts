@@ -9,6 +9,7 @@ import {
   queueOrder,
   waitingReason,
 } from "./admission.ts";
+import { parseSelector } from "./labels.ts";
 
 const GiB = 1024 ** 3;
 
@@ -200,4 +201,69 @@ Deno.test("impossibleDemand() names what no node could ever hold", () => {
   );
   const two = [node({ CPU: 8 }, {}, { name: "a" }), node({ GPU: 1 }, {}, { name: "b" })];
   assert.match(impossibleDemand(two, { CPU: 1, GPU: 1 })!.message, /no node has all/);
+});
+
+Deno.test("admit() spreads jobs over nodes by default and packs them with pack", () => {
+  const nodes = [node({ CPU: 4 }, {}, { name: "a" }), node({ CPU: 4 }, {}, { name: "b" })];
+  const queue = [job("j1", { CPU: 1 }), job("j2", { CPU: 1 }), job("j3", { CPU: 1 })];
+  const spread = admitOrdered(nodes, queue, policy).placements.map((p) => p.node);
+  assert.deepEqual(spread, ["a", "b", "a"]);
+  const packed = admitOrdered(nodes, queue, { ...policy, placement: "pack" }).placements
+    .map((p) => p.node);
+  assert.deepEqual(packed, ["a", "a", "a"]);
+  // Pack still moves on when the fullest node cannot hold the job.
+  const full = [node({ CPU: 4 }, { CPU: 4 }, { name: "a" }), node({ CPU: 4 }, {}, { name: "b" })];
+  assert.deepEqual(
+    admitOrdered(full, [job("j1", { CPU: 1 })], { ...policy, placement: "pack" }).placements
+      .map((p) => p.node),
+    ["b"],
+  );
+});
+
+Deno.test("admit() places a job with a label selector only on nodes whose labels match", () => {
+  const nodes = [
+    node({ CPU: 8 }, {}, { name: "a", labels: { region: "us" } }),
+    node({ CPU: 2 }, {}, { name: "b", labels: { region: "eu" } }),
+  ];
+  const selector = parseSelector({ region: "eu" });
+  const result = admitOrdered(nodes, [
+    job("j1", { CPU: 1 }, { selector }),
+    job("j2", { CPU: 1 }, { selector }),
+    job("j3", { CPU: 1 }, { selector }),
+    job("j4", { CPU: 1 }),
+  ], policy);
+  assert.deepEqual(result.placements.map((p) => [p.id, p.node]), [
+    ["j1", "b"],
+    ["j2", "b"],
+    ["j4", "a"],
+  ]);
+  assert.equal(
+    waitingReason(nodes, { CPU: 1 }, { ahead: 0, reserved: false, selector }),
+    "Waiting for resources: needs CPU 1, 2 of 2 free; 0 jobs ahead",
+  );
+  assert.equal(
+    waitingReason(nodes, { CPU: 1 }, {
+      ahead: 2,
+      reserved: false,
+      selector: parseSelector({ region: "in(ap, sa)" }),
+    }),
+    "Waiting for a node with labels region in(ap, sa): no node has them; 2 jobs ahead",
+  );
+  assert.equal(
+    waitingReason([], { CPU: 1 }, { ahead: 0, reserved: false }),
+    "Waiting for a node: none is alive; 0 jobs ahead",
+  );
+});
+
+Deno.test("admit() honours a node:<name> pin like any resource", () => {
+  const nodes = [
+    node({ CPU: 8, "node:a": 1 }, {}, { name: "a" }),
+    node({ CPU: 2, "node:b": 1 }, {}, { name: "b" }),
+  ];
+  const result = admitOrdered(nodes, [
+    job("j1", { CPU: 1, "node:b": 0.001 }),
+    job("j2", { CPU: 1, "node:b": 0.001 }),
+    job("j3", { CPU: 1, "node:b": 0.001 }),
+  ], policy);
+  assert.deepEqual(result.placements.map((p) => p.node), ["b", "b"]);
 });

@@ -7,19 +7,24 @@
  */
 import {
   admit,
+  freeOnNode,
   impossibleDemand,
   type NodeState,
   type PendingJob,
   type Placement,
+  type PlacementStrategy,
   queueOrder,
   waitingReason,
 } from "./admission.ts";
+import type { Labels } from "./labels.ts";
 import { addResources, fieldOf, fits, type Resources, subtractResources } from "./resources.ts";
 
 /** A node and everything it has. */
 export interface NodeCapacity {
   name: string;
   total: Resources;
+  /** Its labels, for `entrypoint_label_selector`; absent: none. */
+  labels?: Labels;
 }
 
 /** A job waiting to start, as the scheduler is told it. */
@@ -75,6 +80,8 @@ export interface SchedulerOptions {
   nodes: NodeCapacity[];
   reserveAfterMs: number;
   maxRunningJobs?: number;
+  /** Among the nodes a job fits: the most CPU free (spread, the default) or the least (pack). */
+  placement?: PlacementStrategy;
 }
 
 /** Places queued jobs on nodes as capacity allows. */
@@ -85,6 +92,10 @@ export class Scheduler {
   #queue: QueuedJob[] = [];
   #queued = new Set<string>();
   #running = new Map<string, Allocation>();
+  /** By node: what its running jobs hold, kept as they start and end. */
+  #use = new Map<string, NodeUseCount>();
+  /** `#nodeStates()` as last made; undefined once a node or its use changed. */
+  #states?: NodeState[];
   /** From the last pass: waiting jobs whose resources are set aside, and where. */
   #reserved = new Map<string, string>();
   #passPending = false;
@@ -95,11 +106,32 @@ export class Scheduler {
 
   constructor(options: SchedulerOptions) {
     this.#options = options;
-    this.#nodes = options.nodes.map((node) => ({
-      name: node.name,
-      // Ray's `node:<name>` resource pins a job to a node: every node has its own.
-      total: { ...node.total, [`node:${node.name}`]: 1 },
-    }));
+    this.#nodes = options.nodes.map(withPin);
+  }
+
+  /**
+   * Adds a node (one already known gets the new capacity and labels): queued jobs that
+   * fit it start.
+   */
+  addNode(node: NodeCapacity): void {
+    this.#states = undefined;
+    const index = this.#nodes.findIndex((known) => known.name === node.name);
+    if (index < 0) this.#nodes.push(withPin(node));
+    else this.#nodes[index] = withPin(node);
+    this.#schedulePass();
+  }
+
+  /**
+   * Removes a node (it died): the jobs running on it no longer count, and their ids are
+   * returned. Queued jobs stay queued for the other nodes.
+   */
+  removeNode(name: string): string[] {
+    this.#states = undefined;
+    this.#nodes = this.#nodes.filter((node) => node.name !== name);
+    const lost = [...this.#running.values()].filter((a) => a.node === name).map((a) => a.id);
+    for (const id of lost) this.#stopRunning(id);
+    this.#schedulePass();
+    return lost;
   }
 
   /**
@@ -125,8 +157,9 @@ export class Scheduler {
     this.#queued.add(job.id);
     if (job.deadline !== undefined) this.#watchDeadline(job.deadline);
     // Nothing else changed: unless the new job could start now, a pass would decide as the
-    // last one did, at the cost of a walk of the whole queue.
-    if (this.#fitsNow(job.demand)) this.#schedulePass();
+    // last one did, at the cost of a walk of the whole queue. (One is coming already: no
+    // need to look.)
+    if (!this.#passPending && this.#fitsNow(job.demand)) this.#schedulePass();
   }
 
   /** Whether `demand` fits what is free on some node now, and a running slot is open. */
@@ -134,7 +167,7 @@ export class Scheduler {
     const max = this.#options.maxRunningJobs;
     if (max !== undefined && this.#running.size >= max) return false;
     return this.#nodeStates().some((node) =>
-      fits(subtractResources(node.total, node.used), demand) &&
+      fits(freeOnNode(node), demand) &&
       Math.ceil(demand.GPU ?? 0) <= (node.total.GPU ?? 0) - node.gpusInUse.length
     );
   }
@@ -157,12 +190,13 @@ export class Scheduler {
   /** Counts a job that runs without having been placed now (re-adopted at start). */
   hold(allocation: Allocation): void {
     this.cancel(allocation.id);
-    this.#running.set(allocation.id, allocation);
+    this.#stopRunning(allocation.id); // held already: counted once
+    this.#startRunning(allocation);
   }
 
   /** A running job ended: what it held is free again. */
   release(id: string): void {
-    if (this.#running.delete(id)) this.#schedulePass();
+    if (this.#stopRunning(id)) this.#schedulePass();
   }
 
   /** What a running job holds; undefined when it is not running. */
@@ -199,7 +233,13 @@ export class Scheduler {
       if (ids.has(job.id)) {
         reasons.set(
           job.id,
-          waitingReason(nodes, job.demand, { ahead, reserved, setAside, slotsFull }),
+          waitingReason(nodes, job.demand, {
+            ahead,
+            reserved,
+            setAside,
+            slotsFull,
+            selector: job.selector,
+          }),
         );
       }
       if (!reserved) continue;
@@ -254,19 +294,46 @@ export class Scheduler {
     clearTimeout(this.#deadlineTimer);
   }
 
-  #nodeStates(): NodeState[] {
-    return this.#nodes.map((node) => {
-      let used: Resources = {};
-      const gpusInUse: number[] = [];
-      let running = 0;
-      for (const allocation of this.#running.values()) {
-        if (allocation.node !== node.name) continue;
-        used = addResources(used, allocation.demand);
-        gpusInUse.push(...allocation.gpus);
-        running++;
-      }
-      return { name: node.name, total: node.total, used, gpusInUse, running };
+  /** Counts a running job in what its node holds. */
+  #startRunning(allocation: Allocation): void {
+    this.#states = undefined;
+    this.#running.set(allocation.id, allocation);
+    const use = this.#use.get(allocation.node) ?? { used: {}, gpusInUse: [], running: 0 };
+    this.#use.set(allocation.node, {
+      used: addResources(use.used, allocation.demand),
+      gpusInUse: [...use.gpusInUse, ...allocation.gpus],
+      running: use.running + 1,
     });
+  }
+
+  /** A running job no longer counts; false if it was not running. */
+  #stopRunning(id: string): boolean {
+    const allocation = this.#running.get(id);
+    if (!allocation) return false;
+    this.#states = undefined;
+    this.#running.delete(id);
+    const use = this.#use.get(allocation.node)!;
+    if (use.running === 1) {
+      this.#use.delete(allocation.node);
+      return true;
+    }
+    this.#use.set(allocation.node, {
+      used: subtractResources(use.used, allocation.demand),
+      gpusInUse: use.gpusInUse.filter((gpu) => !allocation.gpus.includes(gpu)),
+      running: use.running - 1,
+    });
+    return true;
+  }
+
+  /** Each node with what its running jobs hold; made again after a change only. */
+  #nodeStates(): NodeState[] {
+    this.#states ??= this.#nodes.map((node) => ({
+      name: node.name,
+      total: node.total,
+      labels: node.labels,
+      ...(this.#use.get(node.name) ?? NO_USE),
+    }));
+    return this.#states;
   }
 
   #schedulePass(): void {
@@ -284,6 +351,7 @@ export class Scheduler {
       now: Date.now(),
       reserveAfterMs: this.#options.reserveAfterMs,
       maxRunningJobs: this.#options.maxRunningJobs,
+      placement: this.#options.placement,
     });
     this.#reserved = reserved;
     if (placements.length === 0) return;
@@ -293,7 +361,7 @@ export class Scheduler {
       const placement = placed.get(job.id);
       if (!placement) return true;
       this.#queued.delete(job.id);
-      this.#running.set(job.id, { ...placement, demand: job.demand });
+      this.#startRunning({ ...placement, demand: job.demand });
       started.push([job, placement]);
       return false;
     });
@@ -332,6 +400,20 @@ export class Scheduler {
     for (const job of expired) this.#exited(job, "expired", now);
     for (const job of expired) job.onExpire?.();
   }
+}
+
+/** What a node's running jobs hold. */
+interface NodeUseCount {
+  used: Resources;
+  gpusInUse: number[];
+  running: number;
+}
+
+const NO_USE: NodeUseCount = { used: {}, gpusInUse: [], running: 0 };
+
+/** A node with Ray's `node:<name>` resource, which pins a job to it: every node has its own. */
+function withPin(node: NodeCapacity): NodeCapacity {
+  return { ...node, total: { ...node.total, [`node:${node.name}`]: 1 } };
 }
 
 /** What is free on `node`, every resource of its total named (0 included). */

@@ -48,6 +48,8 @@ export interface HeadOptions {
   env?: Record<string, string>;
   /** Marker put into the environment; reuse it to restart a head on the same data dir. */
   runId?: string;
+  /** `start` (a head, the default) or `node` (a worker node of a cluster). */
+  command?: "start" | "node";
 }
 
 /** A head started by `startHead`. */
@@ -86,12 +88,15 @@ export const EXIT_TIMEOUT_MS = 30_000;
 
 const REPO_DIR = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
 const MAIN_TS = `${REPO_DIR}/main.ts`;
-const LISTENING = /jobhead listening on (https?:\/\/\S+)/;
+const LISTENING = /jobhead (?:node \S+ )?listening on (https?:\/\/\S+)/;
 const MAX_OUTPUT_CHARS = 1 << 20;
 /** The kernel's task flag for a process that has begun exiting (linux/sched.h). */
 const PF_EXITING = 0x4;
 
-/** Starts a head on port 0 and resolves once it printed `jobhead listening on …`. */
+/**
+ * Starts a head (or a node) on port 0 and resolves once it printed `jobhead listening on …`
+ * (`jobhead node NAME listening on …`).
+ */
 export async function startHead(opts: HeadOptions = {}): Promise<RunningHead> {
   const runId = opts.runId ?? crypto.randomUUID();
   const ownDir = opts.dataDir === undefined;
@@ -110,7 +115,7 @@ export async function startHead(opts: HeadOptions = {}): Promise<RunningHead> {
     // As `deno task start`: the head reads /proc, which Deno grants only with --allow-all.
     "--allow-all",
     MAIN_TS,
-    "start",
+    opts.command ?? "start",
     "--port",
     "0",
     "--data-dir",

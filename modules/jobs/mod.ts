@@ -57,6 +57,7 @@ export function createModule(): HeadModule {
       });
     },
     async start(ctx) {
+      service?.joinCluster(); // in a cluster: other processes' changes, scheduling
       await service?.adoptRunningJobs(); // jobs the previous head left running
       await supervisorActors?.resync(); // what a previous head left unrecorded
       service?.maintainLogs(ctx.signal);

@@ -11,6 +11,7 @@ import { describeRoute } from "../../kit/route_doc.ts";
 import type { LogFollowers } from "./log_follower.ts";
 import { LogLines } from "./log_lines.ts";
 import { rawLogResponse } from "./raw_log.ts";
+import { proxyToNode, relayTail } from "./node_proxy.ts";
 import { wholeLogJson } from "./whole_log.ts";
 import {
   DeleteJobResponse,
@@ -187,8 +188,9 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
   app.get("/api/jobs/:id/logs", logsDoc, async (c) => {
     const query = parseInput(LogsQuery, c.req.query(), "query");
     const id = jobIdParam(c);
+    const node = jobs.nodeElsewhere(await jobs.get(id)); // 404 before the answer starts
+    if (node) return await proxyToNode(node, c.req.raw, jobs.clusterToken);
     if (query.offset === undefined && query.limit === undefined) {
-      await jobs.get(id); // 404 before the answer starts
       const body = wholeLogJson(jobs.logStore, id);
       return c.body(body, 200, { "content-type": "application/json" });
     }
@@ -212,7 +214,8 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
   });
   app.get("/api/jobs/:id/logs/raw", rawDoc, async (c) => {
     const id = jobIdParam(c);
-    await jobs.get(id);
+    const node = jobs.nodeElsewhere(await jobs.get(id));
+    if (node) return await proxyToNode(node, c.req.raw, jobs.clusterToken);
     const gap = jobs.logStore.gapOf(id);
     const headers: Record<string, string> = gap
       ? { "x-jobhead-log-gap": `${gap.start}-${gap.end}` }
@@ -234,7 +237,8 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
       throw new ValidationError("Invalid request: query: give either offset or line");
     }
     const id = jobIdParam(c);
-    await jobs.get(id);
+    const node = jobs.nodeElsewhere(await jobs.get(id));
+    if (node) return await proxyToNode(node, c.req.raw, jobs.clusterToken);
     const path = jobs.logPath(id);
     const gapEnd = jobs.logStore.gapOf(id)?.end;
     const size = await jobs.logStore.size(id);
@@ -261,7 +265,8 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
   app.get("/api/jobs/:id/logs/search", searchDoc, async (c) => {
     const query = parseInput(LogSearchQuery, c.req.query(), "query");
     const id = jobIdParam(c);
-    await jobs.get(id);
+    const node = jobs.nodeElsewhere(await jobs.get(id));
+    if (node) return await proxyToNode(node, c.req.raw, jobs.clusterToken);
     const result = await lines.search(id, jobs.logPath(id), query.q, {
       from: query.from,
       backward: query.direction === "backward",
@@ -284,9 +289,12 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
   app.get("/api/jobs/:id/logs/tail", tailDoc, async (c) => {
     const { offset } = parseInput(LogsQuery, c.req.query(), "query");
     const id = jobIdParam(c);
-    await jobs.get(id); // 404 before the upgrade
+    const node = jobs.nodeElsewhere(await jobs.get(id)); // 404 before the upgrade
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       throw new ValidationError("This endpoint is a WebSocket: send an Upgrade: websocket request");
+    }
+    if (node) {
+      return await relayTail(node, c.req.raw, jobs.clusterToken, options.idleTimeoutS);
     }
     if (openTails >= options.maxTails) {
       throw new UnavailableError(
@@ -360,12 +368,13 @@ export function toDetails(job: Job, info: HeadInfo): JobDetails {
     driver_info: job.supervisor
       ? {
         id: actorIdOf(job.id),
-        node_ip_address: new URL(info.address).hostname,
+        node_ip_address: new URL(job.node?.address ?? info.address).hostname,
         pid: String(job.supervisor.pid),
       }
       : null,
-    driver_node_id: info.nodeId,
-    driver_agent_http_address: info.address,
+    // In a cluster, the node it is placed on.
+    driver_node_id: job.node?.id ?? info.nodeId,
+    driver_agent_http_address: job.node?.address ?? info.address,
     driver_exit_code: job.driver_exit_code,
     entrypoint_num_cpus: job.entrypoint_num_cpus,
     entrypoint_num_gpus: job.entrypoint_num_gpus,

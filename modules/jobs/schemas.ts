@@ -32,7 +32,7 @@ export const SubmitJobRequest = z.strictObject({
   entrypoint_num_gpus: NonNegative.nullish(),
   entrypoint_memory: z.number().int().nonnegative().nullish(),
   entrypoint_resources: z.record(z.string(), NonNegative).nullish(),
-  // Sent (as null) by recent Ray SDKs; scheduling labels mean nothing on one head.
+  // Sent (as null) by recent Ray SDKs: the labels of the node to run on (Ray's syntax).
   entrypoint_label_selector: StringMap.nullish(),
   /** jobhead's addition: higher starts first; 0 by default. */
   priority: z.number().int().nullish(),

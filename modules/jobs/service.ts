@@ -22,6 +22,8 @@ import { type LogStore, readLogRange } from "../../storage/logs.ts";
 import { isTerminal, type Job, type JobErrorType, type JobStatus } from "../../kit/job_record.ts";
 import { demandOf, fieldOf, formatAmount, STANDARD_RESOURCES } from "../../scheduler/resources.ts";
 import type { Placement } from "../../scheduler/admission.ts";
+import { jobsToFence, type StoredRun } from "../../scheduler/liveness.ts";
+import { parseSelector } from "../../scheduler/labels.ts";
 import { LogMaintenance } from "./log_maintenance.ts";
 import { startTimeoutMessage, startTimeoutProblem, startTimeoutS } from "./start_timeout.ts";
 import type { JobLogsResponse, SubmitJobRequest } from "./schemas.ts";
@@ -61,6 +63,8 @@ interface JobRun {
    * a job that ends at once still reads RUNNING first however slow the store is.
    */
   running?: Promise<unknown>;
+  /** In a cluster: placed by this process on another node, which runs it. */
+  elsewhere?: boolean;
 }
 
 /** Submits, tracks, stops and deletes jobs. */
@@ -80,6 +84,9 @@ export class JobService {
   #runCount = 0;
   /** The latest submission time given out: each new one is later, so they order the queue. */
   #lastSubmitMs = 0;
+
+  /** In a cluster: this process holds the scheduling lock and places the jobs. */
+  #scheduling = false;
 
   constructor(ctx: ModuleContext) {
     this.#ctx = ctx;
@@ -105,9 +112,9 @@ export class JobService {
     const refusal = this.#ctx.scheduler.refusal(demandOf(job));
     if (refusal) throw new ValidationError(`Invalid request: ${refusal}`);
     await this.#ctx.stores.jobs.create(job);
-    const run = this.#newRun(job.id);
     this.#announce(job);
-    this.#enqueue(job, run);
+    // In a cluster the scheduling process queues it, told of it by the announcement.
+    if (!this.#ctx.cluster || this.#scheduling) this.#enqueue(job, this.#newRun(job.id));
     return job;
   }
 
@@ -154,15 +161,19 @@ export class JobService {
       const run = this.#runs.get(id);
       const now = Date.now();
       try {
-        if (job.status === "PENDING" && !run?.process) {
+        if (job.status === "PENDING" && !run?.process && !job.node) {
           // Set before any await: #launch checks it right before spawning, so a job not
           // spawned by now never will be, and its stop must be stored whatever it takes.
           if (run) run.stopRequested = true;
-          await this.#change(id, "PENDING", {
-            status: "STOPPED",
-            message: STATUS_MESSAGES.STOPPED,
-            end_time: now,
-            stop_requested_at: now,
+          await this.#change(id, "PENDING", (current) => {
+            // Placed on a node meanwhile: that node starts it, so the stop goes to it.
+            if (current.node) throw new ConflictError(`Job ${id} was placed meanwhile`);
+            return {
+              status: "STOPPED",
+              message: STATUS_MESSAGES.STOPPED,
+              end_time: now,
+              stop_requested_at: now,
+            };
           });
           // Out of the queue: its place goes to the next job.
           if (run) this.#ctx.scheduler.cancel(run.key);
@@ -188,7 +199,10 @@ export class JobService {
     }
   }
 
-  /** Deletes a terminal job and its log; throws InvalidStateError (409) otherwise. */
+  /**
+   * Deletes a terminal job and its log (in a cluster, its node removes the log once told);
+   * throws InvalidStateError (409) otherwise.
+   */
   async delete(id: string): Promise<void> {
     const job = await this.get(id);
     if (!isTerminal(job.status)) {
@@ -197,7 +211,12 @@ export class JobService {
       );
     }
     await this.#ctx.stores.jobs.delete(id);
-    this.#ctx.events.emit({ type: "job-deleted", jobId: id });
+    this.#ctx.events.emit({ type: "job-deleted", jobId: id, node: job.node?.name });
+    await this.#removeFiles(id);
+  }
+
+  /** Removes what a job left on this machine: its log and its working_dir. */
+  async #removeFiles(id: string): Promise<void> {
     await this.#ctx.stores.logs.remove(id);
     await removeJobWorkingDir(this.#ctx.config.dataDir, id).catch((err) => {
       this.#ctx.logger.warn(`removing the working_dir of job "${id}" failed:`, err);
@@ -215,6 +234,21 @@ export class JobService {
     await this.get(id);
     const { bytes, offset, size } = await readLogRange(this.#ctx.stores.logs, id, range);
     return { logs: new TextDecoder().decode(bytes), offset, size };
+  }
+
+  /**
+   * In a cluster, the node a job runs on when it is not this one (its log is there);
+   * undefined when the job is this process's, or not placed yet.
+   */
+  nodeElsewhere(job: Job): { name: string; address: string } | undefined {
+    const cluster = this.#ctx.cluster;
+    if (!cluster || !job.node || job.node.name === cluster.node?.name) return undefined;
+    return job.node;
+  }
+
+  /** The cluster's token, for requests to other nodes' agents. */
+  get clusterToken(): string | undefined {
+    return this.#ctx.cluster?.token;
   }
 
   /** The job logs, for answers that read a whole log chunk by chunk. */
@@ -244,8 +278,11 @@ export class JobService {
 
   async #adoptAll(): Promise<void> {
     const waiting: [Job, JobRun][] = [];
+    const cluster = this.#ctx.cluster;
     for (const job of await this.#ctx.stores.jobs.listActive()) {
       this.#lastSubmitMs = Math.max(this.#lastSubmitMs, job.start_time);
+      // In a cluster a node takes back the jobs placed on it; the rest are others'.
+      if (cluster && (!job.node || job.node.name !== cluster.node?.name)) continue;
       try {
         const run = await this.#adopt(job);
         if (run) waiting.push([job, run]);
@@ -253,7 +290,179 @@ export class JobService {
         this.#ctx.logger.error(`cannot adopt job "${job.id}":`, err);
       }
     }
-    for (const [job, run] of waiting) this.#enqueue(job, run);
+    for (const [job, run] of waiting) {
+      if (cluster) this.#startPlaced(job, run);
+      else this.#enqueue(job, run);
+    }
+  }
+
+  /**
+   * In a cluster: follows the other processes' changes of jobs (the bridge puts them on
+   * the bus), and takes its part in scheduling when it holds the lock. Call once, before
+   * `adoptRunningJobs()`.
+   */
+  joinCluster(): void {
+    const cluster = this.#ctx.cluster;
+    if (!cluster) return;
+    this.#ctx.events.on((event) => {
+      if (event.type === "job" && event.remote) this.#onRemoteChange(event.job);
+      if (event.type === "job-deleted" && event.remote && event.node === cluster.node?.name) {
+        this.#removeFiles(event.jobId);
+      }
+    });
+    cluster.onScheduling({
+      takeOver: () => this.#takeOverScheduling(),
+      nodeDied: (node, silentS) => this.#failJobsOf(node.name, silentS),
+    });
+    cluster.onFence(() => this.#fence());
+    cluster.onResync(() => this.#resync());
+  }
+
+  /**
+   * The store was away and the changes announced meanwhile are lost: every unfinished job
+   * is looked at again as if announced, and runs whose jobs ended or went are let go.
+   */
+  async #resync(): Promise<void> {
+    const active = await this.#ctx.stores.jobs.listActive();
+    const activeIds = new Set(active.map((job) => job.id));
+    for (const [id, run] of [...this.#runs]) {
+      if (activeIds.has(id)) continue;
+      const job = await this.#ctx.stores.jobs.get(id);
+      if (job) {
+        this.#onRemoteChange(job);
+      } else if (run.elsewhere || this.#ctx.scheduler.isQueued(run.key)) {
+        this.#ctx.scheduler.cancel(run.key);
+        this.#ctx.scheduler.release(run.key);
+        this.#forget(id, run);
+      }
+    }
+    for (const job of active) this.#onRemoteChange(job);
+  }
+
+  /**
+   * This node was declared DEAD while it was away: the processes of the jobs the store
+   * has ended, deleted or given to another node meanwhile are killed.
+   */
+  async #fence(): Promise<void> {
+    const me = this.#ctx.cluster?.node?.name ?? "";
+    const stored = new Map<string, StoredRun>();
+    for (const [id, run] of this.#runs) {
+      if (!run.process || run.process.settled) continue;
+      const job = await this.#ctx.stores.jobs.get(id);
+      stored.set(id, { status: job?.status, node: job?.node?.name });
+    }
+    for (const id of jobsToFence(me, stored, (status) => isTerminal(status as JobStatus))) {
+      const run = this.#runs.get(id)!;
+      this.#ctx.logger.warn(`job "${id}" ended while this node was away: killing it`);
+      run.stopRequested = true;
+      await run.process!.stop(0).catch(() => {});
+    }
+  }
+
+  /** Another process changed a job: this one starts, stops, queues or releases it. */
+  #onRemoteChange(job: Job): void {
+    const me = this.#ctx.cluster?.node?.name;
+    const run = this.#runs.get(job.id);
+    if (isTerminal(job.status)) {
+      if (!run) return;
+      if (run.process && !run.process.settled) {
+        // Ended by another process while this one runs it (its node was declared dead,
+        // or it was deleted and resubmitted): fencing, its processes go.
+        this.#ctx.logger.warn(`job "${job.id}" is ${job.status} in the store: killing it here`);
+        run.stopRequested = true;
+        run.process.stop(0).catch(() => {});
+        return;
+      }
+      if (run.elsewhere || this.#ctx.scheduler.isQueued(run.key)) {
+        this.#ctx.scheduler.cancel(run.key);
+        this.#ctx.scheduler.release(run.key);
+        this.#forget(job.id, run);
+      }
+      return;
+    }
+    if (job.stop_requested_at !== null && run) {
+      run.stopRequested = true;
+      run.process?.stop(this.#graceMsOf(job))
+        .catch((err) => this.#ctx.logger.error(`stopping job "${job.id}" failed:`, err));
+    }
+    if (job.status !== "PENDING" || run) return;
+    if (job.node?.name === me && me !== undefined) {
+      this.#startPlaced(job, this.#newRun(job.id));
+    } else if (!job.node && this.#scheduling) {
+      this.#enqueue(job, this.#newRun(job.id));
+    }
+  }
+
+  /** Starts a job the scheduling process placed on this node (or stops it, if asked to). */
+  #startPlaced(job: Job, run: JobRun): void {
+    if (job.stop_requested_at !== null) {
+      this.#forget(job.id, run);
+      this.#change(job.id, "PENDING", {
+        status: "STOPPED",
+        message: STATUS_MESSAGES.STOPPED,
+        end_time: Date.now(),
+      }).catch((err) => {
+        if (!(err instanceof ConflictError)) {
+          this.#ctx.logger.error(`stopping job "${job.id}" failed:`, err);
+        }
+      });
+      return;
+    }
+    this.#start(job, run, { id: run.key, node: job.node!.name, gpus: job.gpus ?? [] });
+  }
+
+  /**
+   * This process now schedules: what runs on other nodes is counted where it runs, what
+   * waits unplaced is queued in submission order, and placed jobs are announced again
+   * (the previous scheduler may have died before its announcement went out).
+   */
+  async #takeOverScheduling(): Promise<void> {
+    await this.#adoption.catch(() => {});
+    this.#scheduling = true;
+    const cluster = this.#ctx.cluster!;
+    for (const job of await this.#ctx.stores.jobs.listActive()) {
+      if (this.#runs.has(job.id)) continue; // this node's own, held already
+      const run = this.#newRun(job.id);
+      if (!job.node) {
+        this.#enqueue(job, run);
+        continue;
+      }
+      const node = cluster.nodeNamed(job.node.name);
+      if (node?.state !== "ALIVE") {
+        this.#forget(job.id, run);
+        await this.#failOnDeadNode(job.id, job.node.name, undefined);
+        continue;
+      }
+      run.elsewhere = true;
+      this.#ctx.scheduler.hold({
+        id: run.key,
+        node: job.node.name,
+        demand: demandOf(job),
+        gpus: job.gpus ?? [],
+      });
+      if (job.status === "PENDING") this.#announce(job);
+    }
+  }
+
+  /** A node was declared DEAD: its jobs end FAILED, naming it; what they held is free. */
+  async #failJobsOf(name: string, silentS: number): Promise<void> {
+    this.#ctx.scheduler.removeNode(name);
+    for (const job of await this.#ctx.stores.jobs.listActive()) {
+      if (job.node?.name !== name) continue;
+      const run = this.#runs.get(job.id);
+      if (run) this.#forget(job.id, run);
+      await this.#failOnDeadNode(job.id, name, silentS);
+    }
+  }
+
+  async #failOnDeadNode(id: string, node: string, silentS: number | undefined): Promise<void> {
+    const silence = silentS === undefined ? "" : ` (no heartbeat for ${Math.round(silentS)} s)`;
+    await this.#fail(
+      id,
+      "JOB_SUPERVISOR_ACTOR_DIED",
+      `Job supervisor actor died: node "${node}" stopped answering${silence} and was ` +
+        `declared DEAD; the job's processes there are killed when it comes back`,
+    ).catch((err) => this.#ctx.logger.error(`failing job "${id}" failed:`, err));
   }
 
   /**
@@ -276,12 +485,13 @@ export class JobService {
     this.#ctx.scheduler.enqueue({
       id: run.key,
       demand: demandOf(job),
+      selector: job.entrypoint_label_selector && parseSelector(job.entrypoint_label_selector),
       priority: job.priority ?? 0,
       seq: job.start_time,
       queuedAt: job.start_time,
       deadline: job.start_time + timeoutS * 1000,
       // Off this turn: the submit is answered before the spawn.
-      onPlace: (placement) => setTimeout(() => this.#start(job, run, placement), 0),
+      onPlace: (placement) => setTimeout(() => this.#place(job, run, placement), 0),
       onExpire: () => this.#timeOut(job.id, run, timeoutS),
     });
   }
@@ -304,7 +514,8 @@ export class JobService {
     const runtimeEnv = request.runtime_env ?? {};
     const problem = stopWaitProblem(runtimeEnv.env_vars) ??
       startTimeoutProblem(runtimeEnv.env_vars) ??
-      standardResourceProblem(request.entrypoint_resources);
+      standardResourceProblem(request.entrypoint_resources) ??
+      selectorProblem(request.entrypoint_label_selector);
     if (problem) throw new ValidationError(`Invalid request: ${problem}`);
     const spec = {
       entrypoint: request.entrypoint,
@@ -314,6 +525,9 @@ export class JobService {
       entrypoint_num_gpus: request.entrypoint_num_gpus ?? 0,
       entrypoint_memory: request.entrypoint_memory ?? 0,
       entrypoint_resources: request.entrypoint_resources ?? {},
+      ...(request.entrypoint_label_selector &&
+        Object.keys(request.entrypoint_label_selector).length > 0 &&
+        { entrypoint_label_selector: request.entrypoint_label_selector }),
     };
     const specBytes = new TextEncoder().encode(JSON.stringify(spec)).length;
     if (specBytes > MAX_JOB_SPEC_BYTES) {
@@ -337,6 +551,40 @@ export class JobService {
       supervisor: null,
       stop_requested_at: null,
     };
+  }
+
+  /**
+   * Starts a job the scheduler placed on this node, or, in a cluster, records it placed
+   * on another: that node, told by the record's announcement, starts it.
+   */
+  #place(job: Job, run: JobRun, placement: Placement): void {
+    const cluster = this.#ctx.cluster;
+    if (!cluster) {
+      this.#start(job, run, placement);
+      return;
+    }
+    // Recorded before it starts, even here: a scheduler taking over after this process
+    // dies finds it placed, never to be placed twice.
+    const node = cluster.nodeNamed(placement.node);
+    const here = placement.node === cluster.node?.name;
+    run.elsewhere = !here;
+    this.#change(job.id, "PENDING", (current) => {
+      if (current.node || current.stop_requested_at !== null || !node) {
+        throw new ConflictError(`Job ${job.id} is no longer to be placed`);
+      }
+      return {
+        node: { name: node.name, id: node.id, address: node.address },
+        gpus: placement.gpus,
+      };
+    }).then((placed) => {
+      if (here) this.#start(placed, run, placement);
+    }, (err) => {
+      if (!(err instanceof ConflictError)) {
+        this.#ctx.logger.error(`placing job "${job.id}" failed:`, err);
+      }
+      this.#forget(job.id, run);
+      this.#ctx.scheduler.release(run.key);
+    });
   }
 
   /** Starts a job the scheduler placed; what it holds is freed if it never runs. */
@@ -406,17 +654,28 @@ export class JobService {
         .catch((err) => this.#ctx.logger.error(`stopping job "${job.id}" failed:`, err));
       return;
     }
-    run.running = this.#change(job.id, "PENDING", {
+    const node = this.#ctx.cluster?.node;
+    const running = this.#change(job.id, "PENDING", {
       status: "RUNNING",
       message: STATUS_MESSAGES.RUNNING,
       supervisor: process.identity,
       gpus: placement.gpus,
+      ...(node && { node: { name: node.name, id: node.id, address: node.address } }),
     });
+    run.running = running;
     try {
-      await run.running;
+      const recorded = await running;
+      // In a cluster a stop stored by another process before this write ends it now.
+      if (recorded.stop_requested_at !== null && !process.settled) {
+        run.stopRequested = true;
+        process.stop(this.#graceMsOf(recorded))
+          .catch((err) => this.#ctx.logger.error(`stopping job "${job.id}" failed:`, err));
+      }
     } catch (err) {
-      // It was stopped or failed meanwhile: nothing more to say.
+      // It ended already (its end was recorded first, or, in a cluster, another process
+      // ended it): its processes go if they still run.
       if (!(err instanceof ConflictError)) throw err;
+      if (this.#ctx.cluster && !process.settled) process.stop(0).catch(() => {});
     }
   }
 
@@ -459,18 +718,26 @@ export class JobService {
     if (!process.settled) {
       this.#ctx.scheduler.hold({
         id: run.key,
-        node: this.#ctx.scheduler.nodeNames[0],
+        node: this.#ctx.cluster?.node?.name ?? this.#ctx.scheduler.nodeNames[0],
         demand: demandOf(job),
         gpus,
       });
     }
+    // In a cluster this node may be back at another address: the record says where.
+    const node = this.#ctx.cluster?.node;
+    const here = node && { name: node.name, id: node.id, address: node.address };
     if (job.status === "PENDING") {
       await this.#change(job.id, "PENDING", {
         status: "RUNNING",
         message: STATUS_MESSAGES.RUNNING,
         supervisor: process.identity,
         gpus,
+        ...(here && { node: here }),
       }).catch((err) => {
+        if (!(err instanceof ConflictError)) throw err;
+      });
+    } else if (here && (job.node?.address !== here.address || job.node?.id !== here.id)) {
+      await this.#change(job.id, "RUNNING", { node: here }).catch((err) => {
         if (!(err instanceof ConflictError)) throw err;
       });
     }
@@ -692,6 +959,16 @@ async function gpusOfProcess(pid: number): Promise<number[]> {
       .map(Number);
   } catch {
     return [];
+  }
+}
+
+/** What is wrong with an `entrypoint_label_selector`; undefined if nothing. */
+function selectorProblem(selector: Record<string, string> | null | undefined): string | undefined {
+  try {
+    if (selector) parseSelector(selector);
+    return undefined;
+  } catch (err) {
+    return `entrypoint_label_selector: ${errorMessage(err)}`;
   }
 }
 

@@ -93,6 +93,7 @@ export class SupervisorActors {
   follow(): void {
     this.#unsubscribe();
     this.#unsubscribe = this.#ctx.events.on((event) => {
+      if ("remote" in event) return; // its own process records it
       if (event.type === "job") this.#markDirty([event.job.id], event.job);
       // Read again, the job is gone: its supervisor's record is deleted.
       if (event.type === "job-deleted") this.#markDirty([event.jobId]);

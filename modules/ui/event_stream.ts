@@ -40,6 +40,7 @@ export function toRow(job: Job): JobRow {
     entrypoint_num_gpus: job.entrypoint_num_gpus,
     entrypoint_memory: job.entrypoint_memory,
     entrypoint_resources: job.entrypoint_resources,
+    node: job.node?.name ?? null,
   };
 }
 

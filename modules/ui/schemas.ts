@@ -19,6 +19,8 @@ export const JobRow = z.object({
   entrypoint_num_gpus: z.number(),
   entrypoint_memory: z.number(),
   entrypoint_resources: z.record(z.string(), z.number()),
+  /** In a cluster, the node it is placed on; null while it waits, and on one machine. */
+  node: z.string().nullable(),
 });
 export type JobRow = z.infer<typeof JobRow>;
 

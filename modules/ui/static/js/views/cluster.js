@@ -27,6 +27,8 @@ const TRAILING_READ_MS = 1000;
  * @property {number[]} gpus_in_use
  * @property {number} running
  * @property {number} pending
+ * @property {string} [address] its agent, in a cluster
+ * @property {Record<string, string>} [labels] its labels, in a cluster
  */
 /**
  * The body of `GET /api/cluster`.
@@ -105,7 +107,16 @@ export function clusterView(ctx) {
           class: "muted small",
           text: `Last heartbeat ${formatTime(node.last_heartbeat)}`,
         }),
+        node.address ? h("code", { class: "muted small", text: node.address }) : null,
       ),
+      node.labels && Object.keys(node.labels).length > 0
+        ? h("p", {
+          class: "labels muted small",
+          text: `Labels: ${
+            Object.entries(node.labels).map(([key, value]) => `${key}=${value}`).join(", ")
+          }`,
+        })
+        : null,
       h(
         "dl",
         { class: "capacity" },

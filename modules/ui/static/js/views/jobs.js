@@ -55,6 +55,7 @@ const MAX_REASONS = 1000;
  * @property {number} entrypoint_num_gpus
  * @property {number} entrypoint_memory
  * @property {Record<string, number>} entrypoint_resources
+ * @property {string | null} [node] the node it runs on, in a cluster
  */
 
 const FILTERS = [
@@ -145,12 +146,12 @@ export function jobsView(ctx, params) {
           h(
             "tr",
             {},
-            // TODO(#14): a node column, once the cluster lands.
             h("th", { text: "ID" }),
             h("th", { text: "Status" }),
             h("th", { text: "Error" }),
             h("th", { text: "Entrypoint" }),
             h("th", { text: "Resources" }),
+            h("th", { class: "node", text: "Node" }),
             h("th", { class: "wide", text: "Started" }),
             h("th", { text: "Duration" }),
             h("th", { class: "num", text: "Exit" }),
@@ -246,6 +247,8 @@ export function jobsView(ctx, params) {
    */
   function fillRow(tr, job) {
     tr.dataset.status = job.status;
+    // The node column shows once a job has a node: in a cluster.
+    if (job.node) tbody.parentElement?.classList.add("has-nodes");
     const exit = job.driver_exit_code;
     const error = job.error_type;
     tr.replaceChildren(
@@ -279,6 +282,7 @@ export function jobsView(ctx, params) {
           : null,
       ),
       h("td", { class: "resources", text: formatDemand(job) || "—" }),
+      h("td", { class: "node", text: job.node ?? "—" }),
       h("td", { class: "wide", text: formatTime(job.start_time) }),
       h(
         "td",

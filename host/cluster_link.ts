@@ -1,0 +1,298 @@
+/**
+ * A process's part in a cluster on PostgreSQL (`Cluster` of kit/cluster.ts): its node's
+ * row and heartbeats (fencing when it was declared dead), the nodes it knows (fed to the
+ * scheduler), the scheduling lock (a PostgreSQL advisory lock on a connection of its own:
+ * whoever holds it places jobs and declares silent nodes DEAD), and the bridge that carries
+ * job changes between processes over NOTIFY, onto each one's event bus.
+ */
+import type postgres from "postgres";
+import type { Cluster, ClusterNode, SchedulingHandlers } from "../kit/cluster.ts";
+import type { EventBus, HeadEvent } from "../kit/events.ts";
+import type { Job } from "../kit/job_record.ts";
+import type { Logger } from "../kit/log.ts";
+import { overdueNodes } from "../scheduler/liveness.ts";
+import type { Scheduler } from "../scheduler/scheduler.ts";
+import { errorMessage } from "../storage/errors.ts";
+import type { JobStore } from "../storage/jobs.ts";
+import type { PostgresStore } from "../storage/postgres/mod.ts";
+import { type NodeRegistration, type NodeRow, NODES_CHANNEL, NodeTable } from "./nodes.ts";
+
+/** What the link needs of the store: SQL, and LISTEN/NOTIFY. */
+export type ClusterStore = Pick<PostgresStore, "sql" | "listen" | "notify">;
+
+/** The channel job changes travel on between processes. */
+export const EVENTS_CHANNEL = "jobhead_events";
+
+/** The advisory lock key whose holder schedules. */
+const SCHEDULING_LOCK = 0x6a6f6268; // "jobh"
+
+/** Between heartbeats, and between liveness checks of the scheduling process. */
+const HEARTBEAT_MS = 1_000;
+
+/** How a link is set up. */
+export interface ClusterLinkOptions {
+  store: ClusterStore;
+  jobs: JobStore<Job>;
+  events: EventBus;
+  scheduler: Scheduler;
+  logger: Logger;
+  /** This process's node; undefined: it runs no jobs. */
+  node?: NodeRegistration;
+  /** Seconds without a heartbeat after which a node is declared DEAD. */
+  nodeTimeoutS: number;
+  /** Whether this process may schedule (heads may; worker nodes never do). */
+  maySchedule: boolean;
+  token?: string;
+}
+
+/** What a bridged change says: its origin, and which job. */
+interface BridgedChange {
+  origin: string;
+  type: "job" | "job-deleted";
+  id: string;
+  node?: string;
+}
+
+/** A process's link to the cluster. */
+export class ClusterLink implements Cluster {
+  #options: ClusterLinkOptions;
+  #table: NodeTable;
+  #nodes = new Map<string, NodeRow>();
+  #epoch = 0;
+  #origin = crypto.randomUUID();
+  #handlers?: SchedulingHandlers;
+  /** This process holds the scheduling lock. */
+  #scheduling = false;
+  #fence?: () => Promise<void>;
+  #resync?: () => Promise<void>;
+  #closed = new AbortController();
+  #lockConnection?: postgres.ReservedSql;
+  #loops: Promise<void>[] = [];
+  #unsubscribe = () => {};
+
+  constructor(options: ClusterLinkOptions) {
+    this.#options = options;
+    this.#table = new NodeTable(options.store.sql);
+  }
+
+  get token(): string | undefined {
+    return this.#options.token;
+  }
+
+  get node(): ClusterNode | undefined {
+    const name = this.#options.node?.name;
+    return name === undefined ? undefined : this.#nodes.get(name);
+  }
+
+  nodeNamed(name: string): ClusterNode | undefined {
+    return this.#nodes.get(name);
+  }
+
+  nodes(): ClusterNode[] {
+    return [...this.#nodes.values()];
+  }
+
+  onScheduling(handlers: SchedulingHandlers): void {
+    this.#handlers = handlers;
+  }
+
+  onResync(resync: () => Promise<void>): void {
+    this.#resync = resync;
+  }
+
+  /** What a node does before it registers again after being declared DEAD. */
+  onFence(fence: () => Promise<void>): void {
+    this.#fence = fence;
+  }
+
+  /**
+   * Joins: the table, the bridge, the nodes known, and this process's node registered.
+   * Throws NodeNameTakenError when a live node has this one's name.
+   */
+  async join(address: string): Promise<void> {
+    const { store, events } = this.#options;
+    await this.#table.ensure();
+    await store.listen(NODES_CHANNEL, () => this.#refreshNodes());
+    let subscriptions = 0;
+    await store.listen(EVENTS_CHANNEL, (payload) => this.#receive(payload), () => {
+      // Subscribed again after the store was away: what was announced meanwhile is lost.
+      if (++subscriptions === 1) return;
+      this.#options.logger.info("the store is back: looking at every unfinished job again");
+      this.#refreshNodes().then(() => this.#resync?.()).catch((err) => {
+        this.#options.logger.error(`looking at the jobs again failed: ${errorMessage(err)}`);
+      });
+    });
+    this.#unsubscribe = events.on((event) => this.#send(event));
+    if (this.#options.node) {
+      this.#options.node = { ...this.#options.node, address };
+      this.#epoch = await this.#table.register(this.#options.node, this.#options.nodeTimeoutS);
+    }
+    await this.#refreshNodes();
+    if (this.#options.node) this.#loops.push(this.#heartbeats());
+  }
+
+  /** Starts competing for the scheduling lock (once the modules have registered). */
+  startScheduling(): void {
+    if (this.#options.maySchedule) this.#loops.push(this.#schedule());
+  }
+
+  /** Leaves: no more heartbeats or scheduling; the node's name is released. */
+  async close(): Promise<void> {
+    this.#closed.abort();
+    this.#unsubscribe();
+    this.#lockConnection?.release();
+    await Promise.allSettled(this.#loops);
+    if (this.#options.node) {
+      await this.#table.release(this.#options.node.name, this.#epoch).catch(() => {});
+    }
+  }
+
+  /** Reads the nodes table again and tells the scheduler which nodes are alive. */
+  refreshNodes(): Promise<void> {
+    return this.#refreshNodes();
+  }
+
+  async #refreshNodes(): Promise<void> {
+    let rows: NodeRow[];
+    try {
+      rows = (await this.#table.list()).nodes;
+    } catch (err) {
+      this.#options.logger.warn(`cannot read the nodes: ${errorMessage(err)}`);
+      return;
+    }
+    const scheduler = this.#options.scheduler;
+    for (const row of rows) {
+      const before = this.#nodes.get(row.name);
+      this.#nodes.set(row.name, row);
+      if (row.state === "ALIVE") {
+        const changed = !before || before.state !== "ALIVE" || before.epoch !== row.epoch;
+        if (changed) scheduler.addNode({ name: row.name, total: row.total, labels: row.labels });
+      } else if (before?.state === "ALIVE" && !this.#scheduling) {
+        // The scheduling process removes it itself, with its jobs.
+        scheduler.removeNode(row.name);
+      }
+    }
+  }
+
+  async #heartbeats(): Promise<void> {
+    const signal = this.#closed.signal;
+    const node = this.#options.node!;
+    while (!signal.aborted) {
+      await sleep(HEARTBEAT_MS, signal);
+      if (signal.aborted) break;
+      try {
+        if (await this.#table.heartbeat(node.name, this.#epoch)) continue;
+        this.#options.logger.warn(
+          `node ${node.name} was declared DEAD while it was away: killing the jobs ended ` +
+            `meanwhile, then joining again`,
+        );
+        await this.#fence?.();
+        this.#epoch = await this.#table.register(node, this.#options.nodeTimeoutS);
+        await this.#refreshNodes();
+      } catch (err) {
+        this.#options.logger.warn(`heartbeat of node ${node.name} failed: ${errorMessage(err)}`);
+      }
+    }
+  }
+
+  /**
+   * Waits for the scheduling lock, takes over, then watches the nodes' heartbeats. When
+   * taking the lock fails (the store is away), it is tried again once the store is back.
+   */
+  async #schedule(): Promise<void> {
+    const { store, logger } = this.#options;
+    const signal = this.#closed.signal;
+    while (!signal.aborted) {
+      try {
+        const connection = this.#lockConnection = await store.sql.reserve();
+        await connection`select pg_advisory_lock(${SCHEDULING_LOCK})`;
+        if (signal.aborted) return;
+        this.#scheduling = true;
+        logger.info("this process schedules the cluster now");
+        await this.#refreshNodes();
+        await this.#handlers?.takeOver();
+        while (!signal.aborted) {
+          await this.#declareDead();
+          await sleep(HEARTBEAT_MS, signal);
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        logger.error(`lost the scheduling lock: ${errorMessage(err)}; taking it again`);
+        this.#lockConnection?.release();
+        this.#lockConnection = undefined;
+        await sleep(HEARTBEAT_MS, signal);
+      }
+    }
+  }
+
+  /** Declares the nodes silent past the timeout DEAD; their jobs end FAILED. */
+  async #declareDead(): Promise<void> {
+    const { logger, nodeTimeoutS } = this.#options;
+    let listed;
+    try {
+      listed = await this.#table.list();
+    } catch (err) {
+      logger.warn(`cannot read the nodes: ${errorMessage(err)}`);
+      return;
+    }
+    const rows = new Map(listed.nodes.map((row) => [row.name, row]));
+    for (const name of overdueNodes(listed.nodes, listed.now, nodeTimeoutS * 1000)) {
+      const row = rows.get(name)!;
+      if (!await this.#table.markDead(row)) continue;
+      const silentS = (listed.now - row.lastHeartbeat) / 1000;
+      logger.warn(`node ${name} sent no heartbeat for ${silentS.toFixed(1)} s: declared DEAD`);
+      this.#nodes.set(name, { ...row, state: "DEAD" });
+      await this.#handlers?.nodeDied(row, silentS);
+    }
+  }
+
+  /** Sends a change made here to the other processes. */
+  #send(event: HeadEvent): void {
+    if ("remote" in event) return;
+    let change: BridgedChange;
+    if (event.type === "job") {
+      change = { origin: this.#origin, type: "job", id: event.job.id };
+    } else if (event.type === "job-deleted") {
+      change = { origin: this.#origin, type: "job-deleted", id: event.jobId, node: event.node };
+    } else {
+      return;
+    }
+    this.#options.store.notify(EVENTS_CHANNEL, JSON.stringify(change)).catch((err) => {
+      this.#options.logger.warn(`cannot announce a change of job "${change.id}": ${err}`);
+    });
+  }
+
+  /** Puts another process's change on this one's bus. */
+  async #receive(payload: string): Promise<void> {
+    let change: BridgedChange;
+    try {
+      change = JSON.parse(payload);
+    } catch {
+      return;
+    }
+    if (change.origin === this.#origin) return;
+    const events = this.#options.events;
+    if (change.type === "job-deleted") {
+      events.emit({ type: "job-deleted", jobId: change.id, remote: true, node: change.node });
+      return;
+    }
+    try {
+      const job = await this.#options.jobs.get(change.id);
+      if (job) events.emit({ type: "job", job, remote: true });
+    } catch (err) {
+      this.#options.logger.warn(`cannot read job "${change.id}": ${errorMessage(err)}`);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
