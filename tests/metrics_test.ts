@@ -259,14 +259,17 @@ Deno.test("JOBHEAD_METRICS_PUBLIC=1 is the twin of --metrics-public", () => {
  * a leak (measured: RSS rises from 70 to 122 MB, then drops to 101 MB and climbs back).
  */
 const WARM_UP_SCRAPES = 10_000;
-const SCRAPES = 10_000;
+/** Scrapes in each of the two measured windows after the warm-up. */
+const WINDOW_SCRAPES = 5_000;
 /** RSS is read after every this many scrapes. */
 const SAMPLE_EVERY = 500;
 /**
- * Growth of the head's peak RSS allowed over 10,000 scrapes after the warm-up: a leak
- * of 1.7 KB a scrape (an eighth of one exposition) would exceed it.
+ * Growth of the head's peak RSS allowed in a window: a leak of 1.7 KB a scrape (an
+ * eighth of one exposition) exceeds it in both windows. V8 may still grow its young
+ * generation once after the warm-up (up to about 16 MB, seen on a busy machine), which
+ * is one step, not a trend: only growth in both windows fails.
  */
-const MAX_RSS_GROWTH_BYTES = 16 * 1024 * 1024;
+const MAX_RSS_GROWTH_BYTES = 8 * 1024 * 1024;
 
 Deno.test("scraping /metrics 10,000 times does not grow the head's memory", async () => {
   await using head = await startHead();
@@ -286,16 +289,21 @@ Deno.test("scraping /metrics 10,000 times does not grow the head's memory", asyn
     }
     return peak;
   };
-  const before = await peakRss(WARM_UP_SCRAPES);
-  const after = await peakRss(SCRAPES);
-  console.log(`head peak RSS: ${before} bytes in the warm-up, ${after} in ${SCRAPES} more scrapes`);
+  const warm = await peakRss(WARM_UP_SCRAPES);
+  const first = await peakRss(WINDOW_SCRAPES);
+  const second = await peakRss(WINDOW_SCRAPES);
+  console.log(
+    `head peak RSS: ${warm} bytes in the warm-up, ${first} and ${second} after two windows ` +
+      `of ${WINDOW_SCRAPES} more scrapes`,
+  );
+  const growth = [first - warm, second - Math.max(warm, first)];
   assert.ok(
-    after - before < MAX_RSS_GROWTH_BYTES,
-    `peak RSS grew by ${after - before} bytes over ${SCRAPES} scrapes`,
+    Math.min(...growth) < MAX_RSS_GROWTH_BYTES,
+    `peak RSS grew in both windows of ${WINDOW_SCRAPES} scrapes: by ${growth.join(" and ")} bytes`,
   );
   const m = await scrape(head);
   assert.equal(
     sample(m, "jobhead_http_requests_total", { route: "/metrics", code: "200" }),
-    WARM_UP_SCRAPES + SCRAPES,
+    WARM_UP_SCRAPES + 2 * WINDOW_SCRAPES,
   );
 });
