@@ -12,6 +12,7 @@ import { NodeTable } from "../host/nodes.ts";
 import { type RunningHead, startHead } from "../tests/harness.ts";
 import { startPrivateServer } from "../tests/postgres.ts";
 import { readCpuSeconds } from "./procs.ts";
+import { REQUEST_TIMEOUT_MS, submit } from "./api.ts";
 import { atLeast, atMost, epochNs, mapPool, round, summarize, waitUntil } from "./stats.ts";
 
 /** Targets from the cluster issue. */
@@ -20,7 +21,6 @@ export const CLUSTER_TARGETS = {
   placementsPerS: 1_000,
 } as const;
 
-const REQUEST_TIMEOUT_MS = 30_000;
 const SUBMIT_CONCURRENCY = 16;
 
 /** What the section gets from the benchmark's runner. */
@@ -29,18 +29,6 @@ export interface ClusterContext {
   head: RunningHead;
   quick: boolean;
   log: (message: string) => void;
-}
-
-async function submit(head: RunningHead, body: Record<string, unknown>): Promise<string> {
-  const res = await head.fetch("/api/jobs/", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-  });
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`POST /api/jobs/ answered ${res.status}: ${text}`);
-  return JSON.parse(text).submission_id;
 }
 
 /** How many of `ids` are not terminal yet, from the list of PENDING and RUNNING jobs. */

@@ -9,6 +9,7 @@
 import { admit, type PendingJob, queueOrder } from "../scheduler/admission.ts";
 import type { RunningHead } from "../tests/harness.ts";
 import { readMemory } from "./procs.ts";
+import { REQUEST_TIMEOUT_MS, submit } from "./api.ts";
 import { atMost, epochNs, mapPool, round, summarize, waitUntil } from "./stats.ts";
 
 /** Targets from the scheduler issue, for a 2-core machine. */
@@ -20,7 +21,6 @@ export const QUEUE_TARGETS = {
 /** The head's flags for this section. */
 export const QUEUE_HEAD_ARGS = ["--num-cpus", "2"];
 
-const REQUEST_TIMEOUT_MS = 30_000;
 const SUBMIT_CONCURRENCY = 16;
 
 /** What the section gets from the benchmark's runner. */
@@ -29,18 +29,6 @@ export interface QueueContext {
   serverPid: number;
   quick: boolean;
   log: (message: string) => void;
-}
-
-async function submit(head: RunningHead, body: Record<string, unknown>): Promise<string> {
-  const res = await head.fetch("/api/jobs/", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-  });
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`POST /api/jobs/ answered ${res.status}: ${text}`);
-  return JSON.parse(text).submission_id;
 }
 
 async function cluster(head: RunningHead): Promise<{ running: number; pending: number }> {

@@ -71,16 +71,9 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 /** Drops a database `createTestDatabase()` made, once nothing uses it any more. */
 export async function dropTestDatabase(db: TestDatabase): Promise<void> {
   const info = await (server ??= sharedServer());
-  await run(postgresBin("dropdb"), [
-    "--force",
-    "-h",
-    "127.0.0.1",
-    "-p",
-    String(info.port),
-    "-U",
-    TEST_USER,
-    db.name,
-  ], { PGPASSWORD: info.password });
+  await run(postgresBin("dropdb"), ["--force", ...clientArgs(info), db.name], {
+    PGPASSWORD: info.password,
+  });
 }
 
 /** A throwaway server of a test's own, for faults that would hurt the tests sharing one. */
@@ -116,17 +109,14 @@ export async function startPrivateServer(): Promise<PrivateServer> {
   };
 }
 
+/** The arguments that point PostgreSQL's client programs at the test user on `info`'s server. */
+function clientArgs(info: ServerInfo): string[] {
+  return ["-h", "127.0.0.1", "-p", String(info.port), "-U", TEST_USER];
+}
+
 async function createDatabase(info: ServerInfo): Promise<TestDatabase> {
   const name = `jobhead_test_${Deno.pid}_${crypto.randomUUID().slice(0, 8)}_${++counter}`;
-  await run(postgresBin("createdb"), [
-    "-h",
-    "127.0.0.1",
-    "-p",
-    String(info.port),
-    "-U",
-    TEST_USER,
-    name,
-  ], { PGPASSWORD: info.password });
+  await run(postgresBin("createdb"), [...clientArgs(info), name], { PGPASSWORD: info.password });
   return {
     url: `postgres://${TEST_USER}@127.0.0.1:${info.port}/${name}`,
     password: info.password,
