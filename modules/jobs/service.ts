@@ -597,6 +597,27 @@ export class JobService {
       if (!run.process) {
         this.#forget(job.id, run);
         this.#ctx.scheduler.release(run.key);
+        if (run.stopRequested && !this.#closed) await this.#endStoppedBeforeSpawn(job);
+      }
+    }
+  }
+
+  /**
+   * A placed job whose stop was stored while it was being started (its package extracted,
+   * say) never spawns: its stored stop ends it STOPPED here, unless it ended already or
+   * its id now names another job.
+   */
+  async #endStoppedBeforeSpawn(job: Job): Promise<void> {
+    try {
+      await this.#change(job.id, "PENDING", (current) => {
+        if (current.start_time !== job.start_time || current.stop_requested_at === null) {
+          throw new ConflictError(`Job ${job.id} is not the one stopped`);
+        }
+        return { status: "STOPPED", message: STATUS_MESSAGES.STOPPED, end_time: Date.now() };
+      });
+    } catch (err) {
+      if (!(err instanceof ConflictError)) {
+        this.#ctx.logger.error(`stopping job "${job.id}" failed:`, err);
       }
     }
   }
