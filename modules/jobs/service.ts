@@ -155,16 +155,23 @@ export class JobService {
    * InsufficientStorageError when a running job's stop cannot be stored (nothing changed).
    */
   async stop(id: string): Promise<boolean> {
+    /** The start time of the job this call told not to spawn: it ends STOPPED by that. */
+    let flagged: number | undefined;
     for (;;) {
       const job = await this.get(id);
-      if (isTerminal(job.status)) return false;
+      if (isTerminal(job.status)) {
+        return job.status === "STOPPED" && flagged === job.start_time;
+      }
       const run = this.#runs.get(id);
       const now = Date.now();
       try {
         if (job.status === "PENDING" && !run?.process && !job.node) {
           // Set before any await: #launch checks it right before spawning, so a job not
           // spawned by now never will be, and its stop must be stored whatever it takes.
-          if (run) run.stopRequested = true;
+          if (run) {
+            run.stopRequested = true;
+            flagged = job.start_time;
+          }
           await this.#change(id, "PENDING", (current) => {
             // Placed on a node meanwhile: that node starts it, so the stop goes to it.
             if (current.node) throw new ConflictError(`Job ${id} was placed meanwhile`);
@@ -603,17 +610,22 @@ export class JobService {
   }
 
   /**
-   * A placed job whose stop was stored while it was being started (its package extracted,
-   * say) never spawns: its stored stop ends it STOPPED here, unless it ended already or
-   * its id now names another job.
+   * A placed job stopped while it was being started (its package extracted, say) never
+   * spawns: it ends STOPPED here, unless it ended already or its id now names another job.
    */
   async #endStoppedBeforeSpawn(job: Job): Promise<void> {
     try {
       await this.#change(job.id, "PENDING", (current) => {
-        if (current.start_time !== job.start_time || current.stop_requested_at === null) {
+        if (current.start_time !== job.start_time) {
           throw new ConflictError(`Job ${job.id} is not the one stopped`);
         }
-        return { status: "STOPPED", message: STATUS_MESSAGES.STOPPED, end_time: Date.now() };
+        const now = Date.now();
+        return {
+          status: "STOPPED",
+          message: STATUS_MESSAGES.STOPPED,
+          end_time: now,
+          stop_requested_at: current.stop_requested_at ?? now,
+        };
       });
     } catch (err) {
       if (!(err instanceof ConflictError)) {
