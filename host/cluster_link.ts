@@ -236,7 +236,10 @@ export class ClusterLink implements Cluster {
       return;
     }
     const rows = new Map(listed.nodes.map((row) => [row.name, row]));
-    for (const name of overdueNodes(listed.nodes, listed.now, nodeTimeoutS * 1000)) {
+    // This process is alive, whatever its own heartbeat says: a late heartbeat of its own
+    // (a loaded machine, a slow store) must not fail and fence the jobs it runs itself.
+    const others = listed.nodes.filter((row) => row.name !== this.#options.node?.name);
+    for (const name of overdueNodes(others, listed.now, nodeTimeoutS * 1000)) {
       const row = rows.get(name)!;
       if (!await this.#table.markDead(row)) continue;
       const silentS = (listed.now - row.lastHeartbeat) / 1000;
