@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { JobDetails } from "../modules/jobs/schemas.ts";
+import { aJobDetails } from "../client/job_details_fixture.ts";
 import {
   formatBytes,
   formatCluster,
@@ -9,32 +9,6 @@ import {
   oneLine,
   OrderedOutput,
 } from "./output.ts";
-
-function aJob(changes: Partial<JobDetails>): JobDetails {
-  return {
-    type: "SUBMISSION",
-    job_id: "j1",
-    submission_id: "j1",
-    status: "RUNNING",
-    entrypoint: "true",
-    message: "Job is currently running.",
-    error_type: null,
-    start_time: Date.now(),
-    end_time: null,
-    metadata: {},
-    runtime_env: {},
-    driver_info: null,
-    driver_node_id: "n",
-    driver_agent_http_address: "http://h",
-    driver_exit_code: null,
-    entrypoint_num_cpus: 0,
-    entrypoint_num_gpus: 0,
-    entrypoint_memory: 0,
-    entrypoint_resources: {},
-    priority: 0,
-    ...changes,
-  };
-}
 
 Deno.test("formatBytes() and formatDuration() read well", () => {
   assert.equal(formatBytes(512), "512 bytes");
@@ -65,9 +39,9 @@ Deno.test("OrderedOutput holds text back while held and keeps its order", async 
 });
 
 Deno.test("formatResources() lists what a job asks for, compactly", () => {
-  assert.equal(formatResources(aJob({})), "-");
+  assert.equal(formatResources(aJobDetails({})), "-");
   assert.equal(
-    formatResources(aJob({
+    formatResources(aJobDetails({
       entrypoint_num_cpus: 2,
       entrypoint_num_gpus: 1,
       entrypoint_memory: 4 * 1024 ** 3,
@@ -79,8 +53,12 @@ Deno.test("formatResources() lists what a job asks for, compactly", () => {
 
 Deno.test("formatJobTable() shows the resources, and what a PENDING job waits for", () => {
   const table = formatJobTable([
-    aJob({ submission_id: "waits", status: "PENDING", message: "Waiting for resources: CPU" }),
-    aJob({ submission_id: "runs", entrypoint_num_cpus: 0.5 }),
+    aJobDetails({
+      submission_id: "waits",
+      status: "PENDING",
+      message: "Waiting for resources: CPU",
+    }),
+    aJobDetails({ submission_id: "runs", entrypoint_num_cpus: 0.5 }),
   ]);
   const lines = table.split("\n");
   assert.match(lines[0], /^SUBMISSION ID +STATUS +SUBMITTED +DURATION +RESOURCES +ENTRYPOINT$/);

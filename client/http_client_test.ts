@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ConnectionError, JobheadError, TailClosedError } from "./errors.ts";
 import { JobClient, type WebSocketConstructor } from "./http_client.ts";
 import type { JobDetails } from "../modules/jobs/schemas.ts";
+import { aJobDetails } from "./job_details_fixture.ts";
 
 /** A fetch that answers from `answer` and records what it was asked. */
 function fakeFetch(answer: (url: URL, init: RequestInit) => Response) {
@@ -15,28 +16,7 @@ function fakeFetch(answer: (url: URL, init: RequestInit) => Response) {
 }
 
 function job(status: JobDetails["status"]): JobDetails {
-  return {
-    type: "SUBMISSION",
-    job_id: "j1",
-    submission_id: "j1",
-    status,
-    entrypoint: "true",
-    message: "",
-    error_type: null,
-    start_time: 1,
-    end_time: null,
-    metadata: {},
-    runtime_env: {},
-    driver_info: null,
-    driver_node_id: "n",
-    driver_agent_http_address: "http://h",
-    driver_exit_code: null,
-    entrypoint_num_cpus: 0,
-    entrypoint_num_gpus: 0,
-    entrypoint_memory: 0,
-    entrypoint_resources: {},
-    priority: 0,
-  };
+  return aJobDetails({ status, message: "", start_time: 1 });
 }
 
 Deno.test("JobClient turns error answers into JobheadError with the API's code", async () => {
