@@ -567,6 +567,28 @@ async function runXargs(n: number, parallel: number): Promise<number> {
   return n / seconds;
 }
 
+/** Runs a few jobs first, so the measured ones do not pay for JIT and first spawns. */
+async function warmUp(head: Head): Promise<void> {
+  const warm = await mapPool(Array(10).fill("true"), 4, (e) => submitJob(head, e));
+  await waitAllTerminal(head, warm, { intervalMs: 20, timeoutMs: 30_000 });
+}
+
+/**
+ * Submits `jobs` `true` jobs, SUBMIT_CONCURRENCY at a time, and waits until all have
+ * ended: when it began, when the last submit was answered, when the last job ended.
+ */
+async function runTrueJobs(head: Head, jobs: number, timeoutMs: number) {
+  const t0 = performance.now();
+  const ids = await mapPool(
+    Array(jobs).fill("true"),
+    SUBMIT_CONCURRENCY,
+    (e) => submitJob(head, e),
+  );
+  const submitted = performance.now();
+  const done = await waitAllTerminal(head, ids, { intervalMs: 10, timeoutMs });
+  return { t0, submitted, done, ids };
+}
+
 async function benchThroughput(ctx: SectionContext): Promise<Record<string, unknown>> {
   const { head } = ctx;
   const jobs = ctx.quick ? 100 : 500;
@@ -575,19 +597,9 @@ async function benchThroughput(ctx: SectionContext): Promise<Record<string, unkn
   log(`throughput: xargs baseline (${jobs} × sh -c true, -P ${parallel})`);
   const xargsBefore = await runXargs(jobs, parallel);
 
-  // Warm the head's code paths so the first jobs don't pay for JIT and first spawns.
-  const warm = await mapPool(Array(10).fill("true"), 4, (e) => submitJob(head, e));
-  await waitAllTerminal(head, warm, { intervalMs: 20, timeoutMs: 30_000 });
-
+  await warmUp(head);
   log(`throughput: ${jobs} jobs, ${SUBMIT_CONCURRENCY} submissions in flight`);
-  const t0 = performance.now();
-  const ids = await mapPool(
-    Array(jobs).fill("true"),
-    SUBMIT_CONCURRENCY,
-    (e) => submitJob(head, e),
-  );
-  const submitted = performance.now();
-  const done = await waitAllTerminal(head, ids, { intervalMs: 10, timeoutMs: 120_000 });
+  const { t0, submitted, done, ids } = await runTrueJobs(head, jobs, 120_000);
   const seconds = (done - t0) / 1000;
   const jobsPerS = jobs / seconds;
 
@@ -628,8 +640,7 @@ async function benchStore(ctx: SectionContext): Promise<Record<string, unknown>>
   });
   activeHeads.add(postgres);
   const measure = async (name: string, head: Head) => {
-    const warm = await mapPool(Array(10).fill("true"), 4, (e) => submitJob(head, e));
-    await waitAllTerminal(head, warm, { intervalMs: 20, timeoutMs: 30_000 });
+    await warmUp(head);
     log(`store: ${name}: ${samples} sequential submissions`);
     const latencies: number[] = [];
     const sequential: string[] = [];
@@ -640,14 +651,7 @@ async function benchStore(ctx: SectionContext): Promise<Record<string, unknown>>
     }
     await waitAllTerminal(head, sequential, { intervalMs: 50, timeoutMs: 120_000 });
     log(`store: ${name}: ${jobs} jobs, ${SUBMIT_CONCURRENCY} submissions in flight`);
-    const t0 = performance.now();
-    const ids = await mapPool(
-      Array(jobs).fill("true"),
-      SUBMIT_CONCURRENCY,
-      (e) => submitJob(head, e),
-    );
-    const submitted = performance.now();
-    const done = await waitAllTerminal(head, ids, { intervalMs: 10, timeoutMs: 300_000 });
+    const { t0, submitted, done, ids } = await runTrueJobs(head, jobs, 300_000);
     const failed = await listStatuses(head, "FAILED,STOPPED");
     return {
       submit_latency_ms: summarize(latencies),
