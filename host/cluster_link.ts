@@ -60,15 +60,16 @@ export class ClusterLink implements Cluster {
   #nodes = new Map<string, NodeRow>();
   #epoch = 0;
   #origin = crypto.randomUUID();
-  #handlers?: SchedulingHandlers;
+  #handlers: SchedulingHandlers[] = [];
   /** This process holds the scheduling lock. */
   #scheduling = false;
-  #fence?: () => Promise<void>;
-  #resync?: () => Promise<void>;
+  #fences: (() => Promise<void>)[] = [];
+  #resyncs: (() => Promise<void>)[] = [];
   #closed = new AbortController();
   #lockConnection?: postgres.ReservedSql;
   #loops: Promise<void>[] = [];
   #unsubscribe = () => {};
+  #address = "";
 
   constructor(options: ClusterLinkOptions) {
     this.#options = options;
@@ -77,6 +78,10 @@ export class ClusterLink implements Cluster {
 
   get token(): string | undefined {
     return this.#options.token;
+  }
+
+  get address(): string {
+    return this.#address;
   }
 
   get node(): ClusterNode | undefined {
@@ -93,16 +98,16 @@ export class ClusterLink implements Cluster {
   }
 
   onScheduling(handlers: SchedulingHandlers): void {
-    this.#handlers = handlers;
+    this.#handlers.push(handlers);
   }
 
   onResync(resync: () => Promise<void>): void {
-    this.#resync = resync;
+    this.#resyncs.push(resync);
   }
 
   /** What a node does before it registers again after being declared DEAD. */
   onFence(fence: () => Promise<void>): void {
-    this.#fence = fence;
+    this.#fences.push(fence);
   }
 
   /**
@@ -111,6 +116,7 @@ export class ClusterLink implements Cluster {
    */
   async join(address: string): Promise<void> {
     const { store, events } = this.#options;
+    this.#address = address;
     await this.#table.ensure();
     await store.listen(NODES_CHANNEL, () => this.#refreshNodes());
     let subscriptions = 0;
@@ -118,7 +124,7 @@ export class ClusterLink implements Cluster {
       // Subscribed again after the store was away: what was announced meanwhile is lost.
       if (++subscriptions === 1) return;
       this.#options.logger.info("the store is back: looking at every unfinished job again");
-      this.#refreshNodes().then(() => this.#resync?.()).catch((err) => {
+      this.#refreshNodes().then(() => runEach(this.#resyncs)).catch((err) => {
         this.#options.logger.error(`looking at the jobs again failed: ${errorMessage(err)}`);
       });
     });
@@ -186,7 +192,7 @@ export class ClusterLink implements Cluster {
           `node ${node.name} was declared DEAD while it was away: killing the jobs ended ` +
             `meanwhile, then joining again`,
         );
-        await this.#fence?.();
+        await runEach(this.#fences);
         this.#epoch = await this.#table.register(node, this.#options.nodeTimeoutS);
         await this.#refreshNodes();
       } catch (err) {
@@ -210,7 +216,7 @@ export class ClusterLink implements Cluster {
         this.#scheduling = true;
         logger.info("this process schedules the cluster now");
         await this.#refreshNodes();
-        await this.#handlers?.takeOver();
+        for (const handlers of this.#handlers) await handlers.takeOver();
         while (!signal.aborted) {
           await this.#declareDead();
           await sleep(HEARTBEAT_MS, signal);
@@ -245,7 +251,7 @@ export class ClusterLink implements Cluster {
       const silentS = (listed.now - row.lastHeartbeat) / 1000;
       logger.warn(`node ${name} sent no heartbeat for ${silentS.toFixed(1)} s: declared DEAD`);
       this.#nodes.set(name, { ...row, state: "DEAD" });
-      await this.#handlers?.nodeDied(row, silentS);
+      for (const handlers of this.#handlers) await handlers.nodeDied(row, silentS);
     }
   }
 
@@ -286,6 +292,11 @@ export class ClusterLink implements Cluster {
       this.#options.logger.warn(`cannot read job "${change.id}": ${errorMessage(err)}`);
     }
   }
+}
+
+/** Runs each of `tasks` in turn. */
+async function runEach(tasks: (() => Promise<void>)[]): Promise<void> {
+  for (const task of tasks) await task();
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
