@@ -3,38 +3,10 @@
  * server, each with its own data directory and port.
  */
 import assert from "node:assert/strict";
-import {
-  type HeadOptions,
-  processesWithEnv,
-  type RunningHead,
-  startHead,
-  waitForStatus,
-} from "./harness.ts";
-import { createTestDatabase, type TestDatabase } from "./postgres.ts";
+import { processesWithEnv, type RunningHead, startHead, waitForStatus } from "./harness.ts";
+import { member, waitForNodes } from "./cluster.ts";
+import { createTestDatabase } from "./postgres.ts";
 import { waitFor } from "./poll.ts";
-
-/** How to start one process of a cluster on `db`. */
-function member(
-  db: TestDatabase,
-  name: string,
-  options: HeadOptions & { args?: string[] } = {},
-): HeadOptions {
-  return {
-    ...options,
-    env: { PGPASSWORD: db.password, ...options.env },
-    extraArgs: ["--store", db.url, "--name", name, ...(options.args ?? [])],
-  };
-}
-
-/** Waits until `head` sees the ALIVE nodes `names` (true polling: nodes join by themselves). */
-async function waitForNodes(head: RunningHead, names: string[]): Promise<void> {
-  await waitFor(`nodes ${names.join(", ")} alive`, async () => {
-    const { body } = await head.json("/api/cluster");
-    const alive = body.nodes.filter((n: { state: string }) => n.state === "ALIVE")
-      .map((n: { name: string }) => n.name);
-    return names.every((name) => alive.includes(name)) || undefined;
-  }, { timeoutMs: 30_000, intervalMs: 100 });
-}
 
 /** Submits `entrypoint` pinned to node `node` through `head`; its id. */
 async function submitOn(head: RunningHead, node: string, entrypoint: string): Promise<string> {
