@@ -43,6 +43,11 @@ export interface ClusterLinkOptions {
   /** Whether this process may schedule (heads may; worker nodes never do). */
   maySchedule: boolean;
   token?: string;
+  /**
+   * Called when this process lost the scheduling lock to another one (its connection broke
+   * while the store was away): it must stop, since its modules' state is a scheduler's.
+   */
+  onLostScheduling?(): void;
 }
 
 /** What a bridged change says: its origin, and which job. */
@@ -67,6 +72,8 @@ export class ClusterLink implements Cluster {
   #resyncs: (() => Promise<void>)[] = [];
   #closed = new AbortController();
   #lockConnection?: postgres.ReservedSql;
+  /** The server process of the lock's connection. */
+  #lockBackend = 0;
   #loops: Promise<void>[] = [];
   #unsubscribe = () => {};
   #address = "";
@@ -204,6 +211,10 @@ export class ClusterLink implements Cluster {
   /**
    * Waits for the scheduling lock, takes over, then watches the nodes' heartbeats. When
    * taking the lock fails (the store is away), it is tried again once the store is back.
+   * Each round it checks that the lock's connection still holds the lock: when it broke
+   * (the store restarted), the lock is taken back at once if it is free; if another process
+   * took it meanwhile, this one stops scheduling for good (`onLostScheduling`), so that
+   * never two processes schedule.
    */
   async #schedule(): Promise<void> {
     const { store, logger } = this.#options;
@@ -212,23 +223,91 @@ export class ClusterLink implements Cluster {
       try {
         const connection = this.#lockConnection = await store.sql.reserve();
         await connection`select pg_advisory_lock(${SCHEDULING_LOCK})`;
+        this.#lockBackend = await backendPid(connection);
         if (signal.aborted) return;
         this.#scheduling = true;
         logger.info("this process schedules the cluster now");
         await this.#refreshNodes();
         for (const handlers of this.#handlers) await handlers.takeOver();
-        while (!signal.aborted) {
-          await this.#declareDead();
-          await sleep(HEARTBEAT_MS, signal);
-        }
+        break;
       } catch (err) {
         if (signal.aborted) return;
-        logger.error(`lost the scheduling lock: ${errorMessage(err)}; taking it again`);
-        this.#lockConnection?.release();
+        logger.error(`cannot take the scheduling lock: ${errorMessage(err)}; trying again`);
+        if (!isConnectionClosed(err)) this.#lockConnection?.release();
         this.#lockConnection = undefined;
         await sleep(HEARTBEAT_MS, signal);
       }
     }
+    while (!signal.aborted) {
+      if (!await this.#stillHoldsLock() && !await this.#retakeLock()) return;
+      await this.#declareDead();
+      await sleep(HEARTBEAT_MS, signal);
+    }
+  }
+
+  /**
+   * Whether the lock's server process still holds the lock, as the store says (a session's
+   * advisory lock lives with its connection). While the store is away nobody can take it:
+   * it counts as held until the store answers.
+   */
+  async #stillHoldsLock(): Promise<boolean> {
+    try {
+      const [row] = await this.#options.store.sql`
+        select exists(
+          select 1 from pg_locks
+          where locktype = 'advisory' and classid = 0 and objid = ${SCHEDULING_LOCK}
+            and objsubid = 1 and pid = ${this.#lockBackend}::int and granted
+        ) as held`;
+      if (row.held) return true;
+    } catch {
+      return true;
+    }
+    if (this.#closed.signal.aborted) return true;
+    this.#options.logger.warn("the scheduling lock's connection broke: taking the lock back");
+    // Its socket closed: the pool took it back then. Released again, it would be handed out
+    // with no socket, and the next query on it would throw where no caller catches it.
+    this.#lockConnection = undefined;
+    return false;
+  }
+
+  /**
+   * Takes the scheduling lock back on a new connection once the store answers; false, after
+   * `onLostScheduling`, when another process holds it now.
+   */
+  async #retakeLock(): Promise<boolean> {
+    const { store, logger } = this.#options;
+    const signal = this.#closed.signal;
+    while (!signal.aborted) {
+      let connection: postgres.ReservedSql | undefined;
+      try {
+        connection = await store.sql.reserve();
+        // The old connection's server process may outlive it for a while (a broken network
+        // rather than a restart) and hold the lock still: it is ended first.
+        await connection`select pg_terminate_backend(${this.#lockBackend}::int, 5000)`
+          .catch(() => {}); // gone already, or not ours to end
+        const [row] = await connection`
+          select pg_try_advisory_lock(${SCHEDULING_LOCK}) as taken`;
+        if (row.taken) {
+          this.#lockConnection = connection;
+          this.#lockBackend = await backendPid(connection);
+          logger.info("took the scheduling lock back: this process still schedules the cluster");
+          return true;
+        }
+        connection.release();
+        this.#scheduling = false;
+        logger.error(
+          "another process took the scheduling lock while this one's connection was broken: " +
+            "this process stops, so that one schedules alone",
+        );
+        this.#options.onLostScheduling?.();
+        return false;
+      } catch (err) {
+        if (!isConnectionClosed(err)) connection?.release();
+        logger.warn(`cannot take the scheduling lock back yet: ${errorMessage(err)}`);
+        await sleep(HEARTBEAT_MS, signal);
+      }
+    }
+    return true;
   }
 
   /** Declares the nodes silent past the timeout DEAD; their jobs end FAILED. */
@@ -292,6 +371,21 @@ export class ClusterLink implements Cluster {
       this.#options.logger.warn(`cannot read job "${change.id}": ${errorMessage(err)}`);
     }
   }
+}
+
+/**
+ * Whether `err` says the connection closed: the pool has taken a reserved connection back
+ * then, and it must not be released again (it would be handed out without a socket).
+ */
+function isConnectionClosed(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("CONNECTION_");
+}
+
+/** The server process behind `connection`. */
+async function backendPid(connection: postgres.ReservedSql): Promise<number> {
+  const [row] = await connection`select pg_backend_pid() as pid`;
+  return row.pid;
 }
 
 /** Runs each of `tasks` in turn. */
