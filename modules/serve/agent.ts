@@ -27,6 +27,8 @@ import { DeploymentName, ReplicaLogsResponse } from "./schemas.ts";
 /** A replica the agent runs or adopted for the controller. */
 interface AgentReplica {
   process?: SupervisedProcess;
+  /** Settles with its process once its run or adoption is done (undefined: none runs). */
+  starting: Promise<SupervisedProcess | undefined>;
   /** Resolves with its end. */
   ended: PromiseWithResolvers<ExitReason>;
   /** Resolves true once the controller recorded its end, false when this process stops. */
@@ -53,31 +55,23 @@ export class ReplicaAgent {
     if (this.#replicas.has(launch.id)) {
       throw new ConflictError(`replica ${launch.id} runs already on this node`);
     }
-    const entry = this.#track(launch.id);
-    try {
-      entry.process = await this.host.run(launch, this.#onExit(entry));
-    } catch (err) {
-      this.#replicas.delete(launch.id);
-      throw err;
-    }
-    return entry.process.identity;
+    const entry = this.#start(launch.id, (onExit) => this.host.run(launch, onExit));
+    return (await entry.starting)!.identity;
   }
 
-  /** Takes back a replica (after this process restarted); its identity. NotFoundError if gone. */
+  /**
+   * Takes back a replica (after this process restarted); its identity. A run or an
+   * adoption of it under way (a previous controller's) is waited for. NotFoundError if gone.
+   */
   async adopt(
     deployment: string,
     id: string,
     identity: SupervisorIdentity | null,
   ): Promise<SupervisorIdentity> {
-    const known = this.#replicas.get(id);
-    if (known?.process) return known.process.identity;
-    const entry = known ?? this.#track(id);
-    const process = await this.host.adopt(deployment, id, identity, this.#onExit(entry));
-    if (!process) {
-      this.#replicas.delete(id);
-      throw new NotFoundError(`replica ${id} does not run on this node`);
-    }
-    entry.process = process;
+    const entry = this.#replicas.get(id) ??
+      this.#start(id, (onExit) => this.host.adopt(deployment, id, identity, onExit));
+    const process = entry.process ?? await entry.starting;
+    if (!process) throw new NotFoundError(`replica ${id} does not run on this node`);
     return process.identity;
   }
 
@@ -112,7 +106,9 @@ export class ReplicaAgent {
   ): Promise<string[]> {
     const killed: string[] = [];
     for (const { deployment, id, identity } of fenced) {
-      const known = this.#replicas.get(id)?.process;
+      // A run under way when the node was declared DEAD ends here too.
+      const entry = this.#replicas.get(id);
+      const known = entry && (entry.process ?? await entry.starting.catch(() => undefined));
       const process = known ??
         await this.host.adopt(deployment, id, identity, () => Promise.resolve(true));
       if (!process) continue;
@@ -134,12 +130,29 @@ export class ReplicaAgent {
     this.#replicas.clear();
   }
 
-  #track(id: string): AgentReplica {
+  /** Tracks replica `id` while `start` gives its process; forgets it if there is none. */
+  #start(
+    id: string,
+    start: (onExit: ExitHandler) => Promise<SupervisedProcess | undefined>,
+  ): AgentReplica {
     const entry: AgentReplica = {
+      starting: Promise.resolve(undefined),
       ended: Promise.withResolvers<ExitReason>(),
       recorded: Promise.withResolvers<boolean>(),
     };
     this.#replicas.set(id, entry);
+    const forget = () => {
+      if (this.#replicas.get(id) === entry) this.#replicas.delete(id);
+    };
+    entry.starting = start(this.#onExit(entry)).then((process) => {
+      if (process) entry.process = process;
+      else forget();
+      return process;
+    }, (err) => {
+      forget();
+      throw err;
+    });
+    entry.starting.catch(() => {}); // its callers hear of the failure
     return entry;
   }
 
