@@ -3,7 +3,13 @@
  * and deleted through any head, moved off a node that dies, taken over by another head.
  */
 import assert from "node:assert/strict";
-import { isAlive, processesWithEnv, type RunningHead, startHead } from "./harness.ts";
+import {
+  isAlive,
+  killProcessesWithEnv,
+  processesWithEnv,
+  type RunningHead,
+  startHead,
+} from "./harness.ts";
 import { member, waitForNodes } from "./cluster.ts";
 import { createTestDatabase } from "./postgres.ts";
 import { waitFor } from "./poll.ts";
@@ -218,6 +224,40 @@ Deno.test("a node restarted gracefully keeps its serve replicas; their ends stil
     assert.deepEqual(deleted.body, { deleted: true });
     assert.deepEqual(await processesWithEnv("JOBHEAD_DEPLOYMENT", web), []);
   } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("a delete while a replica's node restarts stops the replica once the node is back", async () => {
+  const db = await createTestDatabase();
+  await using head = await startHead(member(db, "head", { args: ["--no-local-jobs"] }));
+  const dataDir = await Deno.makeTempDir({ prefix: "jobhead-test-node-" });
+  const runId = crypto.randomUUID();
+  const web = uniqueName("web");
+  try {
+    const first = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+    await waitForNodes(head, ["n1"]);
+    const applied = await head.json("/api/serve/deployments", {
+      method: "POST",
+      body: { name: web, entrypoint: "exec sleep 600" },
+    });
+    assert.equal(applied.status, 200, JSON.stringify(applied.body));
+    await waitFor("the replica alive", async () => {
+      const { body } = await head.json(`/api/serve/deployments/${web}`);
+      return body.replicas.length === 1 && body.replicas[0].state === "ALIVE";
+    }, { timeoutMs: 30_000, intervalMs: 50 });
+
+    // The node's process is away (not DEAD) when the stop is first tried.
+    await first.kill("SIGTERM");
+    const deleting = head.json(`/api/serve/deployments/${web}`, { method: "DELETE" });
+    await head.waitForOutput(/stopping replica \S+ failed/);
+    await using _back = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+    await waitFor("the replica stopped", async () => {
+      return (await processesWithEnv("JOBHEAD_DEPLOYMENT", web)).length === 0;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+    assert.deepEqual((await deleting).body, { deleted: true });
+  } finally {
+    await killProcessesWithEnv("JOBHEAD_DEPLOYMENT", web);
     await Deno.remove(dataDir, { recursive: true });
   }
 });

@@ -49,6 +49,8 @@ export interface ControllerDeps {
 
 /** Between tries to place a replica while no node may host one. */
 const PLACE_RETRY_MS = 1_000;
+/** Between tries to stop a replica whose node did not answer. */
+const STOP_RETRY_MS = 1_000;
 
 /** A replica as the controller tracks it in memory. */
 interface ReplicaRuntime {
@@ -249,6 +251,8 @@ export class DeploymentController {
    */
   async close(): Promise<void> {
     this.#closed.abort();
+    // A stop under way waits no more for the replica's end: it is left to the next head.
+    for (const runtime of this.#replicas.values()) runtime.ended.resolve();
     await this.#loop;
     await Promise.all(this.#healthWatches);
     await this.#writes;
@@ -324,6 +328,7 @@ export class DeploymentController {
     const replicas = [...this.#replicas.values()];
     await Promise.all(replicas.map((r) => this.#retire(r, "the deployment was deleted")));
     await this.#writes;
+    if (this.#closed.signal.aborted) return; // the next head finishes the delete
     await this.#deps.store.deleteDeployment(this.#deployment.name);
     this.#deps.ctx.events.emit({
       type: "deployment",
@@ -542,13 +547,18 @@ export class DeploymentController {
     if (runtime.process) {
       const graceS = this.#deployment.spec.graceful_shutdown_timeout_s;
       const graceMs = graceS == null ? this.#deps.ctx.config.stopGraceMs : graceS * 1000;
-      try {
-        await runtime.process.stop(graceMs);
-      } catch (err) {
-        // Its node did not answer: the replica ends when the node is declared DEAD.
-        this.#deps.ctx.logger.warn(
-          `stopping replica ${runtime.record.replica_tag} failed: ${errorMessage(err)}`,
-        );
+      // Tried again while its node does not answer (its process restarts, or it is away),
+      // until the replica stops, or the node is declared DEAD (it moves off), or this stops.
+      while (runtime.process && !this.#closed.signal.aborted) {
+        try {
+          await runtime.process.stop(graceMs);
+          break;
+        } catch (err) {
+          this.#deps.ctx.logger.warn(
+            `stopping replica ${runtime.record.replica_tag} failed: ${errorMessage(err)}`,
+          );
+          await delay(STOP_RETRY_MS, undefined, { signal: this.#closed.signal }).catch(() => {});
+        }
       }
     } else if (this.#closed.signal.aborted) {
       runtime.ended.resolve(); // left as it is for the next head
