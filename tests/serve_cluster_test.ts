@@ -261,3 +261,83 @@ Deno.test("a delete while a replica's node restarts stops the replica once the n
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("a head stopped during a delete that waits for a node exits; the next head finishes it", async () => {
+  const db = await createTestDatabase();
+  // The node is not declared DEAD meanwhile (that would end the stop).
+  const args = ["--no-local-jobs", "--node-timeout-s", "60"];
+  const first = await startHead(member(db, "head", { args }));
+  const dataDir = await Deno.makeTempDir({ prefix: "jobhead-test-node-" });
+  const runId = crypto.randomUUID();
+  const web = uniqueName("web");
+  try {
+    const node = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+    await waitForNodes(first, ["n1"]);
+    const applied = await first.json("/api/serve/deployments", {
+      method: "POST",
+      body: { name: web, entrypoint: "exec sleep 600" },
+    });
+    assert.equal(applied.status, 200, JSON.stringify(applied.body));
+    await waitFor("the replica alive", async () => {
+      const { body } = await first.json(`/api/serve/deployments/${web}`);
+      return body.replicas.length === 1 && body.replicas[0].state === "ALIVE";
+    }, { timeoutMs: 30_000, intervalMs: 50 });
+
+    await node.kill("SIGTERM");
+    const deleting = first.json(`/api/serve/deployments/${web}`, { method: "DELETE" })
+      .catch(() => undefined); // cut off by the head's stop
+    await first.waitForOutput(/stopping replica \S+ failed/);
+    await first.kill("SIGTERM"); // throws if it does not exit
+    await deleting;
+
+    await using _back = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+    await using next = await startHead(member(db, "head2", { args }));
+    await waitFor("the deployment deleted", async () => {
+      return (await next.json(`/api/serve/deployments/${web}`)).status === 404;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+    assert.deepEqual(await processesWithEnv("JOBHEAD_DEPLOYMENT", web), []);
+  } finally {
+    await first[Symbol.asyncDispose]();
+    await killProcessesWithEnv("JOBHEAD_DEPLOYMENT", web);
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("a replica found unhealthy while its node restarts is stopped and restarted once the node is back", async () => {
+  const db = await createTestDatabase();
+  await using head = await startHead(member(db, "head", { args: ["--no-local-jobs"] }));
+  const dataDir = await Deno.makeTempDir({ prefix: "jobhead-test-node-" });
+  const runId = crypto.randomUUID();
+  const web = uniqueName("web");
+  try {
+    const first = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+    await waitForNodes(head, ["n1"]);
+    const applied = await head.json("/api/serve/deployments", {
+      method: "POST",
+      body: {
+        name: web,
+        entrypoint: "exec sleep 600",
+        health_check: { command: "true", period_s: 0.2, failure_threshold: 1 },
+        restart_policy: { initial_backoff_s: 0.05 },
+      },
+    });
+    assert.equal(applied.status, 200, JSON.stringify(applied.body));
+    const [replica] = await healthy(head, web, 1);
+
+    // Its checks fail while the node's process is away: it is to be stopped, then restarted.
+    await first.kill("SIGTERM");
+    await head.waitForOutput(/stopping (replica \S+|an unhealthy replica) failed/);
+    await using _back = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+    const restarted = await waitFor("the replica restarted", async () => {
+      const { body } = await head.json(`/api/serve/deployments/${web}`);
+      const [r] = body.replicas as (Replica & { num_restarts: number })[];
+      return r?.state === "ALIVE" && r.ready && r.num_restarts === 1 && r;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+    assert.equal(restarted.actor_id, replica.actor_id);
+    assert.notEqual(restarted.pid, replica.pid);
+    assert.equal(await isAlive(replica.pid), false);
+  } finally {
+    await killProcessesWithEnv("JOBHEAD_DEPLOYMENT", web);
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});

@@ -101,6 +101,7 @@ export class DeploymentController {
     this.#deps = deps;
     this.#deployment = deployment;
     for (const record of replicas) this.#replicas.set(record.actor_id, newRuntime(record));
+    this.#deleted.promise.catch(() => {}); // rejected at close, awaited only by a delete
   }
 
   /** The deployment as last recorded. */
@@ -229,7 +230,10 @@ export class DeploymentController {
     this.#kick();
   }
 
-  /** Stops every replica and removes the deployment; resolves once that is done. */
+  /**
+   * Stops every replica and removes the deployment; resolves once that is done. Throws
+   * UnavailableError when the head stops first (the next head finishes it).
+   */
   async delete(): Promise<void> {
     if (!this.deleting) {
       this.#deployment = {
@@ -251,6 +255,7 @@ export class DeploymentController {
    */
   async close(): Promise<void> {
     this.#closed.abort();
+    this.#deleted.reject(new UnavailableError("the head stops: the next one finishes the delete"));
     // A stop under way waits no more for the replica's end: it is left to the next head.
     for (const runtime of this.#replicas.values()) runtime.ended.resolve();
     await this.#loop;
@@ -546,20 +551,7 @@ export class DeploymentController {
     await runtime.launch;
     if (runtime.process) {
       const graceS = this.#deployment.spec.graceful_shutdown_timeout_s;
-      const graceMs = graceS == null ? this.#deps.ctx.config.stopGraceMs : graceS * 1000;
-      // Tried again while its node does not answer (its process restarts, or it is away),
-      // until the replica stops, or the node is declared DEAD (it moves off), or this stops.
-      while (runtime.process && !this.#closed.signal.aborted) {
-        try {
-          await runtime.process.stop(graceMs);
-          break;
-        } catch (err) {
-          this.#deps.ctx.logger.warn(
-            `stopping replica ${runtime.record.replica_tag} failed: ${errorMessage(err)}`,
-          );
-          await delay(STOP_RETRY_MS, undefined, { signal: this.#closed.signal }).catch(() => {});
-        }
-      }
+      await this.#stop(runtime, graceS == null ? this.#deps.ctx.config.stopGraceMs : graceS * 1000);
     } else if (this.#closed.signal.aborted) {
       runtime.ended.resolve(); // left as it is for the next head
     } else {
@@ -601,11 +593,29 @@ export class DeploymentController {
 
   /** Has a replica that failed its health checks stopped; its policy then restarts it. */
   #stopUnhealthy(runtime: ReplicaRuntime, why: string): void {
-    const process = runtime.process;
-    if (!process) return;
+    if (!runtime.process) return;
     runtime.unhealthy = why;
-    process.stop(this.#deps.ctx.config.stopGraceMs)
-      .catch((err) => this.#deps.ctx.logger.error(`stopping an unhealthy replica failed:`, err));
+    this.#stop(runtime, this.#deps.ctx.config.stopGraceMs);
+  }
+
+  /**
+   * Stops a replica's process. Tried again while its node does not answer (its process
+   * restarts, or it is away), until the replica stops, or the node is declared DEAD (the
+   * replica moves off), or this controller stops.
+   */
+  async #stop(runtime: ReplicaRuntime, graceMs: number): Promise<void> {
+    const process = runtime.process;
+    while (process && runtime.process === process && !this.#closed.signal.aborted) {
+      try {
+        await process.stop(graceMs);
+        return;
+      } catch (err) {
+        this.#deps.ctx.logger.warn(
+          `stopping replica ${runtime.record.replica_tag} failed: ${errorMessage(err)}`,
+        );
+        await delay(STOP_RETRY_MS, undefined, { signal: this.#closed.signal }).catch(() => {});
+      }
+    }
   }
 
   /** Where a replica runs, and with what environment, less its command. */
