@@ -240,7 +240,12 @@ export class ClusterLink implements Cluster {
     }
     while (!signal.aborted) {
       if (!await this.#stillHoldsLock() && !await this.#retakeLock()) return;
-      await this.#declareDead();
+      try {
+        await this.#declareDead();
+      } catch (err) {
+        // A node that could not be recorded DEAD is tried again next round.
+        logger.error(`declaring the silent nodes DEAD failed: ${errorMessage(err)}`);
+      }
       await sleep(HEARTBEAT_MS, signal);
     }
   }

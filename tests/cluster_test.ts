@@ -317,3 +317,44 @@ Deno.test("a scheduling head whose lock connection breaks takes the lock back, o
     await first[Symbol.asyncDispose]();
   }
 });
+
+/** Runs `statement` on `db` as the test's own client. */
+async function runSql(db: TestDatabase, statement: string): Promise<void> {
+  const sql = postgres(db.url, { password: db.password, max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(statement);
+  } finally {
+    await sql.end();
+  }
+}
+
+Deno.test("a scheduling head whose declaring a node DEAD fails goes on scheduling, and declares it later", async () => {
+  const db = await createTestDatabase();
+  await using head = await startHead(
+    member(db, "h1", { args: ["--no-local-jobs", "--node-timeout-s", "2"] }),
+  );
+  await head.waitForOutput(/this process schedules the cluster now/);
+  const node = await startHead(member(db, "n1", { command: "node" }));
+  try {
+    await waitForNodes(head, ["n1"]);
+    // The store refuses, for a while, to record a node DEAD.
+    await runSql(
+      db,
+      `create function refuse_dead() returns trigger language plpgsql as $$
+       begin raise exception 'no node may die now'; end $$;
+       create trigger refuse_dead before update on jobhead_nodes
+       for each row when (new.state = 'DEAD') execute function refuse_dead();`,
+    );
+    await node.kill("SIGKILL");
+    await head.waitForOutput(/no node may die now/);
+    await runSql(db, "drop trigger refuse_dead on jobhead_nodes");
+    await waitFor("n1 declared DEAD", async () => {
+      const { body } = await head.json("/api/cluster");
+      return body.nodes.some((n: { name: string; state: string }) =>
+        n.name === "n1" && n.state === "DEAD"
+      ) || undefined;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+  } finally {
+    await node[Symbol.asyncDispose]();
+  }
+});
