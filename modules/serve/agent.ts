@@ -31,6 +31,8 @@ interface AgentReplica {
   starting: Promise<SupervisedProcess | undefined>;
   /** Resolves with its end. */
   ended: PromiseWithResolvers<ExitReason>;
+  /** Whether it has ended. */
+  exited: boolean;
   /** Resolves true once the controller recorded its end, false when this process stops. */
   recorded: PromiseWithResolvers<boolean>;
 }
@@ -52,9 +54,12 @@ export class ReplicaAgent {
 
   /** Runs a replica; its supervisor's identity. */
   async run(launch: ReplicaLaunch): Promise<SupervisorIdentity> {
-    if (this.#replicas.has(launch.id)) {
+    const previous = this.#replicas.get(launch.id);
+    if (previous && !previous.exited) {
       throw new ConflictError(`replica ${launch.id} runs already on this node`);
     }
+    // Run again (a restart) before its release came: the controller has its previous end.
+    previous?.recorded.resolve(true);
     const entry = this.#start(launch.id, (onExit) => this.host.run(launch, onExit));
     return (await entry.starting)!.identity;
   }
@@ -83,7 +88,9 @@ export class ReplicaAgent {
 
   /** The controller recorded the replica's end: its exit file may go. */
   release(id: string): void {
-    this.#replicas.get(id)?.recorded.resolve(true);
+    const entry = this.#replicas.get(id);
+    if (!entry?.exited) return; // a later run of it, which has not ended
+    entry.recorded.resolve(true);
     this.#replicas.delete(id);
   }
 
@@ -117,7 +124,8 @@ export class ReplicaAgent {
           `(pid ${process.identity.pid})`,
       );
       await process.stop(0);
-      this.release(id);
+      this.#replicas.get(id)?.recorded.resolve(true);
+      this.#replicas.delete(id);
       killed.push(id);
     }
     return killed;
@@ -138,6 +146,7 @@ export class ReplicaAgent {
     const entry: AgentReplica = {
       starting: Promise.resolve(undefined),
       ended: Promise.withResolvers<ExitReason>(),
+      exited: false,
       recorded: Promise.withResolvers<boolean>(),
     };
     this.#replicas.set(id, entry);
@@ -158,6 +167,7 @@ export class ReplicaAgent {
 
   #onExit(entry: AgentReplica): ExitHandler {
     return (reason) => {
+      entry.exited = true;
       entry.ended.resolve(reason);
       return entry.recorded.promise;
     };

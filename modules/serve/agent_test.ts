@@ -84,6 +84,7 @@ Deno.test({
       // Still known: no second process of it can start.
       await assert.rejects(agent.run(launch), ConflictError);
       await agent.stop(launch.id, 0);
+      await agent.end(launch.id); // once its supervisor is reaped
       agent.release(launch.id);
     }),
 });
@@ -94,9 +95,29 @@ Deno.test({
   fn: () =>
     withAgent(async (agent, host, launch) => {
       const running = agent.run(launch);
+      const ending = agent.end(launch.id); // once its supervisor is reaped
       const fencing = agent.fence([{ deployment: "web", id: launch.id, identity: null }]);
       if (!host.lookedFor) host.gate.resolve();
       await running;
       assert.deepEqual(await fencing, [launch.id]);
+      await ending;
+    }),
+});
+
+Deno.test({
+  name:
+    "ReplicaAgent.run() of a replica that ended runs it again; the late release leaves the new run",
+  sanitizeResources: false, // libc, as above
+  fn: () =>
+    withAgent(async (agent, host, launch) => {
+      host.gate.resolve();
+      await agent.run({ ...launch, command: "exit 3" });
+      assert.equal((await agent.end(launch.id)).kind, "exited");
+      // The controller restarts it before its release of the first run reaches the node.
+      await agent.run(launch);
+      agent.release(launch.id);
+      assert.equal((await agent.stop(launch.id, 0)).kind, "died");
+      await agent.end(launch.id); // once its supervisor is reaped
+      agent.release(launch.id);
     }),
 });
