@@ -233,8 +233,15 @@ export class ClusterLink implements Cluster {
       } catch (err) {
         if (signal.aborted) return;
         logger.error(`cannot take the scheduling lock: ${errorMessage(err)}; trying again`);
-        if (!isConnectionClosed(err)) this.#lockConnection?.release();
+        this.#scheduling = false;
+        const connection = this.#lockConnection;
         this.#lockConnection = undefined;
+        // A take-over that failed leaves the lock held: given back to the pool holding it,
+        // the connection would keep every process from ever taking it.
+        if (connection && !isConnectionClosed(err)) {
+          await connection`select pg_advisory_unlock_all()`
+            .then(() => connection.release(), () => {}); // closed: the pool has it back
+        }
         await sleep(HEARTBEAT_MS, signal);
       }
     }

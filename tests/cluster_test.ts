@@ -358,3 +358,35 @@ Deno.test("a scheduling head whose declaring a node DEAD fails goes on schedulin
     await node[Symbol.asyncDispose]();
   }
 });
+
+Deno.test("a head whose take-over fails holds no lock meanwhile, and takes over once it can", async () => {
+  const db = await createTestDatabase();
+  const first = await startHead(member(db, "h1", { args: ["--no-local-jobs"] }));
+  try {
+    await first.waitForOutput(/this process schedules the cluster now/);
+    await using second = await startHead(member(db, "h2", { args: ["--no-local-jobs"] }));
+    await waitFor("the second head waiting for the lock", async () => {
+      return await lockWaiters(db) === 1 || undefined;
+    }, { timeoutMs: 30_000, intervalMs: 50 });
+    // The store refuses, for a while, to record which head controls the deployments.
+    await runSql(
+      db,
+      `create function refuse_controller() returns trigger language plpgsql as $$
+       begin raise exception 'no controller now'; end $$;
+       create trigger refuse_controller before insert or update on jobhead_kv for each row
+       when (position(convert_to('controller', 'UTF8') in new.key) > 0)
+       execute function refuse_controller();`,
+    );
+    await first.kill("SIGKILL");
+    await second.waitForOutput(/no controller now/);
+    await runSql(db, "drop trigger refuse_controller on jobhead_kv");
+
+    // A head that does not schedule passes serve requests on to the one that took over.
+    await using third = await startHead(member(db, "h3", { args: ["--no-local-jobs"] }));
+    await waitFor("serve requests passed on to the second head", async () => {
+      return (await third.json("/api/serve/deployments")).status === 200 || undefined;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+  } finally {
+    await first[Symbol.asyncDispose]();
+  }
+});

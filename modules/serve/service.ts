@@ -190,6 +190,7 @@ export class ServeService {
   /** Takes over the deployments a previous head left, and their replicas. */
   async #adoptDeployments(): Promise<void> {
     for (const deployment of await this.#store.listDeployments()) {
+      if (this.#controllers.has(deployment.name)) continue; // adopted before a failure
       const replicas = await this.#store.listReplicas(deployment.name);
       const controller = this.#controller(deployment, replicas);
       try {
@@ -203,9 +204,9 @@ export class ServeService {
 
   /** In a cluster, this process now schedules: it controls the deployments from here on. */
   async #takeOver(): Promise<void> {
-    if (this.#controlling) return;
     try {
-      await this.#adoptDeployments();
+      // Tried again after a failure: what was adopted stays, the record is written again.
+      if (!this.#controlling) await this.#adoptDeployments();
       this.#controlling = true;
       await this.#store.putController({
         address: this.#ctx.cluster!.address,
