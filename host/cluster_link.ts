@@ -72,6 +72,8 @@ export class ClusterLink implements Cluster {
   #resyncs: (() => Promise<void>)[] = [];
   #closed = new AbortController();
   #lockConnection?: postgres.ReservedSql;
+  /** The wait for the scheduling lock, while another process holds it. */
+  #locking?: postgres.PendingQuery<postgres.Row[]>;
   /** The server process of the lock's connection. */
   #lockBackend = 0;
   #loops: Promise<void>[] = [];
@@ -153,6 +155,7 @@ export class ClusterLink implements Cluster {
   async close(): Promise<void> {
     this.#closed.abort();
     this.#unsubscribe();
+    this.#locking?.cancel(); // else it waits as long as another process schedules
     this.#lockConnection?.release();
     await Promise.allSettled(this.#loops);
     if (this.#options.node) {
@@ -222,7 +225,9 @@ export class ClusterLink implements Cluster {
     while (!signal.aborted) {
       try {
         const connection = this.#lockConnection = await store.sql.reserve();
-        await connection`select pg_advisory_lock(${SCHEDULING_LOCK})`;
+        if (signal.aborted) return;
+        await (this.#locking = connection`select pg_advisory_lock(${SCHEDULING_LOCK})`);
+        this.#locking = undefined;
         this.#lockBackend = await backendPid(connection);
         if (signal.aborted) return;
         this.#scheduling = true;

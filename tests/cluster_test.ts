@@ -390,3 +390,15 @@ Deno.test("a head whose take-over fails holds no lock meanwhile, and takes over 
     await first[Symbol.asyncDispose]();
   }
 });
+
+Deno.test("a head waiting for the scheduling lock exits on SIGTERM", async () => {
+  const db = await createTestDatabase();
+  await using first = await startHead(member(db, "h1", { args: ["--no-local-jobs"] }));
+  await first.waitForOutput(/this process schedules the cluster now/);
+  const second = await startHead(member(db, "h2", { args: ["--no-local-jobs"] }));
+  await waitFor("the second head waiting for the lock", async () => {
+    return await lockWaiters(db) === 1 || undefined;
+  }, { timeoutMs: 30_000, intervalMs: 50 });
+  await second.kill("SIGTERM"); // throws if it does not exit
+  assert.equal(await lockWaiters(db), 0);
+});
