@@ -341,3 +341,33 @@ Deno.test("a replica found unhealthy while its node restarts is stopped and rest
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("a node whose serve agent does not answer is passed over: the replicas go to the others", async () => {
+  const db = await createTestDatabase();
+  await using head = await startHead(member(db, "head", { args: ["--no-local-jobs"] }));
+  await head.waitForOutput(/this process schedules the cluster now/);
+  // A head that runs jobs but no serve module: a node without a serve agent.
+  await using _minimal = await startHead(member(db, "bare", { args: ["--minimal"] }));
+  await using _n1 = await startHead(member(db, "n1", { command: "node" }));
+  await waitForNodes(head, ["bare", "n1"]);
+  const web = uniqueName("web");
+  try {
+    const applied = await head.json("/api/serve/deployments", {
+      method: "POST",
+      body: { name: web, entrypoint: "exec sleep 600", num_replicas: 2 },
+    });
+    assert.equal(applied.status, 200, JSON.stringify(applied.body));
+    await waitFor("both replicas alive on n1", async () => {
+      const { body } = await head.json(`/api/serve/deployments/${web}`);
+      const replicas = body.replicas as Replica[];
+      return replicas.length === 2 &&
+        replicas.every((r) => r.state === "ALIVE" && r.node === "n1");
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+    assert.deepEqual(
+      (await head.json(`/api/serve/deployments/${web}`, { method: "DELETE" })).body,
+      { deleted: true },
+    );
+  } finally {
+    await killProcessesWithEnv("JOBHEAD_DEPLOYMENT", web);
+  }
+});

@@ -41,8 +41,11 @@ export interface ControllerDeps {
    * undefined while that node is not alive.
    */
   hostOf(node: string | undefined): ReplicaHost | undefined;
-  /** Where the deployment's next replica goes; undefined while no node may host one. */
-  placeNext(deployment: string): ReplicaHost | undefined;
+  /**
+   * Where the deployment's next replica goes, none of the nodes `passOver`; undefined while
+   * no node may host one.
+   */
+  placeNext(deployment: string, passOver: ReadonlySet<string | undefined>): ReplicaHost | undefined;
   /** Called once the deployment has been deleted. */
   onDeleted(): void;
 }
@@ -377,22 +380,10 @@ export class DeploymentController {
   /** Places and starts a new replica; undefined when no node may host one now. */
   async #startReplica(): Promise<ReplicaRuntime | undefined> {
     const { name, spec } = this.#deployment;
-    const host = this.#deps.placeNext(name);
-    if (!host) return undefined;
+    const placed = await this.#place();
+    if (!placed) return undefined;
+    const { host, port } = placed;
     const suffix = randomSuffix();
-    const taken = [...this.#replicas.values()]
-      .filter((r) => r.record.node === host.node).map((r) => r.record.port);
-    // Counted on its node from here on, so the replicas placed beside it spread.
-    this.#placing.set(host.node, (this.#placing.get(host.node) ?? 0) + 1);
-    let port: number;
-    try {
-      port = await host.freePort(taken);
-    } catch (err) {
-      this.#deps.ctx.logger.warn(`cannot place a replica of "${name}": ${errorMessage(err)}`);
-      return undefined;
-    } finally {
-      this.#placing.set(host.node, this.#placing.get(host.node)! - 1);
-    }
     const runtime = newRuntime({
       actor_id: `servereplica_${name}_${suffix}`,
       replica_tag: `${name}#${suffix}`,
@@ -420,6 +411,31 @@ export class DeploymentController {
     }
     this.#spawn(runtime);
     return runtime;
+  }
+
+  /**
+   * A node for a new replica, and its port there; a node that does not answer is passed
+   * over for the next. Undefined when none may host it now.
+   */
+  async #place(): Promise<{ host: ReplicaHost; port: number } | undefined> {
+    const { name } = this.#deployment;
+    const passedOver = new Set<string | undefined>();
+    for (;;) {
+      const host = this.#deps.placeNext(name, passedOver);
+      if (!host || passedOver.has(host.node)) return undefined;
+      const taken = [...this.#replicas.values()]
+        .filter((r) => r.record.node === host.node).map((r) => r.record.port);
+      // Counted on its node from here on, so the replicas placed beside it spread.
+      this.#placing.set(host.node, (this.#placing.get(host.node) ?? 0) + 1);
+      try {
+        return { host, port: await host.freePort(taken) };
+      } catch (err) {
+        this.#deps.ctx.logger.warn(`cannot place a replica of "${name}": ${errorMessage(err)}`);
+        passedOver.add(host.node);
+      } finally {
+        this.#placing.set(host.node, this.#placing.get(host.node)! - 1);
+      }
+    }
   }
 
   #spawn(runtime: ReplicaRuntime): void {

@@ -256,7 +256,10 @@ export class ServeService {
   }
 
   /** Where a deployment's next replica goes: the live node `placeReplica()` picks. */
-  #placeNext(deployment: string): ReplicaHost | undefined {
+  #placeNext(
+    deployment: string,
+    passOver: ReadonlySet<string | undefined>,
+  ): ReplicaHost | undefined {
     const cluster = this.#ctx.cluster;
     if (!cluster) return this.#local;
     const total = new Map<string | undefined, number>();
@@ -268,7 +271,7 @@ export class ServeService {
       }
     }
     const node = placeReplica(
-      cluster.nodes().filter((n) => n.state === "ALIVE").map((n) => ({
+      cluster.nodes().filter((n) => n.state === "ALIVE" && !passOver.has(n.name)).map((n) => ({
         name: n.name,
         ofDeployment: counts.get(n.name) ?? 0,
         total: total.get(n.name) ?? 0,
@@ -290,7 +293,7 @@ export class ServeService {
         ctx: this.#ctx,
         store: this.#store,
         hostOf: (node) => this.#hostOf(node),
-        placeNext: (of) => this.#placeNext(of),
+        placeNext: (of, passOver) => this.#placeNext(of, passOver),
         onDeleted: () => {
           if (this.#controllers.get(name) === controller) this.#controllers.delete(name);
           this.#removeLogs(name);
