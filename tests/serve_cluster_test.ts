@@ -7,6 +7,7 @@ import { isAlive, processesWithEnv, type RunningHead, startHead } from "./harnes
 import { member, waitForNodes } from "./cluster.ts";
 import { createTestDatabase } from "./postgres.ts";
 import { waitFor } from "./poll.ts";
+import { waitForEvent } from "./events.ts";
 
 /** The interpreter itself, not a version manager's shim, so a replica is one process. */
 const PYTHON = new TextDecoder().decode(
@@ -56,6 +57,18 @@ Deno.test("serve replicas run on the worker nodes; any head applies, reads, take
 
     // Applied through the head that does not schedule: passed on to the one that does.
     const web = uniqueName("web");
+    // Its live updates reach that head's event stream too, and its replicas' actors.
+    const seen = new Set<string>();
+    const live = waitForEvent(second, `${web} HEALTHY and its actors on h2's event stream`, () => {
+      return Promise.resolve(seen.has("HEALTHY") && seen.has("actor ALIVE") || undefined);
+    }, {
+      types: ["deployment", "actor"],
+      concerns: (event, data) => {
+        if (event === "deployment" && data.name === web) seen.add(data.status);
+        if (event === "actor" && data.owner?.id === web) seen.add(`actor ${data.state}`);
+        return true;
+      },
+    });
     const applied = await second.json("/api/serve/deployments", {
       method: "POST",
       body: {
@@ -68,6 +81,7 @@ Deno.test("serve replicas run on the worker nodes; any head applies, reads, take
     });
     assert.equal(applied.status, 200, JSON.stringify(applied.body));
     const replicas = await healthy(second, web, 2);
+    await live;
     assert.deepEqual(replicas.map((r) => r.node).sort(), ["n1", "n2"], "one on each node");
 
     // Each replica's log is on its node, and reads the same through either head.
