@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { isAlive, processesWithEnv, type RunningHead, startHead } from "./harness.ts";
-import { member, waitForNodes } from "./cluster.ts";
+import { member, restartableNode, waitForNodes } from "./cluster.ts";
 import { createTestDatabase } from "./postgres.ts";
 import { waitFor } from "./poll.ts";
 import { waitForEvent } from "./events.ts";
@@ -43,6 +43,16 @@ function healthy(head: RunningHead, name: string, count: number, nodes?: string[
   }, { timeoutMs: 60_000, intervalMs: 100 });
 }
 
+/** Applies `spec` through `head`; the deployment as it answers. */
+async function apply(head: RunningHead, spec: Record<string, unknown>) {
+  const { status, body } = await head.json("/api/serve/deployments", {
+    method: "POST",
+    body: spec,
+  });
+  assert.equal(status, 200, JSON.stringify(body));
+  return body;
+}
+
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
 Deno.test("serve replicas run on the worker nodes; any head applies, reads, takes over and deletes", async () => {
@@ -69,17 +79,13 @@ Deno.test("serve replicas run on the worker nodes; any head applies, reads, take
         return true;
       },
     });
-    const applied = await second.json("/api/serve/deployments", {
-      method: "POST",
-      body: {
-        name: web,
-        entrypoint: `echo "serving on $PORT"; exec ${PYTHON} -m http.server "$PORT" --bind 0.0.0.0`,
-        num_replicas: 2,
-        health_check: { http_path: "/", period_s: 0.5 },
-        graceful_shutdown_timeout_s: 2,
-      },
+    const applied = await apply(second, {
+      name: web,
+      entrypoint: `echo "serving on $PORT"; exec ${PYTHON} -m http.server "$PORT" --bind 0.0.0.0`,
+      num_replicas: 2,
+      health_check: { http_path: "/", period_s: 0.5 },
+      graceful_shutdown_timeout_s: 2,
     });
-    assert.equal(applied.status, 200, JSON.stringify(applied.body));
     const replicas = await healthy(second, web, 2);
     await live;
     assert.deepEqual(replicas.map((r) => r.node).sort(), ["n1", "n2"], "one on each node");
@@ -111,11 +117,7 @@ Deno.test("serve replicas run on the worker nodes; any head applies, reads, take
       adopted.map((r) => [r.actor_id, r.pid]).sort(),
       replicas.map((r) => [r.actor_id, r.pid]).sort(),
     );
-    const scaled = await second.json("/api/serve/deployments", {
-      method: "POST",
-      body: { ...applied.body.spec, num_replicas: 3 },
-    });
-    assert.equal(scaled.status, 200, JSON.stringify(scaled.body));
+    await apply(second, { ...applied.spec, num_replicas: 3 });
     const three = await healthy(second, web, 3);
     assert.deepEqual(new Set(three.map((r) => r.node)), new Set(["n1", "n2"]));
 
@@ -138,24 +140,19 @@ Deno.test("a node SIGKILLed loses its serve replicas to the other node; back, it
   await using head = await startHead(
     member(db, "head", { args: ["--no-local-jobs", "--node-timeout-s", "2"] }),
   );
-  const dataDir = await Deno.makeTempDir({ prefix: "jobhead-test-node-" });
-  const runId = crypto.randomUUID();
-  const first = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+  await using n1 = await restartableNode(db, "n1");
+  const first = await n1.start();
   await using _n2 = await startHead(member(db, "n2", { command: "node" }));
   try {
     await waitForNodes(head, ["n1", "n2"]);
     const web = uniqueName("web");
-    const applied = await head.json("/api/serve/deployments", {
-      method: "POST",
-      body: {
-        name: web,
-        entrypoint: "exec sleep 600",
-        num_replicas: 2,
-        // A command check runs on the replica's node, with its environment.
-        health_check: { command: `test "$JOBHEAD_DEPLOYMENT" = ${web}`, period_s: 0.5 },
-      },
+    await apply(head, {
+      name: web,
+      entrypoint: "exec sleep 600",
+      num_replicas: 2,
+      // A command check runs on the replica's node, with its environment.
+      health_check: { command: `test "$JOBHEAD_DEPLOYMENT" = ${web}`, period_s: 0.5 },
     });
-    assert.equal(applied.status, 200, JSON.stringify(applied.body));
     const replicas = await healthy(head, web, 2);
     const lost = replicas.find((r) => r.node === "n1")!;
     assert.ok(lost, JSON.stringify(replicas));
@@ -175,7 +172,7 @@ Deno.test("a node SIGKILLed loses its serve replicas to the other node; back, it
     assert.ok((await Promise.all(lostPids.map(isAlive))).some(Boolean));
 
     // Back, the node kills the replica that was moved off it before it serves.
-    await using _back = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+    await using _back = await n1.start();
     assert.deepEqual(await processesWithEnv("JOBHEAD_REPLICA_TAG", lost.replica_tag), []);
     await waitForNodes(head, ["n1"]);
     assert.equal((await head.json(`/api/serve/deployments/${web}`)).body.status, "HEALTHY");
@@ -188,50 +185,40 @@ Deno.test("a node SIGKILLed loses its serve replicas to the other node; back, it
     assert.deepEqual(await processesWithEnv("JOBHEAD_DEPLOYMENT", web), []);
   } finally {
     await first[Symbol.asyncDispose]();
-    await Deno.remove(dataDir, { recursive: true });
   }
 });
 
 Deno.test("a node restarted gracefully keeps its serve replicas; their ends still reach the controller", async () => {
   const db = await createTestDatabase();
   await using head = await startHead(member(db, "head", { args: ["--no-local-jobs"] }));
-  const dataDir = await Deno.makeTempDir({ prefix: "jobhead-test-node-" });
-  const runId = crypto.randomUUID();
-  try {
-    const first = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
-    await waitForNodes(head, ["n1"]);
-    const web = uniqueName("web");
-    const applied = await head.json("/api/serve/deployments", {
-      method: "POST",
-      body: {
-        name: web,
-        entrypoint: "exec sleep 600",
-        restart_policy: { max_restarts: 3, initial_backoff_s: 0.05 },
-      },
-    });
-    assert.equal(applied.status, 200, JSON.stringify(applied.body));
-    const [replica] = await waitFor("the replica alive", async () => {
-      const { body } = await head.json(`/api/serve/deployments/${web}`);
-      return body.replicas.length === 1 && body.replicas[0].state === "ALIVE" && body.replicas;
-    }, { timeoutMs: 30_000, intervalMs: 50 }) as Replica[];
+  await using n1 = await restartableNode(db, "n1");
+  const first = await n1.start();
+  await waitForNodes(head, ["n1"]);
+  const web = uniqueName("web");
+  await apply(head, {
+    name: web,
+    entrypoint: "exec sleep 600",
+    restart_policy: { max_restarts: 3, initial_backoff_s: 0.05 },
+  });
+  const [replica] = await waitFor("the replica alive", async () => {
+    const { body } = await head.json(`/api/serve/deployments/${web}`);
+    return body.replicas.length === 1 && body.replicas[0].state === "ALIVE" && body.replicas;
+  }, { timeoutMs: 30_000, intervalMs: 50 }) as Replica[];
 
-    await first.kill("SIGTERM");
-    await using _back = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
-    // Still the same process; its end, now, reaches the controller through the new agent.
-    const pids = await processesWithEnv("JOBHEAD_REPLICA_TAG", replica.replica_tag);
-    assert.ok(pids.includes(replica.pid), `${replica.pid} not in ${pids}`);
-    Deno.kill(replica.pid, "SIGKILL");
-    const restarted = await waitFor("the replica restarted", async () => {
-      const { body } = await head.json(`/api/serve/deployments/${web}`);
-      const [r] = body.replicas as (Replica & { num_restarts: number })[];
-      return r?.state === "ALIVE" && r.num_restarts === 1 && r;
-    }, { timeoutMs: 30_000, intervalMs: 50 });
-    assert.equal(restarted.actor_id, replica.actor_id);
-    assert.notEqual(restarted.pid, replica.pid);
-    const deleted = await head.json(`/api/serve/deployments/${web}`, { method: "DELETE" });
-    assert.deepEqual(deleted.body, { deleted: true });
-    assert.deepEqual(await processesWithEnv("JOBHEAD_DEPLOYMENT", web), []);
-  } finally {
-    await Deno.remove(dataDir, { recursive: true });
-  }
+  await first.kill("SIGTERM");
+  await using _back = await n1.start();
+  // Still the same process; its end, now, reaches the controller through the new agent.
+  const pids = await processesWithEnv("JOBHEAD_REPLICA_TAG", replica.replica_tag);
+  assert.ok(pids.includes(replica.pid), `${replica.pid} not in ${pids}`);
+  Deno.kill(replica.pid, "SIGKILL");
+  const restarted = await waitFor("the replica restarted", async () => {
+    const { body } = await head.json(`/api/serve/deployments/${web}`);
+    const [r] = body.replicas as (Replica & { num_restarts: number })[];
+    return r?.state === "ALIVE" && r.num_restarts === 1 && r;
+  }, { timeoutMs: 30_000, intervalMs: 50 });
+  assert.equal(restarted.actor_id, replica.actor_id);
+  assert.notEqual(restarted.pid, replica.pid);
+  const deleted = await head.json(`/api/serve/deployments/${web}`, { method: "DELETE" });
+  assert.deepEqual(deleted.body, { deleted: true });
+  assert.deepEqual(await processesWithEnv("JOBHEAD_DEPLOYMENT", web), []);
 });
