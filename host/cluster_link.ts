@@ -51,12 +51,16 @@ export interface ClusterLinkOptions {
 }
 
 /** What a bridged change says: its origin, and which job. */
-interface BridgedChange {
-  origin: string;
-  type: "job" | "job-deleted";
-  id: string;
-  node?: string;
-}
+type BridgedChange =
+  | { origin: string; type: "job" | "job-deleted"; id: string; node?: string }
+  /** An actor's or a deployment's change, whole: small records, carried as they are. */
+  | { origin: string; type: "record"; event: RecordEvent };
+
+/** The changes carried whole. */
+type RecordEvent = Extract<HeadEvent, { type: "actor" | "actor-deleted" | "deployment" }>;
+
+/** PostgreSQL refuses NOTIFY payloads from 8,000 bytes on. */
+const MAX_PAYLOAD_BYTES = 7_900;
 
 /** A process's link to the cluster. */
 export class ClusterLink implements Cluster {
@@ -360,10 +364,16 @@ export class ClusterLink implements Cluster {
     } else if (event.type === "job-deleted") {
       change = { origin: this.#origin, type: "job-deleted", id: event.jobId, node: event.node };
     } else {
+      change = { origin: this.#origin, type: "record", event };
+    }
+    const payload = JSON.stringify(change);
+    if (new TextEncoder().encode(payload).length > MAX_PAYLOAD_BYTES) {
+      // Only a record can be this large: the other heads' live views miss this one change.
+      this.#options.logger.warn(`a change too large to announce to the other heads: ${event.type}`);
       return;
     }
-    this.#options.store.notify(EVENTS_CHANNEL, JSON.stringify(change)).catch((err) => {
-      this.#options.logger.warn(`cannot announce a change of job "${change.id}": ${err}`);
+    this.#options.store.notify(EVENTS_CHANNEL, payload).catch((err) => {
+      this.#options.logger.warn(`cannot announce a change (${event.type}): ${errorMessage(err)}`);
     });
   }
 
@@ -377,6 +387,10 @@ export class ClusterLink implements Cluster {
     }
     if (change.origin === this.#origin) return;
     const events = this.#options.events;
+    if (change.type === "record") {
+      events.emit({ ...change.event, remote: true });
+      return;
+    }
     if (change.type === "job-deleted") {
       events.emit({ type: "job-deleted", jobId: change.id, remote: true, node: change.node });
       return;

@@ -18,12 +18,12 @@ export type HeadEvent =
   | { type: "job"; job: Job; remote?: true }
   /** A job and its log were deleted; its supervisor actor's record goes with it. */
   | { type: "job-deleted"; jobId: string; remote?: true; node?: string }
-  /** An actor's record was created or changed. */
-  | { type: "actor"; actor: Actor }
+  /** An actor's record was created or changed (`remote`: by another process of the cluster). */
+  | { type: "actor"; actor: Actor; remote?: true }
   /** An actor's record was removed (its job was deleted, or it passed actor retention). */
-  | { type: "actor-deleted"; actorId: string }
+  | { type: "actor-deleted"; actorId: string; remote?: true }
   /** A serve deployment's spec or status changed; `deployment` is null once it is deleted. */
-  | { type: "deployment"; name: string; deployment: Deployment | null };
+  | { type: "deployment"; name: string; deployment: Deployment | null; remote?: true };
 
 /** A listener; it must not throw (an error is logged and ignored). */
 export type HeadEventListener = (event: HeadEvent) => void;

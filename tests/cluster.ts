@@ -1,5 +1,5 @@
 /** Helpers of the cluster tests: processes of a cluster on a throwaway PostgreSQL. */
-import type { HeadOptions, RunningHead } from "./harness.ts";
+import { type HeadOptions, type RunningHead, startHead } from "./harness.ts";
 import type { TestDatabase } from "./postgres.ts";
 import { waitFor } from "./poll.ts";
 
@@ -24,4 +24,22 @@ export async function waitForNodes(head: RunningHead, names: string[]): Promise<
       .map((n: { name: string }) => n.name);
     return names.every((name) => alive.includes(name)) || undefined;
   }, { timeoutMs: 30_000, intervalMs: 100 });
+}
+
+/**
+ * A worker node that can be started again as itself (its name, data directory and test-run
+ * marker), as a node restarted, or back after being declared DEAD, is. Disposing it removes
+ * its data directory; each start's process is its caller's to dispose.
+ */
+export async function restartableNode(
+  db: TestDatabase,
+  name: string,
+): Promise<AsyncDisposable & { dataDir: string; start(): Promise<RunningHead> }> {
+  const dataDir = await Deno.makeTempDir({ prefix: "jobhead-test-node-" });
+  const runId = crypto.randomUUID();
+  return {
+    dataDir,
+    start: () => startHead(member(db, name, { command: "node", dataDir, runId })),
+    [Symbol.asyncDispose]: () => Deno.remove(dataDir, { recursive: true }),
+  };
 }

@@ -11,7 +11,7 @@ import {
   waitForStatus,
 } from "./harness.ts";
 import postgres from "postgres";
-import { member, waitForNodes } from "./cluster.ts";
+import { member, restartableNode, waitForNodes } from "./cluster.ts";
 import { createTestDatabase, type TestDatabase } from "./postgres.ts";
 import { waitFor } from "./poll.ts";
 
@@ -114,9 +114,8 @@ Deno.test("a node SIGKILLed is declared DEAD: its jobs fail naming it, others ru
   await using head = await startHead(
     member(db, "head", { args: ["--no-local-jobs", "--node-timeout-s", "2"] }),
   );
-  const dataDir = await Deno.makeTempDir({ prefix: "jobhead-test-node-" });
-  const runId = crypto.randomUUID();
-  const first = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+  await using n1 = await restartableNode(db, "n1");
+  const first = await n1.start();
   await using _other = await startHead(member(db, "n2", { command: "node" }));
   try {
     await waitForNodes(head, ["n1", "n2"]);
@@ -137,7 +136,7 @@ Deno.test("a node SIGKILLed is declared DEAD: its jobs fail naming it, others ru
     assert.notDeepEqual(await processesWithEnv("JOBHEAD_SUBMISSION_ID", lost), []);
 
     // Back, the node kills what the cluster reported FAILED, then takes new work.
-    await using back = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+    await using back = await n1.start();
     assert.deepEqual(await processesWithEnv("JOBHEAD_SUBMISSION_ID", lost), []);
     await waitForNodes(head, ["n1"]);
     const next = await submitOn(head, "n1", "true");
@@ -148,34 +147,28 @@ Deno.test("a node SIGKILLed is declared DEAD: its jobs fail naming it, others ru
     assert.equal((await head.json(`/api/jobs/${kept}`)).body.status, "RUNNING");
   } finally {
     await first[Symbol.asyncDispose]();
-    await Deno.remove(dataDir, { recursive: true });
   }
 });
 
 Deno.test("a node restarted gracefully takes its running jobs back", async () => {
   const db = await createTestDatabase();
   await using head = await startHead(member(db, "head", { args: ["--no-local-jobs"] }));
-  const dataDir = await Deno.makeTempDir({ prefix: "jobhead-test-node-" });
-  const runId = crypto.randomUUID();
-  const release = `${dataDir}/release`;
-  try {
-    const first = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
-    await waitForNodes(head, ["n1"]);
-    const id = await submitOn(
-      head,
-      "n1",
-      `while [ ! -e ${release} ]; do sleep 0.05; done; echo released`,
-    );
-    await waitForStatus(head, id, ["RUNNING"]);
-    await first.kill("SIGTERM");
-    await using _back = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
-    await Deno.writeTextFile(release, "");
-    const done = await waitForStatus(head, id, ["SUCCEEDED"]);
-    assert.equal(done.driver_exit_code, 0);
-    assert.deepEqual((await head.json(`/api/jobs/${id}/logs`)).body, { logs: "released\n" });
-  } finally {
-    await Deno.remove(dataDir, { recursive: true });
-  }
+  await using n1 = await restartableNode(db, "n1");
+  const release = `${n1.dataDir}/release`;
+  const first = await n1.start();
+  await waitForNodes(head, ["n1"]);
+  const id = await submitOn(
+    head,
+    "n1",
+    `while [ ! -e ${release} ]; do sleep 0.05; done; echo released`,
+  );
+  await waitForStatus(head, id, ["RUNNING"]);
+  await first.kill("SIGTERM");
+  await using _back = await n1.start();
+  await Deno.writeTextFile(release, "");
+  const done = await waitForStatus(head, id, ["SUCCEEDED"]);
+  assert.equal(done.driver_exit_code, 0);
+  assert.deepEqual((await head.json(`/api/jobs/${id}/logs`)).body, { logs: "released\n" });
 });
 
 Deno.test("a node with another token than the cluster's is refused", async () => {

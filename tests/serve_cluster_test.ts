@@ -10,9 +10,10 @@ import {
   type RunningHead,
   startHead,
 } from "./harness.ts";
-import { member, waitForNodes } from "./cluster.ts";
+import { member, restartableNode, waitForNodes } from "./cluster.ts";
 import { createTestDatabase } from "./postgres.ts";
 import { waitFor } from "./poll.ts";
+import { waitForEvent } from "./events.ts";
 
 /** The interpreter itself, not a version manager's shim, so a replica is one process. */
 const PYTHON = new TextDecoder().decode(
@@ -48,6 +49,16 @@ function healthy(head: RunningHead, name: string, count: number, nodes?: string[
   }, { timeoutMs: 60_000, intervalMs: 100 });
 }
 
+/** Applies `spec` through `head`; the deployment as it answers. */
+async function apply(head: RunningHead, spec: Record<string, unknown>) {
+  const { status, body } = await head.json("/api/serve/deployments", {
+    method: "POST",
+    body: spec,
+  });
+  assert.equal(status, 200, JSON.stringify(body));
+  return body;
+}
+
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
 Deno.test("serve replicas run on the worker nodes; any head applies, reads, takes over and deletes", async () => {
@@ -62,18 +73,27 @@ Deno.test("serve replicas run on the worker nodes; any head applies, reads, take
 
     // Applied through the head that does not schedule: passed on to the one that does.
     const web = uniqueName("web");
-    const applied = await second.json("/api/serve/deployments", {
-      method: "POST",
-      body: {
-        name: web,
-        entrypoint: `echo "serving on $PORT"; exec ${PYTHON} -m http.server "$PORT" --bind 0.0.0.0`,
-        num_replicas: 2,
-        health_check: { http_path: "/", period_s: 0.5 },
-        graceful_shutdown_timeout_s: 2,
+    // Its live updates reach that head's event stream too, and its replicas' actors.
+    const seen = new Set<string>();
+    const live = waitForEvent(second, `${web} HEALTHY and its actors on h2's event stream`, () => {
+      return Promise.resolve(seen.has("HEALTHY") && seen.has("actor ALIVE") || undefined);
+    }, {
+      types: ["deployment", "actor"],
+      concerns: (event, data) => {
+        if (event === "deployment" && data.name === web) seen.add(data.status);
+        if (event === "actor" && data.owner?.id === web) seen.add(`actor ${data.state}`);
+        return true;
       },
     });
-    assert.equal(applied.status, 200, JSON.stringify(applied.body));
+    const applied = await apply(second, {
+      name: web,
+      entrypoint: `echo "serving on $PORT"; exec ${PYTHON} -m http.server "$PORT" --bind 0.0.0.0`,
+      num_replicas: 2,
+      health_check: { http_path: "/", period_s: 0.5 },
+      graceful_shutdown_timeout_s: 2,
+    });
     const replicas = await healthy(second, web, 2);
+    await live;
     assert.deepEqual(replicas.map((r) => r.node).sort(), ["n1", "n2"], "one on each node");
 
     // Each replica's log is on its node, and reads the same through either head.
@@ -103,11 +123,7 @@ Deno.test("serve replicas run on the worker nodes; any head applies, reads, take
       adopted.map((r) => [r.actor_id, r.pid]).sort(),
       replicas.map((r) => [r.actor_id, r.pid]).sort(),
     );
-    const scaled = await second.json("/api/serve/deployments", {
-      method: "POST",
-      body: { ...applied.body.spec, num_replicas: 3 },
-    });
-    assert.equal(scaled.status, 200, JSON.stringify(scaled.body));
+    await apply(second, { ...applied.spec, num_replicas: 3 });
     const three = await healthy(second, web, 3);
     assert.deepEqual(new Set(three.map((r) => r.node)), new Set(["n1", "n2"]));
 
@@ -130,24 +146,19 @@ Deno.test("a node SIGKILLed loses its serve replicas to the other node; back, it
   await using head = await startHead(
     member(db, "head", { args: ["--no-local-jobs", "--node-timeout-s", "2"] }),
   );
-  const dataDir = await Deno.makeTempDir({ prefix: "jobhead-test-node-" });
-  const runId = crypto.randomUUID();
-  const first = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+  await using n1 = await restartableNode(db, "n1");
+  const first = await n1.start();
   await using _n2 = await startHead(member(db, "n2", { command: "node" }));
   try {
     await waitForNodes(head, ["n1", "n2"]);
     const web = uniqueName("web");
-    const applied = await head.json("/api/serve/deployments", {
-      method: "POST",
-      body: {
-        name: web,
-        entrypoint: "exec sleep 600",
-        num_replicas: 2,
-        // A command check runs on the replica's node, with its environment.
-        health_check: { command: `test "$JOBHEAD_DEPLOYMENT" = ${web}`, period_s: 0.5 },
-      },
+    await apply(head, {
+      name: web,
+      entrypoint: "exec sleep 600",
+      num_replicas: 2,
+      // A command check runs on the replica's node, with its environment.
+      health_check: { command: `test "$JOBHEAD_DEPLOYMENT" = ${web}`, period_s: 0.5 },
     });
-    assert.equal(applied.status, 200, JSON.stringify(applied.body));
     const replicas = await healthy(head, web, 2);
     const lost = replicas.find((r) => r.node === "n1")!;
     assert.ok(lost, JSON.stringify(replicas));
@@ -167,7 +178,7 @@ Deno.test("a node SIGKILLed loses its serve replicas to the other node; back, it
     assert.ok((await Promise.all(lostPids.map(isAlive))).some(Boolean));
 
     // Back, the node kills the replica that was moved off it before it serves.
-    await using _back = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+    await using _back = await n1.start();
     assert.deepEqual(await processesWithEnv("JOBHEAD_REPLICA_TAG", lost.replica_tag), []);
     await waitForNodes(head, ["n1"]);
     assert.equal((await head.json(`/api/serve/deployments/${web}`)).body.status, "HEALTHY");
@@ -180,68 +191,53 @@ Deno.test("a node SIGKILLed loses its serve replicas to the other node; back, it
     assert.deepEqual(await processesWithEnv("JOBHEAD_DEPLOYMENT", web), []);
   } finally {
     await first[Symbol.asyncDispose]();
-    await Deno.remove(dataDir, { recursive: true });
   }
 });
 
 Deno.test("a node restarted gracefully keeps its serve replicas; their ends still reach the controller", async () => {
   const db = await createTestDatabase();
   await using head = await startHead(member(db, "head", { args: ["--no-local-jobs"] }));
-  const dataDir = await Deno.makeTempDir({ prefix: "jobhead-test-node-" });
-  const runId = crypto.randomUUID();
-  try {
-    const first = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
-    await waitForNodes(head, ["n1"]);
-    const web = uniqueName("web");
-    const applied = await head.json("/api/serve/deployments", {
-      method: "POST",
-      body: {
-        name: web,
-        entrypoint: "exec sleep 600",
-        restart_policy: { max_restarts: 3, initial_backoff_s: 0.05 },
-      },
-    });
-    assert.equal(applied.status, 200, JSON.stringify(applied.body));
-    const [replica] = await waitFor("the replica alive", async () => {
-      const { body } = await head.json(`/api/serve/deployments/${web}`);
-      return body.replicas.length === 1 && body.replicas[0].state === "ALIVE" && body.replicas;
-    }, { timeoutMs: 30_000, intervalMs: 50 }) as Replica[];
+  await using n1 = await restartableNode(db, "n1");
+  const first = await n1.start();
+  await waitForNodes(head, ["n1"]);
+  const web = uniqueName("web");
+  await apply(head, {
+    name: web,
+    entrypoint: "exec sleep 600",
+    restart_policy: { max_restarts: 3, initial_backoff_s: 0.05 },
+  });
+  const [replica] = await waitFor("the replica alive", async () => {
+    const { body } = await head.json(`/api/serve/deployments/${web}`);
+    return body.replicas.length === 1 && body.replicas[0].state === "ALIVE" && body.replicas;
+  }, { timeoutMs: 30_000, intervalMs: 50 }) as Replica[];
 
-    await first.kill("SIGTERM");
-    await using _back = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
-    // Still the same process; its end, now, reaches the controller through the new agent.
-    const pids = await processesWithEnv("JOBHEAD_REPLICA_TAG", replica.replica_tag);
-    assert.ok(pids.includes(replica.pid), `${replica.pid} not in ${pids}`);
-    Deno.kill(replica.pid, "SIGKILL");
-    const restarted = await waitFor("the replica restarted", async () => {
-      const { body } = await head.json(`/api/serve/deployments/${web}`);
-      const [r] = body.replicas as (Replica & { num_restarts: number })[];
-      return r?.state === "ALIVE" && r.num_restarts === 1 && r;
-    }, { timeoutMs: 30_000, intervalMs: 50 });
-    assert.equal(restarted.actor_id, replica.actor_id);
-    assert.notEqual(restarted.pid, replica.pid);
-    const deleted = await head.json(`/api/serve/deployments/${web}`, { method: "DELETE" });
-    assert.deepEqual(deleted.body, { deleted: true });
-    assert.deepEqual(await processesWithEnv("JOBHEAD_DEPLOYMENT", web), []);
-  } finally {
-    await Deno.remove(dataDir, { recursive: true });
-  }
+  await first.kill("SIGTERM");
+  await using _back = await n1.start();
+  // Still the same process; its end, now, reaches the controller through the new agent.
+  const pids = await processesWithEnv("JOBHEAD_REPLICA_TAG", replica.replica_tag);
+  assert.ok(pids.includes(replica.pid), `${replica.pid} not in ${pids}`);
+  Deno.kill(replica.pid, "SIGKILL");
+  const restarted = await waitFor("the replica restarted", async () => {
+    const { body } = await head.json(`/api/serve/deployments/${web}`);
+    const [r] = body.replicas as (Replica & { num_restarts: number })[];
+    return r?.state === "ALIVE" && r.num_restarts === 1 && r;
+  }, { timeoutMs: 30_000, intervalMs: 50 });
+  assert.equal(restarted.actor_id, replica.actor_id);
+  assert.notEqual(restarted.pid, replica.pid);
+  const deleted = await head.json(`/api/serve/deployments/${web}`, { method: "DELETE" });
+  assert.deepEqual(deleted.body, { deleted: true });
+  assert.deepEqual(await processesWithEnv("JOBHEAD_DEPLOYMENT", web), []);
 });
 
 Deno.test("a delete while a replica's node restarts stops the replica once the node is back", async () => {
   const db = await createTestDatabase();
   await using head = await startHead(member(db, "head", { args: ["--no-local-jobs"] }));
-  const dataDir = await Deno.makeTempDir({ prefix: "jobhead-test-node-" });
-  const runId = crypto.randomUUID();
+  await using n1 = await restartableNode(db, "n1");
   const web = uniqueName("web");
   try {
-    const first = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+    const first = await n1.start();
     await waitForNodes(head, ["n1"]);
-    const applied = await head.json("/api/serve/deployments", {
-      method: "POST",
-      body: { name: web, entrypoint: "exec sleep 600" },
-    });
-    assert.equal(applied.status, 200, JSON.stringify(applied.body));
+    await apply(head, { name: web, entrypoint: "exec sleep 600" });
     await waitFor("the replica alive", async () => {
       const { body } = await head.json(`/api/serve/deployments/${web}`);
       return body.replicas.length === 1 && body.replicas[0].state === "ALIVE";
@@ -251,14 +247,13 @@ Deno.test("a delete while a replica's node restarts stops the replica once the n
     await first.kill("SIGTERM");
     const deleting = head.json(`/api/serve/deployments/${web}`, { method: "DELETE" });
     await head.waitForOutput(/stopping replica \S+ failed/);
-    await using _back = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+    await using _back = await n1.start();
     await waitFor("the replica stopped", async () => {
       return (await processesWithEnv("JOBHEAD_DEPLOYMENT", web)).length === 0;
     }, { timeoutMs: 30_000, intervalMs: 100 });
     assert.deepEqual((await deleting).body, { deleted: true });
   } finally {
     await killProcessesWithEnv("JOBHEAD_DEPLOYMENT", web);
-    await Deno.remove(dataDir, { recursive: true });
   }
 });
 
@@ -267,17 +262,12 @@ Deno.test("a head stopped during a delete that waits for a node exits; the next 
   // The node is not declared DEAD meanwhile (that would end the stop).
   const args = ["--no-local-jobs", "--node-timeout-s", "60"];
   const first = await startHead(member(db, "head", { args }));
-  const dataDir = await Deno.makeTempDir({ prefix: "jobhead-test-node-" });
-  const runId = crypto.randomUUID();
+  await using n1 = await restartableNode(db, "n1");
   const web = uniqueName("web");
   try {
-    const node = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+    const node = await n1.start();
     await waitForNodes(first, ["n1"]);
-    const applied = await first.json("/api/serve/deployments", {
-      method: "POST",
-      body: { name: web, entrypoint: "exec sleep 600" },
-    });
-    assert.equal(applied.status, 200, JSON.stringify(applied.body));
+    await apply(first, { name: web, entrypoint: "exec sleep 600" });
     await waitFor("the replica alive", async () => {
       const { body } = await first.json(`/api/serve/deployments/${web}`);
       return body.replicas.length === 1 && body.replicas[0].state === "ALIVE";
@@ -290,7 +280,7 @@ Deno.test("a head stopped during a delete that waits for a node exits; the next 
     await first.kill("SIGTERM"); // throws if it does not exit
     await deleting;
 
-    await using _back = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+    await using _back = await n1.start();
     await using next = await startHead(member(db, "head2", { args }));
     await waitFor("the deployment deleted", async () => {
       return (await next.json(`/api/serve/deployments/${web}`)).status === 404;
@@ -299,35 +289,29 @@ Deno.test("a head stopped during a delete that waits for a node exits; the next 
   } finally {
     await first[Symbol.asyncDispose]();
     await killProcessesWithEnv("JOBHEAD_DEPLOYMENT", web);
-    await Deno.remove(dataDir, { recursive: true });
   }
 });
 
 Deno.test("a replica found unhealthy while its node restarts is stopped and restarted once the node is back", async () => {
   const db = await createTestDatabase();
   await using head = await startHead(member(db, "head", { args: ["--no-local-jobs"] }));
-  const dataDir = await Deno.makeTempDir({ prefix: "jobhead-test-node-" });
-  const runId = crypto.randomUUID();
+  await using n1 = await restartableNode(db, "n1");
   const web = uniqueName("web");
   try {
-    const first = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+    const first = await n1.start();
     await waitForNodes(head, ["n1"]);
-    const applied = await head.json("/api/serve/deployments", {
-      method: "POST",
-      body: {
-        name: web,
-        entrypoint: "exec sleep 600",
-        health_check: { command: "true", period_s: 0.2, failure_threshold: 1 },
-        restart_policy: { initial_backoff_s: 0.05 },
-      },
+    await apply(head, {
+      name: web,
+      entrypoint: "exec sleep 600",
+      health_check: { command: "true", period_s: 0.2, failure_threshold: 1 },
+      restart_policy: { initial_backoff_s: 0.05 },
     });
-    assert.equal(applied.status, 200, JSON.stringify(applied.body));
     const [replica] = await healthy(head, web, 1);
 
     // Its checks fail while the node's process is away: it is to be stopped, then restarted.
     await first.kill("SIGTERM");
     await head.waitForOutput(/stopping (replica \S+|an unhealthy replica) failed/);
-    await using _back = await startHead(member(db, "n1", { command: "node", dataDir, runId }));
+    await using _back = await n1.start();
     const restarted = await waitFor("the replica restarted", async () => {
       const { body } = await head.json(`/api/serve/deployments/${web}`);
       const [r] = body.replicas as (Replica & { num_restarts: number })[];
@@ -338,7 +322,6 @@ Deno.test("a replica found unhealthy while its node restarts is stopped and rest
     assert.equal(await isAlive(replica.pid), false);
   } finally {
     await killProcessesWithEnv("JOBHEAD_DEPLOYMENT", web);
-    await Deno.remove(dataDir, { recursive: true });
   }
 });
 
@@ -352,11 +335,7 @@ Deno.test("a node whose serve agent does not answer is passed over: the replicas
   await waitForNodes(head, ["bare", "n1"]);
   const web = uniqueName("web");
   try {
-    const applied = await head.json("/api/serve/deployments", {
-      method: "POST",
-      body: { name: web, entrypoint: "exec sleep 600", num_replicas: 2 },
-    });
-    assert.equal(applied.status, 200, JSON.stringify(applied.body));
+    await apply(head, { name: web, entrypoint: "exec sleep 600", num_replicas: 2 });
     await waitFor("both replicas alive on n1", async () => {
       const { body } = await head.json(`/api/serve/deployments/${web}`);
       const replicas = body.replicas as Replica[];
