@@ -377,12 +377,37 @@ export class DeploymentController {
 
   // --- Replicas -----------------------------------------------------------------------
 
-  /** Places and starts a new replica; undefined when no node may host one now. */
+  /**
+   * Places and starts a new replica; undefined when no node may host one now. A node that
+   * does not answer is passed over for the next.
+   */
   async #startReplica(): Promise<ReplicaRuntime | undefined> {
+    const { name } = this.#deployment;
+    const passedOver = new Set<string | undefined>();
+    for (;;) {
+      const host = this.#deps.placeNext(name, passedOver);
+      if (!host || passedOver.has(host.node)) return undefined;
+      const taken = [...this.#replicas.values()]
+        .filter((r) => r.record.node === host.node).map((r) => r.record.port);
+      // Counted on its node from here on, so the replicas placed beside it spread.
+      this.#placing.set(host.node, (this.#placing.get(host.node) ?? 0) + 1);
+      let port: number;
+      try {
+        port = await host.freePort(taken);
+      } catch (err) {
+        this.#deps.ctx.logger.warn(`cannot place a replica of "${name}": ${errorMessage(err)}`);
+        passedOver.add(host.node);
+        continue;
+      } finally {
+        this.#placing.set(host.node, this.#placing.get(host.node)! - 1);
+      }
+      return this.#newReplica(host, port);
+    }
+  }
+
+  /** Records and starts a new replica on `host`, at `port`; tracked from the call on. */
+  async #newReplica(host: ReplicaHost, port: number): Promise<ReplicaRuntime> {
     const { name, spec } = this.#deployment;
-    const placed = await this.#place();
-    if (!placed) return undefined;
-    const { host, port } = placed;
     const suffix = randomSuffix();
     const runtime = newRuntime({
       actor_id: `servereplica_${name}_${suffix}`,
@@ -411,31 +436,6 @@ export class DeploymentController {
     }
     this.#spawn(runtime);
     return runtime;
-  }
-
-  /**
-   * A node for a new replica, and its port there; a node that does not answer is passed
-   * over for the next. Undefined when none may host it now.
-   */
-  async #place(): Promise<{ host: ReplicaHost; port: number } | undefined> {
-    const { name } = this.#deployment;
-    const passedOver = new Set<string | undefined>();
-    for (;;) {
-      const host = this.#deps.placeNext(name, passedOver);
-      if (!host || passedOver.has(host.node)) return undefined;
-      const taken = [...this.#replicas.values()]
-        .filter((r) => r.record.node === host.node).map((r) => r.record.port);
-      // Counted on its node from here on, so the replicas placed beside it spread.
-      this.#placing.set(host.node, (this.#placing.get(host.node) ?? 0) + 1);
-      try {
-        return { host, port: await host.freePort(taken) };
-      } catch (err) {
-        this.#deps.ctx.logger.warn(`cannot place a replica of "${name}": ${errorMessage(err)}`);
-        passedOver.add(host.node);
-      } finally {
-        this.#placing.set(host.node, this.#placing.get(host.node)! - 1);
-      }
-    }
   }
 
   #spawn(runtime: ReplicaRuntime): void {
