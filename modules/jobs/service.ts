@@ -856,7 +856,8 @@ export class JobService {
     const job = await retryWhileUnavailable(() => this.#ctx.stores.jobs.get(id));
     if (!job || isTerminal(job.status)) return;
     const succeeded = reason.kind === "exited" && reason.code === 0;
-    const tail = succeeded ? "" : await this.#logTail(id);
+    // A stored stop decides the end (STOPPED, which quotes no log): no tail to read then.
+    const tail = succeeded || job.stop_requested_at !== null ? "" : await this.#logTail(id);
     const jobs = this.#ctx.stores.jobs;
     await this.#change(
       id,
