@@ -20,11 +20,12 @@ async function rssKb(pid: number): Promise<number> {
 
 Deno.test("lines reach a follower while the job runs, in order, then close 1000", async () => {
   await using fifos = await Fifos.create();
-  await fifos.make("go");
+  for (let i = 1; i <= 5; i++) await fifos.make(`go${i}`);
   await using head = await startHead();
   // Each line waits for the test to have received the previous one: liveness by events.
+  // One FIFO per line: a writer still closing one FIFO cannot feed the next read.
   const id = await submitJob(head, {
-    entrypoint: `for i in 1 2 3 4 5; do echo "line $i"; read x <${q(fifos.path("go"))}; done`,
+    entrypoint: `for i in 1 2 3 4 5; do echo "line $i"; read x <${q(fifos.dir)}/go$i; done`,
   });
   let released = 0;
   const result = await tailLog(head, id, {
@@ -32,7 +33,7 @@ Deno.test("lines reach a follower while the job runs, in order, then close 1000"
       const lines = text.split("\n").filter(Boolean).length;
       while (released < lines) {
         released++;
-        await fifos.send("go");
+        await fifos.send(`go${released}`);
       }
     },
   });
