@@ -95,7 +95,10 @@ const JOBS = "jobs";
 const BY_TIME = "jobs_by_time";
 const ACTIVE = "jobs_active";
 const GET_MANY_MAX_KEYS = 10; // Deno KV's limit for getMany()
-const MAX_BATCHED_WRITES = 50; // well within KV's 100 checks and 1000 mutations per commit
+/** Writes per commit: KV's most checks per commit (one a write), of its 1000 mutations. */
+const MAX_BATCHED_WRITES = 100;
+/** Commits under way at once. */
+const MAX_COMMITS_AT_ONCE = 4;
 /** First and longest wait between attempts of a write that failed. */
 const RETRY_FIRST_MS = 25;
 const RETRY_MAX_MS = 1_000;
@@ -103,6 +106,8 @@ const RETRY_MAX_MS = 1_000;
 /** A checked write waiting in the commit queue. */
 interface QueuedWrite {
   checks: Deno.AtomicCheck[];
+  /** The checked keys, as text. */
+  keys: string[];
   apply(op: KvAtomic): void;
   resolve(ok: boolean): void;
   reject(err: unknown): void;
@@ -131,7 +136,9 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
   #terminal: readonly string[];
   #canMove: (from: J["status"], to: J["status"]) => boolean;
   #queue: QueuedWrite[] = [];
-  #flushing = false;
+  /** Commits under way, and the keys they check. */
+  #commits = 0;
+  #committing = new Set<string>();
   #full?: StorageFullSpell;
   #failing = false;
   #log: (line: string) => void;
@@ -313,38 +320,32 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
   }
 
   /**
-   * Commits a checked write; false if a check failed. Writes that arrive while a commit
-   * is under way go together in the next one (group commit: one disk sync for many
-   * jobs). A batch whose checks fail is retried write by write, so one stale write
-   * never fails another; two writes of one job never share a batch.
+   * Commits a checked write; false if a check failed. Writes that arrive while commits
+   * are under way go together in the next one (group commit: one disk sync for many
+   * jobs), and a few commits may be under way at once, so a burst of writes does not
+   * wait for each batch's answer before the next goes. A batch whose checks fail, or
+   * that is over KV's limits, is retried write by write, so one stale or oversized write
+   * never fails another; two writes of one job never share a batch, nor go at once.
    */
   #write(checks: Deno.AtomicCheck[], apply: (op: KvAtomic) => void): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ checks, apply, resolve, reject });
+      const keys = checks.map((check) => JSON.stringify(check.key));
+      this.#queue.push({ checks, keys, apply, resolve, reject });
       this.#flush();
     });
   }
 
-  async #flush(): Promise<void> {
-    if (this.#flushing) return;
-    this.#flushing = true;
-    try {
-      while (this.#queue.length > 0) {
-        const batch = this.#takeBatch();
-        try {
-          if (await this.#commit(batch)) {
-            for (const write of batch) write.resolve(true);
-          } else if (batch.length === 1) {
-            batch[0].resolve(false);
-          } else {
-            for (const write of batch) write.resolve(await this.#commit([write]));
-          }
-        } catch (err) {
-          for (const write of batch) write.reject(err);
-        }
-      }
-    } finally {
-      this.#flushing = false;
+  #flush(): void {
+    while (this.#commits < MAX_COMMITS_AT_ONCE && this.#queue.length > 0) {
+      const batch = this.#takeBatch();
+      if (batch.length === 0) return; // every write waits for a commit of its job
+      this.#commits++;
+      for (const write of batch) for (const key of write.keys) this.#committing.add(key);
+      this.#commitBatch(batch).finally(() => {
+        this.#commits--;
+        for (const write of batch) for (const key of write.keys) this.#committing.delete(key);
+        this.#flush();
+      });
     }
   }
 
@@ -353,16 +354,41 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
     const keys = new Set<string>();
     const rest: QueuedWrite[] = [];
     for (const write of this.#queue) {
-      const own = write.checks.map((check) => JSON.stringify(check.key));
-      if (batch.length < MAX_BATCHED_WRITES && own.every((key) => !keys.has(key))) {
+      const free = write.keys.every((key) => !keys.has(key) && !this.#committing.has(key));
+      if (batch.length < MAX_BATCHED_WRITES && free) {
         batch.push(write);
-        for (const key of own) keys.add(key);
+        for (const key of write.keys) keys.add(key);
       } else {
         rest.push(write);
       }
     }
     this.#queue = rest;
     return batch;
+  }
+
+  /** Commits a batch, else each of its writes alone; settles every write. */
+  async #commitBatch(batch: QueuedWrite[]): Promise<void> {
+    try {
+      if (await this.#commit(batch)) {
+        for (const write of batch) write.resolve(true);
+        return;
+      }
+      if (batch.length === 1) return batch[0].resolve(false);
+    } catch (err) {
+      // A batch over KV's limits (a TypeError) may hold writes that fit alone; a store
+      // that is away or a full disk fails each write alike.
+      if (batch.length === 1 || !(err instanceof TypeError)) {
+        for (const write of batch) write.reject(err);
+        return;
+      }
+    }
+    for (const write of batch) {
+      try {
+        write.resolve(await this.#commit([write]));
+      } catch (err) {
+        write.reject(err);
+      }
+    }
   }
 
   async #commit(writes: QueuedWrite[]): Promise<boolean> {

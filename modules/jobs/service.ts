@@ -155,6 +155,9 @@ export class JobService {
    * InsufficientStorageError when a running job's stop cannot be stored (nothing changed).
    */
   async stop(id: string): Promise<boolean> {
+    // A job whose process this head holds is PENDING (its RUNNING write under way) or
+    // RUNNING, or has ended: the checked write alone decides, without a read before it.
+    if (this.#runs.get(id)?.process && await this.#stopRunning(id)) return true;
     /** The start time of the job this call told not to spawn: it ends STOPPED by that. */
     let flagged: number | undefined;
     for (;;) {
@@ -194,16 +197,39 @@ export class JobService {
         if (err instanceof ConflictError) continue;
         throw err;
       }
-      // Stored: the job ends STOPPED. Whoever holds its process (this, or an adoption
-      // under way, which checks the flag once it has one) stops it.
-      if (run) run.stopRequested = true;
-      const process = run?.process;
-      if (process) {
-        process.stop(this.#graceMsOf(job))
-          .catch((err) => this.#ctx.logger.error(`stopping job "${id}" failed:`, err));
-      }
+      this.#stopStored(id, job, run);
       return true;
     }
+  }
+
+  /**
+   * Stores the stop of a job in PENDING or RUNNING and signals its process; false when
+   * the job had left both (nothing was stored).
+   */
+  async #stopRunning(id: string): Promise<boolean> {
+    const run = this.#runs.get(id);
+    const now = Date.now();
+    let job: Job;
+    try {
+      job = await this.#change(id, ["PENDING", "RUNNING"], (current) => ({
+        stop_requested_at: current.stop_requested_at ?? now,
+      }), { once: true });
+    } catch (err) {
+      if (err instanceof ConflictError) return false;
+      throw err;
+    }
+    this.#stopStored(id, job, run);
+    return true;
+  }
+
+  /**
+   * A stop of job `id` is stored: it ends STOPPED. Whoever holds its process (this, or an
+   * adoption under way, which checks the flag once it has one) stops it.
+   */
+  #stopStored(id: string, job: Job, run: JobRun | undefined): void {
+    if (run) run.stopRequested = true;
+    run?.process?.stop(this.#graceMsOf(job))
+      .catch((err) => this.#ctx.logger.error(`stopping job "${id}" failed:`, err));
   }
 
   /**
@@ -830,7 +856,8 @@ export class JobService {
     const job = await retryWhileUnavailable(() => this.#ctx.stores.jobs.get(id));
     if (!job || isTerminal(job.status)) return;
     const succeeded = reason.kind === "exited" && reason.code === 0;
-    const tail = succeeded ? "" : await this.#logTail(id);
+    // A stored stop decides the end (STOPPED, which quotes no log): no tail to read then.
+    const tail = succeeded || job.stop_requested_at !== null ? "" : await this.#logTail(id);
     const jobs = this.#ctx.stores.jobs;
     await this.#change(
       id,
