@@ -56,7 +56,8 @@ export function shortOf(available: Resources, demand: Resources): string[] {
 
 /** Whether everything in `demand` is in `available`. */
 export function fits(available: Resources, demand: Resources): boolean {
-  return shortOf(available, demand).length === 0;
+  for (const name in demand) if (demand[name] > (available[name] ?? 0) + EPSILON) return false;
+  return true;
 }
 
 /** An amount as people read it: memory in binary units, others as numbers. */
