@@ -506,8 +506,12 @@ export class JobService {
       seq: job.start_time,
       queuedAt: job.start_time,
       deadline: job.start_time + timeoutS * 1000,
-      // Off this turn: the submit is answered before the spawn.
-      onPlace: (placement) => setTimeout(() => this.#place(job, run, placement), 0),
+      // Off this turn where it spawns here: the submit is answered before the spawn. In a
+      // cluster the placement is a store write first: it goes out at once.
+      onPlace: (placement) => {
+        if (this.#ctx.cluster) this.#place(job, run, placement);
+        else setTimeout(() => this.#place(job, run, placement), 0);
+      },
       onExpire: () => this.#timeOut(job.id, run, timeoutS),
     });
   }
