@@ -49,6 +49,14 @@ export class NodeIndex {
   /** Adds a node, or replaces the one of its name (capacity, labels or use changed). */
   set(node: NodeState): void {
     const known = this.#entries.get(node.name);
+    if (known?.node.total === node.total) {
+      // Only its use changed (a job started or ended there): it moves in the order.
+      this.#running += node.running - known.node.running;
+      known.node = node;
+      this.#move(known, freeOnNode(node));
+      this.#nodes = undefined;
+      return;
+    }
     if (known) this.#unlink(known);
     const entry: Entry = { node, free: freeOnNode(node), cpu: 0, seq: known?.seq ?? ++this.#seq };
     entry.cpu = entry.free.CPU ?? 0;
