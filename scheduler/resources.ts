@@ -34,16 +34,14 @@ export function demandOf(request: ResourceRequest): Resources {
 /** `a + b`, name by name. */
 export function addResources(a: Resources, b: Resources): Resources {
   const sum: Resources = { ...a };
-  for (const [name, amount] of Object.entries(b)) sum[name] = (sum[name] ?? 0) + amount;
+  for (const name in b) sum[name] = (sum[name] ?? 0) + b[name];
   return withoutZeros(sum);
 }
 
 /** `a - b`, name by name; may go below 0 (a reservation takes more than is free). */
 export function subtractResources(a: Resources, b: Resources): Resources {
   const difference: Resources = { ...a };
-  for (const [name, amount] of Object.entries(b)) {
-    difference[name] = (difference[name] ?? 0) - amount;
-  }
+  for (const name in b) difference[name] = (difference[name] ?? 0) - b[name];
   return withoutZeros(difference);
 }
 
@@ -110,8 +108,8 @@ export function parseByteSize(text: string): number | undefined {
 
 function withoutZeros(resources: Resources): Resources {
   const kept: Resources = {};
-  for (const [name, amount] of Object.entries(resources)) {
-    if (Math.abs(amount) > EPSILON) kept[name] = amount;
+  for (const name in resources) {
+    if (Math.abs(resources[name]) > EPSILON) kept[name] = resources[name];
   }
   return kept;
 }
