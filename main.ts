@@ -8,8 +8,7 @@ import { type Command, ConfigError, nodeUsage, parseConfig, startUsage } from ".
 import { DataDirInUseError } from "./host/datadir.ts";
 import { startHead } from "./host/head.ts";
 import { returnLargeBuffersToTheSystem } from "./host/allocator.ts";
-import { BUILT_IN_MODULES } from "./modules/mod.ts";
-import { createModule as createJobsModule } from "./modules/jobs/mod.ts";
+import { BUILT_IN_MODULES, NODE_MODULES } from "./modules/mod.ts";
 import { errorMessage } from "./storage/errors.ts";
 import { createLogger, setLogFormat } from "./kit/log.ts";
 import denoJson from "./deno.json" with { type: "json" };
@@ -22,8 +21,8 @@ const USAGE = `Usage: jobhead <command>
   --version         print jobhead's version`;
 
 /**
- * Runs the head (`start`), or a worker node (`node`: the jobs module alone, its routes the
- * agent endpoint heads reach it at), until SIGTERM or SIGINT.
+ * Runs the head (`start`), or a worker node (`node`: the jobs and serve modules alone, their
+ * routes the agent endpoint heads reach it at), until SIGTERM or SIGINT.
  */
 async function runHead(args: string[], command: Command): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
@@ -54,7 +53,7 @@ async function runHead(args: string[], command: Command): Promise<number> {
   });
   let head;
   try {
-    head = await startHead(config, command === "start" ? BUILT_IN_MODULES : [createJobsModule]);
+    head = await startHead(config, command === "start" ? BUILT_IN_MODULES : NODE_MODULES);
   } catch (err) {
     // A data directory in use is said as is; anything else is why the head cannot start.
     const message = err instanceof DataDirInUseError

@@ -11,13 +11,14 @@ import { Scheduler } from "../scheduler/scheduler.ts";
 import { NodeTable } from "../host/nodes.ts";
 import { type RunningHead, startHead } from "../tests/harness.ts";
 import { startPrivateServer } from "../tests/postgres.ts";
-import { readCpuSeconds } from "./procs.ts";
+import { findJobProcs, isAlive, readCpuSeconds } from "./procs.ts";
 import { REQUEST_TIMEOUT_MS, submit } from "./api.ts";
 import { atLeast, atMost, epochNs, mapPool, round, summarize, waitUntil } from "./stats.ts";
 
 /** Targets from the cluster issue. */
 export const CLUSTER_TARGETS = {
   startOnNodeP50Ms: 15,
+  stopOnNodeP50Ms: 50,
   placementsPerS: 1_000,
 } as const;
 
@@ -72,6 +73,45 @@ async function startOnNode(head: RunningHead, node: string, samples: number): Pr
       return /^\d+\n/.test(logs);
     }, { intervalMs: 5, timeoutMs: 30_000 });
     latencies.push(Number(BigInt(logs.trim()) - t0) / 1e6);
+  }
+  return latencies;
+}
+
+/**
+ * `POST …/stop` on the head → every process of a `sleep 600` job running on node `node`
+ * gone (its pids polled in /proc every ~1 ms), `samples` times in turn.
+ */
+async function stopOnNode(
+  head: RunningHead,
+  node: RunningHead & { name: string },
+  samples: number,
+) {
+  const latencies: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const id = await submit(head, {
+      entrypoint: "sleep 600",
+      entrypoint_resources: { [`node:${node.name}`]: 0.001 },
+    });
+    const ofJob = () => findJobProcs(node.runId).filter((p) => p.submissionId === id);
+    await waitUntil(`the sleep of job ${id} on ${node.name}`, () => {
+      return ofJob().some((p) => p.comm === "sleep");
+    }, { intervalMs: 5, timeoutMs: 30_000 });
+    const pids = ofJob().map((p) => p.pid);
+    const t0 = performance.now();
+    const answer = head.fetch(`/api/jobs/${id}/stop`, {
+      method: "POST",
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    let alive = pids;
+    while (alive.length > 0) {
+      alive = alive.filter(isAlive);
+      if (alive.length > 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    latencies.push(performance.now() - t0);
+    const stopped = await (await answer).json();
+    if (stopped.stopped !== true) {
+      throw new Error(`stop of ${id} answered ${JSON.stringify(stopped)}`);
+    }
   }
   return latencies;
 }
@@ -173,7 +213,7 @@ export async function benchCluster(ctx: ClusterContext): Promise<Record<string, 
   });
   log("cluster: a head (--no-local-jobs) and two nodes on a throwaway PostgreSQL");
   await using head = await startHead(member("head", ["--no-local-jobs"]));
-  await using _n1 = await startHead({ ...member("n1", []), command: "node" });
+  await using n1 = await startHead({ ...member("n1", []), command: "node" });
   await using _n2 = await startHead({ ...member("n2", []), command: "node" });
   await waitUntil("both nodes alive", async () => {
     const cluster = await (await head.fetch("/api/cluster")).json();
@@ -184,6 +224,9 @@ export async function benchCluster(ctx: ClusterContext): Promise<Record<string, 
   log(`cluster: ${samples} sequential submits on the head, each → its process on node n1`);
   await startOnNode(head, "n1", 5); // warm-up
   const start = summarize(await startOnNode(head, "n1", samples));
+  const stopSamples = quick ? 10 : 50;
+  log(`cluster: ${stopSamples} \`sleep 600\` jobs on node n1 stopped through the head, in turn`);
+  const stop = summarize(await stopOnNode(head, { ...n1, name: "n1" }, stopSamples));
 
   const jobs = quick ? 200 : 1000;
   log(`cluster: ${jobs} \`true\` jobs over the cluster, then on the single-node KV head`);
@@ -202,6 +245,11 @@ export async function benchCluster(ctx: ClusterContext): Promise<Record<string, 
   return {
     start_on_other_node_ms: start,
     start_p50_ms: atMost(start.p50, CLUSTER_TARGETS.startOnNodeP50Ms),
+    stop_on_other_node_ms: {
+      ...stop,
+      method: "POST stop on the head → the job's pids on the node gone, /proc polled every ~1 ms",
+    },
+    stop_p50_ms: atMost(stop.p50, CLUSTER_TARGETS.stopOnNodeP50Ms),
     throughput: {
       jobs,
       cluster_jobs_per_s: round(jobs / clusterS),

@@ -43,6 +43,11 @@ export interface ClusterLinkOptions {
   /** Whether this process may schedule (heads may; worker nodes never do). */
   maySchedule: boolean;
   token?: string;
+  /**
+   * Called when this process lost the scheduling lock to another one (its connection broke
+   * while the store was away): it must stop, since its modules' state is a scheduler's.
+   */
+  onLostScheduling?(): void;
 }
 
 /** What a bridged change says: its origin, and which job. */
@@ -60,15 +65,18 @@ export class ClusterLink implements Cluster {
   #nodes = new Map<string, NodeRow>();
   #epoch = 0;
   #origin = crypto.randomUUID();
-  #handlers?: SchedulingHandlers;
+  #handlers: SchedulingHandlers[] = [];
   /** This process holds the scheduling lock. */
   #scheduling = false;
-  #fence?: () => Promise<void>;
-  #resync?: () => Promise<void>;
+  #fences: (() => Promise<void>)[] = [];
+  #resyncs: (() => Promise<void>)[] = [];
   #closed = new AbortController();
   #lockConnection?: postgres.ReservedSql;
+  /** The server process of the lock's connection. */
+  #lockBackend = 0;
   #loops: Promise<void>[] = [];
   #unsubscribe = () => {};
+  #address = "";
 
   constructor(options: ClusterLinkOptions) {
     this.#options = options;
@@ -77,6 +85,10 @@ export class ClusterLink implements Cluster {
 
   get token(): string | undefined {
     return this.#options.token;
+  }
+
+  get address(): string {
+    return this.#address;
   }
 
   get node(): ClusterNode | undefined {
@@ -93,16 +105,16 @@ export class ClusterLink implements Cluster {
   }
 
   onScheduling(handlers: SchedulingHandlers): void {
-    this.#handlers = handlers;
+    this.#handlers.push(handlers);
   }
 
   onResync(resync: () => Promise<void>): void {
-    this.#resync = resync;
+    this.#resyncs.push(resync);
   }
 
   /** What a node does before it registers again after being declared DEAD. */
   onFence(fence: () => Promise<void>): void {
-    this.#fence = fence;
+    this.#fences.push(fence);
   }
 
   /**
@@ -111,6 +123,7 @@ export class ClusterLink implements Cluster {
    */
   async join(address: string): Promise<void> {
     const { store, events } = this.#options;
+    this.#address = address;
     await this.#table.ensure();
     await store.listen(NODES_CHANNEL, () => this.#refreshNodes());
     let subscriptions = 0;
@@ -118,7 +131,7 @@ export class ClusterLink implements Cluster {
       // Subscribed again after the store was away: what was announced meanwhile is lost.
       if (++subscriptions === 1) return;
       this.#options.logger.info("the store is back: looking at every unfinished job again");
-      this.#refreshNodes().then(() => this.#resync?.()).catch((err) => {
+      this.#refreshNodes().then(() => runEach(this.#resyncs)).catch((err) => {
         this.#options.logger.error(`looking at the jobs again failed: ${errorMessage(err)}`);
       });
     });
@@ -186,7 +199,7 @@ export class ClusterLink implements Cluster {
           `node ${node.name} was declared DEAD while it was away: killing the jobs ended ` +
             `meanwhile, then joining again`,
         );
-        await this.#fence?.();
+        await runEach(this.#fences);
         this.#epoch = await this.#table.register(node, this.#options.nodeTimeoutS);
         await this.#refreshNodes();
       } catch (err) {
@@ -198,6 +211,10 @@ export class ClusterLink implements Cluster {
   /**
    * Waits for the scheduling lock, takes over, then watches the nodes' heartbeats. When
    * taking the lock fails (the store is away), it is tried again once the store is back.
+   * Each round it checks that the lock's connection still holds the lock: when it broke
+   * (the store restarted), the lock is taken back at once if it is free; if another process
+   * took it meanwhile, this one stops scheduling for good (`onLostScheduling`), so that
+   * never two processes schedule.
    */
   async #schedule(): Promise<void> {
     const { store, logger } = this.#options;
@@ -206,23 +223,91 @@ export class ClusterLink implements Cluster {
       try {
         const connection = this.#lockConnection = await store.sql.reserve();
         await connection`select pg_advisory_lock(${SCHEDULING_LOCK})`;
+        this.#lockBackend = await backendPid(connection);
         if (signal.aborted) return;
         this.#scheduling = true;
         logger.info("this process schedules the cluster now");
         await this.#refreshNodes();
-        await this.#handlers?.takeOver();
-        while (!signal.aborted) {
-          await this.#declareDead();
-          await sleep(HEARTBEAT_MS, signal);
-        }
+        for (const handlers of this.#handlers) await handlers.takeOver();
+        break;
       } catch (err) {
         if (signal.aborted) return;
-        logger.error(`lost the scheduling lock: ${errorMessage(err)}; taking it again`);
-        this.#lockConnection?.release();
+        logger.error(`cannot take the scheduling lock: ${errorMessage(err)}; trying again`);
+        if (!isConnectionClosed(err)) this.#lockConnection?.release();
         this.#lockConnection = undefined;
         await sleep(HEARTBEAT_MS, signal);
       }
     }
+    while (!signal.aborted) {
+      if (!await this.#stillHoldsLock() && !await this.#retakeLock()) return;
+      await this.#declareDead();
+      await sleep(HEARTBEAT_MS, signal);
+    }
+  }
+
+  /**
+   * Whether the lock's server process still holds the lock, as the store says (a session's
+   * advisory lock lives with its connection). While the store is away nobody can take it:
+   * it counts as held until the store answers.
+   */
+  async #stillHoldsLock(): Promise<boolean> {
+    try {
+      const [row] = await this.#options.store.sql`
+        select exists(
+          select 1 from pg_locks
+          where locktype = 'advisory' and classid = 0 and objid = ${SCHEDULING_LOCK}
+            and objsubid = 1 and pid = ${this.#lockBackend}::int and granted
+        ) as held`;
+      if (row.held) return true;
+    } catch {
+      return true;
+    }
+    if (this.#closed.signal.aborted) return true;
+    this.#options.logger.warn("the scheduling lock's connection broke: taking the lock back");
+    // Its socket closed: the pool took it back then. Released again, it would be handed out
+    // with no socket, and the next query on it would throw where no caller catches it.
+    this.#lockConnection = undefined;
+    return false;
+  }
+
+  /**
+   * Takes the scheduling lock back on a new connection once the store answers; false, after
+   * `onLostScheduling`, when another process holds it now.
+   */
+  async #retakeLock(): Promise<boolean> {
+    const { store, logger } = this.#options;
+    const signal = this.#closed.signal;
+    while (!signal.aborted) {
+      let connection: postgres.ReservedSql | undefined;
+      try {
+        connection = await store.sql.reserve();
+        // The old connection's server process may outlive it for a while (a broken network
+        // rather than a restart) and hold the lock still: it is ended first.
+        await connection`select pg_terminate_backend(${this.#lockBackend}::int, 5000)`
+          .catch(() => {}); // gone already, or not ours to end
+        const [row] = await connection`
+          select pg_try_advisory_lock(${SCHEDULING_LOCK}) as taken`;
+        if (row.taken) {
+          this.#lockConnection = connection;
+          this.#lockBackend = await backendPid(connection);
+          logger.info("took the scheduling lock back: this process still schedules the cluster");
+          return true;
+        }
+        connection.release();
+        this.#scheduling = false;
+        logger.error(
+          "another process took the scheduling lock while this one's connection was broken: " +
+            "this process stops, so that one schedules alone",
+        );
+        this.#options.onLostScheduling?.();
+        return false;
+      } catch (err) {
+        if (!isConnectionClosed(err)) connection?.release();
+        logger.warn(`cannot take the scheduling lock back yet: ${errorMessage(err)}`);
+        await sleep(HEARTBEAT_MS, signal);
+      }
+    }
+    return true;
   }
 
   /** Declares the nodes silent past the timeout DEAD; their jobs end FAILED. */
@@ -245,7 +330,7 @@ export class ClusterLink implements Cluster {
       const silentS = (listed.now - row.lastHeartbeat) / 1000;
       logger.warn(`node ${name} sent no heartbeat for ${silentS.toFixed(1)} s: declared DEAD`);
       this.#nodes.set(name, { ...row, state: "DEAD" });
-      await this.#handlers?.nodeDied(row, silentS);
+      for (const handlers of this.#handlers) await handlers.nodeDied(row, silentS);
     }
   }
 
@@ -286,6 +371,26 @@ export class ClusterLink implements Cluster {
       this.#options.logger.warn(`cannot read job "${change.id}": ${errorMessage(err)}`);
     }
   }
+}
+
+/**
+ * Whether `err` says the connection closed: the pool has taken a reserved connection back
+ * then, and it must not be released again (it would be handed out without a socket).
+ */
+function isConnectionClosed(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("CONNECTION_");
+}
+
+/** The server process behind `connection`. */
+async function backendPid(connection: postgres.ReservedSql): Promise<number> {
+  const [row] = await connection`select pg_backend_pid() as pid`;
+  return row.pid;
+}
+
+/** Runs each of `tasks` in turn. */
+async function runEach(tasks: (() => Promise<void>)[]): Promise<void> {
+  for (const task of tasks) await task();
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

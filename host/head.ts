@@ -137,6 +137,10 @@ export async function startHead(
     nodeTimeoutS: config.nodeTimeoutS,
     maySchedule: config.role === "head",
     token: config.token,
+    // Its modules hold a scheduler's state: a fresh start is the safe way back.
+    onLostScheduling: () => {
+      shutdown().finally(() => Deno.exit(1));
+    },
     node: runsJobs
       ? { name: config.nodeName, id: info.nodeId, address: "", total, labels: config.labels }
       : undefined,

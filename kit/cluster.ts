@@ -41,6 +41,7 @@ export interface Cluster {
   /**
    * Registers what this process does once it holds the scheduling lock (at most one
    * process of the cluster at a time), and when a node is declared DEAD while it holds it.
+   * Each module may register; they are called in the order they registered.
    */
   onScheduling(handlers: SchedulingHandlers): void;
   /**
@@ -55,6 +56,8 @@ export interface Cluster {
   onResync(resync: () => Promise<void>): void;
   /** The bearer token of the cluster, for requests to other nodes' agents. */
   readonly token?: string;
+  /** Where the other processes of the cluster reach this one's API. */
+  readonly address: string;
 }
 
 /** What the scheduling process does. */

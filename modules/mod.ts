@@ -14,3 +14,9 @@ export const BUILT_IN_MODULES: readonly ModuleFactory[] = [
   serve.createModule,
   ui.createModule,
 ];
+
+/**
+ * A worker node's modules: jobs, and serve for its agent (the replicas the controlling
+ * head places on it); their routes are the endpoint heads reach the node at.
+ */
+export const NODE_MODULES: readonly ModuleFactory[] = [jobs.createModule, serve.createModule];

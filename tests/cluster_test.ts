@@ -4,37 +4,19 @@
  */
 import assert from "node:assert/strict";
 import {
-  type HeadOptions,
+  isAlive,
   processesWithEnv,
   type RunningHead,
   startHead,
   waitForStatus,
 } from "./harness.ts";
+import postgres from "postgres";
+import { member, waitForNodes } from "./cluster.ts";
 import { createTestDatabase, type TestDatabase } from "./postgres.ts";
 import { waitFor } from "./poll.ts";
 
-/** How to start one process of a cluster on `db`. */
-function member(
-  db: TestDatabase,
-  name: string,
-  options: HeadOptions & { args?: string[] } = {},
-): HeadOptions {
-  return {
-    ...options,
-    env: { PGPASSWORD: db.password, ...options.env },
-    extraArgs: ["--store", db.url, "--name", name, ...(options.args ?? [])],
-  };
-}
-
-/** Waits until `head` sees the ALIVE nodes `names` (true polling: nodes join by themselves). */
-async function waitForNodes(head: RunningHead, names: string[]): Promise<void> {
-  await waitFor(`nodes ${names.join(", ")} alive`, async () => {
-    const { body } = await head.json("/api/cluster");
-    const alive = body.nodes.filter((n: { state: string }) => n.state === "ALIVE")
-      .map((n: { name: string }) => n.name);
-    return names.every((name) => alive.includes(name)) || undefined;
-  }, { timeoutMs: 30_000, intervalMs: 100 });
-}
+/** The scheduling lock's key as pg_locks shows it (its low 32 bits): "jobh". */
+const SCHEDULING_LOCK_OBJID = 0x6a6f6268;
 
 /** Submits `entrypoint` pinned to node `node` through `head`; its id. */
 async function submitOn(head: RunningHead, node: string, entrypoint: string): Promise<string> {
@@ -272,4 +254,66 @@ Deno.test("a node frozen past the timeout kills its jobs' processes once it runs
   const next = await submitOn(head, "n1", "true");
   await waitForStatus(head, next, ["SUCCEEDED"]);
   assert.equal((await head.json(`/api/jobs/${id}`)).body.status, "FAILED");
+});
+
+/** Ends the server process that holds the scheduling lock (its connection breaks). */
+async function breakLockConnection(db: TestDatabase): Promise<void> {
+  const sql = postgres(db.url, { password: db.password, max: 1, onnotice: () => {} });
+  try {
+    const [row] = await sql`
+      select pid from pg_locks
+      where locktype = 'advisory' and objid = ${SCHEDULING_LOCK_OBJID} and granted`;
+    assert.ok(row, "no process holds the scheduling lock");
+    await sql`select pg_terminate_backend(${row.pid}::int, 5000)`;
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Whether a process waits for the scheduling lock. */
+async function lockWaiters(db: TestDatabase): Promise<number> {
+  const sql = postgres(db.url, { password: db.password, max: 1, onnotice: () => {} });
+  try {
+    const [row] = await sql`
+      select count(*)::int as n from pg_locks
+      where locktype = 'advisory' and objid = ${SCHEDULING_LOCK_OBJID} and not granted`;
+    return row.n;
+  } finally {
+    await sql.end();
+  }
+}
+
+Deno.test("a scheduling head whose lock connection breaks takes the lock back, or stops if another took it", async () => {
+  const db = await createTestDatabase();
+  const first = await startHead(member(db, "h1", { args: ["--no-local-jobs"] }));
+  try {
+    await first.waitForOutput(/this process schedules the cluster now/);
+    await using node = await startHead(member(db, "n1", { command: "node" }));
+    await waitForNodes(first, ["n1"]);
+
+    // Alone: it takes the lock back and goes on scheduling.
+    await breakLockConnection(db);
+    await first.waitForOutput(/took the scheduling lock back/);
+    const id = await submitOn(first, "n1", "echo placed");
+    assert.equal(
+      (await waitForStatus(first, id, ["SUCCEEDED"])).driver_agent_http_address,
+      node.url,
+    );
+
+    // With a second head waiting for the lock, the lock goes to it: the first one stops.
+    await using second = await startHead(member(db, "h2", { args: ["--no-local-jobs"] }));
+    await waitFor("the second head waiting for the lock", async () => {
+      return await lockWaiters(db) === 1 || undefined;
+    }, { timeoutMs: 30_000, intervalMs: 50 });
+    await breakLockConnection(db);
+    await second.waitForOutput(/this process schedules the cluster now/);
+    await first.waitForOutput(/another process took the scheduling lock/);
+    await waitFor("the first head gone", async () => {
+      return !(await isAlive(first.pid)) || undefined;
+    }, { timeoutMs: 30_000, intervalMs: 50 });
+    const next = await submitOn(second, "n1", "echo placed");
+    await waitForStatus(second, next, ["SUCCEEDED"]);
+  } finally {
+    await first[Symbol.asyncDispose]();
+  }
 });

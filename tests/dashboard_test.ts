@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { accessibilityViolations, hasChromium, openBrowser, screenshot } from "./browser.ts";
 import { Fifos } from "./fifos.ts";
-import { type RunningHead, startHead } from "./harness.ts";
+import { type RunningHead, startHead, TEST_STORE } from "./harness.ts";
 import { q, submitJob } from "./helpers.ts";
 
 const HELLO_MODULE = new URL("../examples/hello_module.ts", import.meta.url).pathname;
@@ -175,6 +175,10 @@ browserTest(
     // HEALTHY comes after the replicas are up: only a deployment event tells the page.
     await web.locator('.badge[data-status="HEALTHY"]').first().waitFor();
     await web.getByText("2 alive of 2 wanted").waitFor();
+    // On PostgreSQL the head is a node of a cluster: each replica's node is named.
+    const nodes = await web.locator("td.node").allTextContents();
+    assert.deepEqual(nodes, TEST_STORE === "postgres" ? Array(2).fill(nodes[0] ?? "?") : []);
+    if (TEST_STORE === "postgres") assert.match(nodes[0], /\S/);
 
     // A replica's log.
     await web.locator("a.replica-log").first().click();

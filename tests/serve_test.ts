@@ -1,7 +1,7 @@
 /** End to end: a serve deployment of HTTP replicas through crashes, rollouts, scaling and restarts. */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { isAlive, processesWithEnv, type RunningHead, startHead } from "./harness.ts";
+import { isAlive, processesWithEnv, type RunningHead, startHead, TEST_STORE } from "./harness.ts";
 import { waitFor } from "./poll.ts";
 import { waitForEvent } from "./events.ts";
 
@@ -26,6 +26,7 @@ interface Replica {
   port: number;
   num_restarts: number;
   ready: boolean;
+  node: string | null;
 }
 
 async function deployment(head: RunningHead, name: string) {
@@ -84,7 +85,10 @@ Deno.test("a deployment keeps 3 replicas alive, rolls, scales, survives a head r
       replica_tag: replica.replica_tag,
       deployment_name: web,
       version: "v1",
+      // On PostgreSQL the head is a node of a cluster: the replica's node is named.
+      ...(TEST_STORE === "postgres" && { node: replica.node }),
     });
+    assert.equal(replica.node, TEST_STORE === "postgres" ? replica.node ?? "missing" : null);
   }
   const { snapshot } = (await first.json("/api/snapshot")).body.data;
   const key = createHash("sha1").update(web).digest("hex");

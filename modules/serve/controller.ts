@@ -13,7 +13,9 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { ExitHandler, ModuleContext, SupervisedProcess } from "../../kit/module.ts";
 import type { Actor } from "../../kit/actor_record.ts";
-import type { LogStore } from "../../storage/logs.ts";
+import { UnavailableError } from "../../kit/errors.ts";
+import { errorMessage } from "../../storage/errors.ts";
+import type { LogReadRange } from "../../storage/logs.ts";
 import { resolveWorkingDir } from "../../storage/working_dirs.ts";
 import type { Deployment, DeploymentStatus } from "../../kit/deployment_record.ts";
 import type { ServeStore } from "../../storage/serve.ts";
@@ -22,7 +24,8 @@ import { DEFAULT_MIN_UPTIME_S, deploymentStatus, readyAt, type ReplicaHealth } f
 import { type ProbeTarget, watchHealth } from "./prober.ts";
 import { nextToReplace, planStep } from "./reconcile.ts";
 import { afterEnd, describeEnd } from "./restarts.ts";
-import type { DeploymentDetails } from "./schemas.ts";
+import type { ReplicaHost, ReplicaLaunch } from "./replica_host.ts";
+import type { DeploymentDetails, ReplicaLogsResponse } from "./schemas.ts";
 
 /** The class of a replica actor. */
 export const SERVE_REPLICA_CLASS = "ServeReplica";
@@ -33,16 +36,28 @@ export const SERVE_NAMESPACE = "serve";
 export interface ControllerDeps {
   ctx: ModuleContext;
   store: ServeStore<Deployment, Replica>;
-  /** The deployment's replica logs: one file per replica, kept across its restarts. */
-  logs: LogStore;
+  /**
+   * The host of the replicas on `node` (undefined: this process's own, on one machine);
+   * undefined while that node is not alive.
+   */
+  hostOf(node: string | undefined): ReplicaHost | undefined;
+  /** Where the deployment's next replica goes; undefined while no node may host one. */
+  placeNext(deployment: string): ReplicaHost | undefined;
   /** Called once the deployment has been deleted. */
   onDeleted(): void;
 }
 
+/** Between tries to place a replica while no node may host one. */
+const PLACE_RETRY_MS = 1_000;
+
 /** A replica as the controller tracks it in memory. */
 interface ReplicaRuntime {
   record: Replica;
+  /** Its node; undefined while that node is not alive. */
+  host?: ReplicaHost;
   process?: SupervisedProcess;
+  /** Recorded DEAD and forgotten: a late launch or end of it changes nothing. */
+  buried?: boolean;
   /** Settles once a launch under way has attached its process, or failed. */
   launch?: Promise<void>;
   /** Being stopped on purpose (`why`): its end is expected and ends it for good. */
@@ -66,6 +81,8 @@ export class DeploymentController {
   #deps: ControllerDeps;
   #deployment: Deployment;
   #replicas = new Map<string, ReplicaRuntime>();
+  /** Replicas placed on each node whose records are being made. */
+  #placing = new Map<string | undefined, number>();
   #dirty = false;
   #loop: Promise<void> | undefined;
   /** Aborted when the spec changes or a delete starts: a rollout step stops waiting. */
@@ -89,9 +106,29 @@ export class DeploymentController {
     return this.#deployment;
   }
 
-  /** The deployment's replica logs. */
-  get logs(): LogStore {
-    return this.#deps.logs;
+  /**
+   * A range of a replica's log, from its node. Throws NotFoundError when the replica is not
+   * one of this deployment's now, UnavailableError when its node cannot be reached.
+   */
+  async readLog(
+    actorId: string,
+    node: string | undefined,
+    range: LogReadRange,
+  ): Promise<ReplicaLogsResponse> {
+    const host = this.#replicas.get(actorId)?.host ?? this.#deps.hostOf(node);
+    if (!host) {
+      throw new UnavailableError(`node "${node}" where replica ${actorId} ran is not alive`);
+    }
+    return await host.readLog(this.#deployment.name, actorId, range);
+  }
+
+  /** Nodes with replicas of this deployment now, and how many each. */
+  replicasPerNode(): Map<string | undefined, number> {
+    const counts = new Map(this.#placing);
+    for (const { record } of this.#replicas.values()) {
+      counts.set(record.node, (counts.get(record.node) ?? 0) + 1);
+    }
+    return counts;
   }
 
   /** Whether a delete has started. */
@@ -110,6 +147,7 @@ export class DeploymentController {
       state: record.state,
       pid: record.supervisor?.pid ?? null,
       port: record.port,
+      node: record.node ?? null,
       num_restarts: record.num_restarts,
       start_time: record.start_time,
       ready: ready && record.state === "ALIVE",
@@ -125,23 +163,51 @@ export class DeploymentController {
    * started, and re-arms pending restarts. Call once, then the controller reconciles.
    */
   async adopt(): Promise<void> {
-    const { supervisor } = this.#deps.ctx;
-    for (const runtime of this.#replicas.values()) {
+    for (const runtime of [...this.#replicas.values()]) {
       const { record } = runtime;
+      runtime.host = this.#deps.hostOf(record.node);
+      if (!runtime.host) {
+        this.#moveOff(runtime, `its node "${record.node}" is not alive`);
+        continue;
+      }
       const onExit = this.#onExit(runtime);
-      if (record.state === "ALIVE" && record.supervisor) {
-        const process = await supervisor.adopt(record.actor_id, record.supervisor, onExit);
-        this.#attach(runtime, process, { adopted: true });
-      } else if (record.state === "PENDING_CREATION" || record.state === "ALIVE") {
-        // A spawn the previous head could not record is found by its marker.
-        const found = await supervisor.adopt(record.actor_id, null, onExit);
-        if (found) this.#attach(runtime, found);
-        else this.#spawn(runtime);
-      } else if (record.state === "RESTARTING") {
-        this.#scheduleRestart(runtime);
+      const { name } = this.#deployment;
+      try {
+        if (record.state === "ALIVE" && record.supervisor) {
+          const process = await runtime.host.adopt(
+            name,
+            record.actor_id,
+            record.supervisor,
+            onExit,
+          );
+          if (process) this.#attach(runtime, process, { adopted: true });
+          else this.#spawn(runtime);
+        } else if (record.state === "PENDING_CREATION" || record.state === "ALIVE") {
+          // A spawn the previous head could not record is found by its marker.
+          const found = await runtime.host.adopt(name, record.actor_id, null, onExit);
+          if (found) this.#attach(runtime, found);
+          else this.#spawn(runtime);
+        } else if (record.state === "RESTARTING") {
+          this.#scheduleRestart(runtime);
+        }
+      } catch (err) {
+        this.#moveOff(
+          runtime,
+          `its node "${record.node}" could not be reached: ${errorMessage(err)}`,
+        );
       }
     }
     this.#kick();
+  }
+
+  /**
+   * Node `node` was declared DEAD: its replicas are recorded DEAD and replaced on other
+   * nodes; the node kills them if it comes back (fencing).
+   */
+  nodeDied(node: string, why: string): void {
+    for (const runtime of [...this.#replicas.values()]) {
+      if (runtime.record.node === node) this.#moveOff(runtime, why);
+    }
   }
 
   /**
@@ -218,9 +284,14 @@ export class DeploymentController {
     const step = planStep(this.#deployment.spec, this.#live());
     if (step.action === "none") return;
     if (step.action === "start") {
-      await Promise.all(Array.from({ length: step.count }, () => this.#startReplica()));
+      const started = await Promise.all(
+        Array.from({ length: step.count }, () => this.#startReplica()),
+      );
+      if (started.includes(undefined)) return this.#placeLater();
     } else if (step.action === "surge") {
-      if (await this.#waitReady(await this.#startReplica())) {
+      const fresh = await this.#startReplica();
+      if (!fresh) return this.#placeLater();
+      if (await this.#waitReady(fresh)) {
         const old = nextToReplace(this.#deployment.spec, this.#live());
         if (old) await this.#retire(this.#replicas.get(old.actor_id)!, step.why);
       }
@@ -229,6 +300,12 @@ export class DeploymentController {
       await Promise.all(retiring.map((r) => this.#retire(r, step.why)));
     }
     this.#dirty = true;
+  }
+
+  /** No node may host a replica now: tries again in a while. */
+  #placeLater(): void {
+    delay(PLACE_RETRY_MS, undefined, { signal: this.#closed.signal })
+      .then(() => this.#kick(), () => {}); // the head stops
   }
 
   /** Waits until `fresh` is ready, or it ended, or the spec changed, or the head stops. */
@@ -287,15 +364,32 @@ export class DeploymentController {
 
   // --- Replicas -----------------------------------------------------------------------
 
-  async #startReplica(): Promise<ReplicaRuntime> {
+  /** Places and starts a new replica; undefined when no node may host one now. */
+  async #startReplica(): Promise<ReplicaRuntime | undefined> {
     const { name, spec } = this.#deployment;
+    const host = this.#deps.placeNext(name);
+    if (!host) return undefined;
     const suffix = randomSuffix();
+    const taken = [...this.#replicas.values()]
+      .filter((r) => r.record.node === host.node).map((r) => r.record.port);
+    // Counted on its node from here on, so the replicas placed beside it spread.
+    this.#placing.set(host.node, (this.#placing.get(host.node) ?? 0) + 1);
+    let port: number;
+    try {
+      port = await host.freePort(taken);
+    } catch (err) {
+      this.#deps.ctx.logger.warn(`cannot place a replica of "${name}": ${errorMessage(err)}`);
+      return undefined;
+    } finally {
+      this.#placing.set(host.node, this.#placing.get(host.node)! - 1);
+    }
     const runtime = newRuntime({
       actor_id: `servereplica_${name}_${suffix}`,
       replica_tag: `${name}#${suffix}`,
       deployment: name,
       version: spec.version,
-      port: freePort(new Set([...this.#replicas.values()].map((r) => r.record.port))),
+      port,
+      ...(host.node !== undefined && { node: host.node }),
       state: "PENDING_CREATION",
       supervisor: null,
       num_restarts: 0,
@@ -304,11 +398,12 @@ export class DeploymentController {
       restart_at: null,
       death_cause: null,
     });
+    runtime.host = host;
     this.#replicas.set(runtime.record.actor_id, runtime);
     // Recorded before it runs: a head that dies right after the spawn leaves a trace.
     await this.#persist(runtime);
     try {
-      await this.#deps.logs.create(runtime.record.actor_id);
+      await host.createLog(name, runtime.record.actor_id);
     } catch (err) {
       this.#onEnd(runtime, `its log file could not be created: ${(err as Error).message}`);
       return runtime;
@@ -318,24 +413,22 @@ export class DeploymentController {
   }
 
   #spawn(runtime: ReplicaRuntime): void {
-    if (runtime.stopping !== undefined || this.#closed.signal.aborted) return;
-    const { ctx, logs } = this.#deps;
+    if (runtime.stopping !== undefined || this.#closed.signal.aborted || runtime.buried) return;
+    const { ctx } = this.#deps;
     const { record } = runtime;
-    const { spec, name } = this.#deployment;
-    runtime.launch = ctx.supervisor.run({
-      id: record.actor_id,
+    const { spec } = this.#deployment;
+    const host = runtime.host;
+    if (!host) return this.#moveOff(runtime, `its node "${record.node}" is not alive`);
+    const launch: ReplicaLaunch = {
+      ...this.#launchOf(runtime),
       command: spec.entrypoint,
-      logPath: logs.pathOf(record.actor_id),
-      cwd: resolveWorkingDir(spec.runtime_env.working_dir)?.path,
       env: {
-        ...spec.runtime_env.env_vars,
-        PORT: String(record.port),
-        JOBHEAD_ADDRESS: ctx.info.address,
-        JOBHEAD_DEPLOYMENT: name,
-        JOBHEAD_REPLICA_TAG: record.replica_tag,
+        ...this.#launchOf(runtime).env,
+        JOBHEAD_ADDRESS: ctx.cluster?.address ?? ctx.info.address,
         JOBHEAD_SERVE_VERSION: record.version,
       },
-    }, this.#onExit(runtime)).then(
+    };
+    runtime.launch = host.run(launch, this.#onExit(runtime)).then(
       (process) => this.#attach(runtime, process),
       (err) => this.#onEnd(runtime, `it failed to start: ${(err as Error).message}`),
     ).finally(() => runtime.launch = undefined);
@@ -347,6 +440,11 @@ export class DeploymentController {
     process: SupervisedProcess,
     options: { adopted?: boolean } = {},
   ): void {
+    if (runtime.buried) {
+      // Moved off its node meanwhile: the node kills it if it can still be reached.
+      process.stop(0).catch(() => {});
+      return;
+    }
     runtime.process = process;
     runtime.ready = false;
     runtime.record = {
@@ -402,6 +500,7 @@ export class DeploymentController {
 
   /** A replica's run ended (`cause`): bury it, give up on it, or restart it, as `afterEnd()` says. */
   #onEnd(runtime: ReplicaRuntime, cause: string, noRestart = false): void {
+    if (runtime.buried) return;
     const { record, stopping } = runtime;
     const next = afterEnd(
       record,
@@ -443,7 +542,14 @@ export class DeploymentController {
     if (runtime.process) {
       const graceS = this.#deployment.spec.graceful_shutdown_timeout_s;
       const graceMs = graceS == null ? this.#deps.ctx.config.stopGraceMs : graceS * 1000;
-      await runtime.process.stop(graceMs);
+      try {
+        await runtime.process.stop(graceMs);
+      } catch (err) {
+        // Its node did not answer: the replica ends when the node is declared DEAD.
+        this.#deps.ctx.logger.warn(
+          `stopping replica ${runtime.record.replica_tag} failed: ${errorMessage(err)}`,
+        );
+      }
     } else if (this.#closed.signal.aborted) {
       runtime.ended.resolve(); // left as it is for the next head
     } else {
@@ -454,6 +560,7 @@ export class DeploymentController {
 
   /** Records a replica DEAD for good and forgets it. */
   #bury(runtime: ReplicaRuntime, cause: string): void {
+    runtime.buried = true;
     runtime.life?.abort();
     runtime.record = {
       ...runtime.record,
@@ -491,10 +598,12 @@ export class DeploymentController {
       .catch((err) => this.#deps.ctx.logger.error(`stopping an unhealthy replica failed:`, err));
   }
 
-  #probeEnv(runtime: ReplicaRuntime): ProbeTarget {
+  /** Where a replica runs, and with what environment, less its command. */
+  #launchOf(runtime: ReplicaRuntime): Omit<ReplicaLaunch, "command"> {
     const { spec, name } = this.#deployment;
     return {
-      port: runtime.record.port,
+      id: runtime.record.actor_id,
+      deployment: name,
       cwd: resolveWorkingDir(spec.runtime_env.working_dir)?.path,
       env: {
         ...spec.runtime_env.env_vars,
@@ -505,11 +614,45 @@ export class DeploymentController {
     };
   }
 
+  #probeEnv(runtime: ReplicaRuntime): ProbeTarget {
+    const host = runtime.host;
+    const launch = this.#launchOf(runtime);
+    return {
+      port: runtime.record.port,
+      hostname: host?.hostname,
+      cwd: launch.cwd,
+      env: launch.env,
+      // A replica of another node is checked there.
+      runCommand: host?.node !== undefined && host.node !== this.#deps.ctx.cluster?.node?.name
+        ? (command, timeoutS) => host.check(command, launch, timeoutS)
+        : undefined,
+    };
+  }
+
+  /**
+   * Records a replica of a node that is not alive DEAD (`why`), so that a new one replaces
+   * it elsewhere, and notes it for the node to kill if it comes back (fencing).
+   */
+  #moveOff(runtime: ReplicaRuntime, why: string): void {
+    if (runtime.buried) return;
+    const { record } = runtime;
+    (runtime.process as { abandon?(): void } | undefined)?.abandon?.();
+    runtime.process = undefined;
+    runtime.restartTimer?.abort();
+    if (record.node !== undefined) {
+      this.#deps.store.putFence(record.node, record).catch((err) => {
+        this.#deps.ctx.logger.error(`recording replica ${record.replica_tag} moved failed:`, err);
+      });
+    }
+    this.#deps.ctx.logger.warn(`replica ${record.replica_tag} moved: ${why}`);
+    this.#bury(runtime, `moved: ${why}`);
+  }
+
   /** Writes a replica's records in order: its serve record (or its removal), then its actor. */
   #persist(runtime: ReplicaRuntime, options: { forget?: boolean } = {}): Promise<void> {
     const { ctx, store } = this.#deps;
     const replica = runtime.record;
-    const actor = replicaActor(replica, this.#deployment, ctx.info.nodeId);
+    const actor = replicaActor(replica, this.#deployment, runtime.host?.nodeId ?? ctx.info.nodeId);
     this.#writes = this.#writes.then(async () => {
       if (options.forget) await store.deleteReplica(replica.deployment, replica.actor_id);
       else await store.putReplica(replica);
@@ -542,6 +685,7 @@ export function replicaActor(replica: Replica, deployment: Deployment, nodeId: s
         replica_tag: replica.replica_tag,
         deployment_name: replica.deployment,
         version: replica.version,
+        ...(replica.node !== undefined && { node: replica.node }),
       },
     },
   };
@@ -554,16 +698,6 @@ function newRuntime(record: Replica): ReplicaRuntime {
     readiness: Promise.withResolvers<boolean>(),
     ended: Promise.withResolvers<void>(),
   };
-}
-
-/** A port nothing listens on right now and not in `taken`, for a new replica's `$PORT`. */
-function freePort(taken: Set<number>): number {
-  for (;;) {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (listener.addr as Deno.NetAddr).port;
-    listener.close();
-    if (!taken.has(port)) return port;
-  }
 }
 
 function randomSuffix(): string {

@@ -4,11 +4,11 @@ import { join } from "node:path";
 import { Deployment } from "../../kit/deployment_record.ts";
 import { type HeadEvent } from "../../kit/events.ts";
 import type { ModuleContext } from "../../kit/module.ts";
-import { FileLogStore } from "../../storage/logs.ts";
 import { KvServeStore } from "../../storage/serve.ts";
 import { ShellSupervisor } from "../../supervision/supervisor.ts";
 import { isAlive, processesWithEnv } from "../../tests/harness.ts";
 import { waitFor } from "../../tests/poll.ts";
+import { LocalReplicaHost } from "./replica_host.ts";
 import { DeploymentController } from "./controller.ts";
 import type { Replica } from "./replica.ts";
 import type { DeploymentDetails } from "./schemas.ts";
@@ -40,16 +40,16 @@ async function startSupervisor(dir: string): Promise<ShellSupervisor> {
 class TestHead {
   ctx: ModuleContext;
   store: KvServeStore<Deployment, Replica>;
-  logs: FileLogStore;
   deleted: string[] = [];
   #supervisor: ShellSupervisor;
+  #logsDir: string;
   #controllers: DeploymentController[] = [];
 
   constructor(ctx: ModuleContext, supervisor: ShellSupervisor, dir: string) {
     this.ctx = ctx;
     this.#supervisor = supervisor;
     this.store = new KvServeStore(ctx.kv, ctx.kvPrefix);
-    this.logs = new FileLogStore(join(dir, "serve_logs"));
+    this.#logsDir = join(dir, "serve_logs");
   }
 
   /** A controller of a new deployment, with `spec` applied. */
@@ -69,11 +69,17 @@ class TestHead {
 
   /** A controller of `deployment`, with the replicas the store holds for it. */
   controller(deployment: Deployment, replicas: Replica[] = []): DeploymentController {
+    const host = new LocalReplicaHost({
+      supervisor: this.ctx.supervisor,
+      logsDir: this.#logsDir,
+      nodeId: this.ctx.info.nodeId,
+    });
     const controller = new DeploymentController(
       {
         ctx: this.ctx,
         store: this.store,
-        logs: this.logs,
+        hostOf: () => host,
+        placeNext: () => host,
         onDeleted: () => this.deleted.push(deployment.name),
       },
       deployment,

@@ -1,5 +1,7 @@
 /** The serve module: long-running replicated deployments next to batch jobs. */
 import type { HeadModule } from "../../kit/module.ts";
+import { Hono } from "hono";
+import { agentRoutes } from "./agent.ts";
 import { serveRoutes } from "./routes.ts";
 import { ServeService } from "./service.ts";
 
@@ -11,11 +13,11 @@ export function createModule(): HeadModule {
     minimal: false,
     snapshotKey: "deployments",
     routes(ctx) {
-      service = new ServeService(ctx);
-      return serveRoutes(service);
+      const serve = service = new ServeService(ctx);
+      return new Hono().route("/", agentRoutes(() => serve.agent)).route("/", serveRoutes(serve));
     },
     async start() {
-      await service?.adoptDeployments(); // replicas the previous head left running
+      await service?.start(); // takes back the replicas the previous head left running
     },
     async stop() {
       await service?.close(); // replicas keep running

@@ -10,12 +10,19 @@ import { judgeProbe, type ProbeRun } from "./health.ts";
 
 /** Where and how a replica is probed. */
 export interface ProbeTarget {
-  /** The replica's `$PORT`: an HTTP check asks `http://127.0.0.1:<port>`. */
+  /** The replica's `$PORT`: an HTTP check asks `http://<hostname>:<port>`. */
   port: number;
+  /** The host of the replica's node; 127.0.0.1 when not given. */
+  hostname?: string;
   /** Working directory of a command check. */
   cwd?: string;
   /** Environment of a command check. */
   env: Record<string, string>;
+  /**
+   * Runs a command check on the replica's node, for a replica of another node; by default
+   * it runs here (`runCheckCommand()`).
+   */
+  runCommand?(command: string, timeoutS: number, signal: AbortSignal): Promise<boolean>;
 }
 
 /** What a prober watches, and whom it tells. Both getters are read before every probe. */
@@ -69,24 +76,40 @@ export async function probe(
   );
   try {
     if (check.http_path !== undefined) {
-      const url = `http://127.0.0.1:${target.port}${check.http_path}`;
+      const host = target.hostname ?? "127.0.0.1";
+      const url = `http://${host.includes(":") ? `[${host}]` : host}:${target.port}` +
+        check.http_path;
       const res = await fetch(url, { signal: timeout, redirect: "manual" });
       await res.body?.cancel();
       return res.status < 400;
     }
+    if (target.runCommand) return await target.runCommand(check.command!, check.timeout_s, timeout);
+    return await runCheckCommand(check.command!, target, timeout);
+  } catch {
+    return false;
+  } finally {
+    deadline.abort();
+  }
+}
+
+/** Runs a command check with `sh -c` in `target`'s directory and environment: exits 0? */
+export async function runCheckCommand(
+  command: string,
+  target: { cwd?: string; env: Record<string, string> },
+  signal: AbortSignal,
+): Promise<boolean> {
+  try {
     const { success } = await new Deno.Command("/bin/sh", {
-      args: ["-c", check.command!],
+      args: ["-c", command],
       cwd: target.cwd,
       env: target.env,
       stdin: "null",
       stdout: "null",
       stderr: "null",
-      signal: timeout,
+      signal,
     }).output();
     return success;
   } catch {
     return false;
-  } finally {
-    deadline.abort();
   }
 }

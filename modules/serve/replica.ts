@@ -12,6 +12,8 @@ export const Replica = z.object({
   deployment: DeploymentName,
   version: z.string(),
   port: z.number().int(),
+  /** In a cluster, the node it runs on; absent on one machine (the head's own node). */
+  node: z.string().optional(),
   state: ActorState,
   /** Its supervisor while ALIVE: what a later head adopts. */
   supervisor: SupervisorIdentity.nullable(),

@@ -1,4 +1,8 @@
-/** HTTP routes of the serve API (`/api/serve/…`): parse, call the service, respond. */
+/**
+ * HTTP routes of the serve API (`/api/serve/…`): parse, call the service, respond. In a
+ * cluster a head that does not control the deployments passes each request on to the one
+ * that does.
+ */
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { parseInput, readJson } from "../../kit/http.ts";
@@ -31,6 +35,8 @@ export function serveRoutes(serve: ServeService): Hono {
     response: DeploymentDetails,
   });
   app.post("/api/serve/deployments", applyDoc, async (c) => {
+    const forwarded = await serve.forward(c.req.raw);
+    if (forwarded) return forwarded;
     const spec = await readJson(c, DeploymentSpec);
     return c.json((await serve.apply(spec)) satisfies DeploymentDetails);
   });
@@ -39,7 +45,9 @@ export function serveRoutes(serve: ServeService): Hono {
     summary: "Every deployment, by name",
     response: z.array(DeploymentDetails),
   });
-  app.get("/api/serve/deployments", listDoc, (c) => {
+  app.get("/api/serve/deployments", listDoc, async (c) => {
+    const forwarded = await serve.forward(c.req.raw);
+    if (forwarded) return forwarded;
     return c.json(serve.list() satisfies DeploymentDetails[]);
   });
 
@@ -48,7 +56,9 @@ export function serveRoutes(serve: ServeService): Hono {
     params: NameParams,
     response: DeploymentDetails,
   });
-  app.get("/api/serve/deployments/:name", getDoc, (c) => {
+  app.get("/api/serve/deployments/:name", getDoc, async (c) => {
+    const forwarded = await serve.forward(c.req.raw);
+    if (forwarded) return forwarded;
     return c.json(serve.get(nameParam(c)) satisfies DeploymentDetails);
   });
 
@@ -58,6 +68,8 @@ export function serveRoutes(serve: ServeService): Hono {
     response: DeleteDeploymentResponse,
   });
   app.delete("/api/serve/deployments/:name", deleteDoc, async (c) => {
+    const forwarded = await serve.forward(c.req.raw);
+    if (forwarded) return forwarded;
     await serve.delete(nameParam(c));
     return c.json({ deleted: true } satisfies DeleteDeploymentResponse);
   });
@@ -69,6 +81,8 @@ export function serveRoutes(serve: ServeService): Hono {
     response: ReplicaLogsResponse,
   });
   app.get("/api/serve/deployments/:name/replicas/:actorId/logs", logsDoc, async (c) => {
+    const forwarded = await serve.forward(c.req.raw);
+    if (forwarded) return forwarded;
     const query = parseInput(LogsQuery, c.req.query(), "query");
     const actorId = parseInput(ActorId, c.req.param("actorId"), "actor id");
     const range = await serve.readLogs(nameParam(c), actorId, query);

@@ -25,6 +25,8 @@ export const ReplicaDetails = z.object({
   pid: z.number().int().nullable(),
   /** `$PORT` of the replica: where it is meant to serve. */
   port: z.number().int(),
+  /** In a cluster, the node it runs on; null on one machine. */
+  node: z.string().nullable(),
   num_restarts: z.number().int(),
   start_time: z.number(),
   /** Passed its first health check since it last started (at once without a check). */

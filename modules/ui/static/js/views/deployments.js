@@ -82,6 +82,8 @@ export function deploymentsView(ctx) {
   /** @param {any} d */
   function renderDeployment(d) {
     const alive = d.replicas.filter((/** @type {any} */ r) => r.state === "ALIVE").length;
+    // In a cluster each replica runs on a node: its name is shown.
+    const clustered = d.replicas.some((/** @type {any} */ r) => r.node);
     const deleteErrors = alertBox();
     const deleteButton = h("button", {
       class: "danger delete-deployment",
@@ -168,9 +170,17 @@ export function deploymentsView(ctx) {
             h(
               "tr",
               {},
-              ["Replica", "State", "Version", "Pid", "Port", "Ready", "Restarts", "Log"].map((t) =>
-                h("th", { text: t })
-              ),
+              [
+                "Replica",
+                "State",
+                ...(clustered ? ["Node"] : []),
+                "Version",
+                "Pid",
+                "Port",
+                "Ready",
+                "Restarts",
+                "Log",
+              ].map((t) => h("th", { text: t })),
             ),
           ),
           h(
@@ -182,6 +192,7 @@ export function deploymentsView(ctx) {
                 {},
                 h("td", {}, h("code", { text: r.replica_tag })),
                 h("td", {}, badge(r.state)),
+                ...(clustered ? [h("td", { class: "node", text: r.node ?? "—" })] : []),
                 h("td", {}, h("code", { text: r.version })),
                 h("td", { class: "num", text: r.pid ?? "—" }),
                 h("td", { class: "num", text: r.port }),
