@@ -44,6 +44,15 @@ export type JobChanges<J extends StoredJob = StoredJob> =
   | Partial<Omit<J, "id">>
   | ((job: J) => Partial<Omit<J, "id">>);
 
+/**
+ * A job as this process wrote it, and that write's versionstamp: `update()` given it
+ * writes at once, checked against the versionstamp, instead of reading the job first.
+ */
+export interface WrittenJob<J extends StoredJob = StoredJob> {
+  job: J;
+  versionstamp: string;
+}
+
 /** A stretch of time during which the store's writes failed for lack of disk space. */
 export interface StorageFullSpell {
   /** When the first write failed. */
@@ -58,10 +67,11 @@ export interface StorageFullSpell {
  */
 export interface JobStore<J extends StoredJob = StoredJob> {
   /**
-   * Stores a new job; throws ConflictError if the id already exists, and
-   * InsufficientStorageError if the disk is full (nothing is stored then).
+   * Stores a new job and resolves to its write's versionstamp; throws ConflictError if
+   * the id already exists, and InsufficientStorageError if the disk is full (nothing is
+   * stored then).
    */
-  create(job: J): Promise<void>;
+  create(job: J): Promise<string>;
   /** The job, or undefined. */
   get(id: string): Promise<J | undefined>;
   /** Jobs newest first, optionally only those in `statuses`. */
@@ -77,13 +87,14 @@ export interface JobStore<J extends StoredJob = StoredJob> {
    * written then). A write that fails (a full disk, a store that is away) is retried with
    * backoff until it lands; with `once` (a client waits for the answer) it throws
    * instead: InsufficientStorageError for a full disk, StoreUnavailableError for a store
-   * that is away.
+   * that is away. With `written` (the job as this process last wrote it) the first try
+   * decides from it without a read; if the job changed since, it reads and decides again.
    */
   update(
     id: string,
     from: J["status"] | readonly J["status"][],
     changes: JobChanges<J>,
-    options?: { once?: boolean },
+    options?: { once?: boolean; written?: WrittenJob<J> },
   ): Promise<J>;
   /** Removes a terminal job; throws NotFoundError if absent, InsufficientStorageError on a full disk. */
   delete(id: string): Promise<void>;
@@ -109,7 +120,8 @@ interface QueuedWrite {
   /** The checked keys, as text. */
   keys: string[];
   apply(op: KvAtomic): void;
-  resolve(ok: boolean): void;
+  /** With the commit's versionstamp, or null when a check failed. */
+  resolve(versionstamp: string | null): void;
   reject(err: unknown): void;
 }
 
@@ -150,10 +162,10 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
     this.#log = options.log ?? ((line) => console.error(`jobhead: ${line}`));
   }
 
-  async create(job: J): Promise<void> {
-    let ok: boolean;
+  async create(job: J): Promise<string> {
+    let versionstamp: string | null;
     try {
-      ok = await this.#write([{ key: [JOBS, job.id], versionstamp: null }], (op) => {
+      versionstamp = await this.#write([{ key: [JOBS, job.id], versionstamp: null }], (op) => {
         op.set([JOBS, job.id], job).set([BY_TIME, job.start_time, job.id], job.id);
         if (!this.#isTerminal(job.status)) op.set([ACTIVE, job.id], job.start_time);
       });
@@ -162,11 +174,12 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
       throw storageError(err, `Cannot store job "${job.id}"`);
     }
     this.#landed();
-    if (!ok) {
+    if (versionstamp === null) {
       throw new ConflictError(
         `Job with submission_id ${job.id} already exists. Please use a different submission_id.`,
       );
     }
+    return versionstamp;
   }
 
   async get(id: string): Promise<J | undefined> {
@@ -212,7 +225,7 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
     id: string,
     from: J["status"] | readonly J["status"][],
     changes: JobChanges<J>,
-    options: { once?: boolean } = {},
+    options: { once?: boolean; written?: WrittenJob<J> } = {},
   ): Promise<J> {
     const statuses: readonly string[] = typeof from === "string" ? [from] : from;
     let waitMs = RETRY_FIRST_MS;
@@ -226,42 +239,43 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
     };
     // A failed check means someone else wrote in between: re-read and decide again.
     // A failed write (a full disk, a store away) is tried again, decided afresh, until it
-    // lands; so is a read while the store is away.
+    // lands; so is a read while the store is away. The job as written here last, when
+    // given, stands in for the first read: if it is out of date, its check fails, or what
+    // was decided from it is not taken as the answer, and the job is read.
+    let written = options.written;
     for (;;) {
       let entry: Deno.KvEntryMaybe<J>;
-      try {
-        entry = await this.#kv.get<J>([JOBS, id]);
-      } catch (err) {
-        if (!(err instanceof StoreUnavailableError)) throw err;
-        await retry(err);
-        continue;
+      const known = written;
+      written = undefined;
+      if (known) {
+        entry = { key: [JOBS, id], value: known.job, versionstamp: known.versionstamp };
+      } else {
+        try {
+          entry = await this.#kv.get<J>([JOBS, id]);
+        } catch (err) {
+          if (!(err instanceof StoreUnavailableError)) throw err;
+          await retry(err);
+          continue;
+        }
       }
       if (entry.value === null) throw new NotFoundError(`Job ${id} does not exist`);
       if (unanswered !== undefined && JSON.stringify(entry.value) === unanswered) {
         this.#landed(); // the write whose answer was lost did land
         return entry.value;
       }
-      if (!statuses.includes(entry.value.status)) {
-        throw new ConflictError(
-          `Cannot move job "${id}" from ${
-            statuses.join(" or ")
-          }: job is already ${entry.value.status}`,
-        );
-      }
-      const decided = typeof changes === "function" ? changes(entry.value) : changes;
-      const next = { ...entry.value, ...decided, id } as J;
-      if (!this.#canMove(entry.value.status, next.status)) {
-        throw new InvalidStateError(
-          `Cannot move job "${id}" from ${entry.value.status} to ${next.status}: ` +
-            `statuses only move forward`,
-        );
+      let next: J;
+      try {
+        next = this.#decide(entry.value, statuses, changes);
+      } catch (err) {
+        if (known) continue;
+        throw err;
       }
       let ok: boolean;
       try {
         ok = await this.#write([entry], (op) => {
           op.set([JOBS, id], next);
           if (this.#isTerminal(next.status)) op.delete([ACTIVE, id]);
-        });
+        }) !== null;
       } catch (err) {
         if (err instanceof StoreUnavailableError) unanswered = JSON.stringify(next);
         await retry(err);
@@ -270,6 +284,25 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
       this.#landed();
       if (ok) return next;
     }
+  }
+
+  /** The job once `changes` apply to `job`; throws if it may not move from its status. */
+  #decide(job: J, statuses: readonly string[], changes: JobChanges<J>): J {
+    const id = job.id;
+    if (!statuses.includes(job.status)) {
+      throw new ConflictError(
+        `Cannot move job "${id}" from ${statuses.join(" or ")}: job is already ${job.status}`,
+      );
+    }
+    const decided = typeof changes === "function" ? changes(job) : changes;
+    const next = { ...job, ...decided, id } as J;
+    if (!this.#canMove(job.status, next.status)) {
+      throw new InvalidStateError(
+        `Cannot move job "${id}" from ${job.status} to ${next.status}: ` +
+          `statuses only move forward`,
+      );
+    }
+    return next;
   }
 
   async delete(id: string): Promise<void> {
@@ -320,14 +353,17 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
   }
 
   /**
-   * Commits a checked write; false if a check failed. Writes that arrive while commits
-   * are under way go together in the next one (group commit: one disk sync for many
-   * jobs), and a few commits may be under way at once, so a burst of writes does not
-   * wait for each batch's answer before the next goes. A batch whose checks fail, or
-   * that is over KV's limits, is retried write by write, so one stale or oversized write
+   * Commits a checked write: its versionstamp, or null if a check failed. Writes that
+   * arrive while commits are under way go together in the next one (group commit: one disk
+   * sync for many jobs), and a few commits may be under way at once, so a burst of writes
+   * does not wait for each batch's answer before the next goes. A batch whose checks fail,
+   * or that is over KV's limits, is retried write by write, so one stale or oversized write
    * never fails another; two writes of one job never share a batch, nor go at once.
    */
-  #write(checks: Deno.AtomicCheck[], apply: (op: KvAtomic) => void): Promise<boolean> {
+  #write(
+    checks: Deno.AtomicCheck[],
+    apply: (op: KvAtomic) => void,
+  ): Promise<string | null> {
     return new Promise((resolve, reject) => {
       const keys = checks.map((check) => JSON.stringify(check.key));
       this.#queue.push({ checks, keys, apply, resolve, reject });
@@ -369,11 +405,12 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
   /** Commits a batch, else each of its writes alone; settles every write. */
   async #commitBatch(batch: QueuedWrite[]): Promise<void> {
     try {
-      if (await this.#commit(batch)) {
-        for (const write of batch) write.resolve(true);
+      const versionstamp = await this.#commit(batch);
+      if (versionstamp !== null) {
+        for (const write of batch) write.resolve(versionstamp);
         return;
       }
-      if (batch.length === 1) return batch[0].resolve(false);
+      if (batch.length === 1) return batch[0].resolve(null);
     } catch (err) {
       // A batch over KV's limits (a TypeError) may hold writes that fit alone; a store
       // that is away or a full disk fails each write alike.
@@ -391,13 +428,15 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
     }
   }
 
-  async #commit(writes: QueuedWrite[]): Promise<boolean> {
+  /** Commits `writes` together: their versionstamp, or null if a check failed. */
+  async #commit(writes: QueuedWrite[]): Promise<string | null> {
     const op = this.#kv.atomic();
     for (const write of writes) {
       op.check(...write.checks);
       write.apply(op);
     }
-    return (await op.commit()).ok;
+    const result = await op.commit();
+    return result.ok ? result.versionstamp : null;
   }
 
   async #getMany(ids: string[]): Promise<J[]> {

@@ -68,6 +68,39 @@ Deno.test("KvJobStore.update() decides again from the record another writer chan
   assert.equal(store.storageFull(), undefined);
 });
 
+Deno.test("KvJobStore.update() decides from the job as written here, or reads it if it changed", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const store = aJobStore(kv);
+  const job = aJob();
+  const versionstamp = await store.create(job);
+  assert.equal(versionstamp, (await kv.get(["jobs", "job-1"])).versionstamp);
+  const seen: (number | null)[] = [];
+  const decide = (current: Job) => {
+    seen.push(current.stop_requested_at);
+    return { message: "placed" };
+  };
+  // Unchanged since it was written: decided from it, in one write.
+  const placed = await store.update("job-1", "PENDING", decide, {
+    written: { job, versionstamp },
+  });
+  assert.deepEqual(seen, [null]);
+  assert.equal(placed.message, "placed");
+  // Changed since: the stale copy's write fails its check, and the stored job decides.
+  await store.update("job-1", "PENDING", { stop_requested_at: 5 });
+  seen.length = 0;
+  await store.update("job-1", "PENDING", decide, { written: { job, versionstamp } });
+  assert.deepEqual(seen, [null, 5]);
+  assert.equal((await store.get("job-1"))!.stop_requested_at, 5);
+  // What a stale copy would refuse is not the answer: the stored job is read.
+  await store.update("job-1", "PENDING", { status: "RUNNING" });
+  const running = { job: { ...job, status: "SUCCEEDED" as const }, versionstamp };
+  const ended = await store.update("job-1", "RUNNING", { status: "SUCCEEDED" }, {
+    written: running,
+  });
+  assert.equal(ended.status, "SUCCEEDED");
+  assert.equal(ended.stop_requested_at, 5);
+});
+
 Deno.test("KvJobStore.update() of a missing job throws NotFoundError", async () => {
   using kv = await Deno.openKv(":memory:");
   const store = aJobStore(kv);
