@@ -864,12 +864,14 @@ async function benchScale(ctx: SectionContext): Promise<Record<string, unknown>>
     // All in flight at once: a head that answers them one by one takes long on a slow day.
     const answers = Promise.all([...victims].map((id) => stopJob(head, id, 120_000)));
     answers.catch(() => {}); // awaited below, once the processes are gone or have timed out
-    let alive = pids;
-    while (alive.length > 0) {
-      alive = alive.filter(isAlive);
-      if (alive.length === 0) break;
+    // The pids are looked at in turn, each until it is gone: the same end, without reading
+    // every pid's stat every 5 ms, which took most of a core from the machine measured.
+    let next = 0;
+    for (;;) {
+      while (next < pids.length && !isAlive(pids[next])) next++;
+      if (next === pids.length) break;
       if (performance.now() - s0 > 120_000) {
-        throw new Error(`${alive.length} processes of the stopped jobs left after 120 s`);
+        throw new Error(`${pids.length - next} processes of the stopped jobs left after 120 s`);
       }
       await delay(5);
     }
@@ -893,7 +895,7 @@ async function benchScale(ctx: SectionContext): Promise<Record<string, unknown>>
       stop_at_once: {
         jobs: stopped,
         processes: pids.length,
-        method: "their pids polled every ~5 ms; a zombie counts as gone",
+        method: "their pids polled in turn every ~5 ms; a zombie counts as gone",
         all_gone_ms: atMost(goneMs, TARGETS.scaleStopAllGoneMs),
         all_answered_ms: round(answeredMs),
         all_terminal_ms: round(terminalMs),

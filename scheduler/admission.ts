@@ -7,6 +7,7 @@
  * needs is set aside on the node where it fits best, as it frees up, so it cannot starve.
  */
 import { formatSelector, type LabelCondition, type Labels, matchesSelector } from "./labels.ts";
+import { NodeIndex } from "./node_index.ts";
 import { fits, formatAmount, type Resources, shortOf, subtractResources } from "./resources.ts";
 
 /** A node as the scheduler sees it. */
@@ -77,107 +78,55 @@ export function queueOrder(a: PendingJob, b: PendingJob): number {
 /**
  * Decides which jobs of `queue` (in `queueOrder`) start now on `nodes` under `policy`.
  * Linear in the queue: a demand that did not fit is not tried again in the same pass
- * (what is free only shrinks during a pass).
+ * (what is free only shrinks during a pass). `nodes` may be a NodeIndex kept by the
+ * caller (in `policy.placement`'s order): it is as it was once the decision is made.
  */
 export function admit(
-  nodes: readonly NodeState[],
+  nodes: readonly NodeState[] | NodeIndex,
   queue: readonly PendingJob[],
   policy: AdmissionPolicy,
 ): AdmissionResult {
-  const free = new Map(nodes.map((node) => [node.name, freeOnNode(node)]));
-  /** GPU indices in use, by node: made for a node when a job of it asks for GPUs. */
-  const gpusInUse = new Map<string, Set<number>>();
-  let running = nodes.reduce((sum, node) => sum + node.running, 0);
-  const placements: Placement[] = [];
-  const reserved = new Map<string, string>();
-  /** Demands that found no node in this pass (until a reservation changes nothing back). */
-  const refused = new Set<string>();
-  const order = new PlacementOrder(nodes, free, policy.placement ?? "spread");
-  for (const job of queue) {
-    if (policy.maxRunningJobs !== undefined && running >= policy.maxRunningJobs) break;
-    const signature = signatureOf(job);
-    const node = refused.has(signature) ? undefined : order.placeOn(job);
-    if (node) {
-      let inUse = gpusInUse.get(node.name);
-      if (!inUse) gpusInUse.set(node.name, inUse = new Set(node.gpusInUse));
-      const gpus = pickGpus(node.total.GPU ?? 0, inUse, job.demand.GPU ?? 0);
-      for (const gpu of gpus) inUse.add(gpu);
-      order.take(node, job.demand);
-      placements.push({ id: job.id, node: node.name, gpus });
-      running++;
-      continue;
-    }
-    refused.add(signature);
-    if (policy.now - job.queuedAt >= policy.reserveAfterMs) {
-      // Set aside on the node that could hold it and lacks the least of what it needs.
-      const target = reservationNode(nodes, free, job.demand, job.selector);
-      if (target) {
-        order.take(target, job.demand);
-        reserved.set(job.id, target.name);
+  const index = nodes instanceof NodeIndex ? nodes : NodeIndex.of(nodes, policy.placement);
+  return index.trial(() => {
+    /** GPU indices in use, by node: made for a node when a job of it asks for GPUs. */
+    const gpusInUse = new Map<string, Set<number>>();
+    let running = index.running;
+    const placements: Placement[] = [];
+    const reserved = new Map<string, string>();
+    /** Demands that found no node in this pass (until a reservation changes nothing back). */
+    const refused = new Set<string>();
+    const freeOf = (node: NodeState) => index.freeOn(node.name)!;
+    for (const job of queue) {
+      if (policy.maxRunningJobs !== undefined && running >= policy.maxRunningJobs) break;
+      const signature = signatureOf(job);
+      const node = refused.has(signature) ? undefined : index.find(
+        job.demand,
+        (node) =>
+          gpuIndicesSuffice(node, job.demand) &&
+          (!job.selector || matchesSelector(node.labels ?? {}, job.selector)),
+      );
+      if (node) {
+        let inUse = gpusInUse.get(node.name);
+        if (!inUse) gpusInUse.set(node.name, inUse = new Set(node.gpusInUse));
+        const gpus = pickGpus(node.total.GPU ?? 0, inUse, job.demand.GPU ?? 0);
+        for (const gpu of gpus) inUse.add(gpu);
+        index.take(node.name, job.demand);
+        placements.push({ id: job.id, node: node.name, gpus });
+        running++;
+        continue;
+      }
+      refused.add(signature);
+      if (policy.now - job.queuedAt >= policy.reserveAfterMs) {
+        // Set aside on the node that could hold it and lacks the least of what it needs.
+        const target = reservationNode(index.nodes, freeOf, job.demand, job.selector);
+        if (target) {
+          index.take(target.name, job.demand);
+          reserved.set(job.id, target.name);
+        }
       }
     }
-  }
-  return { placements, reserved };
-}
-
-/**
- * The nodes in the order a job tries them: the most CPU free first (spread) or the least
- * (pack), ties in the nodes' own order. Sorted once a pass places a second job (the first
- * takes one walk of the nodes), then kept sorted as jobs take what is free, so a placement
- * costs a walk to the first node that holds it, not a walk of every node.
- */
-class PlacementOrder {
-  #nodes: readonly NodeState[];
-  #sorted?: NodeState[];
-  #free: Map<string, Resources>;
-  #compare: (a: NodeState, b: NodeState) => number;
-
-  constructor(
-    nodes: readonly NodeState[],
-    free: Map<string, Resources>,
-    strategy: PlacementStrategy,
-  ) {
-    this.#nodes = nodes;
-    this.#free = free;
-    const index = new Map(nodes.map((node, i) => [node.name, i]));
-    const cpu = (node: NodeState) => free.get(node.name)!.CPU ?? 0;
-    this.#compare = (a, b) =>
-      (strategy === "spread" ? cpu(b) - cpu(a) : cpu(a) - cpu(b)) ||
-      index.get(a.name)! - index.get(b.name)!;
-  }
-
-  /** The first node in the order whose labels match `job`'s selector and where it fits. */
-  placeOn(job: PendingJob): NodeState | undefined {
-    const holds = (node: NodeState) =>
-      fits(this.#free.get(node.name)!, job.demand) && gpuIndicesSuffice(node, job.demand) &&
-      (!job.selector || matchesSelector(node.labels ?? {}, job.selector));
-    if (this.#sorted) return this.#sorted.find(holds);
-    let best: NodeState | undefined;
-    for (const node of this.#nodes) {
-      if (holds(node) && (!best || this.#compare(node, best) < 0)) best = node;
-    }
-    return best;
-  }
-
-  /** `node` gives `demand` of what it has free: it moves to its new place in the order. */
-  take(node: NodeState, demand: Resources): void {
-    if (!this.#sorted) {
-      this.#free.set(node.name, subtractResources(this.#free.get(node.name)!, demand));
-      this.#sorted = [...this.#nodes].sort(this.#compare);
-      return;
-    }
-    const nodes = this.#sorted;
-    nodes.splice(nodes.indexOf(node), 1);
-    this.#free.set(node.name, subtractResources(this.#free.get(node.name)!, demand));
-    let low = 0;
-    let high = nodes.length;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      if (this.#compare(nodes[middle], node) < 0) low = middle + 1;
-      else high = middle;
-    }
-    nodes.splice(low, 0, node);
-  }
+    return { placements, reserved };
+  });
 }
 
 /** What a waiting job is told, besides the nodes: its place and the queue's state. */
@@ -218,7 +167,7 @@ export function waitingReason(
     const aside = context.setAside?.get(node.name) ?? {};
     return [node.name, subtractResources(subtractResources(node.total, node.used), aside)];
   }));
-  const node = reservationNode(matching, free, demand) ?? matching[0];
+  const node = reservationNode(matching, (node) => free.get(node.name)!, demand) ?? matching[0];
   const available = node ? free.get(node.name)! : {};
   const short = shortOf(available, demand);
   const needs = (short.length > 0 ? short : Object.keys(demand)).map((name) => {
@@ -229,19 +178,6 @@ export function waitingReason(
   });
   const reserved = context.reserved ? "; reserved as they free up" : "";
   return `Waiting for resources: needs ${needs.join("; ")}; ${ahead}${reserved}`;
-}
-
-/** What is free on a node, by the `used` object it was worked out from (each is a node's). */
-const freeByUse = new WeakMap<Resources, { total: Resources; free: Resources }>();
-
-/** `node.total - node.used`, worked out once per `used` object. */
-export function freeOnNode(node: NodeState): Resources {
-  if (Object.keys(node.used).length === 0) return node.total;
-  const known = freeByUse.get(node.used);
-  if (known?.total === node.total) return known.free;
-  const free = subtractResources(node.total, node.used);
-  freeByUse.set(node.used, { total: node.total, free });
-  return free;
 }
 
 const signatures = new WeakMap<Resources, string>();
@@ -308,7 +244,7 @@ function gpuIndicesSuffice(node: NodeState, demand: Resources): boolean {
 
 function reservationNode(
   nodes: readonly NodeState[],
-  free: ReadonlyMap<string, Resources>,
+  freeOf: (node: NodeState) => Resources,
   demand: Resources,
   selector?: readonly LabelCondition[],
 ): NodeState | undefined {
@@ -317,7 +253,7 @@ function reservationNode(
   for (const node of nodes) {
     if (!fitsWhole(node, demand)) continue;
     if (selector && !matchesSelector(node.labels ?? {}, selector)) continue;
-    const lacking = subtractResources(demand, free.get(node.name)!);
+    const lacking = subtractResources(demand, freeOf(node));
     const short = Object.values(lacking).filter((amount) => amount > 0)
       .reduce((sum, amount) => sum + amount, 0);
     if (short < bestShort) [best, bestShort] = [node, short];

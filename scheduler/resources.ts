@@ -34,16 +34,14 @@ export function demandOf(request: ResourceRequest): Resources {
 /** `a + b`, name by name. */
 export function addResources(a: Resources, b: Resources): Resources {
   const sum: Resources = { ...a };
-  for (const [name, amount] of Object.entries(b)) sum[name] = (sum[name] ?? 0) + amount;
+  for (const name in b) sum[name] = (sum[name] ?? 0) + b[name];
   return withoutZeros(sum);
 }
 
 /** `a - b`, name by name; may go below 0 (a reservation takes more than is free). */
 export function subtractResources(a: Resources, b: Resources): Resources {
   const difference: Resources = { ...a };
-  for (const [name, amount] of Object.entries(b)) {
-    difference[name] = (difference[name] ?? 0) - amount;
-  }
+  for (const name in b) difference[name] = (difference[name] ?? 0) - b[name];
   return withoutZeros(difference);
 }
 
@@ -56,7 +54,8 @@ export function shortOf(available: Resources, demand: Resources): string[] {
 
 /** Whether everything in `demand` is in `available`. */
 export function fits(available: Resources, demand: Resources): boolean {
-  return shortOf(available, demand).length === 0;
+  for (const name in demand) if (demand[name] > (available[name] ?? 0) + EPSILON) return false;
+  return true;
 }
 
 /** An amount as people read it: memory in binary units, others as numbers. */
@@ -109,8 +108,8 @@ export function parseByteSize(text: string): number | undefined {
 
 function withoutZeros(resources: Resources): Resources {
   const kept: Resources = {};
-  for (const [name, amount] of Object.entries(resources)) {
-    if (Math.abs(amount) > EPSILON) kept[name] = amount;
+  for (const name in resources) {
+    if (Math.abs(resources[name]) > EPSILON) kept[name] = resources[name];
   }
   return kept;
 }

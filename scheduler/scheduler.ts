@@ -7,7 +7,6 @@
  */
 import {
   admit,
-  freeOnNode,
   impossibleDemand,
   type NodeState,
   type PendingJob,
@@ -16,8 +15,9 @@ import {
   queueOrder,
   waitingReason,
 } from "./admission.ts";
-import type { Labels } from "./labels.ts";
-import { addResources, fieldOf, fits, type Resources, subtractResources } from "./resources.ts";
+import { type Labels, matchesSelector } from "./labels.ts";
+import { NodeIndex } from "./node_index.ts";
+import { addResources, fieldOf, type Resources, subtractResources } from "./resources.ts";
 
 /** A node and everything it has. */
 export interface NodeCapacity {
@@ -87,15 +87,14 @@ export interface SchedulerOptions {
 /** Places queued jobs on nodes as capacity allows. */
 export class Scheduler {
   #options: SchedulerOptions;
-  #nodes: NodeCapacity[];
+  /** The nodes with what their running jobs hold, in placement order. */
+  #index: NodeIndex;
   /** Waiting jobs, kept in `queueOrder`. */
   #queue: QueuedJob[] = [];
   #queued = new Set<string>();
   #running = new Map<string, Allocation>();
-  /** By node: what its running jobs hold, kept as they start and end. */
+  /** By node (known or not yet): what its running jobs hold, kept as they start and end. */
   #use = new Map<string, NodeUseCount>();
-  /** `#nodeStates()` as last made; undefined once a node or its use changed. */
-  #states?: NodeState[];
   /** From the last pass: waiting jobs whose resources are set aside, and where. */
   #reserved = new Map<string, string>();
   #passPending = false;
@@ -106,7 +105,8 @@ export class Scheduler {
 
   constructor(options: SchedulerOptions) {
     this.#options = options;
-    this.#nodes = options.nodes.map(withPin);
+    this.#index = new NodeIndex(options.placement);
+    for (const node of options.nodes) this.#index.set(this.#stateOf(withPin(node)));
   }
 
   /**
@@ -114,10 +114,7 @@ export class Scheduler {
    * fit it start.
    */
   addNode(node: NodeCapacity): void {
-    this.#states = undefined;
-    const index = this.#nodes.findIndex((known) => known.name === node.name);
-    if (index < 0) this.#nodes.push(withPin(node));
-    else this.#nodes[index] = withPin(node);
+    this.#index.set(this.#stateOf(withPin(node)));
     this.#schedulePass();
   }
 
@@ -126,8 +123,7 @@ export class Scheduler {
    * returned. Queued jobs stay queued for the other nodes.
    */
   removeNode(name: string): string[] {
-    this.#states = undefined;
-    this.#nodes = this.#nodes.filter((node) => node.name !== name);
+    this.#index.delete(name);
     const lost = [...this.#running.values()].filter((a) => a.node === name).map((a) => a.id);
     for (const id of lost) this.#stopRunning(id);
     this.#schedulePass();
@@ -159,17 +155,20 @@ export class Scheduler {
     // Nothing else changed: unless the new job could start now, a pass would decide as the
     // last one did, at the cost of a walk of the whole queue. (One is coming already: no
     // need to look.)
-    if (!this.#passPending && this.#fitsNow(job.demand)) this.#schedulePass();
+    if (!this.#passPending && this.#fitsNow(job)) this.#schedulePass();
   }
 
-  /** Whether `demand` fits what is free on some node now, and a running slot is open. */
-  #fitsNow(demand: Resources): boolean {
+  /** Whether `job` fits what is free on a node of its labels now, and a slot is open. */
+  #fitsNow({ demand, selector }: QueuedJob): boolean {
     const max = this.#options.maxRunningJobs;
     if (max !== undefined && this.#running.size >= max) return false;
-    return this.#nodeStates().some((node) =>
-      fits(freeOnNode(node), demand) &&
-      Math.ceil(demand.GPU ?? 0) <= (node.total.GPU ?? 0) - node.gpusInUse.length
-    );
+    const gpus = Math.ceil(demand.GPU ?? 0);
+    return this.#index.find(
+      demand,
+      (node) =>
+        gpus <= (node.total.GPU ?? 0) - node.gpusInUse.length &&
+        (!selector || matchesSelector(node.labels ?? {}, selector)),
+    ) !== undefined;
   }
 
   /** Takes a waiting job out of the queue (stopped, deleted); false if it was not waiting. */
@@ -184,7 +183,7 @@ export class Scheduler {
 
   /** The names of the nodes, the head's own first. */
   get nodeNames(): string[] {
-    return this.#nodes.map((node) => node.name);
+    return this.#index.nodes.map((node) => node.name);
   }
 
   /** Counts a job that runs without having been placed now (re-adopted at start). */
@@ -296,10 +295,9 @@ export class Scheduler {
 
   /** Counts a running job in what its node holds. */
   #startRunning(allocation: Allocation): void {
-    this.#states = undefined;
     this.#running.set(allocation.id, allocation);
-    const use = this.#use.get(allocation.node) ?? { used: {}, gpusInUse: [], running: 0 };
-    this.#use.set(allocation.node, {
+    const use = this.#use.get(allocation.node) ?? NO_USE;
+    this.#used(allocation.node, {
       used: addResources(use.used, allocation.demand),
       gpusInUse: [...use.gpusInUse, ...allocation.gpus],
       running: use.running + 1,
@@ -310,30 +308,40 @@ export class Scheduler {
   #stopRunning(id: string): boolean {
     const allocation = this.#running.get(id);
     if (!allocation) return false;
-    this.#states = undefined;
     this.#running.delete(id);
     const use = this.#use.get(allocation.node)!;
-    if (use.running === 1) {
-      this.#use.delete(allocation.node);
-      return true;
-    }
-    this.#use.set(allocation.node, {
-      used: subtractResources(use.used, allocation.demand),
-      gpusInUse: use.gpusInUse.filter((gpu) => !allocation.gpus.includes(gpu)),
-      running: use.running - 1,
-    });
+    this.#used(
+      allocation.node,
+      use.running === 1 ? NO_USE : {
+        used: subtractResources(use.used, allocation.demand),
+        gpusInUse: use.gpusInUse.filter((gpu) => !allocation.gpus.includes(gpu)),
+        running: use.running - 1,
+      },
+    );
     return true;
   }
 
-  /** Each node with what its running jobs hold; made again after a change only. */
-  #nodeStates(): NodeState[] {
-    this.#states ??= this.#nodes.map((node) => ({
+  /** Node `name`'s running jobs hold `use` now. */
+  #used(name: string, use: NodeUseCount): void {
+    if (use === NO_USE) this.#use.delete(name);
+    else this.#use.set(name, use);
+    const node = this.#index.get(name);
+    if (node) this.#index.set({ ...node, ...use });
+  }
+
+  /** A node with what its running jobs hold. */
+  #stateOf(node: NodeCapacity): NodeState {
+    return {
       name: node.name,
       total: node.total,
       labels: node.labels,
       ...(this.#use.get(node.name) ?? NO_USE),
-    }));
-    return this.#states;
+    };
+  }
+
+  /** Each node with what its running jobs hold, in the order they were added. */
+  #nodeStates(): readonly NodeState[] {
+    return this.#index.nodes;
   }
 
   #schedulePass(): void {
@@ -347,7 +355,7 @@ export class Scheduler {
   }
 
   #pass(): void {
-    const { placements, reserved } = admit(this.#nodeStates(), this.#queue, {
+    const { placements, reserved } = admit(this.#index, this.#queue, {
       now: Date.now(),
       reserveAfterMs: this.#options.reserveAfterMs,
       maxRunningJobs: this.#options.maxRunningJobs,

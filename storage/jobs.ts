@@ -44,6 +44,15 @@ export type JobChanges<J extends StoredJob = StoredJob> =
   | Partial<Omit<J, "id">>
   | ((job: J) => Partial<Omit<J, "id">>);
 
+/**
+ * A job as this process wrote it, and that write's versionstamp: `update()` given it
+ * writes at once, checked against the versionstamp, instead of reading the job first.
+ */
+export interface WrittenJob<J extends StoredJob = StoredJob> {
+  job: J;
+  versionstamp: string;
+}
+
 /** A stretch of time during which the store's writes failed for lack of disk space. */
 export interface StorageFullSpell {
   /** When the first write failed. */
@@ -58,10 +67,11 @@ export interface StorageFullSpell {
  */
 export interface JobStore<J extends StoredJob = StoredJob> {
   /**
-   * Stores a new job; throws ConflictError if the id already exists, and
-   * InsufficientStorageError if the disk is full (nothing is stored then).
+   * Stores a new job and resolves to its write's versionstamp; throws ConflictError if
+   * the id already exists, and InsufficientStorageError if the disk is full (nothing is
+   * stored then).
    */
-  create(job: J): Promise<void>;
+  create(job: J): Promise<string>;
   /** The job, or undefined. */
   get(id: string): Promise<J | undefined>;
   /** Jobs newest first, optionally only those in `statuses`. */
@@ -77,13 +87,14 @@ export interface JobStore<J extends StoredJob = StoredJob> {
    * written then). A write that fails (a full disk, a store that is away) is retried with
    * backoff until it lands; with `once` (a client waits for the answer) it throws
    * instead: InsufficientStorageError for a full disk, StoreUnavailableError for a store
-   * that is away.
+   * that is away. With `written` (the job as this process last wrote it) the first try
+   * decides from it without a read; if the job changed since, it reads and decides again.
    */
   update(
     id: string,
     from: J["status"] | readonly J["status"][],
     changes: JobChanges<J>,
-    options?: { once?: boolean },
+    options?: { once?: boolean; written?: WrittenJob<J> },
   ): Promise<J>;
   /** Removes a terminal job; throws NotFoundError if absent, InsufficientStorageError on a full disk. */
   delete(id: string): Promise<void>;
@@ -95,7 +106,10 @@ const JOBS = "jobs";
 const BY_TIME = "jobs_by_time";
 const ACTIVE = "jobs_active";
 const GET_MANY_MAX_KEYS = 10; // Deno KV's limit for getMany()
-const MAX_BATCHED_WRITES = 50; // well within KV's 100 checks and 1000 mutations per commit
+/** Writes per commit: KV's most checks per commit (one a write), of its 1000 mutations. */
+const MAX_BATCHED_WRITES = 100;
+/** Commits under way at once. */
+const MAX_COMMITS_AT_ONCE = 4;
 /** First and longest wait between attempts of a write that failed. */
 const RETRY_FIRST_MS = 25;
 const RETRY_MAX_MS = 1_000;
@@ -103,8 +117,11 @@ const RETRY_MAX_MS = 1_000;
 /** A checked write waiting in the commit queue. */
 interface QueuedWrite {
   checks: Deno.AtomicCheck[];
+  /** The checked keys, as text. */
+  keys: string[];
   apply(op: KvAtomic): void;
-  resolve(ok: boolean): void;
+  /** With the commit's versionstamp, or null when a check failed. */
+  resolve(versionstamp: string | null): void;
   reject(err: unknown): void;
 }
 
@@ -131,7 +148,9 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
   #terminal: readonly string[];
   #canMove: (from: J["status"], to: J["status"]) => boolean;
   #queue: QueuedWrite[] = [];
-  #flushing = false;
+  /** Commits under way, and the keys they check. */
+  #commits = 0;
+  #committing = new Set<string>();
   #full?: StorageFullSpell;
   #failing = false;
   #log: (line: string) => void;
@@ -143,10 +162,10 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
     this.#log = options.log ?? ((line) => console.error(`jobhead: ${line}`));
   }
 
-  async create(job: J): Promise<void> {
-    let ok: boolean;
+  async create(job: J): Promise<string> {
+    let versionstamp: string | null;
     try {
-      ok = await this.#write([{ key: [JOBS, job.id], versionstamp: null }], (op) => {
+      versionstamp = await this.#write([{ key: [JOBS, job.id], versionstamp: null }], (op) => {
         op.set([JOBS, job.id], job).set([BY_TIME, job.start_time, job.id], job.id);
         if (!this.#isTerminal(job.status)) op.set([ACTIVE, job.id], job.start_time);
       });
@@ -155,11 +174,12 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
       throw storageError(err, `Cannot store job "${job.id}"`);
     }
     this.#landed();
-    if (!ok) {
+    if (versionstamp === null) {
       throw new ConflictError(
         `Job with submission_id ${job.id} already exists. Please use a different submission_id.`,
       );
     }
+    return versionstamp;
   }
 
   async get(id: string): Promise<J | undefined> {
@@ -205,7 +225,7 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
     id: string,
     from: J["status"] | readonly J["status"][],
     changes: JobChanges<J>,
-    options: { once?: boolean } = {},
+    options: { once?: boolean; written?: WrittenJob<J> } = {},
   ): Promise<J> {
     const statuses: readonly string[] = typeof from === "string" ? [from] : from;
     let waitMs = RETRY_FIRST_MS;
@@ -219,42 +239,43 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
     };
     // A failed check means someone else wrote in between: re-read and decide again.
     // A failed write (a full disk, a store away) is tried again, decided afresh, until it
-    // lands; so is a read while the store is away.
+    // lands; so is a read while the store is away. The job as written here last, when
+    // given, stands in for the first read: if it is out of date, its check fails, or what
+    // was decided from it is not taken as the answer, and the job is read.
+    let written = options.written;
     for (;;) {
       let entry: Deno.KvEntryMaybe<J>;
-      try {
-        entry = await this.#kv.get<J>([JOBS, id]);
-      } catch (err) {
-        if (!(err instanceof StoreUnavailableError)) throw err;
-        await retry(err);
-        continue;
+      const known = written;
+      written = undefined;
+      if (known) {
+        entry = { key: [JOBS, id], value: known.job, versionstamp: known.versionstamp };
+      } else {
+        try {
+          entry = await this.#kv.get<J>([JOBS, id]);
+        } catch (err) {
+          if (!(err instanceof StoreUnavailableError)) throw err;
+          await retry(err);
+          continue;
+        }
       }
       if (entry.value === null) throw new NotFoundError(`Job ${id} does not exist`);
       if (unanswered !== undefined && JSON.stringify(entry.value) === unanswered) {
         this.#landed(); // the write whose answer was lost did land
         return entry.value;
       }
-      if (!statuses.includes(entry.value.status)) {
-        throw new ConflictError(
-          `Cannot move job "${id}" from ${
-            statuses.join(" or ")
-          }: job is already ${entry.value.status}`,
-        );
-      }
-      const decided = typeof changes === "function" ? changes(entry.value) : changes;
-      const next = { ...entry.value, ...decided, id } as J;
-      if (!this.#canMove(entry.value.status, next.status)) {
-        throw new InvalidStateError(
-          `Cannot move job "${id}" from ${entry.value.status} to ${next.status}: ` +
-            `statuses only move forward`,
-        );
+      let next: J;
+      try {
+        next = this.#decide(entry.value, statuses, changes);
+      } catch (err) {
+        if (known) continue;
+        throw err;
       }
       let ok: boolean;
       try {
         ok = await this.#write([entry], (op) => {
           op.set([JOBS, id], next);
           if (this.#isTerminal(next.status)) op.delete([ACTIVE, id]);
-        });
+        }) !== null;
       } catch (err) {
         if (err instanceof StoreUnavailableError) unanswered = JSON.stringify(next);
         await retry(err);
@@ -263,6 +284,25 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
       this.#landed();
       if (ok) return next;
     }
+  }
+
+  /** The job once `changes` apply to `job`; throws if it may not move from its status. */
+  #decide(job: J, statuses: readonly string[], changes: JobChanges<J>): J {
+    const id = job.id;
+    if (!statuses.includes(job.status)) {
+      throw new ConflictError(
+        `Cannot move job "${id}" from ${statuses.join(" or ")}: job is already ${job.status}`,
+      );
+    }
+    const decided = typeof changes === "function" ? changes(job) : changes;
+    const next = { ...job, ...decided, id } as J;
+    if (!this.#canMove(job.status, next.status)) {
+      throw new InvalidStateError(
+        `Cannot move job "${id}" from ${job.status} to ${next.status}: ` +
+          `statuses only move forward`,
+      );
+    }
+    return next;
   }
 
   async delete(id: string): Promise<void> {
@@ -313,38 +353,35 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
   }
 
   /**
-   * Commits a checked write; false if a check failed. Writes that arrive while a commit
-   * is under way go together in the next one (group commit: one disk sync for many
-   * jobs). A batch whose checks fail is retried write by write, so one stale write
-   * never fails another; two writes of one job never share a batch.
+   * Commits a checked write: its versionstamp, or null if a check failed. Writes that
+   * arrive while commits are under way go together in the next one (group commit: one disk
+   * sync for many jobs), and a few commits may be under way at once, so a burst of writes
+   * does not wait for each batch's answer before the next goes. A batch whose checks fail,
+   * or that is over KV's limits, is retried write by write, so one stale or oversized write
+   * never fails another; two writes of one job never share a batch, nor go at once.
    */
-  #write(checks: Deno.AtomicCheck[], apply: (op: KvAtomic) => void): Promise<boolean> {
+  #write(
+    checks: Deno.AtomicCheck[],
+    apply: (op: KvAtomic) => void,
+  ): Promise<string | null> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ checks, apply, resolve, reject });
+      const keys = checks.map((check) => JSON.stringify(check.key));
+      this.#queue.push({ checks, keys, apply, resolve, reject });
       this.#flush();
     });
   }
 
-  async #flush(): Promise<void> {
-    if (this.#flushing) return;
-    this.#flushing = true;
-    try {
-      while (this.#queue.length > 0) {
-        const batch = this.#takeBatch();
-        try {
-          if (await this.#commit(batch)) {
-            for (const write of batch) write.resolve(true);
-          } else if (batch.length === 1) {
-            batch[0].resolve(false);
-          } else {
-            for (const write of batch) write.resolve(await this.#commit([write]));
-          }
-        } catch (err) {
-          for (const write of batch) write.reject(err);
-        }
-      }
-    } finally {
-      this.#flushing = false;
+  #flush(): void {
+    while (this.#commits < MAX_COMMITS_AT_ONCE && this.#queue.length > 0) {
+      const batch = this.#takeBatch();
+      if (batch.length === 0) return; // every write waits for a commit of its job
+      this.#commits++;
+      for (const write of batch) for (const key of write.keys) this.#committing.add(key);
+      this.#commitBatch(batch).finally(() => {
+        this.#commits--;
+        for (const write of batch) for (const key of write.keys) this.#committing.delete(key);
+        this.#flush();
+      });
     }
   }
 
@@ -353,10 +390,10 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
     const keys = new Set<string>();
     const rest: QueuedWrite[] = [];
     for (const write of this.#queue) {
-      const own = write.checks.map((check) => JSON.stringify(check.key));
-      if (batch.length < MAX_BATCHED_WRITES && own.every((key) => !keys.has(key))) {
+      const free = write.keys.every((key) => !keys.has(key) && !this.#committing.has(key));
+      if (batch.length < MAX_BATCHED_WRITES && free) {
         batch.push(write);
-        for (const key of own) keys.add(key);
+        for (const key of write.keys) keys.add(key);
       } else {
         rest.push(write);
       }
@@ -365,13 +402,41 @@ export class KvJobStore<J extends StoredJob> implements JobStore<J> {
     return batch;
   }
 
-  async #commit(writes: QueuedWrite[]): Promise<boolean> {
+  /** Commits a batch, else each of its writes alone; settles every write. */
+  async #commitBatch(batch: QueuedWrite[]): Promise<void> {
+    try {
+      const versionstamp = await this.#commit(batch);
+      if (versionstamp !== null) {
+        for (const write of batch) write.resolve(versionstamp);
+        return;
+      }
+      if (batch.length === 1) return batch[0].resolve(null);
+    } catch (err) {
+      // A batch over KV's limits (a TypeError) may hold writes that fit alone; a store
+      // that is away or a full disk fails each write alike.
+      if (batch.length === 1 || !(err instanceof TypeError)) {
+        for (const write of batch) write.reject(err);
+        return;
+      }
+    }
+    for (const write of batch) {
+      try {
+        write.resolve(await this.#commit([write]));
+      } catch (err) {
+        write.reject(err);
+      }
+    }
+  }
+
+  /** Commits `writes` together: their versionstamp, or null if a check failed. */
+  async #commit(writes: QueuedWrite[]): Promise<string | null> {
     const op = this.#kv.atomic();
     for (const write of writes) {
       op.check(...write.checks);
       write.apply(op);
     }
-    return (await op.commit()).ok;
+    const result = await op.commit();
+    return result.ok ? result.versionstamp : null;
   }
 
   async #getMany(ids: string[]): Promise<J[]> {

@@ -3,6 +3,9 @@ import { ConflictError, InvalidStateError, NotFoundError } from "./errors.ts";
 import type { Job } from "../kit/job_record.ts";
 import { aJob, aJobStore } from "../kit/job_record_fixture.ts";
 import { decodeCursor, encodeCursor, JobCursor } from "./jobs.ts";
+import type { KvStore } from "./kv.ts";
+import { openPostgresStore } from "./postgres/mod.ts";
+import { createTestDatabase } from "../tests/postgres.ts";
 
 Deno.test("KvJobStore.create() rejects an id that already exists", async () => {
   using kv = await Deno.openKv(":memory:");
@@ -63,6 +66,39 @@ Deno.test("KvJobStore.update() decides again from the record another writer chan
   );
   assert.equal((await store.get("job-1"))?.stop_requested_at, 5);
   assert.equal(store.storageFull(), undefined);
+});
+
+Deno.test("KvJobStore.update() decides from the job as written here, or reads it if it changed", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const store = aJobStore(kv);
+  const job = aJob();
+  const versionstamp = await store.create(job);
+  assert.equal(versionstamp, (await kv.get(["jobs", "job-1"])).versionstamp);
+  const seen: (number | null)[] = [];
+  const decide = (current: Job) => {
+    seen.push(current.stop_requested_at);
+    return { message: "placed" };
+  };
+  // Unchanged since it was written: decided from it, in one write.
+  const placed = await store.update("job-1", "PENDING", decide, {
+    written: { job, versionstamp },
+  });
+  assert.deepEqual(seen, [null]);
+  assert.equal(placed.message, "placed");
+  // Changed since: the stale copy's write fails its check, and the stored job decides.
+  await store.update("job-1", "PENDING", { stop_requested_at: 5 });
+  seen.length = 0;
+  await store.update("job-1", "PENDING", decide, { written: { job, versionstamp } });
+  assert.deepEqual(seen, [null, 5]);
+  assert.equal((await store.get("job-1"))!.stop_requested_at, 5);
+  // What a stale copy would refuse is not the answer: the stored job is read.
+  await store.update("job-1", "PENDING", { status: "RUNNING" });
+  const running = { job: { ...job, status: "SUCCEEDED" as const }, versionstamp };
+  const ended = await store.update("job-1", "RUNNING", { status: "SUCCEEDED" }, {
+    written: running,
+  });
+  assert.equal(ended.status, "SUCCEEDED");
+  assert.equal(ended.stop_requested_at, 5);
 });
 
 Deno.test("KvJobStore.update() of a missing job throws NotFoundError", async () => {
@@ -145,3 +181,78 @@ Deno.test("JobCursor takes the cursors encodeCursor() makes, and nothing else", 
     assert.equal(result.error?.issues[0].message, "not a cursor this server issued", bad);
   }
 });
+
+/** Registers `body` once per backend: Deno KV in memory, and a fresh PostgreSQL database. */
+function bothBackends(name: string, body: (kv: KvStore) => Promise<void>): void {
+  Deno.test(`${name} (Deno KV)`, async () => {
+    using kv = await Deno.openKv(":memory:");
+    await body(kv);
+  });
+  Deno.test(`${name} (PostgreSQL)`, async () => {
+    const db = await createTestDatabase();
+    const store = await openPostgresStore(db.url, { password: db.password });
+    try {
+      await body(store.kv);
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+bothBackends(
+  "KvJobStore.update(): stops and exits of many jobs at once, batched, each decided as if alone",
+  async (kv) => {
+    const store = aJobStore(kv);
+    const ids = Array.from({ length: 240 }, (_, i) => `job-${i}`);
+    await Promise.all(ids.map((id) => store.create(aJob({ id, status: "RUNNING" }))));
+    // For each job a stop (stored once, or refused once the job has ended) and its exit
+    // (STOPPED if a stop is stored first), all in flight together: batches hold writes
+    // whose checks went stale while an earlier batch committed.
+    const exit = (job: Job) =>
+      ({ status: job.stop_requested_at === null ? "SUCCEEDED" : "STOPPED" }) as const;
+    const results = await Promise.all(ids.map(async (id, i) => {
+      const stop = () =>
+        store.update(id, ["PENDING", "RUNNING"], { stop_requested_at: 5 }, { once: true }).then(
+          () => true,
+          (err) => {
+            if (err instanceof ConflictError) return false;
+            throw err;
+          },
+        );
+      const end = () => store.update(id, ["PENDING", "RUNNING"], exit);
+      // Half the stops go first, half the exits.
+      const [stopped] = i % 2 === 0
+        ? await Promise.all([stop(), end()])
+        : await Promise.all([end().then(stop), Promise.resolve()]).then(([s]) => [s]);
+      return { id, stopped };
+    }));
+    for (const { id, stopped } of results) {
+      const job = (await store.get(id))!;
+      if (stopped) {
+        assert.equal(job.status, "STOPPED", `the stored stop of "${id}" lost`);
+        assert.equal(job.stop_requested_at, 5);
+      } else {
+        assert.equal(job.status, "SUCCEEDED", `the refused stop of "${id}" was kept`);
+        assert.equal(job.stop_requested_at, null);
+      }
+    }
+    assert.ok(results.some((r) => r.stopped), "no stop was stored");
+    assert.ok(results.some((r) => !r.stopped), "no exit came first");
+    assert.deepEqual((await store.listActive()).map((job) => job.id), []);
+  },
+);
+
+bothBackends(
+  "KvJobStore.update(): writes too large to commit together each land alone",
+  async (kv) => {
+    const store = aJobStore(kv);
+    const ids = Array.from({ length: 40 }, (_, i) => `job-${i}`);
+    await Promise.all(ids.map((id) => store.create(aJob({ id, status: "RUNNING" }))));
+    // 40 records of 60 kB each pass KV's 800 kB per commit: a batch of them cannot land.
+    const message = "x".repeat(60_000);
+    await Promise.all(
+      ids.map((id) => store.update(id, "RUNNING", { status: "FAILED", message }, { once: true })),
+    );
+    for (const id of ids) assert.equal((await store.get(id))?.status, "FAILED");
+  },
+);

@@ -146,11 +146,25 @@ export class CgroupTree {
     }
   }
 
+  /** The processes of the cgroup at `path` now (none once it is gone): one read, no freeze. */
+  procs(path: string): number[] {
+    try {
+      return parseProcs(Deno.readTextFileSync(join(path, "cgroup.procs")));
+    } catch {
+      return [];
+    }
+  }
+
   /**
-   * Sends `signal` to every process of the cgroup at `path`: the cgroup is frozen while
-   * its processes are listed and signalled, so none can fork past the list.
+   * Sends `signal` to every process of the cgroup at `path` (those `only` accepts, when
+   * given): the cgroup is frozen while its processes are listed and signalled, so none
+   * can fork past the list.
    */
-  async signal(path: string, signal: Deno.Signal): Promise<void> {
+  async signal(
+    path: string,
+    signal: Deno.Signal,
+    options: { only?: (pid: number) => boolean } = {},
+  ): Promise<void> {
     const freeze = join(path, "cgroup.freeze");
     try {
       await Deno.writeTextFile(freeze, "1");
@@ -160,7 +174,9 @@ export class CgroupTree {
     try {
       await settle(path, (events) => events.frozen || !events.populated);
       const procs = await Deno.readTextFile(join(path, "cgroup.procs")).catch(() => "");
-      for (const pid of parseProcs(procs)) sendSignal(pid, signal);
+      for (const pid of parseProcs(procs)) {
+        if (options.only?.(pid) ?? true) sendSignal(pid, signal);
+      }
     } finally {
       await Deno.writeTextFile(freeze, "0").catch(ignoreMissing);
     }

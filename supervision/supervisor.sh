@@ -93,17 +93,20 @@ fi
 pid=$!
 while woke=; wait "$pid"; status=$?; [ -n "$woke" ] && [ "$status" -gt 128 ]; do :; done
 # Only a status above 128 may be a signal's: `jobs -l` says which (it cannot be read from a
-# command substitution, a subshell without the job, so it goes through a file).
+# command substitution, a subshell without the job, so it goes through a file). The file is
+# the exit file, overwritten with the end line below: the head takes what it holds until
+# then for "not yet", and a stop of many jobs at once creates half as many files (creating
+# a file in one directory is serialised, and costly on a busy file system).
 how=exited
 if [ "$status" -gt 128 ]; then
-  jobs -l >"$fifo.code"
+  jobs -l >"$exit_file"
   how=
   while read -r line; do
     case $line in
       *" $pid Done"* | *" $pid Exit"*) how=exited ;;
       *" $pid "*) how=signalled ;;
     esac
-  done <"$fifo.code"
+  done <"$exit_file"
 fi
 if [ "$how" = signalled ] || { [ -z "$how" ] && [ "$status" -gt 128 ]; }; then
   echo "signal $((status - 128))" >"$exit_file"

@@ -454,20 +454,33 @@ export class ShellSupervisor implements Supervisor {
       }
     }
     const fifo = this.#fifoPath(process.id);
+    // The ".code" file is written by supervisors an earlier version of the head started.
     for (const path of [fifo, `${fifo}.code`]) removeIfThere(path);
   }
 
   /**
-   * Stops a supervised group: SIGTERM to every process of its cgroup (else to the group
-   * and to escaped processes), SIGKILL after `graceMs`, and a last kill of whatever is
-   * left. Resolves once the command has ended. Safe to repeat.
+   * Stops a supervised group: SIGTERM to the group at once, then to every process of its
+   * cgroup (else carrying its marker) that left the group, SIGKILL after `graceMs`, and a
+   * last kill of whatever is left. Resolves once the command has ended. Safe to repeat.
    */
   async #stop(process: SupervisedGroup, graceMs: number): Promise<ExitReason> {
     const timer = new AbortController();
     if (!process.settled) {
-      const terminated = process.cgroup
-        ? this.#cgroups!.signal(process.cgroup, "SIGTERM")
-        : (sendSignal(-process.pid, "SIGTERM"), this.#signalEscapees(process.id, "SIGTERM"));
+      // One call reaches every process of the group (a fork racing with it is held until
+      // the signal is in, so no child is missed), with no wait. The sweep is for those
+      // that left the group, and does not signal its members twice; the cgroup is frozen
+      // for it (several reads and a wait) only when one of its processes is outside.
+      sendSignal(-process.pid, "SIGTERM");
+      const outside = (pid: number) => {
+        const stat = readStat(pid);
+        return stat !== undefined && stat.state !== "Z" && stat.pgid !== process.pid;
+      };
+      const cgroup = process.cgroup;
+      const terminated = !cgroup
+        ? this.#signalEscapees(process.id, "SIGTERM", outside)
+        : this.#cgroups!.procs(cgroup).some(outside)
+        ? this.#cgroups!.signal(cgroup, "SIGTERM", { only: outside })
+        : Promise.resolve();
       terminated.catch((err) => {
         this.#log.error(`signalling the processes of "${process.id}" failed:`, err);
       });
@@ -541,8 +554,14 @@ export class ShellSupervisor implements Supervisor {
     else await this.#signalEscapees(process.id, "SIGKILL");
   }
 
-  async #signalEscapees(id: string, signal: Deno.Signal): Promise<void> {
-    for (const pid of (await this.#scanProcesses()).get(id) ?? []) sendSignal(pid, signal);
+  async #signalEscapees(
+    id: string,
+    signal: Deno.Signal,
+    only: (pid: number) => boolean = () => true,
+  ): Promise<void> {
+    for (const pid of (await this.#scanProcesses()).get(id) ?? []) {
+      if (only(pid)) sendSignal(pid, signal);
+    }
   }
 
   /**

@@ -249,13 +249,17 @@ Deno.test("a node frozen past the timeout kills its jobs' processes once it runs
   assert.equal((await head.json(`/api/jobs/${id}`)).body.status, "FAILED");
 });
 
-/** Ends the server process that holds the scheduling lock (its connection breaks). */
+/**
+ * Ends the server process that holds this database's scheduling lock (its connection
+ * breaks). Advisory locks are per database: other tests' clusters hold the same key.
+ */
 async function breakLockConnection(db: TestDatabase): Promise<void> {
   const sql = postgres(db.url, { password: db.password, max: 1, onnotice: () => {} });
   try {
     const [row] = await sql`
       select pid from pg_locks
-      where locktype = 'advisory' and objid = ${SCHEDULING_LOCK_OBJID} and granted`;
+      where locktype = 'advisory' and objid = ${SCHEDULING_LOCK_OBJID}
+        and database = (select oid from pg_database where datname = current_database()) and granted`;
     assert.ok(row, "no process holds the scheduling lock");
     await sql`select pg_terminate_backend(${row.pid}::int, 5000)`;
   } finally {
@@ -269,7 +273,8 @@ async function lockWaiters(db: TestDatabase): Promise<number> {
   try {
     const [row] = await sql`
       select count(*)::int as n from pg_locks
-      where locktype = 'advisory' and objid = ${SCHEDULING_LOCK_OBJID} and not granted`;
+      where locktype = 'advisory' and objid = ${SCHEDULING_LOCK_OBJID}
+        and database = (select oid from pg_database where datname = current_database()) and not granted`;
     return row.n;
   } finally {
     await sql.end();

@@ -262,3 +262,35 @@ Deno.test("with --cgroup off, the head says stops use markers, and a cleared esc
     if (await isAlive(escapee)) Deno.kill(escapee, "SIGKILL");
   }
 });
+
+for (const cgroup of ["auto", "off"]) {
+  Deno.test(`a stop sends SIGTERM once to each process, in the job's group or out of it (--cgroup ${cgroup})`, async () => {
+    await using fifos = await Fifos.create();
+    await using head = await startHead({ extraArgs: ["--cgroup", cgroup] });
+    const alive = await fifos.reader("alive");
+    const ready = await fifos.reader("ready");
+    const escapee = await fifos.reader("escapee");
+    const terms = fifos.path("terms");
+    // The entrypoint's shell notes each SIGTERM and lives on until SIGKILLed after the grace;
+    // the escapee (a session of its own) notes its SIGTERM and ends.
+    const id = await submitJob(head, {
+      entrypoint: `exec 3>${q(alive.path)}; ` +
+        `setsid sh -c 'trap "echo escapee >>${terms}; exit 0" TERM; echo $$ >${escapee.path}; ` +
+        `sleep 1000 & wait' & ` +
+        `trap 'echo group >>${q(terms)}' TERM; echo ready >${q(ready.path)}; ` +
+        `while :; do sleep 1000 & wait; done`,
+      runtime_env: { env_vars: { JOBHEAD_STOP_WAIT_S: "1" } },
+    });
+    const pid = Number(await escapee.text());
+    assert.equal(await ready.text(), "ready\n");
+    await waitForStatus(head, id, ["RUNNING"]);
+
+    assert.equal(await stopJob(head, id), true);
+    await alive.eof();
+    await waitForStatus(head, id, ["STOPPED"]);
+    const lines = (await Deno.readTextFile(terms)).split("\n").filter(Boolean).sort();
+    assert.deepEqual(lines, ["escapee", "group"]);
+    assert.equal(await isAlive(pid), false);
+    await assertNoJobProcesses(head, id);
+  });
+}

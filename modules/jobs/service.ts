@@ -17,7 +17,7 @@ import {
   NotFoundError,
   retryWhileUnavailable,
 } from "../../storage/errors.ts";
-import type { JobChanges, JobPage, StorageFullSpell } from "../../storage/jobs.ts";
+import type { JobChanges, JobPage, StorageFullSpell, WrittenJob } from "../../storage/jobs.ts";
 import { type LogStore, readLogRange } from "../../storage/logs.ts";
 import { isTerminal, type Job, type JobErrorType, type JobStatus } from "../../kit/job_record.ts";
 import { demandOf, fieldOf, formatAmount, STANDARD_RESOURCES } from "../../scheduler/resources.ts";
@@ -65,6 +65,11 @@ interface JobRun {
   running?: Promise<unknown>;
   /** In a cluster: placed by this process on another node, which runs it. */
   elsewhere?: boolean;
+  /**
+   * The job as this process stored it at submit, until its next change (its placement,
+   * or its RUNNING status): that change is written without reading the job first.
+   */
+  written?: WrittenJob<Job>;
 }
 
 /** Submits, tracks, stops and deletes jobs. */
@@ -111,10 +116,14 @@ export class JobService {
     const job = this.#newJob(request);
     const refusal = this.#ctx.scheduler.refusal(demandOf(job));
     if (refusal) throw new ValidationError(`Invalid request: ${refusal}`);
-    await this.#ctx.stores.jobs.create(job);
+    const versionstamp = await this.#ctx.stores.jobs.create(job);
     this.#announce(job);
     // In a cluster the scheduling process queues it, told of it by the announcement.
-    if (!this.#ctx.cluster || this.#scheduling) this.#enqueue(job, this.#newRun(job.id));
+    if (!this.#ctx.cluster || this.#scheduling) {
+      const run = this.#newRun(job.id);
+      run.written = { job, versionstamp };
+      this.#enqueue(job, run);
+    }
     return job;
   }
 
@@ -155,6 +164,9 @@ export class JobService {
    * InsufficientStorageError when a running job's stop cannot be stored (nothing changed).
    */
   async stop(id: string): Promise<boolean> {
+    // A job whose process this head holds is PENDING (its RUNNING write under way) or
+    // RUNNING, or has ended: the checked write alone decides, without a read before it.
+    if (this.#runs.get(id)?.process && await this.#stopRunning(id)) return true;
     /** The start time of the job this call told not to spawn: it ends STOPPED by that. */
     let flagged: number | undefined;
     for (;;) {
@@ -194,16 +206,39 @@ export class JobService {
         if (err instanceof ConflictError) continue;
         throw err;
       }
-      // Stored: the job ends STOPPED. Whoever holds its process (this, or an adoption
-      // under way, which checks the flag once it has one) stops it.
-      if (run) run.stopRequested = true;
-      const process = run?.process;
-      if (process) {
-        process.stop(this.#graceMsOf(job))
-          .catch((err) => this.#ctx.logger.error(`stopping job "${id}" failed:`, err));
-      }
+      this.#stopStored(id, job, run);
       return true;
     }
+  }
+
+  /**
+   * Stores the stop of a job in PENDING or RUNNING and signals its process; false when
+   * the job had left both (nothing was stored).
+   */
+  async #stopRunning(id: string): Promise<boolean> {
+    const run = this.#runs.get(id);
+    const now = Date.now();
+    let job: Job;
+    try {
+      job = await this.#change(id, ["PENDING", "RUNNING"], (current) => ({
+        stop_requested_at: current.stop_requested_at ?? now,
+      }), { once: true });
+    } catch (err) {
+      if (err instanceof ConflictError) return false;
+      throw err;
+    }
+    this.#stopStored(id, job, run);
+    return true;
+  }
+
+  /**
+   * A stop of job `id` is stored: it ends STOPPED. Whoever holds its process (this, or an
+   * adoption under way, which checks the flag once it has one) stops it.
+   */
+  #stopStored(id: string, job: Job, run: JobRun | undefined): void {
+    if (run) run.stopRequested = true;
+    run?.process?.stop(this.#graceMsOf(job))
+      .catch((err) => this.#ctx.logger.error(`stopping job "${id}" failed:`, err));
   }
 
   /**
@@ -497,8 +532,12 @@ export class JobService {
       seq: job.start_time,
       queuedAt: job.start_time,
       deadline: job.start_time + timeoutS * 1000,
-      // Off this turn: the submit is answered before the spawn.
-      onPlace: (placement) => setTimeout(() => this.#place(job, run, placement), 0),
+      // Off this turn where it spawns here: the submit is answered before the spawn. In a
+      // cluster the placement is a store write first: it goes out at once.
+      onPlace: (placement) => {
+        if (this.#ctx.cluster) this.#place(job, run, placement);
+        else setTimeout(() => this.#place(job, run, placement), 0);
+      },
       onExpire: () => this.#timeOut(job.id, run, timeoutS),
     });
   }
@@ -575,6 +614,8 @@ export class JobService {
     const node = cluster.nodeNamed(placement.node);
     const here = placement.node === cluster.node?.name;
     run.elsewhere = !here;
+    const written = run.written;
+    run.written = undefined;
     this.#change(job.id, "PENDING", (current) => {
       if (current.node || current.stop_requested_at !== null || !node) {
         throw new ConflictError(`Job ${job.id} is no longer to be placed`);
@@ -583,7 +624,7 @@ export class JobService {
         node: { name: node.name, id: node.id, address: node.address },
         gpus: placement.gpus,
       };
-    }).then((placed) => {
+    }, { written }).then((placed) => {
       if (here) this.#start(placed, run, placement);
     }, (err) => {
       if (!(err instanceof ConflictError)) {
@@ -688,13 +729,15 @@ export class JobService {
       return;
     }
     const node = this.#ctx.cluster?.node;
+    const written = run.written;
+    run.written = undefined;
     const running = this.#change(job.id, "PENDING", {
       status: "RUNNING",
       message: STATUS_MESSAGES.RUNNING,
       supervisor: process.identity,
       gpus: placement.gpus,
       ...(node && { node: { name: node.name, id: node.id, address: node.address } }),
-    });
+    }, { written });
     run.running = running;
     try {
       const recorded = await running;
@@ -830,7 +873,8 @@ export class JobService {
     const job = await retryWhileUnavailable(() => this.#ctx.stores.jobs.get(id));
     if (!job || isTerminal(job.status)) return;
     const succeeded = reason.kind === "exited" && reason.code === 0;
-    const tail = succeeded ? "" : await this.#logTail(id);
+    // A stored stop decides the end (STOPPED, which quotes no log): no tail to read then.
+    const tail = succeeded || job.stop_requested_at !== null ? "" : await this.#logTail(id);
     const jobs = this.#ctx.stores.jobs;
     await this.#change(
       id,
@@ -867,7 +911,7 @@ export class JobService {
     id: string,
     from: JobStatus | readonly JobStatus[],
     changes: JobChanges<Job>,
-    options?: { once?: boolean },
+    options?: { once?: boolean; written?: WrittenJob<Job> },
   ): Promise<Job> {
     const job = await this.#ctx.stores.jobs.update(id, from, changes, options);
     this.#announce(job);
