@@ -78,8 +78,8 @@ export class ClusterLink implements Cluster {
   #lockConnection?: postgres.ReservedSql;
   /** The wait for the scheduling lock, while another process holds it. */
   #locking?: postgres.PendingQuery<postgres.Row[]>;
-  /** The server process of the lock's connection. */
-  #lockBackend = 0;
+  /** The server process of the lock's connection: its pid and start (pids are reused). */
+  #lockBackend: LockBackend = { pid: 0, started: "" };
   #loops: Promise<void>[] = [];
   #unsubscribe = () => {};
   #address = "";
@@ -275,9 +275,10 @@ export class ClusterLink implements Cluster {
     try {
       const [row] = await this.#options.store.sql`
         select exists(
-          select 1 from pg_locks
-          where locktype = 'advisory' and classid = 0 and objid = ${SCHEDULING_LOCK}
-            and objsubid = 1 and pid = ${this.#lockBackend}::int and granted
+          select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid
+          where l.locktype = 'advisory' and l.classid = 0 and l.objid = ${SCHEDULING_LOCK}
+            and l.objsubid = 1 and l.granted and l.pid = ${this.#lockBackend.pid}::int
+            and a.backend_start::text = ${this.#lockBackend.started}
         ) as held`;
       if (row.held) return true;
     } catch {
@@ -304,7 +305,10 @@ export class ClusterLink implements Cluster {
         connection = await store.sql.reserve();
         // The old connection's server process may outlive it for a while (a broken network
         // rather than a restart) and hold the lock still: it is ended first.
-        await connection`select pg_terminate_backend(${this.#lockBackend}::int, 5000)`
+        const { pid, started } = this.#lockBackend;
+        await connection`
+          select pg_terminate_backend(pid, 5000) from pg_stat_activity
+          where pid = ${pid}::int and backend_start::text = ${started}`
           .catch(() => {}); // gone already, or not ours to end
         const [row] = await connection`
           select pg_try_advisory_lock(${SCHEDULING_LOCK}) as taken`;
@@ -413,10 +417,18 @@ function isConnectionClosed(err: unknown): boolean {
   return typeof code === "string" && code.startsWith("CONNECTION_");
 }
 
+/** A server process of the store: its pid, and its start as the server writes it. */
+interface LockBackend {
+  pid: number;
+  started: string;
+}
+
 /** The server process behind `connection`. */
-async function backendPid(connection: postgres.ReservedSql): Promise<number> {
-  const [row] = await connection`select pg_backend_pid() as pid`;
-  return row.pid;
+async function backendPid(connection: postgres.ReservedSql): Promise<LockBackend> {
+  const [row] = await connection`
+    select pid, backend_start::text as started from pg_stat_activity
+    where pid = pg_backend_pid()`;
+  return { pid: row.pid, started: row.started };
 }
 
 /** Runs each of `tasks` in turn. */

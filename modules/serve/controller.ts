@@ -173,7 +173,7 @@ export class DeploymentController {
       const { record } = runtime;
       runtime.host = this.#deps.hostOf(record.node);
       if (!runtime.host) {
-        this.#moveOff(runtime, `its node "${record.node}" is not alive`);
+        await this.#moveOff(runtime, `its node "${record.node}" is not alive`);
         continue;
       }
       const onExit = this.#onExit(runtime);
@@ -197,7 +197,7 @@ export class DeploymentController {
           this.#scheduleRestart(runtime);
         }
       } catch (err) {
-        this.#moveOff(
+        await this.#moveOff(
           runtime,
           `its node "${record.node}" could not be reached: ${errorMessage(err)}`,
         );
@@ -210,10 +210,9 @@ export class DeploymentController {
    * Node `node` was declared DEAD: its replicas are recorded DEAD and replaced on other
    * nodes; the node kills them if it comes back (fencing).
    */
-  nodeDied(node: string, why: string): void {
-    for (const runtime of [...this.#replicas.values()]) {
-      if (runtime.record.node === node) this.#moveOff(runtime, why);
-    }
+  async nodeDied(node: string, why: string): Promise<void> {
+    const moved = [...this.#replicas.values()].filter((r) => r.record.node === node);
+    await Promise.all(moved.map((runtime) => this.#moveOff(runtime, why)));
   }
 
   /**
@@ -444,7 +443,10 @@ export class DeploymentController {
     const { record } = runtime;
     const { spec } = this.#deployment;
     const host = runtime.host;
-    if (!host) return this.#moveOff(runtime, `its node "${record.node}" is not alive`);
+    if (!host) {
+      this.#moveOff(runtime, `its node "${record.node}" is not alive`); // its errors are logged
+      return;
+    }
     const launch: ReplicaLaunch = {
       ...this.#launchOf(runtime),
       command: spec.entrypoint,
@@ -467,8 +469,9 @@ export class DeploymentController {
     options: { adopted?: boolean } = {},
   ): void {
     if (runtime.buried) {
-      // Moved off its node meanwhile: the node kills it if it can still be reached.
-      process.stop(0).catch(() => {});
+      // Moved off its node meanwhile: the node kills it if it can still be reached, and its
+      // end is not awaited from a node that is gone.
+      process.stop(0).catch(() => {}).finally(() => abandon(process));
       return;
     }
     runtime.process = process;
@@ -669,19 +672,20 @@ export class DeploymentController {
    * Records a replica of a node that is not alive DEAD (`why`), so that a new one replaces
    * it elsewhere, and notes it for the node to kill if it comes back (fencing).
    */
-  #moveOff(runtime: ReplicaRuntime, why: string): void {
+  async #moveOff(runtime: ReplicaRuntime, why: string): Promise<void> {
     if (runtime.buried) return;
     const { record } = runtime;
-    (runtime.process as { abandon?(): void } | undefined)?.abandon?.();
+    abandon(runtime.process);
     runtime.process = undefined;
     runtime.restartTimer?.abort();
+    this.#deps.ctx.logger.warn(`replica ${record.replica_tag} moved: ${why}`);
+    this.#bury(runtime, `moved: ${why}`);
+    // Written before the death is done with: a node back from it reads its fences first.
     if (record.node !== undefined) {
-      this.#deps.store.putFence(record.node, record).catch((err) => {
+      await this.#deps.store.putFence(record.node, record).catch((err) => {
         this.#deps.ctx.logger.error(`recording replica ${record.replica_tag} moved failed:`, err);
       });
     }
-    this.#deps.ctx.logger.warn(`replica ${record.replica_tag} moved: ${why}`);
-    this.#bury(runtime, `moved: ${why}`);
   }
 
   /** Writes a replica's records in order: its serve record (or its removal), then its actor. */
@@ -725,6 +729,11 @@ export function replicaActor(replica: Replica, deployment: Deployment, nodeId: s
       },
     },
   };
+}
+
+/** Stops awaiting the end of a replica on another node (one of a node declared DEAD). */
+function abandon(process: SupervisedProcess | undefined): void {
+  (process as { abandon?(): void } | undefined)?.abandon?.();
 }
 
 function newRuntime(record: Replica): ReplicaRuntime {

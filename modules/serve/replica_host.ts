@@ -282,7 +282,13 @@ export class RemoteReplicaHost implements ReplicaHost {
       );
     }
     const text = await answer.text();
-    if (answer.ok) return JSON.parse(text) as T;
+    if (answer.ok) {
+      try {
+        return JSON.parse(text) as T;
+      } catch {
+        throw new UnavailableError(`node "${this.node}" answered something other than JSON`);
+      }
+    }
     let message = text;
     try {
       message = JSON.parse(text).error.message;
@@ -388,10 +394,14 @@ class RemoteReplica implements SupervisedProcess {
 
 /** A port nothing listens on right now and not in `taken`, for a new replica's `$PORT`. */
 export function freePort(taken: Set<number>): number {
-  for (;;) {
+  for (let tries = 0; tries < MAX_PORT_TRIES; tries++) {
     const listener = Deno.listen({ hostname: "0.0.0.0", port: 0 });
     const port = (listener.addr as Deno.NetAddr).port;
     listener.close();
     if (!taken.has(port)) return port;
   }
+  throw new UnavailableError(`no free port for a replica in ${MAX_PORT_TRIES} tries`);
 }
+
+/** Ports asked of the kernel for a replica before giving up (the taken ones are few). */
+const MAX_PORT_TRIES = 1_000;

@@ -68,7 +68,7 @@ export class ServeService {
     if (this.#ctx.config.role === "head") {
       cluster.onScheduling({
         takeOver: () => this.#takeOver(),
-        nodeDied: (node, silentS) => Promise.resolve(this.#nodeDied(node, silentS)),
+        nodeDied: (node, silentS) => this.#nodeDied(node, silentS),
       });
     }
   }
@@ -219,10 +219,10 @@ export class ServeService {
     }
   }
 
-  #nodeDied(node: ClusterNode, silentS: number): void {
+  async #nodeDied(node: ClusterNode, silentS: number): Promise<void> {
     const why = `its node "${node.name}" sent no heartbeat for ${silentS.toFixed(1)} s ` +
       `and was declared DEAD`;
-    for (const controller of this.#controllers.values()) controller.nodeDied(node.name, why);
+    await Promise.all([...this.#controllers.values()].map((c) => c.nodeDied(node.name, why)));
   }
 
   /** Kills the replicas moved off this node while it was away (fencing). */
