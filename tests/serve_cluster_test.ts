@@ -59,6 +59,15 @@ async function apply(head: RunningHead, spec: Record<string, unknown>) {
   return body;
 }
 
+/** Waits until `name`, of one replica, has it ALIVE; the replica. */
+async function aloneAlive(head: RunningHead, name: string): Promise<Replica> {
+  const replicas = await waitFor("the replica alive", async () => {
+    const { body } = await head.json(`/api/serve/deployments/${name}`);
+    return body.replicas.length === 1 && body.replicas[0].state === "ALIVE" && body.replicas;
+  }, { timeoutMs: 30_000, intervalMs: 50 });
+  return (replicas as Replica[])[0];
+}
+
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
 Deno.test("serve replicas run on the worker nodes; any head applies, reads, takes over and deletes", async () => {
@@ -206,10 +215,7 @@ Deno.test("a node restarted gracefully keeps its serve replicas; their ends stil
     entrypoint: "exec sleep 600",
     restart_policy: { max_restarts: 3, initial_backoff_s: 0.05 },
   });
-  const [replica] = await waitFor("the replica alive", async () => {
-    const { body } = await head.json(`/api/serve/deployments/${web}`);
-    return body.replicas.length === 1 && body.replicas[0].state === "ALIVE" && body.replicas;
-  }, { timeoutMs: 30_000, intervalMs: 50 }) as Replica[];
+  const replica = await aloneAlive(head, web);
 
   await first.kill("SIGTERM");
   await using _back = await n1.start();
@@ -238,10 +244,7 @@ Deno.test("a delete while a replica's node restarts stops the replica once the n
     const first = await n1.start();
     await waitForNodes(head, ["n1"]);
     await apply(head, { name: web, entrypoint: "exec sleep 600" });
-    await waitFor("the replica alive", async () => {
-      const { body } = await head.json(`/api/serve/deployments/${web}`);
-      return body.replicas.length === 1 && body.replicas[0].state === "ALIVE";
-    }, { timeoutMs: 30_000, intervalMs: 50 });
+    await aloneAlive(head, web);
 
     // The node's process is away (not DEAD) when the stop is first tried.
     await first.kill("SIGTERM");
@@ -268,10 +271,7 @@ Deno.test("a head stopped during a delete that waits for a node exits; the next 
     const node = await n1.start();
     await waitForNodes(first, ["n1"]);
     await apply(first, { name: web, entrypoint: "exec sleep 600" });
-    await waitFor("the replica alive", async () => {
-      const { body } = await first.json(`/api/serve/deployments/${web}`);
-      return body.replicas.length === 1 && body.replicas[0].state === "ALIVE";
-    }, { timeoutMs: 30_000, intervalMs: 50 });
+    await aloneAlive(first, web);
 
     await node.kill("SIGTERM");
     const deleting = first.json(`/api/serve/deployments/${web}`, { method: "DELETE" })
