@@ -99,7 +99,7 @@ export class ServeService {
     // A head that may schedule waits a while to control them: it is alone, it restarted,
     // or the one that controlled them died.
     if (this.#ctx.config.role === "head") {
-      const waited = AbortSignal.any([AbortSignal.timeout(TAKE_OVER_WAIT_MS), request.signal]);
+      const waited = AbortSignal.timeout(TAKE_OVER_WAIT_MS);
       await Promise.race([
         this.#tookOver.promise,
         new Promise((resolve) => waited.addEventListener("abort", resolve, { once: true })),
@@ -341,7 +341,8 @@ async function forwardTo(
       method: request.method,
       headers,
       body,
-      signal: request.signal,
+      // Not request.signal: reading it makes Deno print a warning in the operators' log. A
+      // client that leaves cancels the answer's body, which ends the fetch's.
     });
   } catch (err) {
     throw new UnavailableError(
