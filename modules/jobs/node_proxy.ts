@@ -5,6 +5,7 @@
  * code. An unreachable node is a 503 naming it.
  */
 import { UnavailableError } from "../../kit/errors.ts";
+import { passOn } from "../../kit/pass_on.ts";
 import { errorMessage } from "../../storage/errors.ts";
 
 /** The node a request goes to: its name (for messages) and its agent's address. */
@@ -36,38 +37,18 @@ function unreachable(node: NodeAddress, err: unknown): UnavailableError {
 }
 
 /** Passes `request` (its path, query and Range header) on to `node`; its answer as is. */
-export async function proxyToNode(
+export function proxyToNode(
   node: NodeAddress,
   request: Request,
   token: string | undefined,
 ): Promise<Response> {
-  const url = new URL(request.url);
-  const target = new URL(url.pathname + url.search, node.address);
-  const headers = new Headers();
-  if (token) headers.set("authorization", `Bearer ${token}`);
-  const range = request.headers.get("range");
-  if (range) headers.set("range", range);
-  const controller = new AbortController();
-  const timer = setTimeout(
-    () => controller.abort(new Error(`no answer in ${ANSWER_TIMEOUT_MS / 1000} s`)),
-    ANSWER_TIMEOUT_MS,
-  );
-  // Not request.signal: reading it makes Deno print a warning in the operators' log. A client
-  // that leaves cancels the answer's body, which ends the node's.
-  let answer: Response;
-  try {
-    answer = await fetch(target, { headers, signal: controller.signal });
-  } catch (err) {
-    throw unreachable(node, controller.signal.reason ?? err);
-  } finally {
-    clearTimeout(timer);
-  }
-  const passed = new Headers();
-  for (const name of PASSED_HEADERS) {
-    const value = answer.headers.get(name);
-    if (value !== null) passed.set(name, value);
-  }
-  return new Response(answer.body, { status: answer.status, headers: passed });
+  return passOn(node.address, request, {
+    token,
+    requestHeaders: ["range"],
+    answerHeaders: PASSED_HEADERS,
+    answerTimeoutMs: ANSWER_TIMEOUT_MS,
+    unreachable: (cause) => unreachable(node, cause),
+  });
 }
 
 /**

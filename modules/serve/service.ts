@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { UnavailableError, ValidationError } from "../../kit/errors.ts";
 import type { ClusterNode } from "../../kit/cluster.ts";
 import type { ModuleContext } from "../../kit/module.ts";
+import { passOn } from "../../kit/pass_on.ts";
 import { ConflictError, errorMessage, NotFoundError } from "../../storage/errors.ts";
 import type { Deployment, DeploymentSpec } from "../../kit/deployment_record.ts";
 import { KvServeStore, type ServeStore } from "../../storage/serve.ts";
@@ -90,7 +91,17 @@ export class ServeService {
       controller.address !== cluster.address;
     if (elsewhere) {
       try {
-        return await forwardTo(controller.address, request, cluster.token);
+        return await passOn(controller.address, request, {
+          token: cluster.token,
+          requestHeaders: ["content-type"],
+          addHeaders: { [FORWARDED_HEADER]: "1" },
+          answerHeaders: ["content-type"],
+          unreachable: (cause) =>
+            new UnavailableError(
+              `the head that controls the deployments (${controller.address}) is unreachable: ` +
+                errorMessage(cause),
+            ),
+        });
       } catch (err) {
         if (!(err instanceof UnavailableError)) throw err;
         unreachable = err; // gone: this head may be the one to take over
@@ -319,40 +330,6 @@ export class ServeService {
       });
     }
   }
-}
-
-/** Passes `request` on to the head at `address`; its answer as it is. */
-async function forwardTo(
-  address: string,
-  request: Request,
-  token: string | undefined,
-): Promise<Response> {
-  const url = new URL(request.url);
-  const headers = new Headers({ [FORWARDED_HEADER]: "1" });
-  const type = request.headers.get("content-type");
-  if (type) headers.set("content-type", type);
-  if (token) headers.set("authorization", `Bearer ${token}`);
-  const body = request.method === "GET" || request.method === "HEAD"
-    ? undefined
-    : await request.arrayBuffer();
-  let answer: Response;
-  try {
-    answer = await fetch(new URL(url.pathname + url.search, address), {
-      method: request.method,
-      headers,
-      body,
-      // Not request.signal: reading it makes Deno print a warning in the operators' log. A
-      // client that leaves cancels the answer's body, which ends the fetch's.
-    });
-  } catch (err) {
-    throw new UnavailableError(
-      `the head that controls the deployments (${address}) is unreachable: ${errorMessage(err)}`,
-    );
-  }
-  const passed = new Headers();
-  const answerType = answer.headers.get("content-type");
-  if (answerType) passed.set("content-type", answerType);
-  return new Response(answer.body, { status: answer.status, headers: passed });
 }
 
 /** The version of a spec that names none: replicas are replaced when what they run changes. */
