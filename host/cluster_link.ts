@@ -3,7 +3,8 @@
  * row and heartbeats (fencing when it was declared dead), the nodes it knows (fed to the
  * scheduler), the scheduling lock (a PostgreSQL advisory lock on a connection of its own:
  * whoever holds it places jobs and declares silent nodes DEAD), and the bridge that carries
- * job changes between processes over NOTIFY, onto each one's event bus.
+ * job, actor and deployment changes between processes over NOTIFY, onto each one's event
+ * bus.
  */
 import type postgres from "postgres";
 import type { Cluster, ClusterNode, SchedulingHandlers } from "../kit/cluster.ts";
@@ -20,7 +21,7 @@ import { type NodeRegistration, type NodeRow, NODES_CHANNEL, NodeTable } from ".
 /** What the link needs of the store: SQL, and LISTEN/NOTIFY. */
 export type ClusterStore = Pick<PostgresStore, "sql" | "listen" | "notify">;
 
-/** The channel job changes travel on between processes. */
+/** The channel changes travel on between processes. */
 export const EVENTS_CHANNEL = "jobhead_events";
 
 /** The advisory lock key whose holder schedules. */
@@ -50,7 +51,7 @@ export interface ClusterLinkOptions {
   onLostScheduling?(): void;
 }
 
-/** What a bridged change says: its origin, and which job. */
+/** What a bridged change says: its origin, and which job or what record. */
 type BridgedChange =
   | { origin: string; type: "job" | "job-deleted"; id: string; node?: string }
   /** An actor's or a deployment's change, whole: small records, carried as they are. */

@@ -447,11 +447,12 @@ export class DeploymentController {
       this.#moveOff(runtime, `its node "${record.node}" is not alive`); // its errors are logged
       return;
     }
+    const where = this.#launchOf(runtime);
     const launch: ReplicaLaunch = {
-      ...this.#launchOf(runtime),
+      ...where,
       command: spec.entrypoint,
       env: {
-        ...this.#launchOf(runtime).env,
+        ...where.env,
         JOBHEAD_ADDRESS: ctx.cluster?.address ?? ctx.info.address,
         JOBHEAD_SERVE_VERSION: record.version,
       },

@@ -84,10 +84,8 @@ export class LocalReplicaHost implements ReplicaHost {
     return Promise.resolve(freePort(new Set(taken)));
   }
 
-  async createLog(deployment: string, actorId: string): Promise<void> {
-    const logs = this.#logs(deployment);
-    await Deno.mkdir(join(this.#logsDir, deployment), { recursive: true });
-    await logs.create(actorId);
+  createLog(deployment: string, actorId: string): Promise<void> {
+    return this.#logs(deployment).create(actorId); // makes the directory, private, if missing
   }
 
   run(launch: ReplicaLaunch, onExit: ExitHandler): Promise<SupervisedProcess> {
