@@ -224,10 +224,13 @@ Deno.test("a request no node could ever hold is refused with 400 naming the reso
 Deno.test("the queue and its order survive a head SIGKILL; no job starts twice", async () => {
   await using fifos = await Fifos.create();
   await using first = await startHead({ extraArgs: ["--num-cpus", "1"] });
-  for (const id of ["r1", "r2", "r3", "r4"]) {
+  // r1 runs before the others are queued: on PostgreSQL a head schedules only once it holds
+  // the scheduling lock, and jobs queued before that would start by priority (r4 first).
+  await blockingJob(first, fifos, "r1", { entrypoint_num_cpus: 1 });
+  await waitForStatus(first, "r1", ["RUNNING"]);
+  for (const id of ["r2", "r3", "r4"]) {
     await blockingJob(first, fifos, id, { entrypoint_num_cpus: 1, priority: id === "r4" ? 1 : 0 });
   }
-  await waitForStatus(first, "r1", ["RUNNING"]);
   await first.kill("SIGKILL");
   await using second = await startHead({
     dataDir: first.dataDir,
