@@ -8,8 +8,8 @@
  *
  * The first worker to create the server's directory starts it and writes `server.json`;
  * the others wait for that file. A small watchdog, started with the server, stops it and
- * removes the directory once the test process has exited, however it ended. It does not
- * carry the run's TMPDIR, so that CI's sweep of that run's processes leaves it to finish.
+ * removes the directory once the test process has exited, however it ended. Neither carries
+ * the run's TMPDIR, so that CI's sweep of that run's processes leaves the stop to it.
  *
  * @example
  * ```ts
@@ -189,7 +189,14 @@ async function startServer(dir: string): Promise<ServerInfo> {
   ];
   const conf = join(data, "postgresql.conf");
   await Deno.writeTextFile(conf, `\n${settings.join("\n")}\n`, { append: true });
-  await pgCtl(["start", "-w", "-D", data, "-l", join(dir, "server.log")]);
+  // Like its watchdog, the server does not carry the run's TMPDIR: CI's sweep, which runs
+  // the moment the test process has exited, would kill it before the watchdog stops it.
+  await asServerUser("env", [
+    "-u",
+    "TMPDIR",
+    postgresBin("pg_ctl"),
+    ...["start", "-w", "-D", data, "-l", join(dir, "server.log")],
+  ]);
   await startWatchdog(dir, data);
   return { port, password, data };
 }
@@ -200,7 +207,7 @@ async function startServer(dir: string): Promise<ServerInfo> {
  */
 async function startWatchdog(dir: string, data: string): Promise<void> {
   const stop = `${asServerUserPrefix()}${postgresBin("pg_ctl")} stop -m immediate -D "$2"`;
-  const script = `while kill -0 "$1" 2>/dev/null; do sleep 1; done; ` +
+  const script = `while kill -0 "$1" 2>/dev/null; do sleep 0.2; done; ` +
     `${stop} >/dev/null 2>&1; rm -rf "$3"`;
   await run("sh", [
     "-c",
