@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import type { KvStore } from "../storage/kv.ts";
 import { FilePackageStore, type PackageStore, type TaskRunner } from "../storage/packages.ts";
-import { openPostgresStore, type PostgresStore } from "../storage/postgres/mod.ts";
+import type { PostgresStore } from "../storage/postgres/mod.ts";
 import type { HeadConfig } from "./config.ts";
 import { type DataModes, KV_FILE, openStore } from "./datadir.ts";
 import type { Logger } from "../kit/module.ts";
@@ -58,6 +58,8 @@ export async function openHeadStore(
       close: () => Promise.resolve(kv.close()),
     };
   }
+  // Loaded only here: a head on Deno KV never needs the PostgreSQL driver.
+  const { openPostgresStore } = await import("../storage/postgres/mod.ts");
   const postgres = await openPostgresStore(config.store, {
     password: config.storePassword,
     token: config.token,

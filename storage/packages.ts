@@ -14,7 +14,6 @@
  */
 import { dirname, join } from "node:path";
 import { InvalidPackageError, NotFoundError } from "./errors.ts";
-import { checkZip } from "./package_extract.ts";
 import { PackageName, PackageProtocol, type PackageRef, packageUri } from "./package_uri.ts";
 import { DEFAULT_LIMITS, type ExpansionLimits } from "./zip_safety.ts";
 
@@ -130,6 +129,8 @@ export class FilePackageStore implements PackageStore {
         mode: this.#fileMode,
       });
       for await (const chunk of body) await writeAll(file, chunk);
+      // Loaded on the first upload: the zip reader is not needed until then.
+      const { checkZip } = await import("./package_extract.ts");
       await checkZip(file, this.#limits).catch((err) => {
         throw invalid(ref, err);
       });
