@@ -8,6 +8,7 @@ import { type Command, ConfigError, nodeUsage, parseConfig, startUsage } from ".
 import { DataDirInUseError } from "./host/datadir.ts";
 import { startHead } from "./host/head.ts";
 import { returnLargeBuffersToTheSystem } from "./host/allocator.ts";
+import { collectStartupGarbage } from "./host/heap.ts";
 import { BUILT_IN_MODULES, NODE_MODULES } from "./modules/mod.ts";
 import { errorMessage } from "./storage/errors.ts";
 import { createLogger, setLogFormat } from "./kit/log.ts";
@@ -64,6 +65,8 @@ async function runHead(args: string[], command: Command): Promise<number> {
     else console.error(`jobhead: ${message}`);
     return 1;
   }
+  // What starting left behind goes now, not once V8 finds the head idle.
+  collectStartupGarbage();
   console.log(
     command === "start"
       ? `jobhead listening on ${head.info.address}`
