@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gapMarker, type LogGap } from "../../storage/logs.ts";
-import { type FrameSink, LogFollowers, type LogSource } from "./log_follower.ts";
+import { type FrameSink, LogFollowers, type LogSource, STORE_RECHECK_MS } from "./log_follower.ts";
 import { LogWatcher } from "./log_watcher.ts";
 
 const test = (name: string, fn: (dir: string) => Promise<void>) =>
@@ -63,6 +63,38 @@ function textSink(): FrameSink & { text(): string; until(end: string): Promise<v
       }),
   };
 }
+
+test("a hub asks the store whether its job ended once, then on the end's announcement", async (dir) => {
+  using logs = sourceIn(dir);
+  let asked = 0;
+  const isFinished = logs.source.isFinished;
+  const source: LogSource = {
+    ...logs.source,
+    isFinished: (id) => {
+      asked++;
+      return isFinished(id);
+    },
+  };
+  const path = source.pathOf("j");
+  await Deno.writeTextFile(path, "");
+  const followers = new LogFollowers(source);
+  const sink = textSink();
+  const began = performance.now();
+  const followed = followers.follow("j", sink);
+  for (const line of ["one\n", "two\n", "three\n"]) {
+    await Deno.writeTextFile(path, line, { append: true });
+    await sink.until(line);
+  }
+  // Each write woke the hub and was read to the end: none of them was a reason to ask
+  // (a slow machine may have let STORE_RECHECK_MS pass: then it asked again).
+  const due = 1 + Math.floor((performance.now() - began) / STORE_RECHECK_MS);
+  assert.ok(asked <= due, `asked ${asked} times, ${due} due`);
+  const before = asked;
+  logs.finish("j");
+  assert.equal(await followed, true);
+  assert.ok(asked > before);
+  assert.equal(sink.text(), "one\ntwo\nthree\n");
+});
 
 test("LogFollowers.follow() sends what is written, every byte once, until the job ends", async (dir) => {
   using logs = sourceIn(dir);
