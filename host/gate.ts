@@ -52,10 +52,11 @@ export const RESERVED_FDS = 256;
 export const DEFAULT_MAX_CONNECTIONS = 4096;
 /**
  * Bytes a connection reads at once, each way: it starts small (what an idle connection
- * costs) and grows to the most once a read fills it (for throughput). Requests are
- * small; responses (logs) get more.
+ * costs: a read waits on each side with its buffer, 2 KiB for both at first, which an
+ * idle log tail keeps for good) and grows to the most once a read fills it (for
+ * throughput). Requests are small; responses (logs) get more.
  */
-const FIRST_BUFFER_BYTES = 4 * 1024;
+const FIRST_BUFFER_BYTES = 1024;
 const REQUEST_BUFFER_BYTES = 16 * 1024;
 const RESPONSE_BUFFER_BYTES = 32 * 1024;
 /**
