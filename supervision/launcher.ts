@@ -2,7 +2,8 @@
  * The launcher: a long-lived `sh` (launcher.sh), in a session of its own, that forks
  * supervisors on request. Launching a supervisor costs the head one line written to a pipe
  * instead of a process spawned on its event loop; the launcher answers with the pid, and
- * each supervisor reports its own end on the same pipe (a write no full disk can refuse).
+ * each supervisor reports its own end on the same pipe (a write no full disk can refuse),
+ * as its watchdog reports a supervisor that died without a word.
  * A launcher that dies is replaced at the next launch; supervisors it started keep running
  * and keep reporting on its pipe, which is read until they have all closed it.
  */
@@ -21,6 +22,15 @@ export interface LauncherPrograms {
   env: string;
   /** The supervisor script. */
   script: string;
+}
+
+/**
+ * A supervisor's last word: its exit status, and the line it wrote to its exit file ("" when
+ * the command never ran).
+ */
+export interface EndReport {
+  status: number;
+  end: string;
 }
 
 /** Thrown by `launch()` when the launcher ended before it said it had forked. */
@@ -54,7 +64,7 @@ export class Launcher {
   #dir: string;
   #env: Record<string, string>;
   #programs: () => LauncherPrograms;
-  #onEnded: (id: string, pid: number, status: number) => void;
+  #onEnded: (id: string, pid: number, report: EndReport | undefined) => void;
   #current?: Generation;
   #generations = new Set<Generation>();
   /** The launcher of each supervisor not reaped yet, by pid. */
@@ -66,13 +76,14 @@ export class Launcher {
   /**
    * `dir` receives the launcher script; the launcher and every supervisor start with
    * environment `env` (plus each launch's own); `programs` is asked at each (re)start;
-   * `onEnded` hears each supervisor's "ended" report (its pid and exit status).
+   * `onEnded` hears each supervisor's "ended" report (its pid, exit status and exit file
+   * line), and each watchdog's "died" (the supervisor's pid; no report).
    */
   constructor(
     dir: string,
     env: Record<string, string>,
     programs: () => LauncherPrograms,
-    onEnded: (id: string, pid: number, status: number) => void,
+    onEnded: (id: string, pid: number, report: EndReport | undefined) => void,
   ) {
     this.#dir = dir;
     this.#env = env;
@@ -207,13 +218,15 @@ export class Launcher {
         const lines = buffered.split("\n");
         buffered = lines.pop()!;
         for (const line of lines) {
-          const [what, id, pid, status] = line.split(" ");
+          const [what, id, pid, status, ...end] = line.split(" ");
           if (what === "started") {
             generation.pending.get(id)?.resolve(Number(pid));
             generation.pending.delete(id);
           } else if (what === "ended") {
             if (this.#parents.has(Number(pid))) this.#reportOf(Number(pid)).resolve();
-            this.#onEnded(id, Number(pid), Number(status));
+            this.#onEnded(id, Number(pid), { status: Number(status), end: end.join(" ") });
+          } else if (what === "died") {
+            this.#onEnded(id, Number(pid), undefined);
           } else if (what === "reaped") {
             generation.reaps.shift()?.resolve();
           }

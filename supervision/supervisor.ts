@@ -21,7 +21,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
 import { CgroupTree, parentCgroupName } from "./cgroup.ts";
 import { ActorLimits } from "./limits.ts";
-import { Launcher, LauncherLostError, writeIfChanged } from "./launcher.ts";
+import { type EndReport, Launcher, LauncherLostError, writeIfChanged } from "./launcher.ts";
 import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
 import SUPERVISOR_SCRIPT from "./supervisor.sh" with { type: "text" };
 
@@ -84,6 +84,8 @@ export interface SupervisorOptions {
 interface SettleOptions {
   final: boolean;
   status?: number;
+  /** The exit file's line as the supervisor reported it: the file need not be read. */
+  end?: string;
   fileTime?: boolean;
 }
 
@@ -103,6 +105,11 @@ class SupervisedGroup implements SupervisedProcess {
   readonly limitCgroups: readonly string[];
   /** Settles once, with how the command ended. */
   readonly exited: Promise<ExitReason>;
+  /**
+   * Launched by this head: its end comes on the launcher's pipe (the supervisor's report,
+   * or its watchdog's), so the file events of its exit file need no look.
+   */
+  reports = false;
   /** A look at its exit file under way, and the one asked for meanwhile (see #settleFromFile). */
   checking?: Promise<void>;
   nextCheck?: SettleOptions & { done: PromiseWithResolvers<void> };
@@ -175,8 +182,8 @@ export class ShellSupervisor implements Supervisor {
   #resetsSignals = false;
   #live = new Map<string, SupervisedGroup>();
   #launcher?: Launcher;
-  /** Exit statuses reported before the launcher's answer with the pid was read, by pid. */
-  #earlyEnds = new Map<number, number>();
+  /** Ends reported before the launcher's answer with the pid was read, by pid. */
+  #earlyEnds = new Map<number, EndReport | undefined>();
   /** Actors being launched. */
   #launching = new Set<string>();
   #abort = new AbortController();
@@ -312,12 +319,11 @@ export class ShellSupervisor implements Supervisor {
       cgroup,
       limitCgroups,
     });
+    process.reports = true;
     this.#live.set(spec.id, process);
-    // Its end may have been told, or its exit file written, before it was registered.
-    const status = this.#earlyEnds.get(pid);
+    // Its end may have been told before it was registered.
+    if (this.#earlyEnds.has(pid)) this.#settleReported(process, this.#earlyEnds.get(pid));
     this.#earlyEnds.delete(pid);
-    if (status !== undefined) this.#settleFromFile(process, { final: true, status });
-    else this.#settleFromFile(process, { final: false });
     this.#follow(process, onExit);
     return process;
   }
@@ -337,7 +343,7 @@ export class ShellSupervisor implements Supervisor {
         env: this.#program("env"),
         script: this.#scriptPath(),
       }),
-      (id, pid, status) => this.#ended(id, pid, status),
+      (id, pid, report) => this.#ended(id, pid, report),
     );
     try {
       return await this.#launcher.launch(spec.id, {
@@ -360,13 +366,22 @@ export class ShellSupervisor implements Supervisor {
   }
 
   /**
-   * A supervisor this head launched reported its end (its last act): its exit status says
-   * how the command ended where a full disk kept the exit file from saying it.
+   * A supervisor this head launched reported its end (its last act), or its watchdog that
+   * it died without a word (no report).
    */
-  #ended(id: string, pid: number, status: number): void {
+  #ended(id: string, pid: number, report: EndReport | undefined): void {
     const process = this.#live.get(id);
-    if (process?.pid === pid) this.#settleFromFile(process, { final: true, status });
-    else if (this.#launching.has(id)) this.#earlyEnds.set(pid, status);
+    if (process?.pid === pid) this.#settleReported(process, report);
+    else if (this.#launching.has(id)) this.#earlyEnds.set(pid, report);
+  }
+
+  /**
+   * Settles a process from its report: the exit file's line it carries (or, where a full
+   * disk kept the supervisor from writing the file, its exit status) says how the command
+   * ended; without a report, the exit file says it.
+   */
+  #settleReported(process: SupervisedGroup, report: EndReport | undefined): void {
+    this.#settleFromFile(process, { final: true, status: report?.status, end: report?.end });
   }
 
   adopt(id: string, identity: SupervisorIdentity, onExit: ExitHandler): Promise<SupervisedProcess>;
@@ -610,10 +625,10 @@ export class ShellSupervisor implements Supervisor {
   async #checkExitFile(process: SupervisedGroup, options: SettleOptions): Promise<void> {
     if (process.settled) return;
     const path = this.#exitPath(process.id);
-    let text: string | undefined;
+    let text = options.end ? `${options.end}\n` : undefined;
     let endTime = Date.now();
     try {
-      text = await Deno.readTextFile(path);
+      text ??= await Deno.readTextFile(path);
       if (options.fileTime) endTime = (await Deno.stat(path)).mtime?.getTime() ?? endTime;
     } catch {
       // no file yet
@@ -662,7 +677,7 @@ export class ShellSupervisor implements Supervisor {
             if (!path.endsWith(".exit")) continue;
             const id = path.slice(this.#runDir.length + 1, -".exit".length);
             const process = this.#live.get(id);
-            if (process) this.#settleFromFile(process, { final: false });
+            if (process && !process.reports) this.#settleFromFile(process, { final: false });
           }
         }
       } catch (err) {
@@ -690,6 +705,8 @@ export class ShellSupervisor implements Supervisor {
       for (const process of this.#live.values()) {
         if (process.settled) continue;
         const alive = isSameLiveProcess(process.pid, process.identity.start_ticks);
+        // One that reports its end needs no look while it runs.
+        if (alive && process.reports) continue;
         await this.#settleFromFile(process, { final: !alive });
       }
     }
