@@ -188,6 +188,10 @@ export class ShellSupervisor implements Supervisor {
   #launching = new Set<string>();
   #abort = new AbortController();
   #watcher?: Deno.FsWatcher;
+  /** Whether #watchExitFiles runs. */
+  #watching = false;
+  /** Live processes that do not report their end on the launcher's pipe (adopted ones). */
+  #unreported = new Set<SupervisedGroup>();
   #scan?: Promise<Map<string, number[]>>;
   #nextScan?: Promise<Map<string, number[]>>;
   #stopper: Stopper = {
@@ -255,7 +259,6 @@ export class ShellSupervisor implements Supervisor {
         return false; // no env on the head's PATH: spawns will say what is missing
       }
     })();
-    this.#watchExitFiles(Deno.watchFs(this.#runDir, { recursive: false }));
     this.#safetyCheck();
   }
 
@@ -399,8 +402,10 @@ export class ShellSupervisor implements Supervisor {
       cgroup,
       limitCgroups: this.#limits?.find(id),
     });
-    // Register first, so an exit file written from now on is seen by the watcher.
+    // Register and watch first, so an exit file written from now on is seen.
     this.#live.set(id, process);
+    this.#unreported.add(process);
+    this.#watchIfNeeded();
     await this.#settleFromFile(process, { final: false, fileTime: true });
     if (!process.settled && !isSameLiveProcess(identity.pid, identity.start_ticks)) {
       await this.#settleFromFile(process, { final: true, fileTime: true });
@@ -459,6 +464,9 @@ export class ShellSupervisor implements Supervisor {
    */
   async #release(process: SupervisedGroup): Promise<void> {
     if (this.#live.get(process.id) === process) this.#live.delete(process.id);
+    if (this.#unreported.delete(process) && this.#unreported.size === 0) {
+      closeWatcher(this.#watcher);
+    }
     await this.#launcher?.reap(process.pid, process.identity.start_ticks);
     if (process.cgroup && !await this.#cgroups!.remove(process.cgroup)) {
       this.#log.error(`the cgroup ${process.cgroup} could not be emptied and removed`);
@@ -655,21 +663,40 @@ export class ShellSupervisor implements Supervisor {
   }
 
   /**
-   * Settles live processes as their exit files appear. When the run directory was
-   * removed under the head (the safety check closes the watcher then), it is made
-   * again, watched anew, and every live process checked for an exit file written meanwhile.
+   * Watches the run directory while an adopted process lives (one this head launched
+   * reports its end on the launcher's pipe); the watcher is made before this returns, so
+   * an exit file written from then on is seen.
    */
-  async #watchExitFiles(first: Deno.FsWatcher): Promise<void> {
+  #watchIfNeeded(): void {
+    if (this.#watching || this.#unreported.size === 0 || this.#abort.signal.aborted) return;
+    this.#watching = true;
+    let first: Deno.FsWatcher | undefined;
+    try {
+      first = Deno.watchFs(this.#runDir, { recursive: false });
+    } catch {
+      // the run directory is missing: #watchExitFiles makes it again
+    }
+    this.#watchExitFiles(first).finally(() => {
+      this.#watching = false;
+      this.#watchIfNeeded();
+    });
+  }
+
+  /**
+   * Settles adopted processes as their exit files appear, until none is left. When the run
+   * directory was removed under the head (the safety check closes the watcher then), it
+   * is made again, watched anew, and every adopted process checked for an exit file
+   * written meanwhile.
+   */
+  async #watchExitFiles(first: Deno.FsWatcher | undefined): Promise<void> {
     const signal = this.#abort.signal;
-    let watcher: Deno.FsWatcher | undefined = first;
-    while (!signal.aborted) {
+    let watcher = first;
+    while (!signal.aborted && this.#unreported.size > 0) {
       try {
         if (!watcher) {
           await Deno.mkdir(join(this.#runDir, FIFO_DIR), { recursive: true });
           watcher = Deno.watchFs(this.#runDir, { recursive: false });
-          for (const process of this.#live.values()) {
-            this.#settleFromFile(process, { final: false });
-          }
+          for (const process of this.#unreported) this.#settleFromFile(process, { final: false });
         }
         this.#watcher = watcher;
         for await (const event of watcher) {
