@@ -3,6 +3,7 @@
  * read by byte ranges so a large log never has to be loaded whole.
  */
 import { join } from "node:path";
+import { removeFileIfThere } from "../kit/libc.ts";
 
 /** A byte range of a log, and the log's size when it was read. */
 export interface LogChunk {
@@ -162,32 +163,23 @@ export class FileLogStore implements LogStore {
   }
 
   #createNow(id: string): void {
-    // Removed rather than emptied: the new file gets this store's mode, not the old one's.
     this.#gaps.delete(id);
-    for (const path of [this.pathOf(id), this.#gapPath(id)]) {
-      try {
-        Deno.removeSync(path);
-      } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
-      }
-    }
-    const open = () =>
-      Deno.openSync(this.pathOf(id), {
-        write: true,
-        create: true,
-        truncate: true,
-        mode: this.#fileMode,
-      });
-    let file: Deno.FsFile;
+    removeFileIfThere(this.#gapPath(id));
+    const path = this.pathOf(id);
+    const create = () =>
+      Deno.openSync(path, { write: true, createNew: true, mode: this.#fileMode }).close();
     try {
-      file = open();
+      create();
     } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-      // The directory was removed under the running head: make it again, as private.
-      Deno.mkdirSync(this.#dir, { recursive: true, mode: dirModeOf(this.#fileMode) });
-      file = open();
+      if (err instanceof Deno.errors.AlreadyExists) {
+        // Removed rather than emptied: the new file gets this store's mode, not the old one's.
+        Deno.removeSync(path);
+      } else if (err instanceof Deno.errors.NotFound) {
+        // The directory was removed under the running head: make it again, as private.
+        Deno.mkdirSync(this.#dir, { recursive: true, mode: dirModeOf(this.#fileMode) });
+      } else throw err;
+      create();
     }
-    file.close();
   }
 
   async size(id: string): Promise<number> {

@@ -199,6 +199,7 @@ export class Launcher {
 
   /** The launcher of `generation` ended: pending launches fail, the next one starts anew. */
   #lost(generation: Generation): void {
+    if (generation.alive) generation.writer.close().catch(() => {});
     generation.alive = false;
     if (this.#current === generation) this.#current = undefined;
     for (const [id, answer] of generation.pending) answer.reject(new LauncherLostError(id));

@@ -7,6 +7,7 @@
  * do not notice, and `adopt()` picks them up again. `ShellSupervisor` implements the
  * contract of kit/supervision.ts, and owns each process's life to its end: see `#follow()`.
  */
+import { makeFifo, removeFileIfThere } from "../kit/libc.ts";
 import { createLogger, type Logger } from "../kit/log.ts";
 import type {
   ExitHandler,
@@ -110,6 +111,8 @@ class SupervisedGroup implements SupervisedProcess {
    * or its watchdog's), so the file events of its exit file need no look.
    */
   reports = false;
+  /** Whether it may have been held to a memory limit (unknown for an adopted one: true). */
+  memoryLimited = true;
   /** A look at its exit file under way, and the one asked for meanwhile (see #settleFromFile). */
   checking?: Promise<void>;
   nextCheck?: SettleOptions & { done: PromiseWithResolvers<void> };
@@ -294,11 +297,12 @@ export class ShellSupervisor implements Supervisor {
   async run(spec: RunSpec, onExit: ExitHandler): Promise<SupervisedProcess> {
     const exitPath = this.#exitPath(spec.id);
     // A stale exit file from an earlier actor of the same id would end this one at once.
-    removeIfThere(exitPath);
-    if (!makeFifo(this.#fifoPath(spec.id))) {
+    removeFileIfThere(exitPath);
+    // Where libc cannot be loaded, the supervisor script makes it itself.
+    if (!makeFifo(this.#fifoPath(spec.id), 0o600)) {
       // The run directory may have been removed under the running head: make it again.
       this.#makeRunDir();
-      makeFifo(this.#fifoPath(spec.id));
+      makeFifo(this.#fifoPath(spec.id), 0o600);
     }
     // Found on the head's PATH, not the job's: a job's own PATH must not stop it starting.
     for (const name of ["setsid", "sh"]) this.#program(name);
@@ -323,6 +327,7 @@ export class ShellSupervisor implements Supervisor {
       limitCgroups,
     });
     process.reports = true;
+    process.memoryLimited = (limits.memoryBytes ?? 0) > 0;
     this.#live.set(spec.id, process);
     // Its end may have been told before it was registered.
     if (this.#earlyEnds.has(pid)) this.#settleReported(process, this.#earlyEnds.get(pid));
@@ -453,7 +458,7 @@ export class ShellSupervisor implements Supervisor {
     }
     // A new actor of the same id removed the file when it started, and owns it now.
     // Never written where the supervisor died without a word, or removed with the run dir.
-    if (recorded && !this.#live.has(process.id)) removeIfThere(this.#exitPath(process.id));
+    if (recorded && !this.#live.has(process.id)) removeFileIfThere(this.#exitPath(process.id));
   }
 
   /**
@@ -477,8 +482,9 @@ export class ShellSupervisor implements Supervisor {
       }
     }
     const fifo = this.#fifoPath(process.id);
-    // The ".code" file is written by supervisors an earlier version of the head started.
-    for (const path of [fifo, `${fifo}.code`]) removeIfThere(path);
+    removeFileIfThere(fifo);
+    // Supervisors an earlier version of the head started wrote a ".code" file.
+    if (!process.reports) removeFileIfThere(`${fifo}.code`);
   }
 
   /**
@@ -658,7 +664,9 @@ export class ShellSupervisor implements Supervisor {
     }
     if (!ended) return;
     // Counted by its memory cgroup, which is removed only once the process is settled.
-    if (await this.#limits?.outOfMemory(process.id, process.cgroup)) ended.outOfMemory = true;
+    if (process.memoryLimited && await this.#limits?.outOfMemory(process.id, process.cgroup)) {
+      ended.outOfMemory = true;
+    }
     process.settle(ended);
   }
 
@@ -789,62 +797,6 @@ function parseExitFile(text: string, endTime: number): ExitReason | undefined {
   if (!match) return undefined;
   const code = match[1] === "signal" ? -Number(match[2]) : Number(match[2]);
   return { kind: "exited", code, endTime };
-}
-
-interface Libc {
-  symbols: {
-    mkfifo(path: BufferSource, mode: number): number;
-    unlink(path: BufferSource): number;
-  };
-}
-
-let libc: Libc | null | undefined;
-
-/** The C library, loaded once; null where it cannot be. */
-function loadLibc(): Libc | null {
-  if (libc === undefined) {
-    try {
-      libc = Deno.dlopen(
-        "libc.so.6",
-        {
-          mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
-          unlink: { parameters: ["buffer"], result: "i32" },
-        } as const,
-      );
-    } catch {
-      libc = null;
-    }
-  }
-  return libc;
-}
-
-function cString(text: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(text + "\0");
-}
-
-/**
- * Creates the supervisor's fifo through libc, which saves each job a `mkfifo` process;
- * false if it did not. Where libc cannot be loaded, the supervisor script makes it itself.
- */
-function makeFifo(path: string): boolean {
-  return loadLibc()?.symbols.mkfifo(cString(path), 0o600) === 0;
-}
-
-/**
- * Removes the file at `path` if it is there: through libc, as a missing file (the common
- * case at a launch) costs Deno an error object with its stack.
- */
-function removeIfThere(path: string): void {
-  const c = loadLibc();
-  if (c) {
-    c.symbols.unlink(cString(path));
-    return;
-  }
-  try {
-    Deno.removeSync(path);
-  } catch {
-    // none
-  }
 }
 
 /**
