@@ -3,6 +3,7 @@
  * read by byte ranges so a large log never has to be loaded whole.
  */
 import { join } from "node:path";
+import { removeFileOffLoop } from "../kit/libc.ts";
 
 /** A byte range of a log, and the log's size when it was read. */
 export interface LogChunk {
@@ -150,44 +151,23 @@ export class FileLogStore implements LogStore {
     return join(this.#dir, `${id}.log`);
   }
 
-  create(id: string): Promise<void> {
-    // Synchronous: a job waits for these few calls to start, and on a busy machine each
-    // call's hop to a worker thread and back takes longer than the call.
-    try {
-      this.#createNow(id);
-      return Promise.resolve();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
-
-  #createNow(id: string): void {
-    // Removed rather than emptied: the new file gets this store's mode, not the old one's.
+  async create(id: string): Promise<void> {
+    // Off the event loop: making a file waits for the file system's journal, which on a
+    // busy disk takes milliseconds.
     this.#gaps.delete(id);
-    for (const path of [this.pathOf(id), this.#gapPath(id)]) {
-      try {
-        Deno.removeSync(path);
-      } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
-      }
-    }
-    const open = () =>
-      Deno.openSync(this.pathOf(id), {
-        write: true,
-        create: true,
-        truncate: true,
-        mode: this.#fileMode,
-      });
-    let file: Deno.FsFile;
-    try {
-      file = open();
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    const path = this.pathOf(id);
+    const create = async () =>
+      (await Deno.open(path, { write: true, createNew: true, mode: this.#fileMode })).close();
+    const [made] = await Promise.allSettled([create(), removeFileOffLoop(this.#gapPath(id))]);
+    if (made.status === "fulfilled") return;
+    if (made.reason instanceof Deno.errors.AlreadyExists) {
+      // Removed rather than emptied: the new file gets this store's mode, not the old one's.
+      await Deno.remove(path);
+    } else if (made.reason instanceof Deno.errors.NotFound) {
       // The directory was removed under the running head: make it again, as private.
-      Deno.mkdirSync(this.#dir, { recursive: true, mode: dirModeOf(this.#fileMode) });
-      file = open();
-    }
-    file.close();
+      await Deno.mkdir(this.#dir, { recursive: true, mode: dirModeOf(this.#fileMode) });
+    } else throw made.reason;
+    await create();
   }
 
   async size(id: string): Promise<number> {

@@ -120,14 +120,16 @@ export class CgroupTree {
    * Makes actor `id`'s cgroup (and the parent, with the enabled controllers for its
    * children; existing ones are kept) and returns its path.
    */
-  create(id: string): string {
+  async create(id: string): Promise<string> {
+    // Off the event loop: making a cgroup waits for the kernel's cgroup lock, which the
+    // removal of others holds; on a busy machine that takes milliseconds.
     if (this.#controllers.size > 0) {
-      Deno.mkdirSync(this.path, { recursive: true });
+      await Deno.mkdir(this.path, { recursive: true });
       const enabled = [...this.#controllers].map((c) => `+${c}`).join(" ");
-      Deno.writeTextFileSync(join(this.path, "cgroup.subtree_control"), enabled);
+      await Deno.writeTextFile(join(this.path, "cgroup.subtree_control"), enabled);
     }
     const path = this.pathOf(id);
-    Deno.mkdirSync(path, { recursive: true });
+    await Deno.mkdir(path, { recursive: true });
     return path;
   }
 
@@ -220,7 +222,11 @@ async function tryTree(path: string): Promise<CgroupTree | undefined> {
   const tree = new CgroupTree(path, {
     hasKill: await Deno.stat(join(path, "cgroup.kill")).then(() => true, () => false),
   });
-  const probe = tree.create(`probe-${Deno.pid}`);
+  const probe = await tree.create(`probe-${Deno.pid}`).catch(() => undefined);
+  if (!probe) {
+    await tree.close();
+    return undefined;
+  }
   try {
     if (await canJoinCgroup(probe)) return tree;
   } finally {

@@ -15,8 +15,9 @@
 # "env" otherwise (the env program sets them: one more exec).
 #
 # It answers "started <actor id> <pid>" on stdout for every supervisor once forked. Each
-# supervisor gets the same pipe as fd 3, on which it says "ended <actor id> <pid> <status>" as
-# the last thing it does. Its variables are prefixed, not to change the value of a
+# supervisor gets the same pipe as fd 3, on which it says "ended <actor id> <pid> <status>
+# [<exit file line>]" as the last thing it does (its watchdog says "died <actor id> <pid>"
+# for a supervisor that could not). Its variables are prefixed, not to change the value of a
 # variable of the same name that an actor inherits.
 jobhead_setsid=$1
 jobhead_sh=$2

@@ -2,13 +2,14 @@
  * The launcher: a long-lived `sh` (launcher.sh), in a session of its own, that forks
  * supervisors on request. Launching a supervisor costs the head one line written to a pipe
  * instead of a process spawned on its event loop; the launcher answers with the pid, and
- * each supervisor reports its own end on the same pipe (a write no full disk can refuse).
+ * each supervisor reports its own end on the same pipe (a write no full disk can refuse),
+ * as its watchdog reports a supervisor that died without a word.
  * A launcher that dies is replaced at the next launch; supervisors it started keep running
  * and keep reporting on its pipe, which is read until they have all closed it.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
-import { readStat } from "./procfs.ts";
+import { readStatAsync } from "./procfs.ts";
 import LAUNCHER_SCRIPT from "./launcher.sh" with { type: "text" };
 
 /** The launcher script's name in the run directory. */
@@ -21,6 +22,15 @@ export interface LauncherPrograms {
   env: string;
   /** The supervisor script. */
   script: string;
+}
+
+/**
+ * A supervisor's last word: its exit status, and the line it wrote to its exit file ("" when
+ * the command never ran).
+ */
+export interface EndReport {
+  status: number;
+  end: string;
 }
 
 /** Thrown by `launch()` when the launcher ended before it said it had forked. */
@@ -54,25 +64,28 @@ export class Launcher {
   #dir: string;
   #env: Record<string, string>;
   #programs: () => LauncherPrograms;
-  #onEnded: (id: string, pid: number, status: number) => void;
+  #onEnded: (id: string, pid: number, report: EndReport | undefined) => void;
   #current?: Generation;
   #generations = new Set<Generation>();
   /** The launcher of each supervisor not reaped yet, by pid. */
   #parents = new Map<number, Generation>();
   /** Supervisors that reported their end (their last act), until reaped, by pid. */
   #reported = new Map<number, PromiseWithResolvers<void>>();
+  /** The pids of those that have reported, until reaped. */
+  #said = new Set<number>();
   #closed = false;
 
   /**
    * `dir` receives the launcher script; the launcher and every supervisor start with
    * environment `env` (plus each launch's own); `programs` is asked at each (re)start;
-   * `onEnded` hears each supervisor's "ended" report (its pid and exit status).
+   * `onEnded` hears each supervisor's "ended" report (its pid, exit status and exit file
+   * line), and each watchdog's "died" (the supervisor's pid; no report).
    */
   constructor(
     dir: string,
     env: Record<string, string>,
     programs: () => LauncherPrograms,
-    onEnded: (id: string, pid: number, status: number) => void,
+    onEnded: (id: string, pid: number, report: EndReport | undefined) => void,
   ) {
     this.#dir = dir;
     this.#env = env;
@@ -87,9 +100,8 @@ export class Launcher {
    */
   launch(id: string, env: Record<string, string>): Promise<number> {
     if (this.#closed) return Promise.reject(new Error("the supervisor is closed"));
-    // A launcher that died may not have been reaped yet: not one request is lost to it.
-    const current = this.#current;
-    if (current && !isRunning(current.child.pid)) this.#lost(current);
+    // A launcher that died but was not reaped yet takes the request, which fails once it
+    // is: the caller tries again (see LauncherLostError).
     const generation = this.#current ??= this.#start();
     const answer = Promise.withResolvers<number>();
     generation.pending.set(id, answer);
@@ -112,16 +124,16 @@ export class Launcher {
   async reap(pid: number, startTicks: number): Promise<void> {
     const generation = this.#parents.get(pid);
     const reported = this.#reportOf(pid);
-    let hasReported = false;
-    reported.promise.then(() => hasReported = true);
     try {
       // The launcher's `wait` blocks it until the supervisor exits: it is asked only once
-      // the supervisor has said its last word, or is a zombie.
+      // the supervisor has said its last word (it is then the launcher's unreaped child,
+      // whose pid no other process can have), or is a zombie.
       for (;;) {
         if (!generation?.alive) return;
-        const stat = readStat(pid);
+        if (this.#said.has(pid)) break;
+        const stat = await readStatAsync(pid);
         if (!stat || stat.startTicks !== startTicks) return;
-        if (hasReported || stat.state === "Z") break;
+        if (stat.state === "Z") break;
         // Its end is known otherwise (its exit file, a kill): polled, slowly, until it has
         // exited, as nothing else tells it.
         const timer = new AbortController();
@@ -138,6 +150,7 @@ export class Launcher {
     } finally {
       this.#parents.delete(pid);
       this.#reported.delete(pid);
+      this.#said.delete(pid);
     }
   }
 
@@ -188,6 +201,7 @@ export class Launcher {
 
   /** The launcher of `generation` ended: pending launches fail, the next one starts anew. */
   #lost(generation: Generation): void {
+    if (generation.alive) generation.writer.close().catch(() => {});
     generation.alive = false;
     if (this.#current === generation) this.#current = undefined;
     for (const [id, answer] of generation.pending) answer.reject(new LauncherLostError(id));
@@ -207,13 +221,18 @@ export class Launcher {
         const lines = buffered.split("\n");
         buffered = lines.pop()!;
         for (const line of lines) {
-          const [what, id, pid, status] = line.split(" ");
+          const [what, id, pid, status, ...end] = line.split(" ");
           if (what === "started") {
             generation.pending.get(id)?.resolve(Number(pid));
             generation.pending.delete(id);
           } else if (what === "ended") {
-            if (this.#parents.has(Number(pid))) this.#reportOf(Number(pid)).resolve();
-            this.#onEnded(id, Number(pid), Number(status));
+            if (this.#parents.has(Number(pid))) {
+              this.#said.add(Number(pid));
+              this.#reportOf(Number(pid)).resolve();
+            }
+            this.#onEnded(id, Number(pid), { status: Number(status), end: end.join(" ") });
+          } else if (what === "died") {
+            this.#onEnded(id, Number(pid), undefined);
           } else if (what === "reaped") {
             generation.reaps.shift()?.resolve();
           }
@@ -224,12 +243,6 @@ export class Launcher {
     }
     this.#generations.delete(generation);
   }
-}
-
-/** Whether process `pid` is there and has not exited. */
-function isRunning(pid: number): boolean {
-  const state = readStat(pid)?.state;
-  return state !== undefined && state !== "Z";
 }
 
 /** `text` as one single-quoted shell word on one line (see launcher.sh). */

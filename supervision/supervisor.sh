@@ -18,10 +18,12 @@
 # The watchdog is a subshell blocked reading a fifo whose only writer is the supervisor
 # (fd 9, closed for the command). The supervisor writes one line once the exit file is
 # complete; a read that ends without it means the supervisor died, which the watchdog
-# notes in the exit file. Either way, once the supervisor is gone, it kills the whole
-# group, which also cleans up stragglers after a normal exit. The supervisor's last act
-# is to tell the head its status on fd 3 (closed for the command and the watchdog): a
-# pipe write, which tells the head the outcome when a full disk kept the exit file empty.
+# notes in the exit file and tells the head on fd 3. Either way, once the supervisor is
+# gone, it kills the whole group, which also cleans up stragglers after a normal exit.
+# The supervisor's last act is to tell the head its status and the exit file's line on
+# fd 3 (closed for the command): a pipe write, which tells the head the outcome without a
+# read of the file, also when a full disk kept the file empty. The head that launched a
+# supervisor learns its end from that pipe alone; another head reads the exit file.
 # The supervisor traps TERM so that a stop (TERM to the group) still lets it record the
 # command's status: `wait` returns early on a trapped signal (with a status above 128),
 # and is called again until the command has ended; for a command already waited for,
@@ -48,11 +50,12 @@ unset JOBHEAD_SUPERVISOR_EXIT_FILE JOBHEAD_SUPERVISOR_FIFO JOBHEAD_SUPERVISOR_LO
   JOBHEAD_SUPERVISOR_COMMAND JOBHEAD_SUPERVISOR_CGROUPS JOBHEAD_SUPERVISOR_RESETS_SIGNALS \
   JOBHEAD_SUPERVISOR_CWD
 
-# Tells the head that the supervisor ends with status $1, and ends. Once the head that
-# launched it is gone, no one reads the pipe: the write fails, and that is ignored.
+# Tells the head that the supervisor ends with status $1 (and the exit file's line $2, when
+# the command ran), and ends. Once the head that launched it is gone, no one reads the
+# pipe: the write fails, and that is ignored.
 finish() {
   trap '' PIPE
-  echo "ended $actor_id $$ $1" 2>/dev/null >&3
+  echo "ended $actor_id $$ $1${2:+ $2}" 2>/dev/null >&3
   exit "$1"
 }
 
@@ -77,9 +80,13 @@ if ! [ -p "$fifo" ] && ! mkfifo "$fifo"; then
   finish 125
 fi
 (
-  trap '' TERM INT HUP
-  exec 3>&- 8<"$fifo"
-  read -r _ <&8 || { [ -s "$exit_file" ] || echo died >"$exit_file"; }
+  trap '' TERM INT HUP PIPE
+  exec 8<"$fifo"
+  if ! read -r _ <&8 && ! [ -s "$exit_file" ]; then
+    echo died >"$exit_file"
+    echo "died $actor_id $$" 2>/dev/null >&3
+  fi
+  exec 3>&-
   read -r _ <&8
   kill -KILL 0
 ) &
@@ -109,9 +116,10 @@ if [ "$status" -gt 128 ]; then
   done <"$exit_file"
 fi
 if [ "$how" = signalled ] || { [ -z "$how" ] && [ "$status" -gt 128 ]; }; then
-  echo "signal $((status - 128))" >"$exit_file"
+  end="signal $((status - 128))"
 else
-  echo "exit $status" >"$exit_file"
+  end="exit $status"
 fi
+echo "$end" >"$exit_file"
 echo >&9
-finish "$status"
+finish "$status" "$end"

@@ -7,6 +7,7 @@
  * do not notice, and `adopt()` picks them up again. `ShellSupervisor` implements the
  * contract of kit/supervision.ts, and owns each process's life to its end: see `#follow()`.
  */
+import { makeFifo, removeFileIfThere, removeFileOffLoop } from "../kit/libc.ts";
 import { createLogger, type Logger } from "../kit/log.ts";
 import type {
   ExitHandler,
@@ -21,8 +22,14 @@ import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
 import { CgroupTree, parentCgroupName } from "./cgroup.ts";
 import { ActorLimits } from "./limits.ts";
-import { Launcher, LauncherLostError, writeIfChanged } from "./launcher.ts";
-import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
+import { type EndReport, Launcher, LauncherLostError, writeIfChanged } from "./launcher.ts";
+import {
+  groupProcessesByEnv,
+  isSameLiveProcess,
+  readStat,
+  readStatAsync,
+  sendSignal,
+} from "./procfs.ts";
 import SUPERVISOR_SCRIPT from "./supervisor.sh" with { type: "text" };
 
 /** The environment variable every process of an actor carries; stops sweep by it. */
@@ -84,6 +91,8 @@ export interface SupervisorOptions {
 interface SettleOptions {
   final: boolean;
   status?: number;
+  /** The exit file's line as the supervisor reported it: the file need not be read. */
+  end?: string;
   fileTime?: boolean;
 }
 
@@ -103,6 +112,13 @@ class SupervisedGroup implements SupervisedProcess {
   readonly limitCgroups: readonly string[];
   /** Settles once, with how the command ended. */
   readonly exited: Promise<ExitReason>;
+  /**
+   * Launched by this head: its end comes on the launcher's pipe (the supervisor's report,
+   * or its watchdog's), so the file events of its exit file need no look.
+   */
+  reports = false;
+  /** Whether it may have been held to a memory limit (unknown for an adopted one: true). */
+  memoryLimited = true;
   /** A look at its exit file under way, and the one asked for meanwhile (see #settleFromFile). */
   checking?: Promise<void>;
   nextCheck?: SettleOptions & { done: PromiseWithResolvers<void> };
@@ -175,12 +191,16 @@ export class ShellSupervisor implements Supervisor {
   #resetsSignals = false;
   #live = new Map<string, SupervisedGroup>();
   #launcher?: Launcher;
-  /** Exit statuses reported before the launcher's answer with the pid was read, by pid. */
-  #earlyEnds = new Map<number, number>();
+  /** Ends reported before the launcher's answer with the pid was read, by pid. */
+  #earlyEnds = new Map<number, EndReport | undefined>();
   /** Actors being launched. */
   #launching = new Set<string>();
   #abort = new AbortController();
   #watcher?: Deno.FsWatcher;
+  /** Whether #watchExitFiles runs. */
+  #watching = false;
+  /** Live processes that do not report their end on the launcher's pipe (adopted ones). */
+  #unreported = new Set<SupervisedGroup>();
   #scan?: Promise<Map<string, number[]>>;
   #nextScan?: Promise<Map<string, number[]>>;
   #stopper: Stopper = {
@@ -248,7 +268,6 @@ export class ShellSupervisor implements Supervisor {
         return false; // no env on the head's PATH: spawns will say what is missing
       }
     })();
-    this.#watchExitFiles(Deno.watchFs(this.#runDir, { recursive: false }));
     this.#safetyCheck();
   }
 
@@ -283,17 +302,19 @@ export class ShellSupervisor implements Supervisor {
 
   async run(spec: RunSpec, onExit: ExitHandler): Promise<SupervisedProcess> {
     const exitPath = this.#exitPath(spec.id);
-    // A stale exit file from an earlier actor of the same id would end this one at once.
-    removeIfThere(exitPath);
-    if (!makeFifo(this.#fifoPath(spec.id))) {
-      // The run directory may have been removed under the running head: make it again.
-      this.#makeRunDir();
-      makeFifo(this.#fifoPath(spec.id));
-    }
     // Found on the head's PATH, not the job's: a job's own PATH must not stop it starting.
     for (const name of ["setsid", "sh"]) this.#program(name);
     const limits = { ...spec.limits, cpus: this.#options.enforceCpu ? spec.limits?.cpus : 0 };
-    const cgroup = this.#cgroups?.create(spec.id);
+    const [made, prepared] = await Promise.allSettled([
+      this.#cgroups?.create(spec.id),
+      this.#prepareFiles(spec.id, exitPath),
+    ]);
+    const cgroup = made.status === "fulfilled" ? made.value : undefined;
+    if (prepared.status === "rejected") {
+      if (cgroup) removeEmptyCgroup(cgroup);
+      throw prepared.reason;
+    }
+    if (made.status === "rejected") throw made.reason;
     let limitCgroups: string[] = [];
     let pid: number;
     this.#launching.add(spec.id);
@@ -307,25 +328,39 @@ export class ShellSupervisor implements Supervisor {
     } finally {
       this.#launching.delete(spec.id);
     }
-    const identity = { pid, start_ticks: readStat(pid)?.startTicks ?? 0 };
+    const identity = { pid, start_ticks: (await readStatAsync(pid))?.startTicks ?? 0 };
     const process = new SupervisedGroup(spec.id, identity, this.#stopper, {
       cgroup,
       limitCgroups,
     });
+    process.reports = true;
+    process.memoryLimited = (limits.memoryBytes ?? 0) > 0;
     this.#live.set(spec.id, process);
-    // Its end may have been told, or its exit file written, before it was registered.
-    const status = this.#earlyEnds.get(pid);
+    // Its end may have been told before it was registered.
+    if (this.#earlyEnds.has(pid)) this.#settleReported(process, this.#earlyEnds.get(pid));
     this.#earlyEnds.delete(pid);
-    if (status !== undefined) this.#settleFromFile(process, { final: true, status });
-    else this.#settleFromFile(process, { final: false });
     this.#follow(process, onExit);
     return process;
   }
 
   /**
+   * Removes a stale exit file of an earlier actor of the same id (it would end this one at
+   * once) and makes the actor's fifo (where libc cannot be loaded, the supervisor script
+   * makes it itself).
+   */
+  async #prepareFiles(id: string, exitPath: string): Promise<void> {
+    await removeFileOffLoop(exitPath);
+    if (!await makeFifo(this.#fifoPath(id), 0o600)) {
+      // The run directory may have been removed under the running head: make it again.
+      this.#makeRunDir();
+      await makeFifo(this.#fifoPath(id), 0o600);
+    }
+  }
+
+  /**
    * Has the launcher start the supervisor of `spec`, which joins `cgroups` first; resolves
    * with its pid. Where the launcher died meanwhile, a supervisor it may have forked is
-   * looked for by its marker.
+   * looked for by its marker, and if there is none, a new launcher is asked once more.
    */
   async #launch(spec: RunSpec, cgroups: string[], exitPath: string): Promise<number> {
     this.#launcher ??= new Launcher(
@@ -337,36 +372,48 @@ export class ShellSupervisor implements Supervisor {
         env: this.#program("env"),
         script: this.#scriptPath(),
       }),
-      (id, pid, status) => this.#ended(id, pid, status),
+      (id, pid, report) => this.#ended(id, pid, report),
     );
-    try {
-      return await this.#launcher.launch(spec.id, {
-        ...spec.env,
-        [ACTOR_ENV]: spec.id,
-        [SCRIPT_ENV.exitFile]: exitPath,
-        [SCRIPT_ENV.fifo]: this.#fifoPath(spec.id),
-        [SCRIPT_ENV.logFile]: spec.logPath,
-        [SCRIPT_ENV.command]: spec.command,
-        [SCRIPT_ENV.cgroups]: cgroups.join("\n"),
-        [SCRIPT_ENV.resetsSignals]: this.#resetsSignals ? "1" : "",
-        [SCRIPT_ENV.cwd]: spec.cwd ?? "",
-      });
-    } catch (err) {
-      if (!(err instanceof LauncherLostError)) throw err;
-      const found = await this.#find(spec.id);
-      if (!found) throw err;
-      return found.pid;
+    const env = {
+      ...spec.env,
+      [ACTOR_ENV]: spec.id,
+      [SCRIPT_ENV.exitFile]: exitPath,
+      [SCRIPT_ENV.fifo]: this.#fifoPath(spec.id),
+      [SCRIPT_ENV.logFile]: spec.logPath,
+      [SCRIPT_ENV.command]: spec.command,
+      [SCRIPT_ENV.cgroups]: cgroups.join("\n"),
+      [SCRIPT_ENV.resetsSignals]: this.#resetsSignals ? "1" : "",
+      [SCRIPT_ENV.cwd]: spec.cwd ?? "",
+    };
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.#launcher.launch(spec.id, env);
+      } catch (err) {
+        if (!(err instanceof LauncherLostError)) throw err;
+        const found = await this.#find(spec.id);
+        if (found) return found.pid;
+        if (attempt === 2) throw err;
+      }
     }
   }
 
   /**
-   * A supervisor this head launched reported its end (its last act): its exit status says
-   * how the command ended where a full disk kept the exit file from saying it.
+   * A supervisor this head launched reported its end (its last act), or its watchdog that
+   * it died without a word (no report).
    */
-  #ended(id: string, pid: number, status: number): void {
+  #ended(id: string, pid: number, report: EndReport | undefined): void {
     const process = this.#live.get(id);
-    if (process?.pid === pid) this.#settleFromFile(process, { final: true, status });
-    else if (this.#launching.has(id)) this.#earlyEnds.set(pid, status);
+    if (process?.pid === pid) this.#settleReported(process, report);
+    else if (this.#launching.has(id)) this.#earlyEnds.set(pid, report);
+  }
+
+  /**
+   * Settles a process from its report: the exit file's line it carries (or, where a full
+   * disk kept the supervisor from writing the file, its exit status) says how the command
+   * ended; without a report, the exit file says it.
+   */
+  #settleReported(process: SupervisedGroup, report: EndReport | undefined): void {
+    this.#settleFromFile(process, { final: true, status: report?.status, end: report?.end });
   }
 
   adopt(id: string, identity: SupervisorIdentity, onExit: ExitHandler): Promise<SupervisedProcess>;
@@ -384,8 +431,10 @@ export class ShellSupervisor implements Supervisor {
       cgroup,
       limitCgroups: this.#limits?.find(id),
     });
-    // Register first, so an exit file written from now on is seen by the watcher.
+    // Register and watch first, so an exit file written from now on is seen.
     this.#live.set(id, process);
+    this.#unreported.add(process);
+    this.#watchIfNeeded();
     await this.#settleFromFile(process, { final: false, fileTime: true });
     if (!process.settled && !isSameLiveProcess(identity.pid, identity.start_ticks)) {
       await this.#settleFromFile(process, { final: true, fileTime: true });
@@ -433,7 +482,7 @@ export class ShellSupervisor implements Supervisor {
     }
     // A new actor of the same id removed the file when it started, and owns it now.
     // Never written where the supervisor died without a word, or removed with the run dir.
-    if (recorded && !this.#live.has(process.id)) removeIfThere(this.#exitPath(process.id));
+    if (recorded && !this.#live.has(process.id)) removeFileIfThere(this.#exitPath(process.id));
   }
 
   /**
@@ -444,6 +493,9 @@ export class ShellSupervisor implements Supervisor {
    */
   async #release(process: SupervisedGroup): Promise<void> {
     if (this.#live.get(process.id) === process) this.#live.delete(process.id);
+    if (this.#unreported.delete(process) && this.#unreported.size === 0) {
+      closeWatcher(this.#watcher);
+    }
     await this.#launcher?.reap(process.pid, process.identity.start_ticks);
     if (process.cgroup && !await this.#cgroups!.remove(process.cgroup)) {
       this.#log.error(`the cgroup ${process.cgroup} could not be emptied and removed`);
@@ -454,8 +506,9 @@ export class ShellSupervisor implements Supervisor {
       }
     }
     const fifo = this.#fifoPath(process.id);
-    // The ".code" file is written by supervisors an earlier version of the head started.
-    for (const path of [fifo, `${fifo}.code`]) removeIfThere(path);
+    removeFileIfThere(fifo);
+    // Supervisors an earlier version of the head started wrote a ".code" file.
+    if (!process.reports) removeFileIfThere(`${fifo}.code`);
   }
 
   /**
@@ -610,10 +663,10 @@ export class ShellSupervisor implements Supervisor {
   async #checkExitFile(process: SupervisedGroup, options: SettleOptions): Promise<void> {
     if (process.settled) return;
     const path = this.#exitPath(process.id);
-    let text: string | undefined;
+    let text = options.end ? `${options.end}\n` : undefined;
     let endTime = Date.now();
     try {
-      text = await Deno.readTextFile(path);
+      text ??= await Deno.readTextFile(path);
       if (options.fileTime) endTime = (await Deno.stat(path)).mtime?.getTime() ?? endTime;
     } catch {
       // no file yet
@@ -635,26 +688,47 @@ export class ShellSupervisor implements Supervisor {
     }
     if (!ended) return;
     // Counted by its memory cgroup, which is removed only once the process is settled.
-    if (await this.#limits?.outOfMemory(process.id, process.cgroup)) ended.outOfMemory = true;
+    if (process.memoryLimited && await this.#limits?.outOfMemory(process.id, process.cgroup)) {
+      ended.outOfMemory = true;
+    }
     process.settle(ended);
   }
 
   /**
-   * Settles live processes as their exit files appear. When the run directory was
-   * removed under the head (the safety check closes the watcher then), it is made
-   * again, watched anew, and every live process checked for an exit file written meanwhile.
+   * Watches the run directory while an adopted process lives (one this head launched
+   * reports its end on the launcher's pipe); the watcher is made before this returns, so
+   * an exit file written from then on is seen.
    */
-  async #watchExitFiles(first: Deno.FsWatcher): Promise<void> {
+  #watchIfNeeded(): void {
+    if (this.#watching || this.#unreported.size === 0 || this.#abort.signal.aborted) return;
+    this.#watching = true;
+    let first: Deno.FsWatcher | undefined;
+    try {
+      first = Deno.watchFs(this.#runDir, { recursive: false });
+    } catch {
+      // the run directory is missing: #watchExitFiles makes it again
+    }
+    this.#watchExitFiles(first).finally(() => {
+      this.#watching = false;
+      this.#watchIfNeeded();
+    });
+  }
+
+  /**
+   * Settles adopted processes as their exit files appear, until none is left. When the run
+   * directory was removed under the head (the safety check closes the watcher then), it
+   * is made again, watched anew, and every adopted process checked for an exit file
+   * written meanwhile.
+   */
+  async #watchExitFiles(first: Deno.FsWatcher | undefined): Promise<void> {
     const signal = this.#abort.signal;
-    let watcher: Deno.FsWatcher | undefined = first;
-    while (!signal.aborted) {
+    let watcher = first;
+    while (!signal.aborted && this.#unreported.size > 0) {
       try {
         if (!watcher) {
           await Deno.mkdir(join(this.#runDir, FIFO_DIR), { recursive: true });
           watcher = Deno.watchFs(this.#runDir, { recursive: false });
-          for (const process of this.#live.values()) {
-            this.#settleFromFile(process, { final: false });
-          }
+          for (const process of this.#unreported) this.#settleFromFile(process, { final: false });
         }
         this.#watcher = watcher;
         for await (const event of watcher) {
@@ -662,7 +736,7 @@ export class ShellSupervisor implements Supervisor {
             if (!path.endsWith(".exit")) continue;
             const id = path.slice(this.#runDir.length + 1, -".exit".length);
             const process = this.#live.get(id);
-            if (process) this.#settleFromFile(process, { final: false });
+            if (process && !process.reports) this.#settleFromFile(process, { final: false });
           }
         }
       } catch (err) {
@@ -690,6 +764,8 @@ export class ShellSupervisor implements Supervisor {
       for (const process of this.#live.values()) {
         if (process.settled) continue;
         const alive = isSameLiveProcess(process.pid, process.identity.start_ticks);
+        // One that reports its end needs no look while it runs.
+        if (alive && process.reports) continue;
         await this.#settleFromFile(process, { final: !alive });
       }
     }
@@ -745,62 +821,6 @@ function parseExitFile(text: string, endTime: number): ExitReason | undefined {
   if (!match) return undefined;
   const code = match[1] === "signal" ? -Number(match[2]) : Number(match[2]);
   return { kind: "exited", code, endTime };
-}
-
-interface Libc {
-  symbols: {
-    mkfifo(path: BufferSource, mode: number): number;
-    unlink(path: BufferSource): number;
-  };
-}
-
-let libc: Libc | null | undefined;
-
-/** The C library, loaded once; null where it cannot be. */
-function loadLibc(): Libc | null {
-  if (libc === undefined) {
-    try {
-      libc = Deno.dlopen(
-        "libc.so.6",
-        {
-          mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
-          unlink: { parameters: ["buffer"], result: "i32" },
-        } as const,
-      );
-    } catch {
-      libc = null;
-    }
-  }
-  return libc;
-}
-
-function cString(text: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(text + "\0");
-}
-
-/**
- * Creates the supervisor's fifo through libc, which saves each job a `mkfifo` process;
- * false if it did not. Where libc cannot be loaded, the supervisor script makes it itself.
- */
-function makeFifo(path: string): boolean {
-  return loadLibc()?.symbols.mkfifo(cString(path), 0o600) === 0;
-}
-
-/**
- * Removes the file at `path` if it is there: through libc, as a missing file (the common
- * case at a launch) costs Deno an error object with its stack.
- */
-function removeIfThere(path: string): void {
-  const c = loadLibc();
-  if (c) {
-    c.symbols.unlink(cString(path));
-    return;
-  }
-  try {
-    Deno.removeSync(path);
-  } catch {
-    // none
-  }
 }
 
 /**

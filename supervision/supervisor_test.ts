@@ -33,8 +33,7 @@ function supervisorTest(
   Deno.test({
     name,
     sanitizeOps: true,
-    // libc, loaded once for mkfifo, stays loaded for the life of the process by design.
-    sanitizeResources: false,
+    sanitizeResources: true,
     async fn() {
       const dir = await Deno.makeTempDir({ prefix: "jobhead-supervisor-" });
       const supervisor = new ShellSupervisor(join(dir, "run"), options);

@@ -82,7 +82,7 @@ export interface RunningHead {
 /** The environment variable that marks every process of one test run. */
 export const RUN_ENV = "JOBHEAD_TEST_RUN";
 /** How long a head may take to print its listening line (the first run also fetches npm packages). */
-export const START_TIMEOUT_MS = 60_000;
+export const START_TIMEOUT_MS = 120_000;
 /** How long a head may take to exit after a signal before the harness escalates to SIGKILL. */
 export const EXIT_TIMEOUT_MS = 30_000;
 

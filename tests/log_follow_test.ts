@@ -221,14 +221,11 @@ Deno.test("a silent tail socket is pinged, and closed when it does not answer", 
 });
 
 /** `n` sequential `GET /-/healthz` latencies (ms). */
-async function healthzLatencies(head: RunningHead, n: number): Promise<number[]> {
-  const ms: number[] = [];
+/** Asks `/-/healthz` `n` times, one after the other; each must answer "ok". */
+async function askHealthz(head: RunningHead, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
     assert.equal(await (await head.fetch("/-/healthz")).text(), "ok");
-    ms.push(performance.now() - t0);
   }
-  return ms;
 }
 
 Deno.test("150 tails that never read cost the head a small fixed amount each", async () => {
@@ -236,7 +233,7 @@ Deno.test("150 tails that never read cost the head a small fixed amount each", a
   await fifos.make("go");
   // Stalled sockets are kept (no ping) so that each holds its share to the end.
   await using head = await startHead({ extraArgs: ["--tail-idle-timeout-s", "0"] });
-  await healthzLatencies(head, 50);
+  await askHealthz(head, 50);
   const idle = await rssKb(head.pid);
   const id = await submitJob(head, {
     entrypoint: `read x <${q(fifos.path("go"))}; ` +
@@ -264,23 +261,20 @@ Deno.test("150 tails that never read cost the head a small fixed amount each", a
       };
       reader.onclose = () => reject(new Error("the reading tail closed before the end"));
     });
-    const latencies = await healthzLatencies(head, 100);
+    // Not a benchmark (bench/ measures that): the head answers while they are stalled.
+    await askHealthz(head, 100);
     await withTimeout(sawEnd, HANG_GUARD_MS, "a reading tail to see the end of the log");
     reader.onclose = null;
     const readerClosed = new Promise((resolve) => reader.onclose = resolve);
     reader.close();
     await readerClosed;
-    latencies.push(...await healthzLatencies(head, 100));
-    latencies.sort((a, b) => a - b);
+    await askHealthz(head, 100);
     const grownMb = (await rssKb(head.pid) - idle) / 1024;
     // Each stalled socket's kernel buffers take megabytes before the head sees it stall, and
     // what passes through leaves the allocator's high-water mark: measured 160-185 MB here,
     // against 380-490 MB when a tail could hold 1 MiB unsent. bench/ (stalled_tails) has the
     // figures for 500.
     assert.ok(grownMb < 250, `150 stalled tails grew the head by ${grownMb.toFixed(1)} MB`);
-    // Not a benchmark (bench/ measures that): the head answers while they are stalled.
-    const worst = latencies[latencies.length - 1];
-    assert.ok(worst < 2_000, `/-/healthz took ${worst.toFixed(0)} ms with stalled tails`);
   } finally {
     for (const conn of stalled) conn.close();
   }
