@@ -435,14 +435,6 @@ interface DrainWaiter {
 }
 
 /**
- * Followers waiting for their sockets to drain, all looked at from one timer. Each looks
- * after DRAIN_CHECK_MIN_MS, backing off to DRAIN_CHECK_MAX_MS; a look may come up to a
- * quarter of its wait early, so that waiters due close together share a wake-up. A timer
- * (with its promise and abort listener) per follower and look cost 500 stalled tails
- * 11 MB of garbage a second, which V8 promoted and kept: the head grew by 1.5 MB a second
- * while it sent nothing.
- */
-/**
  * The hubs' safety re-checks: one interval, running while some hub waits, wakes every
  * hub waiting then; each is woken within SAFETY_RECHECK_MS of beginning to wait.
  */
@@ -473,6 +465,14 @@ class Rechecks {
   }
 }
 
+/**
+ * Followers waiting for their sockets to drain, all looked at from one timer. Each looks
+ * after DRAIN_CHECK_MIN_MS, backing off to DRAIN_CHECK_MAX_MS; a look may come up to a
+ * quarter of its wait early, so that waiters due close together share a wake-up. A timer
+ * (with its promise and abort listener) per follower and look cost 500 stalled tails
+ * 11 MB of garbage a second, which V8 promoted and kept: the head grew by 1.5 MB a second
+ * while it sent nothing.
+ */
 class DrainWatch {
   #waiting = new Set<DrainWaiter>();
   #timer?: ReturnType<typeof setTimeout>;
