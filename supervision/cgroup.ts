@@ -120,16 +120,14 @@ export class CgroupTree {
    * Makes actor `id`'s cgroup (and the parent, with the enabled controllers for its
    * children; existing ones are kept) and returns its path.
    */
-  async create(id: string): Promise<string> {
-    // Off the event loop: making a cgroup waits for the kernel's cgroup lock, which the
-    // removal of others holds; on a busy machine that takes milliseconds.
+  create(id: string): string {
     if (this.#controllers.size > 0) {
-      await Deno.mkdir(this.path, { recursive: true });
+      Deno.mkdirSync(this.path, { recursive: true });
       const enabled = [...this.#controllers].map((c) => `+${c}`).join(" ");
-      await Deno.writeTextFile(join(this.path, "cgroup.subtree_control"), enabled);
+      Deno.writeTextFileSync(join(this.path, "cgroup.subtree_control"), enabled);
     }
     const path = this.pathOf(id);
-    await Deno.mkdir(path, { recursive: true });
+    Deno.mkdirSync(path, { recursive: true });
     return path;
   }
 
@@ -222,11 +220,7 @@ async function tryTree(path: string): Promise<CgroupTree | undefined> {
   const tree = new CgroupTree(path, {
     hasKill: await Deno.stat(join(path, "cgroup.kill")).then(() => true, () => false),
   });
-  const probe = await tree.create(`probe-${Deno.pid}`).catch(() => undefined);
-  if (!probe) {
-    await tree.close();
-    return undefined;
-  }
+  const probe = tree.create(`probe-${Deno.pid}`);
   try {
     if (await canJoinCgroup(probe)) return tree;
   } finally {

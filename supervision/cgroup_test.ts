@@ -66,7 +66,7 @@ Deno.test({
   async fn() {
     await using fifos = await Fifos.create();
     const tree = (await CgroupTree.probe(`jobhead-unit-${crypto.randomUUID().slice(0, 8)}`))!;
-    const path = await tree.create("a1");
+    const path = tree.create("a1");
     assert.equal(await tree.find("a1"), path);
     assert.equal(await tree.find("nope"), undefined);
     const [alive, escapee, ignorer, terms] = await Promise.all(
@@ -130,7 +130,7 @@ Deno.test({
   async fn() {
     const probedTree = (await CgroupTree.probe(`jobhead-unit-${crypto.randomUUID().slice(0, 8)}`))!;
     const tree = new CgroupTree(probedTree.path, { hasKill: false });
-    const path = await tree.create("old-kernel");
+    const path = tree.create("old-kernel");
     await using fifos = await Fifos.create();
     const ready = await fifos.reader("ready");
     const child = new Deno.Command("sh", {

@@ -7,7 +7,7 @@
  * do not notice, and `adopt()` picks them up again. `ShellSupervisor` implements the
  * contract of kit/supervision.ts, and owns each process's life to its end: see `#follow()`.
  */
-import { makeFifo, removeFileIfThere, removeFileOffLoop } from "../kit/libc.ts";
+import { makeFifo, removeFileIfThere } from "../kit/libc.ts";
 import { createLogger, type Logger } from "../kit/log.ts";
 import type {
   ExitHandler,
@@ -23,13 +23,7 @@ import { join } from "node:path";
 import { CgroupTree, parentCgroupName } from "./cgroup.ts";
 import { ActorLimits } from "./limits.ts";
 import { type EndReport, Launcher, LauncherLostError, writeIfChanged } from "./launcher.ts";
-import {
-  groupProcessesByEnv,
-  isSameLiveProcess,
-  readStat,
-  readStatAsync,
-  sendSignal,
-} from "./procfs.ts";
+import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
 import SUPERVISOR_SCRIPT from "./supervisor.sh" with { type: "text" };
 
 /** The environment variable every process of an actor carries; stops sweep by it. */
@@ -302,19 +296,18 @@ export class ShellSupervisor implements Supervisor {
 
   async run(spec: RunSpec, onExit: ExitHandler): Promise<SupervisedProcess> {
     const exitPath = this.#exitPath(spec.id);
+    // A stale exit file from an earlier actor of the same id would end this one at once.
+    removeFileIfThere(exitPath);
+    // Where libc cannot be loaded, the supervisor script makes it itself.
+    if (!makeFifo(this.#fifoPath(spec.id), 0o600)) {
+      // The run directory may have been removed under the running head: make it again.
+      this.#makeRunDir();
+      makeFifo(this.#fifoPath(spec.id), 0o600);
+    }
     // Found on the head's PATH, not the job's: a job's own PATH must not stop it starting.
     for (const name of ["setsid", "sh"]) this.#program(name);
     const limits = { ...spec.limits, cpus: this.#options.enforceCpu ? spec.limits?.cpus : 0 };
-    const [made, prepared] = await Promise.allSettled([
-      this.#cgroups?.create(spec.id),
-      this.#prepareFiles(spec.id, exitPath),
-    ]);
-    const cgroup = made.status === "fulfilled" ? made.value : undefined;
-    if (prepared.status === "rejected") {
-      if (cgroup) removeEmptyCgroup(cgroup);
-      throw prepared.reason;
-    }
-    if (made.status === "rejected") throw made.reason;
+    const cgroup = this.#cgroups?.create(spec.id);
     let limitCgroups: string[] = [];
     let pid: number;
     this.#launching.add(spec.id);
@@ -328,7 +321,7 @@ export class ShellSupervisor implements Supervisor {
     } finally {
       this.#launching.delete(spec.id);
     }
-    const identity = { pid, start_ticks: (await readStatAsync(pid))?.startTicks ?? 0 };
+    const identity = { pid, start_ticks: readStat(pid)?.startTicks ?? 0 };
     const process = new SupervisedGroup(spec.id, identity, this.#stopper, {
       cgroup,
       limitCgroups,
@@ -344,23 +337,9 @@ export class ShellSupervisor implements Supervisor {
   }
 
   /**
-   * Removes a stale exit file of an earlier actor of the same id (it would end this one at
-   * once) and makes the actor's fifo (where libc cannot be loaded, the supervisor script
-   * makes it itself).
-   */
-  async #prepareFiles(id: string, exitPath: string): Promise<void> {
-    await removeFileOffLoop(exitPath);
-    if (!await makeFifo(this.#fifoPath(id), 0o600)) {
-      // The run directory may have been removed under the running head: make it again.
-      this.#makeRunDir();
-      await makeFifo(this.#fifoPath(id), 0o600);
-    }
-  }
-
-  /**
    * Has the launcher start the supervisor of `spec`, which joins `cgroups` first; resolves
    * with its pid. Where the launcher died meanwhile, a supervisor it may have forked is
-   * looked for by its marker, and if there is none, a new launcher is asked once more.
+   * looked for by its marker.
    */
   async #launch(spec: RunSpec, cgroups: string[], exitPath: string): Promise<number> {
     this.#launcher ??= new Launcher(
@@ -374,26 +353,23 @@ export class ShellSupervisor implements Supervisor {
       }),
       (id, pid, report) => this.#ended(id, pid, report),
     );
-    const env = {
-      ...spec.env,
-      [ACTOR_ENV]: spec.id,
-      [SCRIPT_ENV.exitFile]: exitPath,
-      [SCRIPT_ENV.fifo]: this.#fifoPath(spec.id),
-      [SCRIPT_ENV.logFile]: spec.logPath,
-      [SCRIPT_ENV.command]: spec.command,
-      [SCRIPT_ENV.cgroups]: cgroups.join("\n"),
-      [SCRIPT_ENV.resetsSignals]: this.#resetsSignals ? "1" : "",
-      [SCRIPT_ENV.cwd]: spec.cwd ?? "",
-    };
-    for (let attempt = 1;; attempt++) {
-      try {
-        return await this.#launcher.launch(spec.id, env);
-      } catch (err) {
-        if (!(err instanceof LauncherLostError)) throw err;
-        const found = await this.#find(spec.id);
-        if (found) return found.pid;
-        if (attempt === 2) throw err;
-      }
+    try {
+      return await this.#launcher.launch(spec.id, {
+        ...spec.env,
+        [ACTOR_ENV]: spec.id,
+        [SCRIPT_ENV.exitFile]: exitPath,
+        [SCRIPT_ENV.fifo]: this.#fifoPath(spec.id),
+        [SCRIPT_ENV.logFile]: spec.logPath,
+        [SCRIPT_ENV.command]: spec.command,
+        [SCRIPT_ENV.cgroups]: cgroups.join("\n"),
+        [SCRIPT_ENV.resetsSignals]: this.#resetsSignals ? "1" : "",
+        [SCRIPT_ENV.cwd]: spec.cwd ?? "",
+      });
+    } catch (err) {
+      if (!(err instanceof LauncherLostError)) throw err;
+      const found = await this.#find(spec.id);
+      if (!found) throw err;
+      return found.pid;
     }
   }
 
