@@ -71,6 +71,8 @@ export class Launcher {
   #parents = new Map<number, Generation>();
   /** Supervisors that reported their end (their last act), until reaped, by pid. */
   #reported = new Map<number, PromiseWithResolvers<void>>();
+  /** The pids of those that have reported, until reaped. */
+  #said = new Set<number>();
   #closed = false;
 
   /**
@@ -98,9 +100,8 @@ export class Launcher {
    */
   launch(id: string, env: Record<string, string>): Promise<number> {
     if (this.#closed) return Promise.reject(new Error("the supervisor is closed"));
-    // A launcher that died may not have been reaped yet: not one request is lost to it.
-    const current = this.#current;
-    if (current && !isRunning(current.child.pid)) this.#lost(current);
+    // A launcher that died but was not reaped yet takes the request, which fails once it
+    // is: the caller tries again (see LauncherLostError).
     const generation = this.#current ??= this.#start();
     const answer = Promise.withResolvers<number>();
     generation.pending.set(id, answer);
@@ -123,16 +124,16 @@ export class Launcher {
   async reap(pid: number, startTicks: number): Promise<void> {
     const generation = this.#parents.get(pid);
     const reported = this.#reportOf(pid);
-    let hasReported = false;
-    reported.promise.then(() => hasReported = true);
     try {
       // The launcher's `wait` blocks it until the supervisor exits: it is asked only once
-      // the supervisor has said its last word, or is a zombie.
+      // the supervisor has said its last word (it is then the launcher's unreaped child,
+      // whose pid no other process can have), or is a zombie.
       for (;;) {
         if (!generation?.alive) return;
+        if (this.#said.has(pid)) break;
         const stat = readStat(pid);
         if (!stat || stat.startTicks !== startTicks) return;
-        if (hasReported || stat.state === "Z") break;
+        if (stat.state === "Z") break;
         // Its end is known otherwise (its exit file, a kill): polled, slowly, until it has
         // exited, as nothing else tells it.
         const timer = new AbortController();
@@ -149,6 +150,7 @@ export class Launcher {
     } finally {
       this.#parents.delete(pid);
       this.#reported.delete(pid);
+      this.#said.delete(pid);
     }
   }
 
@@ -224,7 +226,10 @@ export class Launcher {
             generation.pending.get(id)?.resolve(Number(pid));
             generation.pending.delete(id);
           } else if (what === "ended") {
-            if (this.#parents.has(Number(pid))) this.#reportOf(Number(pid)).resolve();
+            if (this.#parents.has(Number(pid))) {
+              this.#said.add(Number(pid));
+              this.#reportOf(Number(pid)).resolve();
+            }
             this.#onEnded(id, Number(pid), { status: Number(status), end: end.join(" ") });
           } else if (what === "died") {
             this.#onEnded(id, Number(pid), undefined);
@@ -238,12 +243,6 @@ export class Launcher {
     }
     this.#generations.delete(generation);
   }
-}
-
-/** Whether process `pid` is there and has not exited. */
-function isRunning(pid: number): boolean {
-  const state = readStat(pid)?.state;
-  return state !== undefined && state !== "Z";
 }
 
 /** `text` as one single-quoted shell word on one line (see launcher.sh). */

@@ -339,7 +339,7 @@ export class ShellSupervisor implements Supervisor {
   /**
    * Has the launcher start the supervisor of `spec`, which joins `cgroups` first; resolves
    * with its pid. Where the launcher died meanwhile, a supervisor it may have forked is
-   * looked for by its marker.
+   * looked for by its marker, and if there is none, a new launcher is asked once more.
    */
   async #launch(spec: RunSpec, cgroups: string[], exitPath: string): Promise<number> {
     this.#launcher ??= new Launcher(
@@ -353,23 +353,26 @@ export class ShellSupervisor implements Supervisor {
       }),
       (id, pid, report) => this.#ended(id, pid, report),
     );
-    try {
-      return await this.#launcher.launch(spec.id, {
-        ...spec.env,
-        [ACTOR_ENV]: spec.id,
-        [SCRIPT_ENV.exitFile]: exitPath,
-        [SCRIPT_ENV.fifo]: this.#fifoPath(spec.id),
-        [SCRIPT_ENV.logFile]: spec.logPath,
-        [SCRIPT_ENV.command]: spec.command,
-        [SCRIPT_ENV.cgroups]: cgroups.join("\n"),
-        [SCRIPT_ENV.resetsSignals]: this.#resetsSignals ? "1" : "",
-        [SCRIPT_ENV.cwd]: spec.cwd ?? "",
-      });
-    } catch (err) {
-      if (!(err instanceof LauncherLostError)) throw err;
-      const found = await this.#find(spec.id);
-      if (!found) throw err;
-      return found.pid;
+    const env = {
+      ...spec.env,
+      [ACTOR_ENV]: spec.id,
+      [SCRIPT_ENV.exitFile]: exitPath,
+      [SCRIPT_ENV.fifo]: this.#fifoPath(spec.id),
+      [SCRIPT_ENV.logFile]: spec.logPath,
+      [SCRIPT_ENV.command]: spec.command,
+      [SCRIPT_ENV.cgroups]: cgroups.join("\n"),
+      [SCRIPT_ENV.resetsSignals]: this.#resetsSignals ? "1" : "",
+      [SCRIPT_ENV.cwd]: spec.cwd ?? "",
+    };
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.#launcher.launch(spec.id, env);
+      } catch (err) {
+        if (!(err instanceof LauncherLostError)) throw err;
+        const found = await this.#find(spec.id);
+        if (found) return found.pid;
+        if (attempt === 2) throw err;
+      }
     }
   }
 
