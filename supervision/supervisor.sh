@@ -83,7 +83,7 @@ fi
   trap '' TERM INT HUP PIPE
   exec 8<"$fifo"
   if ! read -r _ <&8 && ! [ -s "$exit_file" ]; then
-    echo died >"$exit_file"
+    echo died 2>/dev/null >"$exit_file"
     echo "died $actor_id $$" 2>/dev/null >&3
   fi
   exec 3>&-
@@ -103,23 +103,25 @@ while woke=; wait "$pid"; status=$?; [ -n "$woke" ] && [ "$status" -gt 128 ]; do
 # command substitution, a subshell without the job, so it goes through a file). The file is
 # the exit file, overwritten with the end line below: the head takes what it holds until
 # then for "not yet", and a stop of many jobs at once creates half as many files (creating
-# a file in one directory is serialised, and costly on a busy file system).
+# a file in one directory is serialised, and costly on a busy file system). A file that
+# cannot be written (a full disk, a removed run directory) is not the job's business: the
+# report on fd 3 tells the head, and nothing is said in the job's log.
 how=exited
 if [ "$status" -gt 128 ]; then
-  jobs -l >"$exit_file"
+  jobs -l 2>/dev/null >"$exit_file"
   how=
   while read -r line; do
     case $line in
       *" $pid Done"* | *" $pid Exit"*) how=exited ;;
       *" $pid "*) how=signalled ;;
     esac
-  done <"$exit_file"
+  done 2>/dev/null <"$exit_file"
 fi
 if [ "$how" = signalled ] || { [ -z "$how" ] && [ "$status" -gt 128 ]; }; then
   end="signal $((status - 128))"
 else
   end="exit $status"
 fi
-echo "$end" >"$exit_file"
+echo "$end" 2>/dev/null >"$exit_file"
 echo >&9
 finish "$status" "$end"
