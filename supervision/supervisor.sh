@@ -46,9 +46,12 @@ cgroups=$JOBHEAD_SUPERVISOR_CGROUPS
 resets_signals=$JOBHEAD_SUPERVISOR_RESETS_SIGNALS
 # The command's working directory, or "" for the launcher's.
 dir=$JOBHEAD_SUPERVISOR_CWD
+# The job's own LC_ALL where the launcher started this script in the C locale: "=VALUE", or
+# "unset"; "keep" when LC_ALL is the job's already.
+lc_all=${JOBHEAD_SUPERVISOR_LC_ALL-keep}
 unset JOBHEAD_SUPERVISOR_EXIT_FILE JOBHEAD_SUPERVISOR_FIFO JOBHEAD_SUPERVISOR_LOG \
   JOBHEAD_SUPERVISOR_COMMAND JOBHEAD_SUPERVISOR_CGROUPS JOBHEAD_SUPERVISOR_RESETS_SIGNALS \
-  JOBHEAD_SUPERVISOR_CWD
+  JOBHEAD_SUPERVISOR_CWD JOBHEAD_SUPERVISOR_LC_ALL
 
 # Tells the head that the supervisor ends with status $1 (and the exit file's line $2, when
 # the command ran), and ends. Once the head that launched it is gone, no one reads the
@@ -93,8 +96,18 @@ fi
 exec 9>"$fifo"
 trap 'woke=1' TERM INT HUP
 if [ "$resets_signals" = 1 ]; then
-  env --default-signal=INT,QUIT sh -c "$command" 9>&- 3>&- &
+  # env, too, starts in the C locale, and gives the command the job's own LC_ALL.
+  case $lc_all in
+    keep) env --default-signal=INT,QUIT sh -c "$command" 9>&- 3>&- & ;;
+    unset) env -u LC_ALL --default-signal=INT,QUIT sh -c "$command" 9>&- 3>&- & ;;
+    *) env --default-signal=INT,QUIT "LC_ALL=${lc_all#=}" sh -c "$command" 9>&- 3>&- & ;;
+  esac
 else
+  case $lc_all in
+    keep) ;;
+    unset) unset LC_ALL ;;
+    *) export LC_ALL="${lc_all#=}" ;;
+  esac
   sh -c "$command" 9>&- 3>&- &
 fi
 pid=$!
