@@ -696,6 +696,11 @@ export class ShellSupervisor implements Supervisor {
     let first: Deno.FsWatcher | undefined;
     try {
       first = Deno.watchFs(this.#runDir, { recursive: false });
+      // One adopted while the previous watcher was closing had no watcher for a moment;
+      // its file may have been written while no head ran: its time is the end's.
+      for (const process of this.#unreported) {
+        this.#settleFromFile(process, { final: false, fileTime: true });
+      }
     } catch {
       // the run directory is missing: #watchExitFiles makes it again
     }
