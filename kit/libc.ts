@@ -6,10 +6,8 @@
 
 interface Libc {
   symbols: {
+    mkfifo(path: BufferSource, mode: number): number;
     unlink(path: BufferSource): number;
-    /** The same calls on a thread of their own, off the event loop. */
-    mkfifoOffLoop(path: BufferSource, mode: number): Promise<number>;
-    unlinkOffLoop(path: BufferSource): Promise<number>;
   };
 }
 
@@ -22,14 +20,8 @@ const libc: Libc | null = (() => {
     return Deno.dlopen(
       "libc.so.6",
       {
+        mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
         unlink: { parameters: ["buffer"], result: "i32" },
-        mkfifoOffLoop: {
-          name: "mkfifo",
-          parameters: ["buffer", "u32"],
-          result: "i32",
-          nonblocking: true,
-        },
-        unlinkOffLoop: { name: "unlink", parameters: ["buffer"], result: "i32", nonblocking: true },
       } as const,
     );
   } catch {
@@ -41,19 +33,9 @@ function cString(text: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(text + "\0");
 }
 
-/**
- * Makes a fifo at `path` with `mode`, off the event loop (making a file waits for the file
- * system's journal, milliseconds on a busy disk); false if it did not (or libc cannot be
- * loaded).
- */
-export async function makeFifo(path: string, mode: number): Promise<boolean> {
-  return await libc?.symbols.mkfifoOffLoop(cString(path), mode) === 0;
-}
-
-/** As removeFileIfThere(), off the event loop. */
-export async function removeFileOffLoop(path: string): Promise<void> {
-  if (libc) await libc.symbols.unlinkOffLoop(cString(path));
-  else await Deno.remove(path).catch(() => {});
+/** Makes a fifo at `path` with `mode`; false if it did not (or libc cannot be loaded). */
+export function makeFifo(path: string, mode: number): boolean {
+  return libc?.symbols.mkfifo(cString(path), mode) === 0;
 }
 
 /** Removes the file at `path` if it is there (not a directory); never throws. */

@@ -35,6 +35,10 @@ jobhead_launch() {
     if [ "$jobhead_mode" = export ]; then
       # shellcheck disable=SC2163 # each is NAME=VALUE
       for jobhead_pair; do export "$jobhead_pair"; done
+      # setsid runs in the C locale, which it loads no files for (C.UTF-8 without a locale
+      # archive takes some 50 system calls); the supervisor gives the job its own LC_ALL.
+      JOBHEAD_SUPERVISOR_LC_ALL=${LC_ALL+=$LC_ALL}
+      export JOBHEAD_SUPERVISOR_LC_ALL="${JOBHEAD_SUPERVISOR_LC_ALL:-unset}" LC_ALL=C
       exec "$jobhead_setsid" "$jobhead_sh" "$jobhead_script" "$jobhead_id" 3>&1 </dev/null
     fi
     exec "$jobhead_env" -- "$@" "$jobhead_setsid" "$jobhead_sh" "$jobhead_script" \

@@ -9,7 +9,7 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
-import { readStatAsync } from "./procfs.ts";
+import { readStat } from "./procfs.ts";
 import LAUNCHER_SCRIPT from "./launcher.sh" with { type: "text" };
 
 /** The launcher script's name in the run directory. */
@@ -131,7 +131,7 @@ export class Launcher {
       for (;;) {
         if (!generation?.alive) return;
         if (this.#said.has(pid)) break;
-        const stat = await readStatAsync(pid);
+        const stat = readStat(pid);
         if (!stat || stat.startTicks !== startTicks) return;
         if (stat.state === "Z") break;
         // Its end is known otherwise (its exit file, a kill): polled, slowly, until it has

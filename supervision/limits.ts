@@ -284,7 +284,7 @@ async function probeV2(tree: CgroupTree, resource: LimitedResource): Promise<boo
   const probe = `probe-${resource}-${Deno.pid}`;
   try {
     tree.enable(resource);
-    writeLimits(await tree.create(probe), limitWrites(resource, 2, PROBE_AMOUNTS[resource]));
+    writeLimits(tree.create(probe), limitWrites(resource, 2, PROBE_AMOUNTS[resource]));
     return true;
   } catch {
     tree.disable(resource);

@@ -98,7 +98,7 @@ Deno.test({
         await t.step({ name: "needs a memory controller", ignore: true, fn: () => {} });
         return;
       }
-      const v2 = await tree?.create("a");
+      const v2 = tree?.create("a");
       const made = limits.create("a", { memoryBytes: 64 * 1024 ** 2, cpus: 0.5 }, v2);
       assert.deepEqual(limits.find("a"), made);
       const memoryDir = limits.memory.version === 2 ? v2! : made[0];

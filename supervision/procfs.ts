@@ -19,24 +19,6 @@ export function readStat(pid: number): ProcessStat | undefined {
   } catch {
     return undefined;
   }
-  return parseStat(pid, text);
-}
-
-/**
- * As readStat(), off the event loop: a read of a process that is forking or exec'ing waits
- * for it, which on a busy machine takes milliseconds.
- */
-export async function readStatAsync(pid: number): Promise<ProcessStat | undefined> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(`/proc/${pid}/stat`);
-  } catch {
-    return undefined;
-  }
-  return parseStat(pid, text);
-}
-
-function parseStat(pid: number, text: string): ProcessStat {
   // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
   const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
   return {

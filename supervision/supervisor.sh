@@ -46,9 +46,12 @@ cgroups=$JOBHEAD_SUPERVISOR_CGROUPS
 resets_signals=$JOBHEAD_SUPERVISOR_RESETS_SIGNALS
 # The command's working directory, or "" for the launcher's.
 dir=$JOBHEAD_SUPERVISOR_CWD
+# The job's own LC_ALL where the launcher started this script in the C locale: "=VALUE", or
+# "unset"; "keep" when LC_ALL is the job's already.
+lc_all=${JOBHEAD_SUPERVISOR_LC_ALL-keep}
 unset JOBHEAD_SUPERVISOR_EXIT_FILE JOBHEAD_SUPERVISOR_FIFO JOBHEAD_SUPERVISOR_LOG \
   JOBHEAD_SUPERVISOR_COMMAND JOBHEAD_SUPERVISOR_CGROUPS JOBHEAD_SUPERVISOR_RESETS_SIGNALS \
-  JOBHEAD_SUPERVISOR_CWD
+  JOBHEAD_SUPERVISOR_CWD JOBHEAD_SUPERVISOR_LC_ALL
 
 # Tells the head that the supervisor ends with status $1 (and the exit file's line $2, when
 # the command ran), and ends. Once the head that launched it is gone, no one reads the
@@ -83,7 +86,7 @@ fi
   trap '' TERM INT HUP PIPE
   exec 8<"$fifo"
   if ! read -r _ <&8 && ! [ -s "$exit_file" ]; then
-    echo died >"$exit_file"
+    echo died 2>/dev/null >"$exit_file"
     echo "died $actor_id $$" 2>/dev/null >&3
   fi
   exec 3>&-
@@ -93,8 +96,18 @@ fi
 exec 9>"$fifo"
 trap 'woke=1' TERM INT HUP
 if [ "$resets_signals" = 1 ]; then
-  env --default-signal=INT,QUIT sh -c "$command" 9>&- 3>&- &
+  # env, too, starts in the C locale, and gives the command the job's own LC_ALL.
+  case $lc_all in
+    keep) env --default-signal=INT,QUIT sh -c "$command" 9>&- 3>&- & ;;
+    unset) env -u LC_ALL --default-signal=INT,QUIT sh -c "$command" 9>&- 3>&- & ;;
+    *) env --default-signal=INT,QUIT "LC_ALL=${lc_all#=}" sh -c "$command" 9>&- 3>&- & ;;
+  esac
 else
+  case $lc_all in
+    keep) ;;
+    unset) unset LC_ALL ;;
+    *) export LC_ALL="${lc_all#=}" ;;
+  esac
   sh -c "$command" 9>&- 3>&- &
 fi
 pid=$!
@@ -103,23 +116,25 @@ while woke=; wait "$pid"; status=$?; [ -n "$woke" ] && [ "$status" -gt 128 ]; do
 # command substitution, a subshell without the job, so it goes through a file). The file is
 # the exit file, overwritten with the end line below: the head takes what it holds until
 # then for "not yet", and a stop of many jobs at once creates half as many files (creating
-# a file in one directory is serialised, and costly on a busy file system).
+# a file in one directory is serialised, and costly on a busy file system). A file that
+# cannot be written (a full disk, a removed run directory) is not the job's business: the
+# report on fd 3 tells the head, and nothing is said in the job's log.
 how=exited
 if [ "$status" -gt 128 ]; then
-  jobs -l >"$exit_file"
+  jobs -l 2>/dev/null >"$exit_file"
   how=
   while read -r line; do
     case $line in
       *" $pid Done"* | *" $pid Exit"*) how=exited ;;
       *" $pid "*) how=signalled ;;
     esac
-  done <"$exit_file"
+  done 2>/dev/null <"$exit_file"
 fi
 if [ "$how" = signalled ] || { [ -z "$how" ] && [ "$status" -gt 128 ]; }; then
   end="signal $((status - 128))"
 else
   end="exit $status"
 fi
-echo "$end" >"$exit_file"
+echo "$end" 2>/dev/null >"$exit_file"
 echo >&9
 finish "$status" "$end"

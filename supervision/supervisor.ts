@@ -7,7 +7,7 @@
  * do not notice, and `adopt()` picks them up again. `ShellSupervisor` implements the
  * contract of kit/supervision.ts, and owns each process's life to its end: see `#follow()`.
  */
-import { makeFifo, removeFileIfThere, removeFileOffLoop } from "../kit/libc.ts";
+import { makeFifo, removeFileIfThere } from "../kit/libc.ts";
 import { createLogger, type Logger } from "../kit/log.ts";
 import type {
   ExitHandler,
@@ -23,13 +23,7 @@ import { join } from "node:path";
 import { CgroupTree, parentCgroupName } from "./cgroup.ts";
 import { ActorLimits } from "./limits.ts";
 import { type EndReport, Launcher, LauncherLostError, writeIfChanged } from "./launcher.ts";
-import {
-  groupProcessesByEnv,
-  isSameLiveProcess,
-  readStat,
-  readStatAsync,
-  sendSignal,
-} from "./procfs.ts";
+import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
 import SUPERVISOR_SCRIPT from "./supervisor.sh" with { type: "text" };
 
 /** The environment variable every process of an actor carries; stops sweep by it. */
@@ -230,6 +224,18 @@ export class ShellSupervisor implements Supervisor {
   }
 
   /**
+   * What slows each job's start, for the head's start-up lines: without `favordynmods`, a
+   * supervisor moving into its cgroup waits for an RCU grace period.
+   */
+  get startNotes(): string[] {
+    if (!this.#cgroups || this.#cgroups.favorsMoves) return [];
+    return [
+      "each job start waits 10-20 ms for the kernel to move its supervisor into its cgroup; " +
+      "mounting cgroup2 with favordynmods (Linux 6.0) avoids it (README: Cgroups)",
+    ];
+  }
+
+  /**
    * How actors are held to their limits, for the head's start-up lines: memory, and CPUs
    * when enforced; each through a cgroup controller, or admission only.
    */
@@ -302,19 +308,18 @@ export class ShellSupervisor implements Supervisor {
 
   async run(spec: RunSpec, onExit: ExitHandler): Promise<SupervisedProcess> {
     const exitPath = this.#exitPath(spec.id);
+    // A stale exit file from an earlier actor of the same id would end this one at once.
+    removeFileIfThere(exitPath);
+    // Where libc cannot be loaded, the supervisor script makes it itself.
+    if (!makeFifo(this.#fifoPath(spec.id), 0o600)) {
+      // The run directory may have been removed under the running head: make it again.
+      this.#makeRunDir();
+      makeFifo(this.#fifoPath(spec.id), 0o600);
+    }
     // Found on the head's PATH, not the job's: a job's own PATH must not stop it starting.
     for (const name of ["setsid", "sh"]) this.#program(name);
     const limits = { ...spec.limits, cpus: this.#options.enforceCpu ? spec.limits?.cpus : 0 };
-    const [made, prepared] = await Promise.allSettled([
-      this.#cgroups?.create(spec.id),
-      this.#prepareFiles(spec.id, exitPath),
-    ]);
-    const cgroup = made.status === "fulfilled" ? made.value : undefined;
-    if (prepared.status === "rejected") {
-      if (cgroup) removeEmptyCgroup(cgroup);
-      throw prepared.reason;
-    }
-    if (made.status === "rejected") throw made.reason;
+    const cgroup = this.#cgroups?.create(spec.id);
     let limitCgroups: string[] = [];
     let pid: number;
     this.#launching.add(spec.id);
@@ -328,7 +333,7 @@ export class ShellSupervisor implements Supervisor {
     } finally {
       this.#launching.delete(spec.id);
     }
-    const identity = { pid, start_ticks: (await readStatAsync(pid))?.startTicks ?? 0 };
+    const identity = { pid, start_ticks: readStat(pid)?.startTicks ?? 0 };
     const process = new SupervisedGroup(spec.id, identity, this.#stopper, {
       cgroup,
       limitCgroups,
@@ -341,20 +346,6 @@ export class ShellSupervisor implements Supervisor {
     this.#earlyEnds.delete(pid);
     this.#follow(process, onExit);
     return process;
-  }
-
-  /**
-   * Removes a stale exit file of an earlier actor of the same id (it would end this one at
-   * once) and makes the actor's fifo (where libc cannot be loaded, the supervisor script
-   * makes it itself).
-   */
-  async #prepareFiles(id: string, exitPath: string): Promise<void> {
-    await removeFileOffLoop(exitPath);
-    if (!await makeFifo(this.#fifoPath(id), 0o600)) {
-      // The run directory may have been removed under the running head: make it again.
-      this.#makeRunDir();
-      await makeFifo(this.#fifoPath(id), 0o600);
-    }
   }
 
   /**
@@ -705,6 +696,11 @@ export class ShellSupervisor implements Supervisor {
     let first: Deno.FsWatcher | undefined;
     try {
       first = Deno.watchFs(this.#runDir, { recursive: false });
+      // One adopted while the previous watcher was closing had no watcher for a moment;
+      // its file may have been written while no head ran: its time is the end's.
+      for (const process of this.#unreported) {
+        this.#settleFromFile(process, { final: false, fileTime: true });
+      }
     } catch {
       // the run directory is missing: #watchExitFiles makes it again
     }

@@ -276,6 +276,37 @@ supervisorTest(
   },
 );
 
+supervisorTest(
+  "a job's locale is its own: LC_ALL as the job has it, set or not, though setsid and env run in C",
+  { cgroup: "off" },
+  async (supervisor, dir) => {
+    const show =
+      'echo "LC_ALL=${LC_ALL-unset} LANG=$LANG"; env | grep -c ^JOBHEAD_SUPERVISOR_ || :';
+    const shown = await Promise.all(
+      ([{ LANG: "C.UTF-8" }, { LANG: "C.UTF-8", LC_ALL: "C.UTF-8" }, { LC_ALL: "" }] as Record<
+        string,
+        string
+      >[]).map(
+        async (env, i) => {
+          const logPath = join(dir, `locale-${i}.log`);
+          const owner = recorder();
+          await supervisor.run(
+            { id: `unit-locale-${i}`, command: show, logPath, env },
+            owner.onExit,
+          );
+          assert.equal(outcome(await owner.ended), 0);
+          return await Deno.readTextFile(logPath);
+        },
+      ),
+    );
+    assert.deepEqual(shown, [
+      "LC_ALL=unset LANG=C.UTF-8\n0\n",
+      "LC_ALL=C.UTF-8 LANG=C.UTF-8\n0\n",
+      `LC_ALL= LANG=${Deno.env.get("LANG") ?? ""}\n0\n`,
+    ]);
+  },
+);
+
 /** The pids of the live launchers among the children of `pid`. */
 function launchersOf(pid: number): number[] {
   return [...Deno.readDirSync("/proc")].map((entry) => Number(entry.name)).filter((child) => {

@@ -37,6 +37,30 @@ for (const dir of ["logs", "run"]) {
 }
 
 Deno.test({
+  name: "a job that ends while <data>/run is gone still records its true outcome",
+  sanitizeOps: true,
+  sanitizeResources: true,
+  fn: async () => {
+    await using fifos = await Fifos.create();
+    await using head = await startHead();
+    const alive = await fifos.reader("alive");
+    await fifos.make("go");
+    const id = await submitJob(head, {
+      entrypoint: `exec 3>${q(alive.path)}; read x <${q(fifos.path("go"))}; echo done; exit 3`,
+    });
+    await alive.opened();
+    await waitForStatus(head, id, ["RUNNING"]);
+    // Its exit file cannot be written: the supervisor's report on the launcher's pipe tells.
+    await Deno.remove(`${head.dataDir}/run`, { recursive: true });
+    await fifos.send("go");
+    const job = await waitForStatus(head, id, ["FAILED"]);
+    assert.equal(job.error_type, "JOB_ENTRYPOINT_COMMAND_ERROR", JSON.stringify(job));
+    assert.equal(job.driver_exit_code, 3);
+    assert.equal(await jobLogs(head, id), "done\n");
+  },
+});
+
+Deno.test({
   name: "an adopted job's end is seen after <data>/run was removed under the head",
   sanitizeOps: true,
   sanitizeResources: true,

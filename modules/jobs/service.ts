@@ -680,10 +680,8 @@ export class JobService {
     const { stores, supervisor, info, config } = this.#ctx;
     let cwd: string | undefined;
     try {
-      [cwd] = await Promise.all([
-        prepareJobWorkingDir(job, { packages: stores.packages, dataDir: config.dataDir }),
-        stores.logs.create(job.id),
-      ]);
+      cwd = await prepareJobWorkingDir(job, { packages: stores.packages, dataDir: config.dataDir });
+      await stores.logs.create(job.id);
     } catch (err) {
       // A stopped job is STOPPED already (and its id may belong to a new job by now).
       if (run.stopRequested) return;
