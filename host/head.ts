@@ -106,7 +106,7 @@ export async function startHead(
   });
   await supervisor.start();
   // Operators and tests look for these exact lines; the JSON log gets them as records.
-  for (const line of [supervisor.stopMode, ...supervisor.limitModes, ...supervisor.startNotes]) {
+  for (const line of [supervisor.stopMode, ...supervisor.limitModes]) {
     if (config.logFormat === "json") logger.info(line);
     else console.error(`jobhead: ${line}`);
   }

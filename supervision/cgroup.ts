@@ -17,24 +17,14 @@ export const CGROUP2_MOUNT_CANDIDATES = ["/sys/fs/cgroup", "/sys/fs/cgroup/unifi
  */
 const SETTLE_LIMIT_MS = 2_000;
 
-/** A cgroup v2 mount, as /proc/self/mountinfo lists it. */
-export interface Cgroup2Mount {
-  path: string;
-  /** The hierarchy's own options (`favordynmods`, `nsdelegate`, ...). */
-  options: string[];
-}
-
-/** The cgroup v2 mounts listed in /proc/self/mountinfo, in the order given. */
-export function cgroup2Mounts(mountInfo: string): Cgroup2Mount[] {
-  const mounts: Cgroup2Mount[] = [];
+/** The cgroup v2 mount points listed in /proc/self/mountinfo, in the order given. */
+export function cgroup2MountPoints(mountInfo: string): string[] {
+  const mounts: string[] = [];
   for (const line of mountInfo.split("\n")) {
     const [before, after] = line.split(" - ");
-    const [type, , options] = after?.split(" ") ?? [];
-    if (type !== "cgroup2") continue;
+    if (after?.split(" ")[0] !== "cgroup2") continue;
     const mountPoint = before.split(" ")[4];
-    if (mountPoint) {
-      mounts.push({ path: mountPoint.replace(/\\040/g, " "), options: options?.split(",") ?? [] });
-    }
+    if (mountPoint) mounts.push(mountPoint.replace(/\\040/g, " "));
   }
   return mounts;
 }
@@ -81,19 +71,12 @@ export class CgroupTree {
   readonly path: string;
   /** Whether the kernel has `cgroup.kill` (Linux 5.14); else kills freeze and signal. */
   readonly hasKill: boolean;
-  /**
-   * Whether the hierarchy is mounted with `favordynmods` (Linux 6.0): a process moving into
-   * a cgroup (each supervisor, as it starts) then does not wait for an RCU grace period,
-   * 10-20 ms on an idle machine.
-   */
-  readonly favorsMoves: boolean;
   /** Controllers the parent enables for its actors' cgroups (for their limits). */
   #controllers = new Set<string>();
 
-  constructor(path: string, options: { hasKill: boolean; favorsMoves?: boolean }) {
+  constructor(path: string, options: { hasKill: boolean }) {
     this.path = path;
     this.hasKill = options.hasKill;
-    this.favorsMoves = options.favorsMoves ?? false;
   }
 
   /** Has the actors' cgroups made with `controller` (which the parent must be offered). */
@@ -112,19 +95,17 @@ export class CgroupTree {
    * cgroup made there (checked with a real one, then removed).
    */
   static async probe(name: string): Promise<CgroupTree | undefined> {
-    let mounts: Cgroup2Mount[];
+    let mounts: string[];
     let own: string;
     try {
-      mounts = cgroup2Mounts(await Deno.readTextFile("/proc/self/mountinfo"));
+      mounts = cgroup2MountPoints(await Deno.readTextFile("/proc/self/mountinfo"));
       own = ownCgroupPath(await Deno.readTextFile("/proc/self/cgroup"));
     } catch {
       return undefined;
     }
-    for (const candidate of CGROUP2_MOUNT_CANDIDATES) {
-      const mount = mounts.find((m) => m.path === candidate);
-      if (!mount) continue;
-      const base = await isDirectory(join(candidate, own)) ? join(candidate, own) : candidate;
-      const tree = await tryTree(join(base, name), mount.options.includes("favordynmods"));
+    for (const mount of CGROUP2_MOUNT_CANDIDATES.filter((m) => mounts.includes(m))) {
+      const base = await isDirectory(join(mount, own)) ? join(mount, own) : mount;
+      const tree = await tryTree(join(base, name));
       if (tree) return tree;
     }
     return undefined;
@@ -230,7 +211,7 @@ export class CgroupTree {
   }
 }
 
-async function tryTree(path: string, favorsMoves: boolean): Promise<CgroupTree | undefined> {
+async function tryTree(path: string): Promise<CgroupTree | undefined> {
   try {
     await Deno.mkdir(path, { recursive: true });
   } catch {
@@ -238,7 +219,6 @@ async function tryTree(path: string, favorsMoves: boolean): Promise<CgroupTree |
   }
   const tree = new CgroupTree(path, {
     hasKill: await Deno.stat(join(path, "cgroup.kill")).then(() => true, () => false),
-    favorsMoves,
   });
   const probe = tree.create(`probe-${Deno.pid}`);
   try {

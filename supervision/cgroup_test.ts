@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import {
   actorCgroupName,
-  cgroup2Mounts,
+  cgroup2MountPoints,
   CgroupTree,
   ownCgroupPath,
   parentCgroupName,
@@ -15,16 +15,13 @@ const MOUNT_INFO = [
   "24 30 0:22 / /sys rw,nosuid shared:7 - sysfs sysfs rw",
   "31 24 0:26 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755",
   "35 31 0:30 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory",
-  "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,favordynmods",
+  "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw",
   "50 24 0:40 / /mnt/my\\040cgroups rw shared:9 - cgroup2 none rw,nsdelegate",
 ].join("\n");
 
-Deno.test("cgroup2Mounts() lists only cgroup2 mounts, spaces decoded, with their options", () => {
-  assert.deepEqual(cgroup2Mounts(MOUNT_INFO), [
-    { path: "/sys/fs/cgroup/unified", options: ["rw", "favordynmods"] },
-    { path: "/mnt/my cgroups", options: ["rw", "nsdelegate"] },
-  ]);
-  assert.deepEqual(cgroup2Mounts(""), []);
+Deno.test("cgroup2MountPoints() lists only cgroup2 mounts, spaces decoded", () => {
+  assert.deepEqual(cgroup2MountPoints(MOUNT_INFO), ["/sys/fs/cgroup/unified", "/mnt/my cgroups"]);
+  assert.deepEqual(cgroup2MountPoints(""), []);
 });
 
 Deno.test("ownCgroupPath() reads the v2 line of /proc/self/cgroup", () => {

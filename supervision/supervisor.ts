@@ -224,18 +224,6 @@ export class ShellSupervisor implements Supervisor {
   }
 
   /**
-   * What slows each job's start, for the head's start-up lines: without `favordynmods`, a
-   * supervisor moving into its cgroup waits for an RCU grace period.
-   */
-  get startNotes(): string[] {
-    if (!this.#cgroups || this.#cgroups.favorsMoves) return [];
-    return [
-      "each job start waits 10-20 ms for the kernel to move its supervisor into its cgroup; " +
-      "mounting cgroup2 with favordynmods (Linux 6.0) avoids it (README: Cgroups)",
-    ];
-  }
-
-  /**
    * How actors are held to their limits, for the head's start-up lines: memory, and CPUs
    * when enforced; each through a cgroup controller, or admission only.
    */

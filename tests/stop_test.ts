@@ -5,7 +5,6 @@ import { Fifos } from "./fifos.ts";
 import { assertError, assertNoJobProcesses, q, stopJob, submitJob, tailLog } from "./helpers.ts";
 import { makeZip } from "./zip.ts";
 import { canUseCgroups, cgroupOfHead } from "./cgroups.ts";
-import { cgroup2Mounts } from "../supervision/cgroup.ts";
 
 /** Whether stops must go through cgroups on this machine. */
 const cgroupsUsable = await canUseCgroups();
@@ -203,15 +202,6 @@ Deno.test({
     await using head = await startHead();
     const parent = cgroupOfHead(head.output().stderr);
     assert.ok(parent, `no cgroup line: ${head.output().stderr}`);
-    // Whether each start waits for the kernel is said at start, as the mount's options have it.
-    const mounts = cgroup2Mounts(await Deno.readTextFile("/proc/self/mountinfo"));
-    const favors = mounts.some((m) =>
-      parent.startsWith(m.path) && m.options.includes("favordynmods")
-    );
-    assert.equal(
-      /^jobhead: each job start waits .* favordynmods/m.test(head.output().stderr),
-      !favors,
-    );
     const [alive, cleared, unmarked, terms] = await Promise.all(
       ["alive", "cleared", "unmarked", "terms"].map((name) => fifos.reader(name)),
     );
