@@ -3,7 +3,8 @@
  * store's URL as it may be shown (password masked), and `Guard`, through which every call
  * goes: it turns a lost or refused connection into StoreUnavailableError, fails fast while
  * the server stays away (backing off between attempts to reach it), and repeats a
- * transaction PostgreSQL aborted for a serialization failure or a deadlock.
+ * transaction PostgreSQL aborted for a serialization failure or a deadlock, and once a call
+ * that met a connection the server had ended (after a restart, the pool's idle ones).
  */
 import type postgres from "postgres";
 import { setTimeout as delay } from "node:timers/promises";
@@ -31,6 +32,12 @@ const UNREACHABLE_CODES = new Set([
 ]);
 /** SQLSTATEs of a server going away or not taking connections yet. */
 const UNAVAILABLE_STATES = new Set(["57P01", "57P02", "57P03", "53300"]);
+/**
+ * SQLSTATEs of the server ending a connection (shut down, or an administrator): whatever
+ * the call ran was rolled back, and a pooled connection the server ended while it was idle
+ * tells it to its next call, though the server may well be back.
+ */
+const TERMINATED_STATES = new Set(["57P01", "57P02"]);
 /** SQLSTATEs of a transaction PostgreSQL aborted that may succeed when tried again. */
 const RETRY_STATES = new Set(["40001", "40P01"]);
 const RETRY_ATTEMPTS = 20;
@@ -105,6 +112,8 @@ export class Guard {
         }
         return result;
       } catch (err) {
+        // Once, on another connection: the pool drops the ended one.
+        if (attempt === 1 && !this.#away && TERMINATED_STATES.has(sqlState(err) ?? "")) continue;
         if (isUnreachable(err)) {
           const reason = errorMessage(err);
           const waitMs = this.#away

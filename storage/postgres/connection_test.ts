@@ -56,3 +56,30 @@ Deno.test("Guard: an unreachable server fails fast until its back-off passes, th
   assert.equal(result, "committed");
   assert.equal(attempts, 3);
 });
+
+Deno.test("Guard: a call that meets a connection the server ended is tried once more, on another", async () => {
+  const changes: boolean[] = [];
+  const guard = new Guard("postgres://db/jh", (available) => changes.push(available));
+  const ended = () =>
+    Object.assign(new Error("terminating connection due to administrator command"), {
+      code: "57P01",
+    });
+  // A pooled connection ended while idle, the server back: the second try answers.
+  let calls = 0;
+  const answer = await guard.run(() => {
+    calls++;
+    return calls === 1 ? Promise.reject(ended()) : Promise.resolve("answered");
+  });
+  assert.deepEqual([answer, calls, changes], ["answered", 2, []]);
+  // The server still going away: the second try meets it too, and the store is unavailable.
+  calls = 0;
+  await assert.rejects(
+    guard.run(() => {
+      calls++;
+      return Promise.reject(ended());
+    }),
+    StoreUnavailableError,
+  );
+  assert.equal(calls, 2);
+  assert.deepEqual(changes, [false]);
+});
