@@ -684,11 +684,8 @@ export class ShellSupervisor implements Supervisor {
     let first: Deno.FsWatcher | undefined;
     try {
       first = Deno.watchFs(this.#runDir, { recursive: false });
-      // One adopted while the previous watcher was closing had no watcher for a moment;
-      // its file may have been written while no head ran: its time is the end's.
-      for (const process of this.#unreported) {
-        this.#settleFromFile(process, { final: false, fileTime: true });
-      }
+      // One adopted while the previous watcher was closing had no watcher for a moment.
+      this.#lookAtUnreported();
     } catch {
       // the run directory is missing: #watchExitFiles makes it again
     }
@@ -696,6 +693,16 @@ export class ShellSupervisor implements Supervisor {
       this.#watching = false;
       this.#watchIfNeeded();
     });
+  }
+
+  /**
+   * Looks once at every adopted process's exit file, as a new watcher starts: one may have
+   * been written while none watched (or no head ran): its time is the end's.
+   */
+  #lookAtUnreported(): void {
+    for (const process of this.#unreported) {
+      this.#settleFromFile(process, { final: false, fileTime: true });
+    }
   }
 
   /**
@@ -712,7 +719,7 @@ export class ShellSupervisor implements Supervisor {
         if (!watcher) {
           await Deno.mkdir(join(this.#runDir, FIFO_DIR), { recursive: true });
           watcher = Deno.watchFs(this.#runDir, { recursive: false });
-          for (const process of this.#unreported) this.#settleFromFile(process, { final: false });
+          this.#lookAtUnreported();
         }
         this.#watcher = watcher;
         for await (const event of watcher) {
