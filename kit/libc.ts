@@ -1,7 +1,8 @@
 /**
  * The few C library calls the head makes without Deno's file API: where a missing file is
  * the common case, Deno answers with an error object and its stack, which costs more than
- * the call. Each falls back to Deno's API where libc cannot be loaded.
+ * the call. Where libc cannot be loaded, a removal goes through Deno's API, and a fifo is
+ * not made (the caller makes it otherwise).
  */
 
 interface Libc {

@@ -40,6 +40,9 @@ export class LauncherLostError extends Error {
   }
 }
 
+/** A supervisor's end report: settles, and is marked said, once heard. */
+type Report = PromiseWithResolvers<void> & { said: boolean };
+
 /** One launcher process and what is waiting on it. */
 interface Generation {
   child: Deno.ChildProcess;
@@ -69,10 +72,8 @@ export class Launcher {
   #generations = new Set<Generation>();
   /** The launcher of each supervisor not reaped yet, by pid. */
   #parents = new Map<number, Generation>();
-  /** Supervisors that reported their end (their last act), until reaped, by pid. */
-  #reported = new Map<number, PromiseWithResolvers<void>>();
-  /** The pids of those that have reported, until reaped. */
-  #said = new Set<number>();
+  /** Each supervisor's end report (its last act), awaited or heard, until reaped, by pid. */
+  #reported = new Map<number, Report>();
   #closed = false;
 
   /**
@@ -130,7 +131,7 @@ export class Launcher {
       // whose pid no other process can have), or is a zombie.
       for (;;) {
         if (!generation?.alive) return;
-        if (this.#said.has(pid)) break;
+        if (reported.said) break;
         const stat = readStat(pid);
         if (!stat || stat.startTicks !== startTicks) return;
         if (stat.state === "Z") break;
@@ -150,13 +151,14 @@ export class Launcher {
     } finally {
       this.#parents.delete(pid);
       this.#reported.delete(pid);
-      this.#said.delete(pid);
     }
   }
 
-  #reportOf(pid: number): PromiseWithResolvers<void> {
+  #reportOf(pid: number): Report {
     let reported = this.#reported.get(pid);
-    if (!reported) this.#reported.set(pid, reported = Promise.withResolvers<void>());
+    if (!reported) {
+      this.#reported.set(pid, reported = { ...Promise.withResolvers<void>(), said: false });
+    }
     return reported;
   }
 
@@ -227,8 +229,9 @@ export class Launcher {
             generation.pending.delete(id);
           } else if (what === "ended") {
             if (this.#parents.has(Number(pid))) {
-              this.#said.add(Number(pid));
-              this.#reportOf(Number(pid)).resolve();
+              const report = this.#reportOf(Number(pid));
+              report.said = true;
+              report.resolve();
             }
             this.#onEnded(id, Number(pid), { status: Number(status), end: end.join(" ") });
           } else if (what === "died") {
