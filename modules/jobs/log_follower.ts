@@ -435,17 +435,17 @@ interface DrainWaiter {
 }
 
 /**
- * The hubs' safety re-checks: one interval, running while some hub waits, wakes every
- * hub waiting then; each is woken within SAFETY_RECHECK_MS of beginning to wait.
+ * The hubs' safety re-checks: one timer, set while some hub waits, wakes every hub
+ * waiting then; each is woken within SAFETY_RECHECK_MS of beginning to wait.
  */
 class Rechecks {
   #waiting = new Set<() => void>();
-  #timer?: ReturnType<typeof setInterval>;
+  #timer?: ReturnType<typeof setTimeout>;
 
   /** Calls `wake` at the next tick; returns the cancel, a no-op once it was called. */
   add(wake: () => void): () => void {
     this.#waiting.add(wake);
-    this.#timer ??= setInterval(() => this.#tick(), SAFETY_RECHECK_MS);
+    this.#timer ??= setTimeout(() => this.#tick(), SAFETY_RECHECK_MS);
     return () => {
       this.#waiting.delete(wake);
       if (this.#waiting.size === 0) this.#stop();
@@ -460,7 +460,7 @@ class Rechecks {
   }
 
   #stop(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
   }
 }
