@@ -71,6 +71,17 @@ export async function openBrowser(
     async newPage() {
       const page = await context.newPage();
       page.on("pageerror", (err) => pageErrors.push(`page error: ${err.message}`));
+      // A style sheet or script that did not load leaves a page that runs but is not the
+      // dashboard: say so, rather than let a later assertion fail without a reason.
+      const isCode = (type: string) => type === "stylesheet" || type === "script";
+      page.on("requestfailed", (request) => {
+        if (!isCode(request.resourceType())) return;
+        pageErrors.push(`failed to load ${request.url()}: ${request.failure()?.errorText}`);
+      });
+      page.on("response", (response) => {
+        if (!isCode(response.request().resourceType()) || response.status() < 400) return;
+        pageErrors.push(`failed to load ${response.url()}: HTTP ${response.status()}`);
+      });
       return page;
     },
     async [Symbol.asyncDispose]() {

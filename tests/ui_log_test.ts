@@ -229,9 +229,24 @@ browserTest(
     await waitForLineOnScreen(page, "ValueError: the loss is NaN");
     const message = page.locator("pre.message");
     assert.match((await message.textContent()) ?? "", /ValueError: the loss is NaN\n?$/);
+    const box = await message.evaluate((el) => {
+      const win = globalThis as unknown as {
+        getComputedStyle(e: unknown): { maxHeight: string };
+        document: { styleSheets: Iterable<{ href: string | null; cssRules: { length: number } }> };
+      };
+      return {
+        scrollHeight: el.scrollHeight,
+        clientHeight: el.clientHeight,
+        maxHeight: win.getComputedStyle(el).maxHeight,
+        chars: el.textContent?.length,
+        styleSheets: [...win.document.styleSheets].map((sheet) =>
+          `${sheet.href} ${sheet.cssRules.length}`
+        ),
+      };
+    });
     assert.ok(
-      await message.evaluate((el) => el.scrollHeight > el.clientHeight + 10),
-      "the message is longer than its box",
+      box.scrollHeight > box.clientHeight + 10,
+      `the message is longer than its box: ${JSON.stringify(box)}; ${browser.pageErrors}`,
     );
     assert.ok(
       await message.evaluate((el) => el.scrollTop + el.clientHeight >= el.scrollHeight - 2),
