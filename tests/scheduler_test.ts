@@ -238,7 +238,12 @@ Deno.test("the queue and its order survive a head SIGKILL; no job starts twice",
     extraArgs: ["--num-cpus", "1"],
   });
   await waitForStatus(second, "r1", ["RUNNING"]);
-  assert.match((await job(second, "r2")).message, /needs CPU 1, 0 of 1 free; 1 job ahead$/);
+  // The first head may have died before it said why r2 waits; the second says it once it
+  // schedules (on PostgreSQL, once it holds the scheduling lock).
+  const why = /needs CPU 1, 0 of 1 free; 1 job ahead$/;
+  await waitFor("the second head to say why r2 waits", async () => {
+    return why.test((await job(second, "r2")).message);
+  });
   for (const id of ["r1", "r4", "r2", "r3"]) {
     await waitForStatus(second, id, ["RUNNING"]);
     await finish(second, fifos, id);
