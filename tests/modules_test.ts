@@ -45,11 +45,13 @@ Deno.test("an operator's module loaded by path serves its routes and a snapshot 
 
   const id = await submitJob(head, { entrypoint: "true" });
   await waitForStatus(head, id, ["SUCCEEDED"]);
-  // Polled: the module counts the job's event in its own time, and announces nothing.
+  // Polled: the module counts the job's event in its own time, and announces nothing; the
+  // job's supervisor actor is recorded a moment after the job's events, gathered.
   const snapshot = await waitFor("the hello section to count the job", async () => {
     const { status, body } = await head.json("/api/snapshot");
     assert.equal(status, 200);
-    return body.data.snapshot.hello.jobs_ended.SUCCEEDED === 1 && body;
+    const { hello, actors } = body.data.snapshot;
+    return hello.jobs_ended.SUCCEEDED === 1 && actors[`jobsup_${id}`]?.state === "DEAD" && body;
   });
   assert.equal(snapshot.result, true);
   const { hello, jobs, actors, deployments, session_name, version, commit } =

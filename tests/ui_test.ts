@@ -9,6 +9,7 @@ import { hasChromium, openBrowser, screenshot } from "./browser.ts";
 import { Fifos } from "./fifos.ts";
 import { type RunningHead, startHead } from "./harness.ts";
 import { q, submitJob } from "./helpers.ts";
+import { waitFor } from "./poll.ts";
 
 const TOKEN = "ui-test-token";
 
@@ -422,6 +423,11 @@ browserTest("sign in with the token once; a page of another origin cannot stop a
 browserTest("without a token, a page of another origin cannot stop a job either", async () => {
   await using head = await startHead();
   const id = await submitJob(head, { entrypoint: "exec sleep 600" });
+  // Running, and its supervisor recorded (a moment after the job's events): what the
+  // hostile page must not change.
+  await waitFor("the job's supervisor to be ALIVE", async () => {
+    return (await head.json(`/api/actors/jobsup_${id}`)).body.state === "ALIVE";
+  });
   await using browser = await openBrowser();
   await using hostile = serveHostilePage(head, id);
   const page = await browser.newPage();
