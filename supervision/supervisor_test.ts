@@ -236,20 +236,27 @@ supervisorTest(
     await supervisor.run(
       {
         id: "unit-before",
-        command: `while [ ! -e '${gate}' ]; do sleep 0.01; done; exit 7`,
+        // It also ends once the test's directory is gone, should the test fail first.
+        command: `while [ ! -e '${gate}' ] && [ -d '${dir}' ]; do sleep 0.01; done; exit 7`,
         logPath,
       },
       before.onExit,
     );
-    const launchers = launchersOf(Deno.pid);
-    assert.equal(launchers.length, 1, "one launcher");
-    Deno.kill(launchers[0], "SIGKILL");
-    await waitFor("the launcher to be gone", () => launchersOf(Deno.pid).length === 0 || undefined);
-    const after = recorder();
-    await supervisor.run({ id: "unit-after", command: "exit 5", logPath }, after.onExit);
-    assert.equal(outcome(await after.ended), 5);
-    assert.notEqual(launchersOf(Deno.pid)[0], launchers[0], "a new launcher");
-    await Deno.writeTextFile(gate, "");
+    // This supervisor's own: test files running beside this one, in the same process, have
+    // launchers of their own.
+    const ours = () => launchersOf(Deno.pid, join(dir, "run"));
+    try {
+      const launchers = ours();
+      assert.equal(launchers.length, 1, "one launcher");
+      Deno.kill(launchers[0], "SIGKILL");
+      await waitFor("the launcher to be gone", () => ours().length === 0 || undefined);
+      const after = recorder();
+      await supervisor.run({ id: "unit-after", command: "exit 5", logPath }, after.onExit);
+      assert.equal(outcome(await after.ended), 5);
+      assert.notEqual(ours()[0], launchers[0], "a new launcher");
+    } finally {
+      await Deno.writeTextFile(gate, "");
+    }
     assert.equal(outcome(await before.ended), 7);
   },
 );
@@ -313,13 +320,13 @@ supervisorTest(
   },
 );
 
-/** The pids of the live launchers among the children of `pid`. */
-function launchersOf(pid: number): number[] {
+/** The pids of the live launchers among the children of `pid`, of the run directory `runDir`. */
+function launchersOf(pid: number, runDir: string): number[] {
   return [...Deno.readDirSync("/proc")].map((entry) => Number(entry.name)).filter((child) => {
     const stat = Number.isInteger(child) ? readStat(child) : undefined;
     if (stat?.ppid !== pid || stat.state === "Z") return false;
     try {
-      return Deno.readTextFileSync(`/proc/${child}/cmdline`).includes(LAUNCHER_NAME);
+      return Deno.readTextFileSync(`/proc/${child}/cmdline`).includes(join(runDir, LAUNCHER_NAME));
     } catch {
       return false;
     }
