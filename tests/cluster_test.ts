@@ -14,6 +14,7 @@ import postgres from "postgres";
 import { member, restartableNode, waitForNodes } from "./cluster.ts";
 import { createTestDatabase, type TestDatabase } from "./postgres.ts";
 import { waitFor } from "./poll.ts";
+import { exists } from "./helpers.ts";
 
 /** The scheduling lock's key as pg_locks shows it (its low 32 bits): "jobh". */
 const SCHEDULING_LOCK_OBJID = 0x6a6f6268;
@@ -89,8 +90,7 @@ Deno.test("a job submitted on a head runs on a worker node: status, logs, tail a
   // Delete through the head removes the log on the node.
   assert.equal((await head.json(`/api/jobs/${id}`, { method: "DELETE" })).status, 200);
   await waitFor("the log removed on the node", async () => {
-    const exists = await Deno.stat(`${node.dataDir}/logs/${id}.log`).then(() => true, () => false);
-    return !exists || undefined;
+    return !await exists(`${node.dataDir}/logs/${id}.log`) || undefined;
   }, { timeoutMs: 10_000, intervalMs: 50 });
 });
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { startHead, waitForStatus } from "./harness.ts";
 import { Fifos } from "./fifos.ts";
-import { jobLogs, q, stopJob, submitJob } from "./helpers.ts";
+import { exists, jobLogs, q, stopJob, submitJob } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
 
 for (const dir of ["logs", "run"]) {
@@ -88,7 +88,3 @@ Deno.test({
     assert.equal(job.driver_exit_code, 0);
   },
 });
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
-}

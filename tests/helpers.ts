@@ -4,6 +4,11 @@ import { setTimeout as delay } from "node:timers/promises";
 import { processesInGroup, processesWithEnv, RUN_ENV, type RunningHead } from "./harness.ts";
 import { HANG_GUARD_MS, withTimeout } from "./fifos.ts";
 
+/** Whether `path` exists (files a head removes or makes again in its own time). */
+export async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
 /** Submits a job, asserts a 200, and returns its submission id. */
 export async function submitJob(
   head: RunningHead,

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { Uint8ArrayWriter, ZipWriter } from "@zip.js/zip.js";
 import { plantPackage, startHead, waitForStatus } from "./harness.ts";
-import { jobLogs, submitJob } from "./helpers.ts";
+import { exists, jobLogs, submitJob } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
 import { makeZip } from "./zip.ts";
 
@@ -36,7 +36,7 @@ async function extractedVersions(dataDir: string): Promise<string[]> {
   const root = join(dataDir, "packages", "extracted", "pkg");
   const versions: string[] = [];
   // On PostgreSQL a package is checked as it is fetched: a bomb may never get this far.
-  if (!await Deno.stat(root).then(() => true, () => false)) return versions;
+  if (!await exists(root)) return versions;
   for await (const name of Deno.readDir(root)) {
     for await (const version of Deno.readDir(join(root, name.name))) {
       versions.push(`${name.name}/${version.name}`);

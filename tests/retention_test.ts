@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Fifos } from "./fifos.ts";
 import { startHead, waitForStatus } from "./harness.ts";
-import { q, submitJob } from "./helpers.ts";
+import { exists, q, submitJob } from "./helpers.ts";
 // Polled throughout: the event stream does not announce deletions.
 import { waitFor } from "./poll.ts";
 import { makeZip } from "./zip.ts";
@@ -141,7 +141,3 @@ Deno.test("the record of a DEAD actor is removed after --actor-retention-minutes
   });
   assert.equal((await head.json(`/api/jobs/${id}`)).body.status, "SUCCEEDED");
 });
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
-}

@@ -14,6 +14,7 @@ import { member, restartableNode, waitForNodes } from "./cluster.ts";
 import { createTestDatabase } from "./postgres.ts";
 import { waitFor } from "./poll.ts";
 import { waitForEvent } from "./events.ts";
+import { exists } from "./helpers.ts";
 
 /** The interpreter itself, not a version manager's shim, so a replica is one process. */
 const PYTHON = new TextDecoder().decode(
@@ -67,8 +68,6 @@ async function aloneAlive(head: RunningHead, name: string): Promise<Replica> {
   }, { timeoutMs: 30_000, intervalMs: 50 });
   return (replicas as Replica[])[0];
 }
-
-const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
 Deno.test("serve replicas run on the worker nodes; any head applies, reads, takes over and deletes", async () => {
   const db = await createTestDatabase();
