@@ -48,17 +48,57 @@ Deno.test("KvJobStore.update() keeps a change made by another writer meanwhile",
   assert.equal(job.message, "m");
 });
 
+/**
+ * `kv` whose next read, once `holdNextRead()` is called, answers only when the returned
+ * `release` is called; `read` resolves once that read has been made in the store.
+ */
+function withHeldRead(kv: Deno.Kv) {
+  let held: { read: () => void; answer: Promise<void> } | undefined;
+  const store: KvStore = new Proxy(kv, {
+    get(target, name) {
+      if (name === "get") {
+        return async (key: Deno.KvKey) => {
+          const hold = held;
+          held = undefined;
+          const entry = await target.get(key);
+          if (hold) {
+            hold.read();
+            await hold.answer;
+          }
+          return entry;
+        };
+      }
+      const value = Reflect.get(target, name);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const holdNextRead = () => {
+    const read = Promise.withResolvers<void>();
+    const answer = Promise.withResolvers<void>();
+    held = { read: read.resolve, answer: answer.promise };
+    return { read: read.promise, release: answer.resolve };
+  };
+  return { store, holdNextRead };
+}
+
 Deno.test("KvJobStore.update() decides again from the record another writer changed", async () => {
   using kv = await Deno.openKv(":memory:");
-  const store = aJobStore(kv);
+  const { store: heldKv, holdNextRead } = withHeldRead(kv);
+  const store = aJobStore(heldKv);
   await store.create(aJob({ status: "RUNNING" }));
-  const decide = (
-    job: Job,
-  ) => ({ status: job.stop_requested_at === null ? "SUCCEEDED" : "STOPPED" } as const);
-  const [, ended] = await Promise.all([
-    store.update("job-1", ["PENDING", "RUNNING"], { stop_requested_at: 5 }),
-    store.update("job-1", ["PENDING", "RUNNING"], decide),
-  ]);
+  const seen: (number | null)[] = [];
+  const decide = (job: Job) => {
+    seen.push(job.stop_requested_at);
+    return { status: job.stop_requested_at === null ? "SUCCEEDED" : "STOPPED" } as const;
+  };
+  // The deciding update reads the job; a stop is recorded before it answers.
+  const hold = holdNextRead();
+  const ending = store.update("job-1", ["PENDING", "RUNNING"], decide);
+  await hold.read;
+  await store.update("job-1", ["PENDING", "RUNNING"], { stop_requested_at: 5 });
+  hold.release();
+  const ended = await ending;
+  assert.deepEqual(seen, [null, 5]);
   assert.equal(ended.status, "STOPPED");
   await assert.rejects(
     store.update("job-1", ["PENDING", "RUNNING"], { stop_requested_at: 6 }),
