@@ -12,7 +12,7 @@
  * would otherwise hold its connection after the server side has closed).
  */
 import { setTimeout as delay } from "node:timers/promises";
-import { errorBody } from "../kit/http.ts";
+import { errorBody, type FrontDoorInfo } from "../kit/http.ts";
 import { errorMessage } from "../storage/errors.ts";
 import { limitUnsentBytes } from "./socket_options.ts";
 
@@ -25,11 +25,14 @@ export interface GateOptions {
   headerTimeoutS: number;
   /** Open client connections at most; past it new ones are answered 503 and closed. */
   maxConnections: number;
-  /** What `Deno.serve` would call. */
-  handler: (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Promise<Response>;
+  /** What `Deno.serve` would call, with what the gate knows of the connection. */
+  handler: (request: Request, info: ConnectionInfo) => Promise<Response>;
   /** Writes one line to the operator's log. */
   log: (line: string) => void;
 }
+
+/** Deno's information on a request's connection, and the gate's. */
+export type ConnectionInfo = Deno.ServeHandlerInfo<Deno.NetAddr> & FrontDoorInfo;
 
 /** An open gate and the server behind it. */
 export interface Gate {
@@ -114,7 +117,11 @@ export async function openGate(options: GateOptions): Promise<Gate> {
     }
     connection.requestStarted();
     info.completed.then(() => connection.requestEnded(), () => connection.requestEnded());
-    const response = await options.handler(request, info);
+    const response = await options.handler(request, {
+      remoteAddr: info.remoteAddr,
+      completed: info.completed,
+      heldForClient: () => connection.heldForClient,
+    });
     if (response.status === 101) connection.upgraded();
     return response;
   });
@@ -243,6 +250,8 @@ class Connection {
   #headerDeadline = Infinity;
   /** Since when a write to the client has been waiting (epoch ms). */
   #sendingSince = Infinity;
+  /** Bytes read from the server that the client has not taken yet. */
+  heldForClient = 0;
 
   constructor(client: Deno.TcpConn, upstream: Deno.TcpConn, timeoutMs: number) {
     this.#client = client;
@@ -302,28 +311,29 @@ class Connection {
   }
 
   async #pipeOut(): Promise<void> {
-    await pipe(this.#upstream, this.#client, RESPONSE_BUFFER_BYTES, (sending) => {
-      this.#sendingSince = sending ? Date.now() : Infinity;
+    await pipe(this.#upstream, this.#client, RESPONSE_BUFFER_BYTES, (held) => {
+      this.heldForClient = held;
+      this.#sendingSince = held > 0 ? Date.now() : Infinity;
     });
   }
 }
 
 /**
  * Copies `from` to `to` until `from` ends or either fails; never throws. `onWrite` hears
- * when a write starts (true) and when it is done (false).
+ * the bytes a write holds when it starts, and 0 when it is done.
  */
 async function pipe(
   from: Deno.TcpConn,
   to: Deno.TcpConn,
   maxBufferBytes: number,
-  onWrite: (sending: boolean) => void,
+  onWrite: (held: number) => void,
 ): Promise<void> {
   let buffer = new Uint8Array(FIRST_BUFFER_BYTES);
   try {
     for (let n = await from.read(buffer); n !== null; n = await from.read(buffer)) {
-      onWrite(true);
+      onWrite(n);
       await writeAll(to, buffer.subarray(0, n));
-      onWrite(false);
+      onWrite(0);
       if (n === buffer.length && n < maxBufferBytes) buffer = new Uint8Array(maxBufferBytes);
     }
   } catch {

@@ -24,6 +24,24 @@ import { createLogger } from "./log.ts";
 
 const log = createLogger("head");
 
+/**
+ * What the head's front door (host/gate.ts) tells a request's handler beside Deno's
+ * connection info; it is the request's `env` in Hono.
+ */
+export interface FrontDoorInfo {
+  /** Bytes of this connection's answers that the front door holds: read, not yet taken by the client. */
+  heldForClient(): number;
+}
+
+/**
+ * Bytes of `c`'s connection that its client has not taken at the front door, for a socket's
+ * `bufferedAmount` to add: 0 where the request did not come through it.
+ */
+export function heldForClient(c: Context): () => number {
+  const held = (c.env as Partial<FrontDoorInfo> | undefined)?.heldForClient;
+  return typeof held === "function" ? held : () => 0;
+}
+
 /** The one place where an error becomes an HTTP status. */
 export function statusOf(err: unknown): ContentfulStatusCode {
   if (err instanceof ValidationError) return 400;

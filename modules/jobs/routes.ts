@@ -1,7 +1,7 @@
 /** HTTP and WebSocket routes of the jobs API (API.md, "Jobs"): parse, call the service, respond. */
 import { type Context, Hono } from "hono";
 import { z } from "zod";
-import { parseInput, parseListInput, readJson } from "../../kit/http.ts";
+import { heldForClient, parseInput, parseListInput, readJson } from "../../kit/http.ts";
 import { UnavailableError, ValidationError } from "../../kit/errors.ts";
 import type { Gauge, HeadInfo } from "../../kit/module.ts";
 import type { Job } from "../../kit/job_record.ts";
@@ -310,13 +310,18 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     socket.onopen = () => {
       options.tailsOpen?.inc();
       socket.addEventListener("close", () => options.tailsOpen?.dec(), { once: true });
-      streamLog(socket, id, offset ?? 0);
+      streamLog(socket, heldForClient(c), id, offset ?? 0);
     };
     return response;
   });
 
   /** Streams a log into an open socket, then closes it with the code API.md gives. */
-  async function streamLog(socket: WebSocket, id: string, fromByte: number) {
+  async function streamLog(
+    socket: WebSocket,
+    heldAtDoor: () => number,
+    id: string,
+    fromByte: number,
+  ) {
     // One controller per follower, aborted by the peer's close or the head's shutdown.
     const stop = new AbortController();
     let closedByPeer = false;
@@ -328,7 +333,9 @@ export function jobRoutes(jobs: JobService, options: JobRoutesOptions): Hono {
     }, { once: true });
     const sink = {
       send: (frame: string) => socket.send(frame),
-      bufferedAmount: () => socket.bufferedAmount,
+      // What the front door still holds counts too: a client that stopped reading stops
+      // the frames there, not once the socket between the door and the server is full.
+      bufferedAmount: () => socket.bufferedAmount + heldAtDoor(),
     };
     try {
       const finished = await options.followers.follow(id, sink, { fromByte, signal: stop.signal });
