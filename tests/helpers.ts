@@ -165,16 +165,16 @@ export function tailLog(
 }
 
 /**
- * Sends a WebSocket upgrade request over a raw socket and returns the HTTP status
- * line's code and the body the server answered with instead of upgrading.
+ * Opens a raw connection to `head` and sends a WebSocket upgrade request for `path`, and
+ * nothing else: the caller reads (or never reads) what comes back.
  */
-export async function rawUpgrade(
+export async function sendUpgrade(
   head: RunningHead,
   path: string,
   headers: Record<string, string> = {},
-): Promise<{ status: number; response: string }> {
+): Promise<Deno.TcpConn> {
   const { hostname, port } = new URL(head.url);
-  using conn = await Deno.connect({
+  const conn = await Deno.connect({
     hostname: hostname.replace(/^\[|\]$/g, ""),
     port: Number(port),
   });
@@ -190,6 +190,19 @@ export async function rawUpgrade(
     "",
   ];
   await conn.write(new TextEncoder().encode(lines.join("\r\n")));
+  return conn;
+}
+
+/**
+ * Sends a WebSocket upgrade request over a raw socket and returns the HTTP status
+ * line's code and the body the server answered with instead of upgrading.
+ */
+export async function rawUpgrade(
+  head: RunningHead,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; response: string }> {
+  using conn = await sendUpgrade(head, path, headers);
   const buf = new Uint8Array(16 * 1024);
   let response = "";
   // The status line and headers arrive first; that is all we need.

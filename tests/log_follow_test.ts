@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { Fifos, HANG_GUARD_MS, withTimeout } from "./fifos.ts";
 import { openStoreOf, type RunningHead, startHead, waitForStatus } from "./harness.ts";
-import { assertError, q, rawUpgrade, submitJob, tailLog } from "./helpers.ts";
+import { assertError, q, rawUpgrade, sendUpgrade, submitJob, tailLog } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
 
 async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
@@ -85,13 +85,7 @@ async function runWithStalledFollower(head: RunningHead, fifos: Fifos, name: str
     entrypoint: `read x <${q(fifos.path(name))}; ` +
       `head -c 200000000 /dev/zero | tr '\\0' 'x' | fold -w 100; echo; echo end`,
   });
-  const { hostname, port } = new URL(head.url);
-  const stalled = await Deno.connect({ hostname, port: Number(port) });
-  await stalled.write(new TextEncoder().encode(
-    `GET /api/jobs/${id}/logs/tail HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n` +
-      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
-      "Sec-WebSocket-Version: 13\r\n\r\n",
-  ));
+  const stalled = await sendUpgrade(head, `/api/jobs/${id}/logs/tail`);
   await fifos.send(name);
   await waitForStatus(head, id, ["SUCCEEDED"]);
   // The head still serves others while the stalled socket holds its share.
@@ -190,13 +184,7 @@ Deno.test("a silent tail socket is pinged, and closed when it does not answer", 
   await using head = await startHead({ extraArgs: ["--tail-idle-timeout-s", "1"] });
   const id = await submitJob(head, { entrypoint: `read x <${q(fifos.path("go"))}` });
   // A raw client that completes the handshake, then never answers anything.
-  const { hostname, port } = new URL(head.url);
-  using conn = await Deno.connect({ hostname, port: Number(port) });
-  await conn.write(new TextEncoder().encode(
-    `GET /api/jobs/${id}/logs/tail HTTP/1.1\r\nHost: ${hostname}\r\nUpgrade: websocket\r\n` +
-      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
-      "Sec-WebSocket-Version: 13\r\n\r\n",
-  ));
+  using conn = await sendUpgrade(head, `/api/jobs/${id}/logs/tail`);
   const received: number[] = [];
   const buffer = new Uint8Array(4096);
   await withTimeout(
@@ -238,17 +226,10 @@ Deno.test("150 tails that never read cost the head a small fixed amount each", a
     entrypoint: `read x <${q(fifos.path("go"))}; ` +
       `head -c 100000000 /dev/zero | tr '\\0' 'x' | fold -w 100; echo; echo end; exec sleep 600`,
   });
-  const { hostname, port } = new URL(head.url);
   const stalled: Deno.TcpConn[] = [];
   try {
     for (let i = 0; i < 150; i++) {
-      const conn = await Deno.connect({ hostname, port: Number(port) });
-      stalled.push(conn);
-      await conn.write(new TextEncoder().encode(
-        `GET /api/jobs/${id}/logs/tail HTTP/1.1\r\nHost: ${hostname}\r\nUpgrade: websocket\r\n` +
-          "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
-          "Sec-WebSocket-Version: 13\r\n\r\n",
-      ));
+      stalled.push(await sendUpgrade(head, `/api/jobs/${id}/logs/tail`));
     }
     await fifos.send("go");
     // A reading follower sees the whole log go by: by then every stalled one has had its
@@ -315,14 +296,9 @@ Deno.test("a tail whose client stops reading stops taking frames: the head queue
     entrypoint: `read x <${q(fifos.path("go"))}; ` +
       `head -c 20000000 /dev/zero | tr '\\0' 'x' | fold -w 100; echo; echo end`,
   });
-  const { hostname, port } = new URL(head.url);
-  const before = tcpQueuedBytes(head.pid, Number(port));
-  using stalled = await Deno.connect({ hostname, port: Number(port) });
-  await stalled.write(new TextEncoder().encode(
-    `GET /api/jobs/${id}/logs/tail HTTP/1.1\r\nHost: ${hostname}\r\nUpgrade: websocket\r\n` +
-      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
-      "Sec-WebSocket-Version: 13\r\n\r\n",
-  ));
+  const port = Number(new URL(head.url).port);
+  const before = tcpQueuedBytes(head.pid, port);
+  using _stalled = await sendUpgrade(head, `/api/jobs/${id}/logs/tail`);
   await fifos.send("go");
   await waitForStatus(head, id, ["SUCCEEDED"]);
   // A reading follower sees the whole log go by: by then the stalled one has had its chance.
@@ -332,7 +308,7 @@ Deno.test("a tail whose client stops reading stops taking frames: the head queue
   // Between the head's front door and its server, the sockets hold the frames sent until
   // the door held bytes its client did not take, not all that they take: a tail used to
   // fill them until its frames were refused there.
-  const queued = tcpQueuedBytes(head.pid, Number(port)) - before;
+  const queued = tcpQueuedBytes(head.pid, port) - before;
   // Measured 67-98 KB (two frames); 77-211 KB before, 127-782 KB a tail with 500 of them.
   assert.ok(queued < 160 * 1024, `the head queues ${queued} bytes for a tail that does not read`);
 });

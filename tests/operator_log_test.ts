@@ -2,17 +2,11 @@
 import assert from "node:assert/strict";
 import { HANG_GUARD_MS, withTimeout } from "./fifos.ts";
 import { type RunningHead, startHead } from "./harness.ts";
-import { submitJob } from "./helpers.ts";
+import { sendUpgrade, submitJob } from "./helpers.ts";
 
 /** Opens a log tail over a raw socket, reads the 101, and closes the socket mid-stream. */
 async function openAndDrop(head: RunningHead, id: string): Promise<string> {
-  const { hostname, port } = new URL(head.url);
-  using conn = await Deno.connect({ hostname, port: Number(port) });
-  await conn.write(new TextEncoder().encode(
-    `GET /api/jobs/${id}/logs/tail HTTP/1.1\r\nHost: ${hostname}:${port}\r\n` +
-      "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-  ));
+  using conn = await sendUpgrade(head, `/api/jobs/${id}/logs/tail`);
   const buffer = new Uint8Array(1024);
   // The head is busy reading a fast writer's log: give it time on a loaded machine.
   const n = await withTimeout(conn.read(buffer), HANG_GUARD_MS, "an answer to a tail's upgrade");
