@@ -26,6 +26,7 @@ import { createTestDatabase, dropTestDatabase, type TestDatabase } from "./postg
 import type { KvStore } from "../storage/kv.ts";
 import { openPostgresStore } from "../storage/postgres/mod.ts";
 import { CHUNK_BYTES } from "../storage/postgres/packages.ts";
+import { headRunFlags } from "../tools/run_flags.ts";
 
 /** The store the heads of this test run use: `kv`, or `postgres` when JOBHEAD_TEST_STORE says so. */
 export const TEST_STORE: "kv" | "postgres" = Deno.env.get("JOBHEAD_TEST_STORE") === "postgres"
@@ -88,6 +89,8 @@ export const EXIT_TIMEOUT_MS = 30_000;
 
 const REPO_DIR = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
 const MAIN_TS = `${REPO_DIR}/main.ts`;
+/** As `deno task start` runs the head. */
+const HEAD_RUN_FLAGS = headRunFlags();
 const LISTENING = /jobhead (?:node \S+ )?listening on (https?:\/\/\S+)/;
 const MAX_OUTPUT_CHARS = 1 << 20;
 /** The kernel's task flag for a process that has begun exiting (linux/sched.h). */
@@ -112,8 +115,7 @@ export async function startHead(opts: HeadOptions = {}): Promise<RunningHead> {
   }
   const args = [
     "run",
-    // As `deno task start`: the head reads /proc, which Deno grants only with --allow-all.
-    "--allow-all",
+    ...HEAD_RUN_FLAGS,
     MAIN_TS,
     opts.command ?? "start",
     "--port",

@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import { startPrivateServer } from "../tests/postgres.ts";
+import { headRunFlags } from "./run_flags.ts";
 
 const MAIN_TS = new URL("../main.ts", import.meta.url).pathname;
 const LISTENING = /listening on (http:\/\/\S+)/;
@@ -17,7 +18,7 @@ async function launch(
   env: Record<string, string>,
 ): Promise<{ child: Deno.ChildProcess; url: string }> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN_TS, ...args],
+    args: ["run", ...headRunFlags(), MAIN_TS, ...args],
     env,
     stdin: "null",
     stdout: "piped",
