@@ -6,7 +6,7 @@
  * - `--v8-flags=--max-semi-space-size=4`: caps V8's young generation at 4 MiB a half. It
  *   otherwise grows up to 32 MiB a half in a burst (log frames for many followers) and stays
  *   so until the head has been idle for a while: 500 stalled log tails left the head 159-196
- *   MB over idle 2 s after their burst, 80-84 MB with the cap (bench/README.md). V8 reads it
+ *   MB over idle 2 s after their burst, 76-84 MB with the cap (bench/README.md). V8 reads it
  *   only as it starts, so only the command line can set it.
  * @module
  */
