@@ -51,30 +51,59 @@ export function socketFds(port: number, state: string): number[] {
   }
   if (inodes.size === 0) return [];
   const fds: number[] = [];
-  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+  for (const [inode, fd] of socketDescriptors("self")) if (inodes.has(inode)) fds.push(fd);
+  return fds;
+}
+
+/** The sockets among the descriptors of process `pid`: each socket's inode, and its descriptor. */
+export function socketDescriptors(pid: number | "self"): Map<string, number> {
+  const sockets = new Map<string, number>();
+  for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
     let target: string;
     try {
-      target = Deno.readLinkSync(`/proc/self/fd/${entry.name}`);
+      target = Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`);
     } catch {
       continue; // closed meanwhile
     }
     const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
-    if (inode !== undefined && inodes.has(inode)) fds.push(Number(entry.name));
+    if (inode !== undefined) sockets.set(inode, Number(entry.name));
   }
-  return fds;
+  return sockets;
 }
 
-/** The inodes of the sockets on local port `port` in state `state` in a /proc/net/tcp(6) table. */
-export function socketInodes(table: string, port: number, state: string): string[] {
-  const inodes: string[] = [];
+/** One socket of a /proc/net/tcp(6) table. */
+export interface TcpSocket {
+  localPort: number;
+  /** As the table writes it: TCP_LISTEN, TCP_ESTABLISHED, … */
+  state: string;
+  /** Bytes queued in the kernel: unsent, and received but not read. */
+  queuedBytes: number;
+  inode: string;
+}
+
+/** The sockets of a /proc/net/tcp(6) table. */
+export function tcpSockets(table: string): TcpSocket[] {
+  const sockets: TcpSocket[] = [];
   for (const line of table.split("\n").slice(1)) {
     // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
     const fields = line.trim().split(/\s+/);
     if (fields.length < 10) continue;
-    const localPort = parseInt(fields[1].split(":").at(-1) ?? "", 16);
-    if (localPort === port && fields[3] === state) inodes.push(fields[9]);
+    const [tx, rx] = fields[4].split(":");
+    sockets.push({
+      localPort: parseInt(fields[1].split(":").at(-1) ?? "", 16),
+      state: fields[3],
+      queuedBytes: parseInt(tx, 16) + parseInt(rx, 16),
+      inode: fields[9],
+    });
   }
-  return inodes;
+  return sockets;
+}
+
+/** The inodes of the sockets on local port `port` in state `state` in a /proc/net/tcp(6) table. */
+export function socketInodes(table: string, port: number, state: string): string[] {
+  return tcpSockets(table)
+    .filter((socket) => socket.localPort === port && socket.state === state)
+    .map((socket) => socket.inode);
 }
 
 function readOrEmpty(path: string): string {

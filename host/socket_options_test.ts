@@ -5,6 +5,7 @@ import {
   socketInodes,
   TCP_ESTABLISHED,
   TCP_LISTEN,
+  tcpSockets,
 } from "./socket_options.ts";
 
 Deno.test("socketInodes() picks the sockets of a local port and state from /proc/net/tcp", () => {
@@ -17,6 +18,17 @@ Deno.test("socketInodes() picks the sockets of a local port and state from /proc
   assert.deepEqual(socketInodes(table, 0x1f90, TCP_LISTEN), ["111"]);
   assert.deepEqual(socketInodes(table, 0x1f90, TCP_ESTABLISHED), ["222"]);
   assert.deepEqual(socketInodes(table, 0x1f92, TCP_LISTEN), []);
+});
+
+Deno.test("tcpSockets() reads each socket's port, state, queued bytes and inode", () => {
+  const table = [
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+    "   0: 0100007F:1F90 0100007F:D431 01 00010000:00000200 00:00000000 00000000     0        0 222 1 0",
+    "",
+  ].join("\n");
+  assert.deepEqual(tcpSockets(table), [
+    { localPort: 0x1f90, state: TCP_ESTABLISHED, queuedBytes: 0x10000 + 0x200, inode: "222" },
+  ]);
 });
 
 Deno.test("limitUnsentBytes() sets TCP_NOTSENT_LOWAT on a listener; its connections inherit it", async () => {

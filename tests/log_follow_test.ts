@@ -7,6 +7,7 @@ import { Fifos, HANG_GUARD_MS, withTimeout } from "./fifos.ts";
 import { openStoreOf, type RunningHead, startHead, waitForStatus } from "./harness.ts";
 import { assertError, q, rawUpgrade, sendUpgrade, submitJob, tailLog } from "./helpers.ts";
 import { waitFor } from "./poll.ts";
+import { socketDescriptors, tcpSockets } from "../host/socket_options.ts";
 
 async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
@@ -265,24 +266,11 @@ Deno.test("150 tails that never read cost the head a small fixed amount each", a
  * but those on local port `exceptPort`.
  */
 function tcpQueuedBytes(pid: number, exceptPort: number): number {
-  const inodes = new Set<string>();
-  for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
-    try {
-      const inode = /^socket:\[(\d+)\]$/.exec(Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`));
-      if (inode) inodes.add(inode[1]);
-    } catch {
-      // closed meanwhile
-    }
-  }
+  const ours = socketDescriptors(pid);
   let bytes = 0;
   for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    for (const line of Deno.readTextFileSync(table).split("\n").slice(1)) {
-      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-      const fields = line.trim().split(/\s+/);
-      if (fields.length < 10 || !inodes.has(fields[9])) continue;
-      if (parseInt(fields[1].split(":").at(-1)!, 16) === exceptPort) continue;
-      const [tx, rx] = fields[4].split(":");
-      bytes += parseInt(tx, 16) + parseInt(rx, 16);
+    for (const socket of tcpSockets(Deno.readTextFileSync(table))) {
+      if (ours.has(socket.inode) && socket.localPort !== exceptPort) bytes += socket.queuedBytes;
     }
   }
   return bytes;
