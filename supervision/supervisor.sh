@@ -8,9 +8,10 @@
 # its limits), before it forks anything, so every process of the actor starts inside them
 # (the head writing the pid after the spawn would race with the forks).
 #
-# The command runs in a plain `sh -c` of its own ($$ is that shell's pid, as API.md says),
-# with none of the supervisor's traps, in the background so that `jobs -l` can tell
-# `exit 137` ("Done(137)") from a death by SIGKILL ("Killed"); where the shell has
+# The command runs in a plain `sh -c` of its own ($$ is that shell's pid, as API.md says;
+# as `exec <command>` when it is one program, so that the shell becomes that program
+# rather than wait for it), with none of the supervisor's traps, in the background so
+# that `jobs -l` can tell `exit 137` ("Done(137)") from a death by SIGKILL ("Killed"); where the shell has
 # forgotten the job once waited for (bash), the 128 + N rule is left. A background command
 # starts with SIGINT and SIGQUIT ignored, which its shell could not undo: `env` resets them
 # where it can.
@@ -40,6 +41,8 @@ fifo=$JOBHEAD_SUPERVISOR_FIFO
 log_file=$JOBHEAD_SUPERVISOR_LOG
 # The command, run with `sh -c`.
 command=$JOBHEAD_SUPERVISOR_COMMAND
+# "1" when the command is one program, which its shell may exec (entrypoint.ts).
+exec_command=$JOBHEAD_SUPERVISOR_EXEC
 # The actor's cgroup directories, one a line, or "" for none.
 cgroups=$JOBHEAD_SUPERVISOR_CGROUPS
 # "1" when `env --default-signal` works here.
@@ -51,7 +54,7 @@ dir=$JOBHEAD_SUPERVISOR_CWD
 lc_all=${JOBHEAD_SUPERVISOR_LC_ALL-keep}
 unset JOBHEAD_SUPERVISOR_EXIT_FILE JOBHEAD_SUPERVISOR_FIFO JOBHEAD_SUPERVISOR_LOG \
   JOBHEAD_SUPERVISOR_COMMAND JOBHEAD_SUPERVISOR_CGROUPS JOBHEAD_SUPERVISOR_RESETS_SIGNALS \
-  JOBHEAD_SUPERVISOR_CWD JOBHEAD_SUPERVISOR_LC_ALL
+  JOBHEAD_SUPERVISOR_CWD JOBHEAD_SUPERVISOR_LC_ALL JOBHEAD_SUPERVISOR_EXEC
 
 # Tells the head that the supervisor ends with status $1 (and the exit file's line $2, when
 # the command ran), and ends. Once the head that launched it is gone, no one reads the
@@ -94,6 +97,8 @@ fi
   kill -KILL 0
 ) &
 exec 9>"$fifo"
+# One process fewer: the command's shell becomes its program.
+[ "$exec_command" = 1 ] && command="exec $command"
 trap 'woke=1' TERM INT HUP
 if [ "$resets_signals" = 1 ]; then
   # env, too, starts in the C locale, and gives the command the job's own LC_ALL.

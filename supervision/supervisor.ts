@@ -22,6 +22,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
 import { CgroupTree, parentCgroupName } from "./cgroup.ts";
 import { ActorLimits } from "./limits.ts";
+import { runsAsOneProgram } from "./entrypoint.ts";
 import { type EndReport, Launcher, LauncherLostError, writeIfChanged } from "./launcher.ts";
 import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
 import SUPERVISOR_SCRIPT from "./supervisor.sh" with { type: "text" };
@@ -41,6 +42,7 @@ const SCRIPT_ENV = {
   fifo: "JOBHEAD_SUPERVISOR_FIFO",
   logFile: "JOBHEAD_SUPERVISOR_LOG",
   command: "JOBHEAD_SUPERVISOR_COMMAND",
+  execCommand: "JOBHEAD_SUPERVISOR_EXEC",
   cgroups: "JOBHEAD_SUPERVISOR_CGROUPS",
   resetsSignals: "JOBHEAD_SUPERVISOR_RESETS_SIGNALS",
   cwd: "JOBHEAD_SUPERVISOR_CWD",
@@ -360,6 +362,7 @@ export class ShellSupervisor implements Supervisor {
       [SCRIPT_ENV.fifo]: this.#fifoPath(spec.id),
       [SCRIPT_ENV.logFile]: spec.logPath,
       [SCRIPT_ENV.command]: spec.command,
+      [SCRIPT_ENV.execCommand]: runsAsOneProgram(spec.command) ? "1" : "",
       [SCRIPT_ENV.cgroups]: cgroups.join("\n"),
       [SCRIPT_ENV.resetsSignals]: this.#resetsSignals ? "1" : "",
       [SCRIPT_ENV.cwd]: spec.cwd ?? "",

@@ -1,6 +1,6 @@
 /** End to end: every way a job can end, and what it sees while it runs. */
 import assert from "node:assert/strict";
-import { startHead, waitForStatus } from "./harness.ts";
+import { processInfo, startHead, waitForStatus } from "./harness.ts";
 import { Fifos } from "./fifos.ts";
 import { waitForEvent } from "./events.ts";
 import { assertError, assertNoJobProcesses, jobLogs, q, stopJob, submitJob } from "./helpers.ts";
@@ -241,6 +241,42 @@ Deno.test("the entrypoint is a plain sh -c: $$ is its pid, and it can trap SIGIN
   assert.equal(job.driver_exit_code, 5, "the INT trap ran: SIGINT was not ignored");
   assert.equal(await jobLogs(head, id), "got INT\n");
   await assertNoJobProcesses(head, id);
+});
+
+Deno.test("an entrypoint that is one program takes its shell's place; a list keeps its shell", async () => {
+  await using fifos = await Fifos.create();
+  await using head = await startHead();
+  // The inner shell prints its parent: the supervisor (the group's leader) when the outer
+  // shell exec'd it, the outer shell when that waits for it.
+  const parentOf = async (name: string, entrypoint: string) => {
+    const out = await fifos.reader(name);
+    const id = await submitJob(head, {
+      entrypoint,
+      runtime_env: { env_vars: { OUT: out.path } },
+    });
+    const parent = await processInfo(Number(await out.text()));
+    assert.ok(parent, "the parent is alive");
+    await waitForStatus(head, id, ["RUNNING"]);
+    assert.equal(await stopJob(head, id), true);
+    await waitForStatus(head, id, ["STOPPED"]);
+    await assertNoJobProcesses(head, id);
+    return parent;
+  };
+  const inner = `sh -c 'echo $PPID >"$OUT"; exec sleep 600'`;
+  const one = await parentOf("one", inner);
+  assert.equal(one.pid, one.pgid, "the program's parent is the supervisor");
+  const list = await parentOf("list", `${inner}; true`);
+  assert.notEqual(list.pid, list.pgid, "a list runs under a shell of its own");
+
+  // Exit codes, deaths by signal and a missing program read as before.
+  const exited = await submitJob(head, { entrypoint: "sh -c 'exit 3'" });
+  assert.equal((await waitForStatus(head, exited, ["FAILED"])).driver_exit_code, 3);
+  const killed = await submitJob(head, { entrypoint: "sh -c 'kill -KILL $$'" });
+  assert.equal((await waitForStatus(head, killed, ["FAILED"])).driver_exit_code, -9);
+  const missing = await submitJob(head, { entrypoint: "no-such-program-of-jobhead --x" });
+  const failed = await waitForStatus(head, missing, ["FAILED"]);
+  assert.equal(failed.driver_exit_code, 127);
+  assert.match(await jobLogs(head, missing), /no-such-program-of-jobhead: not found/);
 });
 
 Deno.test("a job does not inherit the head's token or configuration", async () => {
