@@ -9,6 +9,13 @@
  * `exit`), not an assignment (`exec A=1 cmd` runs a program named `A=1`), and with no
  * second command, pipe, list, redirection or subshell. The check is deliberately narrow:
  * what it cannot read for sure runs as before.
+ *
+ * What does change is inherent to `exec`, and is what bash does by itself for such a
+ * command: the program is the entrypoint, so a program killed by signal N ends with -N
+ * (its shell's exit code 128 + N before), a stop's SIGTERM reaches the program alone
+ * (before, the shell died of it at once and the group was killed, the program's own
+ * handler cut short), `$$` is the program's pid, and a missing program reads
+ * `exec: X: not found`.
  */
 
 /**
@@ -27,8 +34,11 @@ const SHELL_WORDS = new Set([
   ...["ulimit", "umask", "unalias", "unset", "until", "wait", "while"],
 ]);
 
-/** A first word that names a program: plain characters, no quoting, no `=`. */
-const PROGRAM_WORD = /^[A-Za-z0-9_@%+:,./-]+$/;
+/**
+ * A first word that names a program: plain characters, no quoting, no `=`; not starting
+ * with `-` (which `sh -c` reads as its own option) or `%` (a job in bash).
+ */
+const PROGRAM_WORD = /^[A-Za-z0-9_@+:,./][A-Za-z0-9_@%+:,./-]*$/;
 
 /**
  * Characters that end a simple command or start a construct outside quotes: lists, pipes,
@@ -37,8 +47,14 @@ const PROGRAM_WORD = /^[A-Za-z0-9_@%+:,./-]+$/;
  */
 const OUTSIDE_QUOTES_FORBIDDEN = /[;&|<>(){}#\\`\n\r]/;
 
-/** Inside double quotes: escapes and command substitution (also `$(`, checked apart). */
-const INSIDE_DOUBLE_QUOTES_FORBIDDEN = /[\\`]/;
+/**
+ * Inside double quotes: escapes, command substitution and `${…}` (whose own quotes nest
+ * inside the double quotes, and could hide a `;`).
+ */
+const INSIDE_DOUBLE_QUOTES_FORBIDDEN = /[\\`]|\$\{/;
+
+/** Anywhere: command substitution, `$'…'` and `$"…"` quoting. */
+const ANYWHERE_FORBIDDEN = /\$[('"]/;
 
 /**
  * Whether `command` is one simple command running one program, so that the shell may
@@ -56,7 +72,7 @@ export function runsAsOneProgram(command: string): boolean {
  * beyond words: an operator, an unclosed quote, or a construct that is not plain text.
  */
 function splitWords(command: string): string[] | undefined {
-  if (command.includes("$(")) return undefined;
+  if (ANYWHERE_FORBIDDEN.test(command)) return undefined;
   const words: string[] = [];
   let word = "";
   let i = 0;
@@ -81,4 +97,14 @@ function splitWords(command: string): string[] | undefined {
   }
   if (word !== "") words.push(word);
   return words;
+}
+
+/**
+ * Whether the shell at `realPath` (`sh` with its links resolved) is one to prefix `exec`
+ * for: dash, which forks even a lone command. bash execs a lone simple command by itself,
+ * and the rules above were not checked against other shells (busybox, mksh), whose
+ * commands run as written.
+ */
+export function shellWantsExec(realPath: string): boolean {
+  return realPath.slice(realPath.lastIndexOf("/") + 1) === "dash";
 }

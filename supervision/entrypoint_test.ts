@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runsAsOneProgram } from "./entrypoint.ts";
+import { runsAsOneProgram, shellWantsExec } from "./entrypoint.ts";
 
 const ONE_PROGRAM = [
   "sleep 600",
@@ -44,6 +44,14 @@ const NOT_ONE_PROGRAM = [
   "! sleep 1",
   "[ -f x ]",
   "time sleep 1",
+  // A quote nested in `${…}` inside double quotes hides the `;` from a splitter.
+  `args "\${X-"'"}"; touch pwned #'`,
+  "args $'\\''; touch pwned #'",
+  'args $"x"',
+  // `sh -c` reads a leading `-` as its own option; bash reads `%1` as a job.
+  "-l args x",
+  " -- args x",
+  "%1",
 ];
 
 Deno.test("runsAsOneProgram() accepts one simple command that runs a program", () => {
@@ -84,4 +92,11 @@ Deno.test("sh -c 'exec <command>' ends as sh -c '<command>' for every accepted c
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("shellWantsExec() is true for dash only", () => {
+  assert.equal(shellWantsExec("/usr/bin/dash"), true);
+  assert.equal(shellWantsExec("/usr/bin/bash"), false);
+  assert.equal(shellWantsExec("/bin/busybox"), false);
+  assert.equal(shellWantsExec(""), false);
 });

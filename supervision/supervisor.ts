@@ -22,7 +22,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
 import { CgroupTree, parentCgroupName } from "./cgroup.ts";
 import { ActorLimits } from "./limits.ts";
-import { runsAsOneProgram } from "./entrypoint.ts";
+import { runsAsOneProgram, shellWantsExec } from "./entrypoint.ts";
 import { type EndReport, Launcher, LauncherLostError, writeIfChanged } from "./launcher.ts";
 import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
 import SUPERVISOR_SCRIPT from "./supervisor.sh" with { type: "text" };
@@ -183,6 +183,8 @@ export class ShellSupervisor implements Supervisor {
   #cgroups?: CgroupTree;
   #limits?: ActorLimits;
   #programs = new Map<string, string>();
+  /** Whether entrypoints that are one program run as `exec <entrypoint>`: found once. */
+  #execsOnePrograms: boolean | undefined;
   #log: Logger;
   #resetsSignals = false;
   #live = new Map<string, SupervisedGroup>();
@@ -289,6 +291,20 @@ export class ShellSupervisor implements Supervisor {
     writeIfChanged(this.#scriptPath(), SUPERVISOR_SCRIPT);
   }
 
+  /** Whether the head's `sh` is a shell that entrypoints are prefixed `exec` for. */
+  #shellWantsExec(): boolean {
+    if (this.#execsOnePrograms === undefined) {
+      let realPath = "";
+      try {
+        realPath = Deno.realPathSync(this.#program("sh"));
+      } catch {
+        // no sh: the launch says what is missing
+      }
+      this.#execsOnePrograms = shellWantsExec(realPath);
+    }
+    return this.#execsOnePrograms;
+  }
+
   /** A program's path on the head's PATH, looked up once; throws while it is missing. */
   #program(name: string): string {
     let path = this.#programs.get(name);
@@ -362,7 +378,7 @@ export class ShellSupervisor implements Supervisor {
       [SCRIPT_ENV.fifo]: this.#fifoPath(spec.id),
       [SCRIPT_ENV.logFile]: spec.logPath,
       [SCRIPT_ENV.command]: spec.command,
-      [SCRIPT_ENV.execCommand]: runsAsOneProgram(spec.command) ? "1" : "",
+      [SCRIPT_ENV.execCommand]: this.#shellWantsExec() && runsAsOneProgram(spec.command) ? "1" : "",
       [SCRIPT_ENV.cgroups]: cgroups.join("\n"),
       [SCRIPT_ENV.resetsSignals]: this.#resetsSignals ? "1" : "",
       [SCRIPT_ENV.cwd]: spec.cwd ?? "",

@@ -268,10 +268,11 @@ Deno.test("an entrypoint that is one program takes its shell's place; a list kee
   const list = await parentOf("list", `${inner}; true`);
   assert.notEqual(list.pid, list.pgid, "a list runs under a shell of its own");
 
-  // Exit codes, deaths by signal and a missing program read as before.
+  // Exit codes read as before. The program is the entrypoint: killed by a signal, it ends
+  // -N (its shell's exit code 128 + N before). A missing program exits 127.
   const exited = await submitJob(head, { entrypoint: "sh -c 'exit 3'" });
   assert.equal((await waitForStatus(head, exited, ["FAILED"])).driver_exit_code, 3);
-  const killed = await submitJob(head, { entrypoint: "sh -c 'kill -KILL $$'" });
+  const killed = await submitJob(head, { entrypoint: "sh -c 'kill -KILL $$; :'" });
   assert.equal((await waitForStatus(head, killed, ["FAILED"])).driver_exit_code, -9);
   const missing = await submitJob(head, { entrypoint: "no-such-program-of-jobhead --x" });
   const failed = await waitForStatus(head, missing, ["FAILED"]);
