@@ -6,11 +6,12 @@
 # every actor starts from (the head's, less what it withholds). It ends when the head
 # closes its stdin, or dies; supervisors it started keep running.
 #
-# Each line on stdin is either "w <pid>" (reap that supervisor, which has ended or is about
-# to: it said so, as its last act, or it is a zombie; answered "reaped") or the arguments
-# of jobhead_launch, each a single-quoted word in which a
-# newline is written '"$jobhead_nl"' (so that a request is one line):
-#   '<actor id>' 'export' | 'env' 'NAME=VALUE'...
+# Its stdin is read as shell commands, one a line (sourced, so that the shell reads them in
+# blocks; its `read` builtin takes one byte per system call): either "jobhead_reap <pid>"
+# (reap that supervisor, which has ended or is about to: it said so, as its last act, or
+# it is a zombie; answered "reaped") or "jobhead_launch" with its arguments, each a
+# single-quoted word in which a newline is written '"$jobhead_nl"':
+#   jobhead_launch '<actor id>' 'export' | 'env' 'NAME=VALUE'...
 # "export" when every NAME is a shell variable name (the shell exports them itself),
 # "env" otherwise (the env program sets them: one more exec).
 #
@@ -23,7 +24,7 @@ jobhead_setsid=$1
 jobhead_sh=$2
 jobhead_env=$3
 jobhead_script=$4
-# shellcheck disable=SC2034 # used by the requests, which are eval'd
+# shellcheck disable=SC2034 # used by the requests, which are sourced
 jobhead_nl='
 '
 
@@ -47,12 +48,10 @@ jobhead_launch() {
   echo "started $1 $!"
 }
 
-while IFS= read -r jobhead_line; do
-  case $jobhead_line in
-    "w "*)
-      wait "${jobhead_line#w }"
-      echo reaped
-      ;;
-    *) eval "jobhead_launch $jobhead_line" ;;
-  esac
-done
+jobhead_reap() {
+  wait "$1"
+  echo reaped
+}
+
+# shellcheck disable=SC1091 # the head's requests
+. /dev/stdin

@@ -109,7 +109,7 @@ export class Launcher {
     const names = Object.keys(env);
     const mode = names.every((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) ? "export" : "env";
     const words = [id, mode, ...Object.entries(env).map(([k, v]) => `${k}=${v}`)];
-    const line = words.map(shellWord).join(" ") + "\n";
+    const line = `jobhead_launch ${words.map(shellWord).join(" ")}\n`;
     generation.writer.write(encoder.encode(line)).catch(() => this.#lost(generation));
     return answer.promise.then((pid) => {
       this.#parents.set(pid, generation);
@@ -146,7 +146,9 @@ export class Launcher {
       }
       const answer = Promise.withResolvers<void>();
       generation.reaps.push(answer);
-      generation.writer.write(encoder.encode(`w ${pid}\n`)).catch(() => this.#lost(generation));
+      generation.writer.write(encoder.encode(`jobhead_reap ${pid}\n`)).catch(() =>
+        this.#lost(generation)
+      );
       await answer.promise;
     } finally {
       this.#parents.delete(pid);
