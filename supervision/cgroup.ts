@@ -195,6 +195,14 @@ export class CgroupTree {
    * Resolves false when it could not be removed (a process stuck in the kernel).
    */
   async remove(path: string): Promise<boolean> {
+    // Most often empty already (the actor's watchdog killed what was left as it ended):
+    // then one call, made at once, is all it takes (no hop to another thread and back).
+    try {
+      Deno.removeSync(path);
+      return true;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return true;
+    }
     await this.kill(path);
     await settle(path, (events) => !events.populated);
     try {
