@@ -22,6 +22,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
 import { CgroupTree, parentCgroupName } from "./cgroup.ts";
 import { ActorLimits } from "./limits.ts";
+import { FifoPool } from "./fifo_pool.ts";
 import { runsAsOneProgram, shellWantsExec } from "./entrypoint.ts";
 import { type EndReport, Launcher, LauncherLostError, writeIfChanged } from "./launcher.ts";
 import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
@@ -183,6 +184,8 @@ export class ShellSupervisor implements Supervisor {
   #cgroups?: CgroupTree;
   #limits?: ActorLimits;
   #programs = new Map<string, string>();
+  /** Fifos of ended actors, for the next launches. */
+  #fifos: FifoPool;
   /** Whether entrypoints that are one program run as `exec <entrypoint>`: found once. */
   #execsOnePrograms: boolean | undefined;
   #log: Logger;
@@ -212,6 +215,7 @@ export class ShellSupervisor implements Supervisor {
    */
   constructor(runDir: string, options: SupervisorOptions = {}) {
     this.#runDir = runDir;
+    this.#fifos = new FifoPool(join(runDir, FIFO_DIR));
     this.#options = options;
     this.#log = options.logger ?? createLogger("supervisor");
   }
@@ -288,6 +292,7 @@ export class ShellSupervisor implements Supervisor {
    */
   #makeRunDir(): void {
     Deno.mkdirSync(join(this.#runDir, FIFO_DIR), { recursive: true });
+    this.#fifos.clear();
     writeIfChanged(this.#scriptPath(), SUPERVISOR_SCRIPT);
   }
 
@@ -317,7 +322,7 @@ export class ShellSupervisor implements Supervisor {
     // A stale exit file from an earlier actor of the same id would end this one at once.
     removeFileIfThere(exitPath);
     // Where libc cannot be loaded, the supervisor script makes it itself.
-    if (!makeFifo(this.#fifoPath(spec.id), 0o600)) {
+    if (!this.#fifos.take(this.#fifoPath(spec.id), 0o600)) {
       // The run directory may have been removed under the running head: make it again.
       this.#makeRunDir();
       makeFifo(this.#fifoPath(spec.id), 0o600);
@@ -495,7 +500,9 @@ export class ShellSupervisor implements Supervisor {
       closeWatcher(this.#watcher);
     }
     await this.#launcher?.reap(process.pid, process.identity.start_ticks);
-    if (process.cgroup && !await this.#cgroups!.remove(process.cgroup)) {
+    // An emptied cgroup proves that none of the actor's processes holds its fifo any more.
+    const emptied = process.cgroup !== undefined && await this.#cgroups!.remove(process.cgroup);
+    if (process.cgroup && !emptied) {
       this.#log.error(`the cgroup ${process.cgroup} could not be emptied and removed`);
     }
     for (const path of process.limitCgroups) {
@@ -504,7 +511,8 @@ export class ShellSupervisor implements Supervisor {
       }
     }
     const fifo = this.#fifoPath(process.id);
-    removeFileIfThere(fifo);
+    if (emptied) this.#fifos.give(fifo);
+    else removeFileIfThere(fifo);
     // Supervisors an earlier version of the head started wrote a ".code" file.
     if (!process.reports) removeFileIfThere(`${fifo}.code`);
   }
