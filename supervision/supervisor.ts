@@ -22,7 +22,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
 import { CgroupTree, parentCgroupName } from "./cgroup.ts";
 import { ActorLimits } from "./limits.ts";
-import { FifoPool } from "./fifo_pool.ts";
+import { SpareFiles } from "./spare_files.ts";
 import { runsAsOneProgram, shellWantsExec } from "./entrypoint.ts";
 import { type EndReport, Launcher, LauncherLostError, writeIfChanged } from "./launcher.ts";
 import { groupProcessesByEnv, isSameLiveProcess, readStat, sendSignal } from "./procfs.ts";
@@ -185,7 +185,9 @@ export class ShellSupervisor implements Supervisor {
   #limits?: ActorLimits;
   #programs = new Map<string, string>();
   /** Fifos of ended actors, for the next launches. */
-  #fifos: FifoPool;
+  #fifos: SpareFiles;
+  /** Exit files of ended actors, emptied, for the next launches. */
+  #exitFiles: SpareFiles;
   /** Whether entrypoints that are one program run as `exec <entrypoint>`: found once. */
   #execsOnePrograms: boolean | undefined;
   #log: Logger;
@@ -215,7 +217,16 @@ export class ShellSupervisor implements Supervisor {
    */
   constructor(runDir: string, options: SupervisorOptions = {}) {
     this.#runDir = runDir;
-    this.#fifos = new FifoPool(join(runDir, FIFO_DIR));
+    // Spares of both kinds live beside the fifos, apart from the watched exit files.
+    const spares = join(runDir, FIFO_DIR);
+    this.#fifos = new SpareFiles(spares, {
+      prefix: ".spare-fifo-",
+      make: (path) => makeFifo(path, 0o600),
+    });
+    this.#exitFiles = new SpareFiles(spares, {
+      prefix: ".spare-exit-",
+      reset: (path) => Deno.truncateSync(path, 0),
+    });
     this.#options = options;
     this.#log = options.logger ?? createLogger("supervisor");
   }
@@ -293,6 +304,7 @@ export class ShellSupervisor implements Supervisor {
   #makeRunDir(): void {
     Deno.mkdirSync(join(this.#runDir, FIFO_DIR), { recursive: true });
     this.#fifos.clear();
+    this.#exitFiles.clear();
     writeIfChanged(this.#scriptPath(), SUPERVISOR_SCRIPT);
   }
 
@@ -319,10 +331,11 @@ export class ShellSupervisor implements Supervisor {
 
   async run(spec: RunSpec, onExit: ExitHandler): Promise<SupervisedProcess> {
     const exitPath = this.#exitPath(spec.id);
-    // A stale exit file from an earlier actor of the same id would end this one at once.
-    removeFileIfThere(exitPath);
+    // A stale exit file from an earlier actor of the same id would end this one at once: a
+    // spare (empty) replaces it, or it is removed.
+    if (!this.#exitFiles.take(exitPath)) removeFileIfThere(exitPath);
     // Where libc cannot be loaded, the supervisor script makes it itself.
-    if (!this.#fifos.take(this.#fifoPath(spec.id), 0o600)) {
+    if (!this.#fifos.take(this.#fifoPath(spec.id))) {
       // The run directory may have been removed under the running head: make it again.
       this.#makeRunDir();
       makeFifo(this.#fifoPath(spec.id), 0o600);
@@ -463,9 +476,10 @@ export class ShellSupervisor implements Supervisor {
    */
   async #follow(process: SupervisedGroup, onExit: ExitHandler): Promise<void> {
     const reason = await process.exited;
+    let emptied = false;
     try {
       if (reason.kind === "died") await this.#killLeftovers(process);
-      await this.#release(process);
+      emptied = await this.#release(process);
     } catch (err) {
       this.#log.error(`releasing the processes of "${process.id}" failed:`, err);
     }
@@ -485,16 +499,21 @@ export class ShellSupervisor implements Supervisor {
     }
     // A new actor of the same id removed the file when it started, and owns it now.
     // Never written where the supervisor died without a word, or removed with the run dir.
-    if (recorded && !this.#live.has(process.id)) removeFileIfThere(this.#exitPath(process.id));
+    if (recorded && !this.#live.has(process.id)) {
+      const exitPath = this.#exitPath(process.id);
+      if (emptied) this.#exitFiles.give(exitPath);
+      else removeFileIfThere(exitPath);
+    }
   }
 
   /**
    * Forgets a settled process and releases all of it but its exit file: waits until its
    * supervisor is reaped (the exit file is written by then), empties and removes its
    * cgroup (the watchdog goes with it, so it can write no file after this), and removes
-   * its fifo.
+   * its fifo, or keeps it as a spare. True when its cgroup was emptied and removed: then
+   * none of its processes is left to open its files.
    */
-  async #release(process: SupervisedGroup): Promise<void> {
+  async #release(process: SupervisedGroup): Promise<boolean> {
     if (this.#live.get(process.id) === process) this.#live.delete(process.id);
     if (this.#unreported.delete(process) && this.#unreported.size === 0) {
       closeWatcher(this.#watcher);
@@ -515,6 +534,7 @@ export class ShellSupervisor implements Supervisor {
     else removeFileIfThere(fifo);
     // Supervisors an earlier version of the head started wrote a ".code" file.
     if (!process.reports) removeFileIfThere(`${fifo}.code`);
+    return emptied;
   }
 
   /**
@@ -672,7 +692,8 @@ export class ShellSupervisor implements Supervisor {
     let text = options.end ? `${options.end}\n` : undefined;
     let endTime = Date.now();
     try {
-      text ??= await Deno.readTextFile(path);
+      // An empty file is none: a spare put in place at the launch, never written.
+      text ??= await Deno.readTextFile(path) || undefined;
       if (options.fileTime) endTime = (await Deno.stat(path)).mtime?.getTime() ?? endTime;
     } catch {
       // no file yet

@@ -130,6 +130,30 @@ supervisorTest(
   },
 );
 
+supervisorTest(
+  "an actor launched on an ended one's spare files ends as on new ones, a failed start too",
+  {},
+  async (supervisor, dir) => {
+    const spares = join(dir, "run", "fifo");
+    const run = async (id: string, command: string, cwd?: string) => {
+      const owner = recorder();
+      await supervisor.run({ id, command, cwd, logPath: join(dir, `${id}.log`) }, owner.onExit);
+      return await owner.ended;
+    };
+    // A start that fails before the command runs (its exit file is never written).
+    const fresh = await run("unit-spare-0", "true", join(dir, "missing"));
+    assert.equal(outcome(await run("unit-spare-1", "exit 3")), 3);
+    const kept = [...Deno.readDirSync(spares)].map((e) => e.name).filter((n) => n[0] === ".");
+    const again = await run("unit-spare-2", "true", join(dir, "missing"));
+    assert.deepEqual({ ...again, endTime: 0 }, { ...fresh, endTime: 0 }, "the same end");
+    assert.equal(outcome(await run("unit-spare-3", "kill -KILL $$")), -9);
+    if (CGROUPS) {
+      const kinds = kept.map((name) => name.replace(/\d+$/, "")).sort();
+      assert.deepEqual(kinds, [".spare-exit-", ".spare-fifo-"], "kept once emptied");
+    }
+  },
+);
+
 for (const cgroup of CGROUPS ? ["off", "auto"] as const : ["off"] as const) {
   supervisorTest(
     `when a supervisor dies, its escaped processes die and all is released before its owner hears (cgroup ${cgroup})`,
