@@ -1,12 +1,12 @@
 /**
- * Files kept for reuse: actors' fifos and exit files. Making a file allocates an inode,
- * which on a file system with much churn costs far more than renaming one (measured on the
- * ext4 of our 2-core machines: mkfifo 0.8-0.9 ms, a rename in the same directory 25 µs),
- * and every launch needs a fifo (made on the head's event loop) and an exit file (made
- * by the supervisor as the command ends; 500 of them at once, for a stop of 500 jobs,
- * wait on each other in one directory). A file that no process holds open carries nothing
- * over once emptied, so an ended actor's files, once none of its processes is left, are
- * renamed aside and renamed into place for a later launch.
+ * Files kept for reuse: actors' fifos. Making a file allocates an inode, which on a file
+ * system with much churn costs far more than renaming one (measured on the ext4 of our
+ * 2-core machines: mkfifo 0.8-0.9 ms, a rename in the same directory 25-35 µs), and every
+ * launch needs a fifo, made on the head's event loop. A fifo that no process holds open
+ * carries nothing over, so an ended actor's fifo, once none of its processes is left, is
+ * renamed aside and renamed into place for a later launch. (Exit files are not kept:
+ * emptying one for its next use took the head 0.2-0.3 ms, more than the supervisor's
+ * making it.)
  */
 import { join } from "node:path";
 import { removeFileIfThere } from "../kit/libc.ts";
@@ -19,8 +19,6 @@ export interface SpareFilesOptions {
   max?: number;
   /** Makes a new file at a path when there is no spare; false when it could not. */
   make?: (path: string) => boolean;
-  /** Readies a given file for its next use (empties it); throws when it cannot. */
-  reset?: (path: string) => void;
 }
 
 /** The spares of one kind in one directory, which this pool alone renames in and out. */
@@ -29,7 +27,6 @@ export class SpareFiles {
   #prefix: string;
   #max: number;
   #make: (path: string) => boolean;
-  #reset: (path: string) => void;
   #spares: string[] = [];
   #next = 0;
 
@@ -39,7 +36,6 @@ export class SpareFiles {
     this.#prefix = options.prefix;
     this.#max = options.max ?? 64;
     this.#make = options.make ?? (() => false);
-    this.#reset = options.reset ?? (() => {});
   }
 
   /** How many spares the pool holds. */
@@ -67,13 +63,12 @@ export class SpareFiles {
   /**
    * Keeps the file at `path` for a later `take()`. Only for a file no process holds open
    * or will open again (every process of its actor is gone); past the pool's size, or
-   * where it cannot be readied or renamed, it is removed.
+   * where it cannot be renamed, it is removed.
    */
   give(path: string): void {
     if (this.#spares.length < this.#max) {
       const spare = join(this.#dir, `${this.#prefix}${this.#next++}`);
       try {
-        this.#reset(path);
         Deno.renameSync(path, spare);
         this.#spares.push(spare);
         return;

@@ -54,33 +54,17 @@ Deno.test("SpareFiles keeps at most its size, and makes a file when a spare is g
   });
 });
 
-Deno.test("SpareFiles empties a given file, and a spare replaces a stale file at take()", async () => {
-  await withDir((dir) => {
-    const pool = new SpareFiles(dir, {
-      prefix: ".spare-exit-",
-      reset: (path) => Deno.truncateSync(path, 0),
-    });
-    assert.equal(pool.take(`${dir}/a.exit`), false, "none to take, none made");
-    Deno.writeTextFileSync(`${dir}/a.exit`, "exit 0\n");
-    pool.give(`${dir}/a.exit`);
-    Deno.writeTextFileSync(`${dir}/b.exit`, "exit 3\n"); // stale, of an earlier actor
-    assert.equal(pool.take(`${dir}/b.exit`), true);
-    assert.equal(Deno.readTextFileSync(`${dir}/b.exit`), "");
-    assert.deepEqual(names(dir), ["b.exit"]);
-  });
-});
-
 Deno.test("SpareFiles.clear() removes the spares of its kind an earlier head left, and nothing else", async () => {
   await withDir((dir) => {
     const earlier = fifoPool(dir);
     earlier.take(`${dir}/a.fifo`);
     earlier.take(`${dir}/live.fifo`);
     earlier.give(`${dir}/a.fifo`);
-    Deno.writeTextFileSync(`${dir}/.spare-exit-0`, "");
+    Deno.writeTextFileSync(`${dir}/.spare-other-0`, "");
 
     const pool = fifoPool(dir);
     pool.clear();
-    assert.deepEqual(names(dir), [".spare-exit-0", "live.fifo"]);
+    assert.deepEqual(names(dir), [".spare-other-0", "live.fifo"]);
     assert.equal(pool.take(`${dir}/b.fifo`), true, "it makes its own");
   });
 });

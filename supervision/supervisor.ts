@@ -186,8 +186,6 @@ export class ShellSupervisor implements Supervisor {
   #programs = new Map<string, string>();
   /** Fifos of ended actors, for the next launches. */
   #fifos: SpareFiles;
-  /** Exit files of ended actors, emptied, for the next launches. */
-  #exitFiles: SpareFiles;
   /** Whether entrypoints that are one program run as `exec <entrypoint>`: found once. */
   #execsOnePrograms: boolean | undefined;
   #log: Logger;
@@ -217,15 +215,9 @@ export class ShellSupervisor implements Supervisor {
    */
   constructor(runDir: string, options: SupervisorOptions = {}) {
     this.#runDir = runDir;
-    // Spares of both kinds live beside the fifos, apart from the watched exit files.
-    const spares = join(runDir, FIFO_DIR);
-    this.#fifos = new SpareFiles(spares, {
+    this.#fifos = new SpareFiles(join(runDir, FIFO_DIR), {
       prefix: ".spare-fifo-",
       make: (path) => makeFifo(path, 0o600),
-    });
-    this.#exitFiles = new SpareFiles(spares, {
-      prefix: ".spare-exit-",
-      reset: (path) => Deno.truncateSync(path, 0),
     });
     this.#options = options;
     this.#log = options.logger ?? createLogger("supervisor");
@@ -304,7 +296,6 @@ export class ShellSupervisor implements Supervisor {
   #makeRunDir(): void {
     Deno.mkdirSync(join(this.#runDir, FIFO_DIR), { recursive: true });
     this.#fifos.clear();
-    this.#exitFiles.clear();
     writeIfChanged(this.#scriptPath(), SUPERVISOR_SCRIPT);
   }
 
@@ -331,9 +322,8 @@ export class ShellSupervisor implements Supervisor {
 
   async run(spec: RunSpec, onExit: ExitHandler): Promise<SupervisedProcess> {
     const exitPath = this.#exitPath(spec.id);
-    // A stale exit file from an earlier actor of the same id would end this one at once: a
-    // spare (empty) replaces it, or it is removed.
-    if (!this.#exitFiles.take(exitPath)) removeFileIfThere(exitPath);
+    // A stale exit file from an earlier actor of the same id would end this one at once.
+    removeFileIfThere(exitPath);
     // Where libc cannot be loaded, the supervisor script makes it itself.
     if (!this.#fifos.take(this.#fifoPath(spec.id))) {
       // The run directory may have been removed under the running head: make it again.
@@ -476,10 +466,9 @@ export class ShellSupervisor implements Supervisor {
    */
   async #follow(process: SupervisedGroup, onExit: ExitHandler): Promise<void> {
     const reason = await process.exited;
-    let emptied = false;
     try {
       if (reason.kind === "died") await this.#killLeftovers(process);
-      emptied = await this.#release(process);
+      await this.#release(process);
     } catch (err) {
       this.#log.error(`releasing the processes of "${process.id}" failed:`, err);
     }
@@ -499,21 +488,17 @@ export class ShellSupervisor implements Supervisor {
     }
     // A new actor of the same id removed the file when it started, and owns it now.
     // Never written where the supervisor died without a word, or removed with the run dir.
-    if (recorded && !this.#live.has(process.id)) {
-      const exitPath = this.#exitPath(process.id);
-      if (emptied) this.#exitFiles.give(exitPath);
-      else removeFileIfThere(exitPath);
-    }
+    if (recorded && !this.#live.has(process.id)) removeFileIfThere(this.#exitPath(process.id));
   }
 
   /**
    * Forgets a settled process and releases all of it but its exit file: waits until its
    * supervisor is reaped (the exit file is written by then), empties and removes its
    * cgroup (the watchdog goes with it, so it can write no file after this), and removes
-   * its fifo, or keeps it as a spare. True when its cgroup was emptied and removed: then
-   * none of its processes is left to open its files.
+   * its fifo, or keeps it as a spare once its cgroup is emptied (none of its processes is
+   * left to open it).
    */
-  async #release(process: SupervisedGroup): Promise<boolean> {
+  async #release(process: SupervisedGroup): Promise<void> {
     if (this.#live.get(process.id) === process) this.#live.delete(process.id);
     if (this.#unreported.delete(process) && this.#unreported.size === 0) {
       closeWatcher(this.#watcher);
@@ -534,7 +519,6 @@ export class ShellSupervisor implements Supervisor {
     else removeFileIfThere(fifo);
     // Supervisors an earlier version of the head started wrote a ".code" file.
     if (!process.reports) removeFileIfThere(`${fifo}.code`);
-    return emptied;
   }
 
   /**
@@ -692,8 +676,7 @@ export class ShellSupervisor implements Supervisor {
     let text = options.end ? `${options.end}\n` : undefined;
     let endTime = Date.now();
     try {
-      // An empty file is none: a spare put in place at the launch, never written.
-      text ??= await Deno.readTextFile(path) || undefined;
+      text ??= await Deno.readTextFile(path);
       if (options.fileTime) endTime = (await Deno.stat(path)).mtime?.getTime() ?? endTime;
     } catch {
       // no file yet
