@@ -7,11 +7,13 @@
 # closes its stdin, or dies; supervisors it started keep running.
 #
 # Its stdin is read as shell commands, one a line (sourced, so that the shell reads them in
-# blocks; its `read` builtin takes one byte per system call): either "jobhead_reap <pid>"
-# (reap that supervisor, which has ended or is about to: it said so, as its last act, or
-# it is a zombie; answered "reaped") or "jobhead_launch" with its arguments, each a
-# single-quoted word in which a newline is written '"$jobhead_nl"':
-#   jobhead_launch '<actor id>' 'export' | 'env' 'NAME=VALUE'...
+# blocks: its `read` builtin takes one byte per system call), each in braces, so that a
+# request cut short by a head that died while writing it is a syntax error, never run:
+# either "{ jobhead_reap <pid>; }" (reap that supervisor, which has ended or is about to:
+# it said so, as its last act, or it is a zombie; answered "reaped") or "{ jobhead_launch
+# …; }" with its arguments, each a single-quoted word in which a newline is written
+# '"$jobhead_nl"':
+#   { jobhead_launch '<actor id>' 'export' | 'env' 'NAME=VALUE'...; }
 # "export" when every NAME is a shell variable name (the shell exports them itself),
 # "env" otherwise (the env program sets them: one more exec).
 #
@@ -53,5 +55,10 @@ jobhead_reap() {
   echo reaped
 }
 
-# shellcheck disable=SC1091 # the head's requests
-. /dev/stdin
+# bash reads a whole sourced file before it runs any of it: it takes a line at a time.
+if [ -n "${BASH_VERSION-}" ]; then
+  while IFS= read -r jobhead_line; do eval "$jobhead_line"; done
+else
+  # shellcheck disable=SC1091 # the head's requests
+  . /dev/stdin
+fi

@@ -59,6 +59,9 @@ interface Generation {
 
 const encoder = new TextEncoder();
 
+/** A name the shell can hold as a variable. */
+const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /** How often a supervisor whose end is known without its report is checked for its exit. */
 const REAP_POLL_MS = 10;
 
@@ -106,11 +109,8 @@ export class Launcher {
     const generation = this.#current ??= this.#start();
     const answer = Promise.withResolvers<number>();
     generation.pending.set(id, answer);
-    const names = Object.keys(env);
-    const mode = names.every((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) ? "export" : "env";
-    const words = [id, mode, ...Object.entries(env).map(([k, v]) => `${k}=${v}`)];
-    const line = `jobhead_launch ${words.map(shellWord).join(" ")}\n`;
-    generation.writer.write(encoder.encode(line)).catch(() => this.#lost(generation));
+    generation.writer.write(encoder.encode(launchRequest(id, env)))
+      .catch(() => this.#lost(generation));
     return answer.promise.then((pid) => {
       this.#parents.set(pid, generation);
       return pid;
@@ -146,7 +146,7 @@ export class Launcher {
       }
       const answer = Promise.withResolvers<void>();
       generation.reaps.push(answer);
-      generation.writer.write(encoder.encode(`jobhead_reap ${pid}\n`)).catch(() =>
+      generation.writer.write(encoder.encode(`{ jobhead_reap ${pid}; }\n`)).catch(() =>
         this.#lost(generation)
       );
       await answer.promise;
@@ -248,6 +248,19 @@ export class Launcher {
     }
     this.#generations.delete(generation);
   }
+}
+
+/**
+ * The line that asks the launcher to start the supervisor of actor `id` with `env` (see
+ * launcher.sh): in braces, so that a line cut short is never run.
+ */
+export function launchRequest(id: string, env: Record<string, string>): string {
+  // The launcher's own variables are named jobhead_*: an actor's of that name goes through
+  // `env`, not to overwrite them.
+  const exportable = (name: string) => SHELL_NAME.test(name) && !name.startsWith("jobhead_");
+  const mode = Object.keys(env).every(exportable) ? "export" : "env";
+  const words = [id, mode, ...Object.entries(env).map(([k, v]) => `${k}=${v}`)];
+  return `{ jobhead_launch ${words.map(shellWord).join(" ")}; }\n`;
 }
 
 /** `text` as one single-quoted shell word on one line (see launcher.sh). */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import type { ExitReason, SupervisedProcess } from "../kit/supervision.ts";
 import { canUseCgroups } from "../tests/cgroups.ts";
 import {
@@ -345,6 +346,55 @@ supervisorTest(
     assert.deepEqual(shown, [...expected, ...expected]);
   },
 );
+
+Deno.test({
+  name:
+    "with bash as sh, the launcher answers each launch as it comes, and a jobhead_* name is the actor's",
+  ignore: !isFile("/bin/bash"),
+  sanitizeOps: true,
+  sanitizeResources: true,
+  async fn() {
+    // bash reads a sourced file whole before running any of it: a launcher that sourced its
+    // stdin under bash would answer nothing until the head closed it.
+    const dir = await Deno.makeTempDir({ prefix: "jobhead-bash-" });
+    const path = Deno.env.get("PATH");
+    await Deno.mkdir(join(dir, "bin"));
+    await Deno.symlink("/bin/bash", join(dir, "bin", "sh"));
+    Deno.env.set("PATH", `${join(dir, "bin")}:${path ?? "/usr/bin:/bin"}`);
+    const supervisor = new ShellSupervisor(join(dir, "run"), { cgroup: "off" });
+    const timer = new AbortController();
+    try {
+      await supervisor.start();
+      const logPath = join(dir, "bash.log");
+      const owner = recorder();
+      await supervisor.run({
+        id: "unit-bash",
+        command: 'echo "$jobhead_sh"; exit 3',
+        logPath,
+        env: { jobhead_sh: "the actor's own" },
+      }, owner.onExit);
+      const timedOut = delay(20_000, "timed out", { signal: timer.signal }).catch(() => "");
+      const ended = await Promise.race([owner.ended, timedOut]);
+      assert.notEqual(ended, "timed out", "the launch was answered while the head wrote on");
+      assert.equal(outcome(ended as ExitReason), 3);
+      assert.equal(await Deno.readTextFile(logPath), "the actor's own\n");
+    } finally {
+      timer.abort();
+      await supervisor.close();
+      if (path === undefined) Deno.env.delete("PATH");
+      else Deno.env.set("PATH", path);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
 
 /** The pids of the live launchers among the children of `pid`, of the run directory `runDir`. */
 function launchersOf(pid: number, runDir: string): number[] {
