@@ -9,7 +9,7 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { join } from "node:path";
-import { readStat } from "./procfs.ts";
+import { readStat, sendSignal } from "./procfs.ts";
 import LAUNCHER_SCRIPT from "./launcher.sh" with { type: "text" };
 
 /** The launcher script's name in the run directory. */
@@ -203,14 +203,22 @@ export class Launcher {
     return generation;
   }
 
-  /** The launcher of `generation` ended: pending launches fail, the next one starts anew. */
+  /**
+   * The launcher of `generation` ended: the next launch starts a new one, and its pending
+   * launches fail once none of its forks is left in its process group. A supervisor forked
+   * just before the launcher ended stays in that group until it has made its own session,
+   * and only then can the caller find it by its marker (else it would launch it again).
+   */
   #lost(generation: Generation): void {
     if (generation.alive) generation.writer.close().catch(() => {});
     generation.alive = false;
     if (this.#current === generation) this.#current = undefined;
-    for (const [id, answer] of generation.pending) answer.reject(new LauncherLostError(id));
-    generation.pending.clear();
     for (const answer of generation.reaps.splice(0)) answer.resolve();
+    if (generation.pending.size === 0) return;
+    whenGroupEmpty(generation.child.pid).then(() => {
+      for (const [id, answer] of generation.pending) answer.reject(new LauncherLostError(id));
+      generation.pending.clear();
+    });
   }
 
   /** Reads a launcher's pipe: its answers, and its supervisors' end reports. */
@@ -248,6 +256,19 @@ export class Launcher {
     }
     this.#generations.delete(generation);
   }
+}
+
+/** How long a dead launcher's forks may take to leave its process group. */
+const GROUP_EMPTY_LIMIT_MS = 2_000;
+
+/**
+ * Resolves once process group `pgid` has no process left (a probe that SIGCONT leaves
+ * alone: the group holds only forks of the launcher on their way to a session of their
+ * own), or after GROUP_EMPTY_LIMIT_MS. Polled: nothing tells when a process leaves a group.
+ */
+async function whenGroupEmpty(pgid: number): Promise<void> {
+  const deadline = Date.now() + GROUP_EMPTY_LIMIT_MS;
+  while (sendSignal(-pgid, "SIGCONT") && Date.now() < deadline) await delay(2);
 }
 
 /**

@@ -62,6 +62,11 @@ export function supervisedCommandOf(env: Record<string, string>): string | undef
  * fifo, which blocks until a writer appears.
  */
 const FIFO_DIR = "fifo";
+/**
+ * How long a launch whose launcher was lost waits for the end report of a supervisor that
+ * ran to its end meanwhile (it wrote its exit file, then the report, as its last acts).
+ */
+const END_REPORT_WAIT_MS = 5_000;
 
 /**
  * How often every live process is checked for an end no file event told: a missed event,
@@ -196,6 +201,8 @@ export class ShellSupervisor implements Supervisor {
   #earlyEnds = new Map<number, EndReport | undefined>();
   /** Actors being launched. */
   #launching = new Set<string>();
+  /** Pids of supervisors that reported their end while their actor was being launched. */
+  #endsWhileLaunching = new Map<string, PromiseWithResolvers<number>>();
   #abort = new AbortController();
   #watcher?: Deno.FsWatcher;
   /** Whether #watchExitFiles runs. */
@@ -346,6 +353,7 @@ export class ShellSupervisor implements Supervisor {
       throw err;
     } finally {
       this.#launching.delete(spec.id);
+      this.#endsWhileLaunching.delete(spec.id);
     }
     const identity = { pid, start_ticks: readStat(pid)?.startTicks ?? 0 };
     const process = new SupervisedGroup(spec.id, identity, this.#stopper, {
@@ -398,6 +406,10 @@ export class ShellSupervisor implements Supervisor {
         if (!(err instanceof LauncherLostError)) throw err;
         const found = await this.#find(spec.id);
         if (found) return found.pid;
+        // Gone before the search, its exit file written: it ran, and its end report (its
+        // last act, on the launcher's pipe) is on its way. Launched again, it would run twice.
+        const ended = await this.#endReportedWhileLost(spec.id, exitPath);
+        if (ended !== undefined) return ended;
         if (attempt === 2) throw err;
       }
     }
@@ -410,7 +422,35 @@ export class ShellSupervisor implements Supervisor {
   #ended(id: string, pid: number, report: EndReport | undefined): void {
     const process = this.#live.get(id);
     if (process?.pid === pid) this.#settleReported(process, report);
-    else if (this.#launching.has(id)) this.#earlyEnds.set(pid, report);
+    else if (this.#launching.has(id)) {
+      this.#earlyEnds.set(pid, report);
+      this.#endOfLaunching(id).resolve(pid);
+    }
+  }
+
+  #endOfLaunching(id: string): PromiseWithResolvers<number> {
+    let end = this.#endsWhileLaunching.get(id);
+    if (!end) this.#endsWhileLaunching.set(id, end = Promise.withResolvers());
+    return end;
+  }
+
+  /**
+   * The pid of actor `id`'s supervisor that ended while its launcher was lost, once its
+   * end report is read; undefined at once where its exit file says it never ran, or when
+   * no report comes within END_REPORT_WAIT_MS.
+   */
+  async #endReportedWhileLost(id: string, exitPath: string): Promise<number | undefined> {
+    const ran = await Deno.stat(exitPath).then(() => true, () => false);
+    if (!ran) return undefined;
+    const timer = new AbortController();
+    try {
+      return await Promise.race([
+        this.#endOfLaunching(id).promise,
+        delay(END_REPORT_WAIT_MS, undefined, { signal: timer.signal }).catch(() => undefined),
+      ]);
+    } finally {
+      timer.abort();
+    }
   }
 
   /**

@@ -289,6 +289,49 @@ supervisorTest(
 );
 
 supervisorTest(
+  "launchers killed again and again while launching: no actor runs twice",
+  { cgroup: "off" },
+  async (supervisor, dir) => {
+    // A supervisor forked just before its launcher died must be found, not launched again.
+    const ranPath = join(dir, "ran");
+    const ours = () => launchersOf(Deno.pid, join(dir, "run"));
+    // Rounds of launches, each with its launcher killed a moment after they were asked
+    // for: some are forked and some not when it dies (each has two tries).
+    let kills = 0;
+    const ends: (ExitReason | undefined)[] = [];
+    const ids: string[] = [];
+    for (let round = 0; round < 20; round++) {
+      const batch = Array.from({ length: 8 }, (_, i) => `unit-twice-${round}-${i}`);
+      ids.push(...batch);
+      const launches = batch.map(async (id) => {
+        const owner = recorder();
+        try {
+          await supervisor.run(
+            { id, command: `echo ${id} >>'${ranPath}'`, logPath: join(dir, "twice.log") },
+            owner.onExit,
+          );
+        } catch {
+          return undefined; // lost twice: not started, which is allowed; twice is not
+        }
+        return await owner.ended;
+      });
+      await delay(round % 4);
+      for (const pid of ours()) {
+        Deno.kill(pid, "SIGKILL");
+        kills++;
+      }
+      ends.push(...await Promise.all(launches));
+    }
+    const ran = readOrEmpty(ranPath).split("\n").filter(Boolean);
+    const twice = ran.filter((id, i) => ran.indexOf(id) !== i);
+    assert.deepEqual(twice, [], "actors that ran twice");
+    const started = ids.filter((_, i) => ends[i] !== undefined);
+    assert.ok(started.length > 0, "some launches went through");
+    assert.ok(kills > 1, "launchers were killed while launching");
+  },
+);
+
+supervisorTest(
   "any value reaches the command, newlines and quotes included, and a name sh cannot hold does not stop a launch",
   { cgroup: "off" },
   async (supervisor, dir) => {
