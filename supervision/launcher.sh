@@ -59,6 +59,6 @@ jobhead_reap() {
 if [ -n "${BASH_VERSION-}" ]; then
   while IFS= read -r jobhead_line; do eval "$jobhead_line"; done
 else
-  # shellcheck disable=SC1091 # the head's requests
-  . /dev/stdin
+  # shellcheck disable=SC1091 # the head's requests (stdin: /proc, not /dev, is sure to be there)
+  . /proc/self/fd/0
 fi

@@ -328,6 +328,8 @@ export class ShellSupervisor implements Supervisor {
   }
 
   async run(spec: RunSpec, onExit: ExitHandler): Promise<SupervisedProcess> {
+    // Found on the head's PATH, not the job's: a job's own PATH must not stop it starting.
+    for (const name of ["setsid", "sh"]) this.#program(name);
     const exitPath = this.#exitPath(spec.id);
     // A stale exit file from an earlier actor of the same id would end this one at once.
     removeFileIfThere(exitPath);
@@ -337,8 +339,6 @@ export class ShellSupervisor implements Supervisor {
       this.#makeRunDir();
       makeFifo(this.#fifoPath(spec.id), 0o600);
     }
-    // Found on the head's PATH, not the job's: a job's own PATH must not stop it starting.
-    for (const name of ["setsid", "sh"]) this.#program(name);
     const limits = { ...spec.limits, cpus: this.#options.enforceCpu ? spec.limits?.cpus : 0 };
     const cgroup = this.#cgroups?.create(spec.id);
     let limitCgroups: string[] = [];
@@ -348,8 +348,9 @@ export class ShellSupervisor implements Supervisor {
       limitCgroups = this.#limits?.create(spec.id, limits, cgroup) ?? [];
       pid = await this.#launch(spec, [cgroup ?? [], limitCgroups].flat(), exitPath);
     } catch (err) {
-      // Nothing ever ran in them: they are empty.
+      // Nothing ever ran in them: they are empty. Nor is the fifo anyone's now.
       for (const path of [...limitCgroups, cgroup ?? []].flat()) removeEmptyCgroup(path);
+      removeFileIfThere(this.#fifoPath(spec.id));
       throw err;
     } finally {
       this.#launching.delete(spec.id);

@@ -138,6 +138,8 @@ Deno.test("a job whose supervisor cannot be launched ends FAILED with START_ERRO
   assert.match(job.message, /^Job entrypoint command failed to start: setsid was not found/);
   assert.equal(job.driver_exit_code, null);
   assert.equal((await head.json("/api/version")).status, 200, "the head is still up");
+  const fifos = [...Deno.readDirSync(`${head.dataDir}/run/fifo`)].map((entry) => entry.name);
+  assert.deepEqual(fifos, [], "no fifo is left for a launch that failed");
 });
 
 Deno.test("an entrypoint no process could be given is refused with 400; a job's own PATH does not stop its launch", async () => {
