@@ -14,8 +14,8 @@
 # …; }" with its arguments, each a single-quoted word in which a newline is written
 # '"$jobhead_nl"':
 #   { jobhead_launch '<actor id>' 'export' | 'env' 'NAME=VALUE'...; }
-# "export" when every NAME is a shell variable name (the shell exports them itself),
-# "env" otherwise (the env program sets them: one more exec).
+# "export" when every NAME is a shell variable name and none is jobhead_* (the shell exports
+# them itself), "env" otherwise (the env program sets them: one more exec).
 #
 # It answers "started <actor id> <pid>" on stdout for every supervisor once forked. Each
 # supervisor gets the same pipe as fd 3, on which it says "ended <actor id> <pid> <status>

@@ -268,7 +268,14 @@ const GROUP_EMPTY_LIMIT_MS = 2_000;
  */
 async function whenGroupEmpty(pgid: number): Promise<void> {
   const deadline = Date.now() + GROUP_EMPTY_LIMIT_MS;
-  while (sendSignal(-pgid, "SIGCONT") && Date.now() < deadline) await delay(2);
+  const inGroup = () => {
+    try {
+      return sendSignal(-pgid, "SIGCONT");
+    } catch {
+      return false; // not ours to signal: no fork of the launcher is left in it
+    }
+  };
+  while (inGroup() && Date.now() < deadline) await delay(2);
 }
 
 /**
