@@ -12,9 +12,9 @@
 # as `exec <command>` when it is one program, so that the shell becomes that program
 # rather than wait for it), with none of the supervisor's traps, in the background so
 # that `jobs -l` can tell `exit 137` ("Done(137)") from a death by SIGKILL ("Killed");
-# where the shell has forgotten the job once waited for (bash), the 128 + N rule is left. A background command
-# starts with SIGINT and SIGQUIT ignored, which its shell could not undo: `env` resets them
-# where it can.
+# where the shell has forgotten the job once waited for (bash), the 128 + N rule is left.
+# A background command starts with SIGINT and SIGQUIT ignored, which its shell could not
+# undo: `env` resets them where it can.
 #
 # The watchdog is a subshell blocked reading a fifo whose only writer is the supervisor
 # (fd 9, closed for the command). The supervisor writes one line once the exit file is
