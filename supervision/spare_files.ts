@@ -18,7 +18,7 @@ export interface SpareFilesOptions {
   /** Spares kept at most; past it, given files are removed. */
   max?: number;
   /** Makes a new file at a path when there is no spare; false when it could not. */
-  make?: (path: string) => boolean;
+  make: (path: string) => boolean;
 }
 
 /** The spares of one kind in one directory, which this pool alone renames in and out. */
@@ -35,7 +35,7 @@ export class SpareFiles {
     this.#dir = dir;
     this.#prefix = options.prefix;
     this.#max = options.max ?? 64;
-    this.#make = options.make ?? (() => false);
+    this.#make = options.make;
   }
 
   /** How many spares the pool holds. */
@@ -79,10 +79,7 @@ export class SpareFiles {
     removeFileIfThere(path);
   }
 
-  /**
-   * Removes the spares an earlier head left in the directory (which this pool does not
-   * know), and forgets its own: for a start, and after the directory was made again.
-   */
+  /** Removes the spares an earlier head left in the directory (which this pool does not know). */
   clear(): void {
     this.#spares = [];
     try {

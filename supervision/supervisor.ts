@@ -260,6 +260,8 @@ export class ShellSupervisor implements Supervisor {
    */
   async start(): Promise<void> {
     this.#makeRunDir();
+    // An earlier head's spares: this one does not know them.
+    this.#fifos.clear();
     this.#baseEnv = withoutKeys(Deno.env.toObject(), this.#options.withheldEnv ?? []);
     if (this.#options.cgroup !== "off") {
       const name = await parentCgroupName(await Deno.realPath(this.#runDir));
@@ -302,7 +304,6 @@ export class ShellSupervisor implements Supervisor {
    */
   #makeRunDir(): void {
     Deno.mkdirSync(join(this.#runDir, FIFO_DIR), { recursive: true });
-    this.#fifos.clear();
     writeIfChanged(this.#scriptPath(), SUPERVISOR_SCRIPT);
   }
 
@@ -408,10 +409,11 @@ export class ShellSupervisor implements Supervisor {
         const found = await this.#find(spec.id);
         if (found) return found.pid;
         // Gone before the search, its exit file written: it ran, and its end report (its
-        // last act, on the launcher's pipe) is on its way. Launched again, it would run twice.
+        // last act, on the launcher's pipe) is on its way. Launched again, it would run
+        // twice: without its report it fails instead.
         const ended = await this.#endReportedWhileLost(spec.id, exitPath);
-        if (ended !== undefined) return ended;
-        if (attempt === 2) throw err;
+        if (typeof ended === "number") return ended;
+        if (ended === "unreported" || attempt === 2) throw err;
       }
     }
   }
@@ -437,17 +439,21 @@ export class ShellSupervisor implements Supervisor {
 
   /**
    * The pid of actor `id`'s supervisor that ended while its launcher was lost, once its
-   * end report is read; undefined at once where its exit file says it never ran, or when
+   * end report is read; "not run" at once where there is no exit file, "unreported" when
    * no report comes within END_REPORT_WAIT_MS.
    */
-  async #endReportedWhileLost(id: string, exitPath: string): Promise<number | undefined> {
+  async #endReportedWhileLost(
+    id: string,
+    exitPath: string,
+  ): Promise<number | "not run" | "unreported"> {
     const ran = await Deno.stat(exitPath).then(() => true, () => false);
-    if (!ran) return undefined;
+    if (!ran) return "not run";
     const timer = new AbortController();
     try {
       return await Promise.race([
         this.#endOfLaunching(id).promise,
-        delay(END_REPORT_WAIT_MS, undefined, { signal: timer.signal }).catch(() => undefined),
+        delay(END_REPORT_WAIT_MS, "unreported" as const, { signal: timer.signal })
+          .catch(() => "unreported" as const),
       ]);
     } finally {
       timer.abort();
